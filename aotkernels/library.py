@@ -1,0 +1,172 @@
+"""Load the prebuilt kernel library for this CPU: numpy and ctypes only, never numba.
+
+The libraries and ``manifest.json`` live in ``aotkernels/_lib`` inside the wheel, or in
+``$AOT_LIBRARY_DIR``. The manifest is checked before anything is called: its ABI version
+and template hashes must match this package, and its target must run on this CPU. Any
+problem raises ``LibraryError`` with one clear line; ``default_library()`` turns that into a
+logged warning and the runtime JIT-compiles what it needs instead.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aotkernels.signature import ABI_VERSION
+from aotkernels.targets import TARGETS, host_arch
+
+log = logging.getLogger("aotkernels")
+
+#: ``int32 kernel(void **data, const int64 *shapes, const int64 *strides)``
+KERNEL_FN = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p)
+
+PACKAGE_LIB_DIR = Path(__file__).resolve().parent / "_lib"
+
+
+class LibraryError(RuntimeError):
+    """The kernel library is missing, damaged, stale or cannot run on this machine."""
+
+
+def library_dir() -> Path:
+    env = os.environ.get("AOT_LIBRARY_DIR")
+    return Path(env) if env else PACKAGE_LIB_DIR
+
+
+def read_manifest(directory: Path) -> dict:
+    path = directory / "manifest.json"
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise LibraryError(f"no kernel library in {directory} (manifest.json missing)") from None
+    except (OSError, ValueError) as exc:
+        raise LibraryError(f"unreadable manifest {path}: {exc}") from None
+    if manifest.get("abi") != ABI_VERSION:
+        raise LibraryError(f"{path} has kernel ABI {manifest.get('abi')}, this runtime "
+                           f"needs {ABI_VERSION}: rebuild the library")
+    _check_templates(manifest, path)
+    return manifest
+
+
+def _check_templates(manifest: dict, path: Path) -> None:
+    """Refuse a library built from other templates than the ones installed beside it."""
+    from aotkernels.kernels import FAMILIES, template_hash
+
+    for family, digest in manifest.get("families", {}).items():
+        if family not in FAMILIES:
+            raise LibraryError(f"{path} has unknown kernel family {family!r}")
+        if template_hash(family) != digest:
+            raise LibraryError(f"{path} is stale: the {family} templates changed since it "
+                               "was built (rebuild with build-kernels)")
+
+
+def host_level() -> int:
+    """x86-64 micro-architecture level of this CPU (0 elsewhere), from NumPy's CPU probe.
+
+    The library's own probe (``aotk_x86_level``) is the authority once a baseline library
+    is loaded; this one chooses which library to open first.
+    """
+    if host_arch() != "x86_64":
+        return 0
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as feats
+    return max([1] + [lvl for lvl in (2, 3, 4) if feats.get(f"X86_V{lvl}")])
+
+
+@dataclass
+class Library:
+    """One loaded kernel library: its manifest and symbol table, resolved lazily."""
+
+    directory: Path
+    target: str
+    reason: str
+    manifest: dict
+    dll: ctypes.CDLL
+    kernels: dict[str, str] = field(init=False)
+    _fns: dict = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.kernels = self.manifest["kernels"]
+
+    @property
+    def path(self) -> Path:
+        return self.directory / TARGETS[self.target].library
+
+    def function(self, key: str):
+        """The kernel for a signature key as a ctypes function, or None if not shipped."""
+        fn = self._fns.get(key)
+        if fn is None:
+            symbol = self.kernels.get(key)
+            if symbol is None:
+                return None
+            try:
+                fn = KERNEL_FN((symbol, self.dll))
+            except AttributeError:
+                raise LibraryError(f"{self.path} lacks {symbol} listed in its manifest") from None
+            self._fns[key] = fn
+        return fn
+
+
+def choose_target(manifest: dict) -> tuple[str, str]:
+    """(target name, why) for this machine, honouring ``AOT_CPU_TARGET``."""
+    shipped = {t["name"] for t in manifest["targets"]}
+    forced = os.environ.get("AOT_CPU_TARGET")
+    level = host_level()
+    if forced:
+        t = TARGETS.get(forced)
+        if t is None or forced not in shipped:
+            raise LibraryError(f"AOT_CPU_TARGET={forced} is not in this library "
+                               f"(has {', '.join(sorted(shipped))})")
+        if t.arch != host_arch() or t.level > level:
+            raise LibraryError(f"AOT_CPU_TARGET={forced} cannot run on this CPU "
+                               f"({host_arch()}, x86-64 level {level})")
+        return forced, "forced by AOT_CPU_TARGET"
+    usable = [TARGETS[n] for n in shipped
+              if n in TARGETS and TARGETS[n].arch == host_arch() and TARGETS[n].level <= level]
+    if not usable:
+        raise LibraryError(f"no library for this CPU ({host_arch()}) among "
+                           f"{', '.join(sorted(shipped))}")
+    best = max(usable, key=lambda t: t.level)
+    return best.name, f"best of {len(usable)} usable target(s) for x86-64 level {level}"
+
+
+def load(directory: Path | None = None) -> Library:
+    directory = Path(directory) if directory else library_dir()
+    manifest = read_manifest(directory)
+    target, reason = choose_target(manifest)
+    path = directory / TARGETS[target].library
+    try:
+        dll = ctypes.CDLL(str(path))
+    except OSError as exc:
+        raise LibraryError(f"cannot load {path}: {exc}") from None
+    try:
+        abi = dll.aotk_abi_version()
+    except AttributeError:
+        raise LibraryError(f"{path} is not an aotkernels library") from None
+    if abi != ABI_VERSION:
+        raise LibraryError(f"{path} reports ABI {abi}, its manifest and runtime {ABI_VERSION}")
+    return Library(directory, target, reason, manifest, dll)
+
+
+_default: list = []
+_lock = threading.Lock()
+
+
+def default_library() -> Library | None:
+    """The library for this process, loaded once; None (with one warning) if unusable."""
+    if not _default:
+        with _lock:
+            if not _default:
+                try:
+                    lib = load()
+                except LibraryError as exc:
+                    log.warning("aotkernels: %s; kernels will be JIT-compiled", exc)
+                    lib = None
+                _default.append(lib)
+    return _default[0]

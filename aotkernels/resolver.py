@@ -1,0 +1,162 @@
+"""Map a request (op, operands) to a kernel, check everything the kernel relies on, call it.
+
+Type resolution is separate from the loops, as in NumPy's ufuncs: the op table gives the
+output and compute dtypes; the kernel is looked up by exact input dtypes first, then with
+inputs cast to their compute dtypes (same arithmetic, one cheap conversion, e.g. the int8
+constant in ``x * 2``), and only then JIT-compiled. Nothing reaches a raw pointer before
+dtype, shape, broadcast, writeability, alignment and overlap have been checked here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from aotkernels import jit
+from aotkernels.kernels.scalar_ops import SCALAR_OPS, ScalarOp
+from aotkernels.layout import broadcast_strides, collapse, is_flat
+from aotkernels.library import default_library
+from aotkernels.signature import CODES, Signature
+
+#: Highest rank the catalog ships ``nd`` kernels for; higher collapsed ranks are JIT-compiled.
+MAX_NDIM = 4
+
+
+class KernelError(RuntimeError):
+    """A kernel reported a failure it has no more specific exception for."""
+
+
+def _operand(x) -> np.ndarray:
+    a = np.asarray(x)
+    if a.dtype.name not in CODES:
+        raise TypeError(f"unsupported dtype {a.dtype} (supported: {', '.join(CODES)})")
+    if not a.dtype.isnative or not a.flags.aligned:
+        a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
+    return a
+
+
+def _check_out(out, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
+    if out.dtype != np.dtype(dtype) or not out.dtype.isnative:
+        raise TypeError(f"out has dtype {out.dtype}, the result is {dtype}")
+    if out.shape != shape:
+        raise ValueError(f"out has shape {out.shape}, the broadcast result {shape}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if not out.flags.aligned:
+        raise ValueError("out is not aligned")
+    return out
+
+
+def _unalias(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """Copy an input that overlaps ``out`` unless it is exactly ``out`` (in-place is safe)."""
+    if not np.may_share_memory(a, out):
+        return a
+    same = (a.ctypes.data == out.ctypes.data and a.dtype.itemsize == out.dtype.itemsize
+            and broadcast_strides(a, out.shape) == out.strides)
+    return a if same else a.copy()
+
+
+class _Call:
+    """One resolved geometry: the kernel's view of the operands."""
+
+    __slots__ = ("shape", "strides", "flat")
+
+    def __init__(self, arrays: list[np.ndarray], out: np.ndarray):
+        strides = [broadcast_strides(a, out.shape) for a in arrays] + [out.strides]
+        self.shape, self.strides = collapse(out.shape, strides)
+        sizes = [a.dtype.itemsize for a in arrays] + [out.dtype.itemsize]
+        self.flat = is_flat(self.shape, self.strides, sizes)
+
+    def exact(self, op: str, ins: tuple[str, ...], out: str) -> Signature:
+        """The signature that fits this geometry without padding (what JIT compiles)."""
+        if self.flat:
+            return Signature("elemwise", op, ins, out, "flat", 1)
+        return Signature("elemwise", op, ins, out, "nd", len(self.shape))
+
+    def candidates(self, op: str, ins: tuple[str, ...], out: str):
+        """Shipped kernels that fit, best first; ``nd`` kernels of higher rank also fit."""
+        if self.flat:
+            yield Signature("elemwise", op, ins, out, "flat", 1)
+        for nd in range(len(self.shape), MAX_NDIM + 1):
+            yield Signature("elemwise", op, ins, out, "nd", nd)
+
+    def args(self, sig: Signature, arrays: list[np.ndarray], out: np.ndarray):
+        pad = sig.ndim - len(self.shape)
+        shape = (1,) * pad + self.shape
+        n = len(arrays) + 1
+        data = (ctypes.c_void_p * n)(*[a.ctypes.data for a in arrays], out.ctypes.data)
+        shapes = (ctypes.c_int64 * (n * sig.ndim))(*(shape * n))
+        strides = (ctypes.c_int64 * (n * sig.ndim))(
+            *[s for st in self.strides for s in (0,) * pad + st])
+        return data, shapes, strides
+
+
+def _find(call: _Call, op: str, ins: tuple[str, ...], out: str):
+    lib = default_library()
+    if lib is None:
+        return None, None
+    for sig in call.candidates(op, ins, out):
+        fn = lib.function(sig.key)
+        if fn is not None:
+            return sig, fn
+    return None, None
+
+
+def _raise_status(sop: ScalarOp, sig: Signature, status: int):
+    if status == 1 and sop.raises:
+        exc, msg = sop.raises
+        raise exc(msg)
+    raise KernelError(f"kernel {sig.key} failed with status {status}")
+
+
+def elemwise(op: str, *inputs, out: np.ndarray | None = None,
+             dtype=None) -> np.ndarray:
+    """Apply the elementwise ``op`` (a name from ``SCALAR_OPS``) with PyTensor's semantics.
+
+    Inputs broadcast like NumPy; ``out`` (optional) receives the result and must have the
+    broadcast shape and the result dtype. ``dtype`` is the target of ``cast``.
+    """
+    sop = SCALAR_OPS.get(op)
+    if sop is None:
+        raise ValueError(f"unknown elementwise op {op!r}")
+    arrays = [_operand(x) for x in inputs]
+    ins = tuple(a.dtype.name for a in arrays)
+    out_dtype, compute = sop.types(ins, None if dtype is None else np.dtype(dtype).name)
+    shape = np.broadcast_shapes(*(a.shape for a in arrays))
+    if out is None:
+        out = np.empty(shape, out_dtype)
+    else:
+        out = _check_out(out, shape, out_dtype)
+        arrays = [_unalias(a, out) for a in arrays]
+    if out.size == 0:
+        return out
+    call = _Call(arrays, out)
+    sig, fn = _find(call, op, ins, out_dtype)
+    cast_ins = tuple(c or d for c, d in zip(compute, ins))
+    if sig is None and cast_ins != ins:
+        cast_arrays = [a if a.dtype.name == c else a.astype(c) for a, c in zip(arrays, cast_ins)]
+        cast_call = _Call(cast_arrays, out)
+        sig, fn = _find(cast_call, op, cast_ins, out_dtype)
+        if sig is not None:
+            arrays, call = cast_arrays, cast_call
+    if sig is None:
+        sig = call.exact(op, ins, out_dtype)
+        fn = jit.function(sig)
+    status = fn(*call.args(sig, arrays, out))
+    if status:
+        _raise_status(sop, sig, status)
+    return out
+
+
+def cast(x, dtype, out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` converted to ``dtype`` with PyTensor's (C) conversion rules."""
+    a = _operand(x)
+    if a.dtype == np.dtype(dtype):  # no kernel: a copy is the conversion
+        if out is None:
+            return a.copy()
+        np.copyto(_check_out(out, a.shape, a.dtype.name), a)
+        return out
+    return elemwise("cast", a, out=out, dtype=dtype)

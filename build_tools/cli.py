@@ -1,0 +1,172 @@
+"""``build-kernels``: compile the catalog, link a library per target, package a wheel.
+
+    build-kernels --targets x86_64 --jobs 2 [--ops add,exp] [--dtypes f8,f4] [--max-ndim 2]
+                  [--out wheels/] [--no-wheel] [--cache-dir build/ir-cache]
+
+Compilation runs in a process pool with an IR cache (a rebuild recompiles only kernels
+whose template changed); linking is per target (``generator.link``); CMake links the
+objects with the C shim, driven by scikit-build-core for a wheel, or directly with
+``--no-wheel`` (which installs ``manifest.json`` and the libraries into ``--out``, the
+layout ``AOT_LIBRARY_DIR`` expects).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+from aotkernels.targets import TARGETS, default_targets
+
+SOURCE_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="build-kernels", description=__doc__.split("\n\n")[0])
+    p.add_argument("--targets", type=_csv, default=None,
+                   help=f"comma-separated, from {', '.join(TARGETS)}, or 'native' "
+                        f"(default: {','.join(default_targets())})")
+    p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
+                   help="compiler processes (default: all cores)")
+    p.add_argument("--ops", type=_csv, default=None, help="only these elementwise ops")
+    p.add_argument("--dtypes", type=_csv, default=None, help="only these dtypes (f8 or float64)")
+    p.add_argument("--max-ndim", type=int, default=4, help="highest nd kernel rank (1-4)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="wheel directory (default: wheels/), or the library directory "
+                        "with --no-wheel (default: build/lib)")
+    p.add_argument("--no-wheel", action="store_true",
+                   help="link the libraries into --out without packaging a wheel")
+    p.add_argument("--cache-dir", type=Path, default=SOURCE_ROOT / "build" / "ir-cache",
+                   help="compiled-IR cache (default: build/ir-cache)")
+    p.add_argument("--source", type=Path, default=SOURCE_ROOT,
+                   help="project checkout holding CMakeLists.txt (default: this one)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+class Progress:
+    """One status line on a terminal; a line per 10% in logs."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.t0 = time.perf_counter()
+        self.last = -1
+
+    def __call__(self, done: int, total: int, cached: int) -> None:
+        if not self.enabled or total == 0:
+            return
+        pct = 100 * done // total
+        if not self.tty and pct // 10 == self.last // 10 and done != total:
+            return
+        self.last = pct
+        bar = "#" * (pct * 30 // 100)
+        line = (f"compiling [{bar:<30}] {done}/{total} kernels ({cached} cached) "
+                f"{time.perf_counter() - self.t0:5.1f}s")
+        sys.stderr.write(("\r" if self.tty else "") + line + ("" if self.tty else "\n"))
+        if self.tty and done == total:
+            sys.stderr.write("\n")
+        sys.stderr.flush()
+
+
+def _run(cmd: list[str], cwd: Path, quiet: bool) -> None:
+    res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
+    if res.returncode:
+        sys.stderr.write(res.stdout[-4000:] + res.stderr[-4000:])
+        raise SystemExit(f"build-kernels: command failed: {' '.join(cmd)}")
+
+
+def link_with_cmake(source: Path, stage: Path, out: Path, quiet: bool) -> None:
+    build = source / "build" / "cmake" / "lib"
+    _run(["cmake", "-S", str(source), "-B", str(build), "-G", "Ninja",
+          f"-DAOTK_STAGE_DIR={stage}", "-DAOTK_INSTALL_DIR=.",
+          f"-DCMAKE_INSTALL_PREFIX={out}"], source, quiet)
+    _run(["cmake", "--build", str(build)], source, quiet)
+    _run(["cmake", "--install", str(build)], source, quiet)
+
+
+def build_wheel(source: Path, stage: Path, out: Path, quiet: bool) -> Path:
+    """Run scikit-build-core's PEP 517 hook (the same one pip calls) with our stage."""
+    out.mkdir(parents=True, exist_ok=True)
+    hook = ("import sys; from scikit_build_core.build import build_wheel; "
+            "print(build_wheel(sys.argv[1], {'cmake.define.AOTK_STAGE_DIR': sys.argv[2]}))")
+    res = subprocess.run([sys.executable, "-c", hook, str(out), str(stage)], cwd=source,
+                         capture_output=True, text=True)
+    if res.returncode:
+        sys.stderr.write(res.stdout[-6000:] + res.stderr[-6000:])
+        raise SystemExit("build-kernels: wheel build failed")
+    return out / res.stdout.strip().splitlines()[-1]
+
+
+def _library_sizes(targets, out: Path, wheel: Path | None) -> dict[str, int]:
+    names = {TARGETS[t].library: t for t in targets}
+    if wheel is None:
+        return {t: (out / lib).stat().st_size for lib, t in names.items()}
+    with zipfile.ZipFile(wheel) as z:
+        return {names[Path(i.filename).name]: i.file_size for i in z.infolist()
+                if Path(i.filename).name in names}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    from aotkernels.generator.catalog import catalog
+    from aotkernels.generator.stage import stage
+
+    if not (args.source / "CMakeLists.txt").is_file():
+        raise SystemExit(f"build-kernels: {args.source} is not an aotkernels checkout "
+                         "(no CMakeLists.txt); pass --source")
+    targets = args.targets or list(default_targets())
+    if targets == ["native"]:
+        targets = list(default_targets())
+    try:
+        sigs = catalog(args.ops, args.dtypes, args.max_ndim)
+    except ValueError as exc:
+        raise SystemExit(f"build-kernels: {exc}") from None
+    if not sigs:
+        raise SystemExit("build-kernels: the selection is empty")
+    say = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
+    say(f"build-kernels: {len(sigs)} kernels for {', '.join(targets)} with {args.jobs} jobs")
+    stage_dir = args.source / "build" / "stage"
+    report = stage(sigs, targets, stage_dir, args.jobs, args.cache_dir,
+                   Progress(not args.quiet), say)
+    if report.failures:
+        for err in report.failures:
+            print(f"FAILED {err}", file=sys.stderr)
+        raise SystemExit(f"build-kernels: {len(report.failures)} kernel(s) failed to compile")
+    t1 = time.perf_counter()
+    if args.no_wheel:
+        out = (args.out or args.source / "build" / "lib").resolve()
+        link_with_cmake(args.source, stage_dir.resolve(), out, args.quiet)
+        wheel = None
+    else:
+        out = (args.out or args.source / "wheels").resolve()
+        wheel = build_wheel(args.source, stage_dir.resolve(), out, args.quiet)
+    cmake_seconds = time.perf_counter() - t1
+    sizes = _library_sizes(targets, out, wheel)
+    families = ", ".join(f"{f}: {n}" for f, n in sorted(report.families.items()))
+    print(f"\n{'target':<12}{'kernels':>9}{'compile s':>11}{'link s':>9}{'library KB':>12}")
+    for t in targets:
+        print(f"{t:<12}{report.kernels:>9}{report.compile_seconds:>11.1f}"
+              f"{report.link_seconds[t]:>9.1f}{sizes.get(t, 0) / 1024:>12.0f}")
+    print(f"families: {families}; {report.cached} from cache; cmake {cmake_seconds:.1f}s")
+    print(f"output: {wheel or out}")
+    (out / "build-report.json").write_text(json.dumps({
+        "kernels": report.kernels, "cached": report.cached,
+        "compile_seconds": round(report.compile_seconds, 2),
+        "link_seconds": {t: round(s, 2) for t, s in report.link_seconds.items()},
+        "library_bytes": sizes, "families": dict(report.families),
+        "wheel": wheel.name if wheel else None}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The catalog: the declarative list of signatures that ship in the library.
+
+Like NumPy's ``generate_umath.py``, one table decides what is prebuilt; nothing else lists
+ops. Elementwise ops ship for every dtype their type rule accepts with all inputs of one
+dtype (the resolver casts mixed inputs to that form, see ``aotkernels.resolver``), ``cast``
+for every ordered pair of distinct dtypes, and ``switch`` with a bool condition. Each
+(op, dtypes) ships a ``flat`` kernel plus ``nd`` kernels of rank 1..``max_ndim``; rank 0
+runs on ``flat``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator
+
+from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
+
+from aotkernels.resolver import MAX_NDIM
+from aotkernels.signature import CODES, Signature
+from aotkernels.signature import DTYPES as BY_CODE
+
+
+def dtype_name(spec: str) -> str:
+    """Accept ``float64`` or its code ``f8``."""
+    name = BY_CODE.get(spec, spec)
+    if name not in CODES:
+        raise ValueError(f"unknown dtype {spec!r}")
+    return name
+
+
+def _elemwise_dtypes(op, dtypes: tuple[str, ...]) -> Iterator[tuple[tuple[str, ...], str]]:
+    if op.name == "cast":
+        for a, b in itertools.permutations(dtypes, 2):
+            yield (a,), b
+        return
+    for d in dtypes:
+        ins = ("bool", d, d) if op.name == "switch" else (d,) * op.nin
+        try:
+            out, _ = op.types(ins)
+        except TypeError:
+            continue
+        yield ins, out
+
+
+def elemwise_signatures(ops: Iterable[str] | None = None,
+                        dtypes: Iterable[str] | None = None,
+                        max_ndim: int = MAX_NDIM) -> list[Signature]:
+    names = list(SCALAR_OPS) if ops is None else list(ops)
+    unknown = [n for n in names if n not in SCALAR_OPS]
+    if unknown:
+        raise ValueError(f"unknown ops: {', '.join(unknown)}")
+    dts = DTYPES if dtypes is None else tuple(dtype_name(d) for d in dtypes)
+    if not 1 <= max_ndim <= MAX_NDIM:
+        raise ValueError(f"max_ndim must be in 1..{MAX_NDIM}")
+    sigs = []
+    for name in names:
+        for ins, out in _elemwise_dtypes(SCALAR_OPS[name], dts):
+            sigs.append(Signature("elemwise", name, ins, out, "flat", 1))
+            sigs += [Signature("elemwise", name, ins, out, "nd", n)
+                     for n in range(1, max_ndim + 1)]
+    return sigs
+
+
+def catalog(ops=None, dtypes=None, max_ndim: int = MAX_NDIM) -> list[Signature]:
+    """Every signature to build, deduplicated and in a stable order."""
+    return sorted(set(elemwise_signatures(ops, dtypes, max_ndim)))

@@ -1,0 +1,119 @@
+"""Kernel IR -> one optimised object per target, with exported entry points only.
+
+Steps (measured in the feasibility report, section 1):
+1. ``kernel_module``: parse each kernel's IR, add the C-ABI entry point, and make every
+   other definition internal *before* linking. Kernels compiled in different processes can
+   share a mangled name; internal symbols are renamed on clash instead of silently merged.
+2. ``tree_link``: pairwise linking (sequential linking is quadratic in the kernel count).
+3. ``optimise``: O3 for the target machine, so vector width follows the target.
+4. ``emit_object``: a PIC object, which CMake links with the C shim into the library.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import llvmlite.binding as llvm
+
+from aotkernels.targets import Target
+
+_ENTRY = """
+declare i32 @"{inner}"(ptr, ptr, ptr, ptr, ptr)
+define i32 @"{export}"(ptr %data, ptr %shapes, ptr %strides) {{
+  %ret = alloca i32
+  %exc = alloca ptr
+  store i32 0, ptr %ret
+  store ptr null, ptr %exc
+  %status = call i32 @"{inner}"(ptr %ret, ptr %exc, ptr %data, ptr %shapes, ptr %strides)
+  %ok = icmp eq i32 %status, 0
+  %value = load i32, ptr %ret
+  %result = select i1 %ok, i32 %value, i32 %status
+  ret i32 %result
+}}
+"""
+"""The exported entry: numba's status if the body raised, else the body's own return value.
+
+numba's ``cfunc.*`` wrapper is not used: its error path needs the Python C-API.
+"""
+
+_initialised = False
+
+
+def _init() -> None:
+    global _initialised
+    if not _initialised:
+        llvm.initialize_all_targets()
+        llvm.initialize_all_asmprinters()
+        _initialised = True
+
+
+def target_machine(target: Target, jit: bool = False) -> llvm.TargetMachine:
+    _init()
+    t = llvm.Target.from_triple(target.triple)
+    return t.create_target_machine(cpu=target.cpu, features=target.features, opt=3,
+                                   reloc="pic", codemodel="jitdefault" if jit else "default")
+
+
+def host_machine() -> llvm.TargetMachine:
+    """The build host's CPU, for JIT-compiled kernels that only ever run here."""
+    _init()
+    t = llvm.Target.from_default_triple()
+    return t.create_target_machine(cpu=llvm.get_host_cpu_name(),
+                                   features=llvm.get_host_cpu_features().flatten(), opt=3,
+                                   reloc="pic", codemodel="jitdefault")
+
+
+def _internalise(mod: llvm.ModuleRef, keep: set[str]) -> None:
+    for f in mod.functions:
+        if not f.is_declaration and f.name not in keep:
+            f.linkage = llvm.Linkage.internal
+    for g in mod.global_variables:
+        if not g.is_declaration:
+            g.linkage = llvm.Linkage.internal
+
+
+def kernel_module(ir: str, inner: str, export: str) -> llvm.ModuleRef:
+    _init()
+    mod = llvm.parse_assembly(ir)
+    entry = f'target triple = "{mod.triple}"\ntarget datalayout = "{mod.data_layout}"\n'
+    mod.link_in(llvm.parse_assembly(entry + _ENTRY.format(inner=inner, export=export)))
+    _internalise(mod, {export})
+    return mod
+
+
+def tree_link(mods: Sequence[llvm.ModuleRef]) -> llvm.ModuleRef:
+    level = list(mods)
+    if not level:
+        raise ValueError("nothing to link")
+    while len(level) > 1:
+        nxt = []
+        for i in range(0, len(level) - 1, 2):
+            level[i].link_in(level[i + 1])
+            nxt.append(level[i])
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
+    """Retarget and run O3 with loop and SLP vectorisation, then drop dead code."""
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    pto = llvm.create_pipeline_tuning_options(3)
+    pto.loop_vectorization = True
+    pto.slp_vectorization = True
+    pb = llvm.create_pass_builder(tm, pto)
+    pb.getModulePassManager().run(mod, pb)
+    mpm = llvm.create_new_module_pass_manager()
+    mpm.add_global_dead_code_eliminate_pass()
+    mpm.add_strip_dead_prototype_pass()
+    mpm.run(mod, pb)
+    mod.verify()
+
+
+def link_object(kernels, tm: llvm.TargetMachine) -> bytes:
+    """``kernels``: objects with ``ir``, ``inner`` and ``symbol``. Returns a PIC object."""
+    mod = tree_link([kernel_module(k.ir, k.inner, k.symbol) for k in kernels])
+    optimise(mod, tm)
+    return tm.emit_object(mod)

@@ -1,0 +1,88 @@
+"""Stage a build: compile the catalog, link one object per target, write the manifest.
+
+The stage directory is what CMake consumes (``AOTK_STAGE_DIR``): ``<target>.o`` for every
+target and ``manifest.json`` mapping every signature key to its exported symbol.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from aotkernels.generator.compile import IRCache, KernelCompileError, compile_all
+from aotkernels.kernels import FAMILIES, template_hash
+
+from aotkernels.signature import ABI_VERSION, Signature
+from aotkernels.targets import TARGETS
+
+_GENERATOR_DIR = Path(__file__).resolve().parent
+
+
+def generator_hash() -> str:
+    """Hash of the generator's own sources, recorded so a library says how it was made."""
+    h = hashlib.sha256()
+    for path in sorted(_GENERATOR_DIR.glob("*.py")):
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@dataclass
+class StageReport:
+    kernels: int
+    cached: int
+    compile_seconds: float
+    link_seconds: dict[str, float] = field(default_factory=dict)
+    object_bytes: dict[str, int] = field(default_factory=dict)
+    families: Counter = field(default_factory=Counter)
+    failures: list[KernelCompileError] = field(default_factory=list)
+
+
+def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: int,
+          cache_dir: Path | None, progress: Callable[[int, int, int], None] | None = None,
+          log: Callable[[str], None] = print) -> StageReport:
+    import llvmlite
+    import numba
+    from aotkernels.generator.link import link_object, target_machine
+
+    unknown = [t for t in targets if t not in TARGETS]
+    if unknown:
+        raise ValueError(f"unknown targets {unknown}; known: {', '.join(TARGETS)}")
+    t0 = time.perf_counter()
+    cache = IRCache(cache_dir)
+    cached = sum(cache.get(s) is not None for s in sigs)
+    results = list(compile_all(sigs, jobs, cache, progress))
+    report = StageReport(len(sigs), cached, time.perf_counter() - t0)
+    kernels = [r for r in results if not isinstance(r, KernelCompileError)]
+    report.failures = [r for r in results if isinstance(r, KernelCompileError)]
+    if report.failures:
+        return report
+    report.families = Counter(k.sig.family for k in kernels)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for name in targets:
+        t1 = time.perf_counter()
+        log(f"linking {len(kernels)} kernels for {name} ...")
+        obj = link_object(kernels, target_machine(TARGETS[name]))
+        (out / f"{name}.o").write_bytes(obj)
+        report.link_seconds[name] = time.perf_counter() - t1
+        report.object_bytes[name] = len(obj)
+    families = sorted({k.sig.family for k in kernels})
+    manifest = {
+        "abi": ABI_VERSION,
+        "generator": generator_hash(),
+        "numba": numba.__version__,
+        "llvmlite": llvmlite.__version__,
+        "families": {f: template_hash(f) for f in families if f in FAMILIES},
+        "targets": [{"name": t, "library": TARGETS[t].library, "cpu": TARGETS[t].cpu,
+                     "level": TARGETS[t].level} for t in targets],
+        "kernels": {k.sig.key: k.symbol for k in kernels},
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))
+    return report

@@ -1,0 +1,119 @@
+"""Elementwise template: a loop nest per signature around a scalar body from ``scalar_ops``.
+
+Two layouts (see ``aotkernels.signature``):
+
+* ``flat``: 1-D C-contiguous operands of one length: a single loop LLVM vectorises;
+* ``nd``: operands of rank ``ndim`` with any byte strides. The innermost stride of every
+  operand is tested once per call: all-contiguous rows, and contiguous rows with some inputs
+  broadcast (stride 0), get vectorisable loops; anything else runs the general strided loop.
+
+The resolver collapses dimensions first, the way NumPy's iterator does, so most calls land
+on ``flat``. Kernels return 0; a scalar body that raises (integer division by zero) makes
+the entry point return numba's status 1 (``generator.link`` writes that wrapper).
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+from aotkernels.kernels.abi import assume_c
+from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from numba import njit
+
+from aotkernels.signature import Signature
+
+#: Inputs up to this arity get a dedicated loop for every contiguous/broadcast-scalar mix.
+_MAX_SPECIALISED_NIN = 2
+
+
+def _converter(dtype: str | None):
+    return None if dtype is None else getattr(np, "bool_" if dtype == "bool" else dtype)
+
+
+def _scalar_expr(nin: int, converters: list, reads: list[str]) -> str:
+    args = [r if c is None else f"c{i}({r})" for i, (c, r) in enumerate(zip(converters, reads))]
+    return f"f({', '.join(args)})"
+
+
+def _flat_source(nin: int, converters: list) -> list[str]:
+    ins = ", ".join(f"a{i}" for i in range(nin))
+    expr = _scalar_expr(nin, converters, [f"a{i}[j]" for i in range(nin)])
+    return [
+        f"def kernel({ins}, out):",
+        "    for j in range(out.shape[0]):",
+        f"        out[j] = {expr}",
+        "    return 0",
+    ]
+
+
+def _nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int]) -> list[str]:
+    """Branch on inner strides once, then run the loop nest specialised for that case."""
+    ins = ", ".join(f"a{i}" for i in range(nin))
+    last = ndim - 1
+    src = [
+        f"def kernel({ins}, out):",
+        f"    n = out.shape[{last}]",
+        "    if n == 0:",
+        "        return 0",
+    ]
+    outer = [f"i{d}" for d in range(last)]
+
+    def nest(body: list[str], indent: int) -> list[str]:
+        lines, pad = [], "    " * indent
+        for d in range(last):
+            lines.append(f"{pad}for i{d} in range(out.shape[{d}]):")
+            pad += "    "
+        return lines + [pad + b for b in body]
+
+    def row(name: str) -> str:  # the 1-D view along the last axis at the current outer index
+        return f"{name}[{', '.join(outer)}]" if outer else name
+
+    patterns = []
+    if nin <= _MAX_SPECIALISED_NIN:
+        patterns = [p for p in itertools.product("cs", repeat=nin) if "c" in p]
+    else:
+        patterns = [("c",) * nin]
+    first = True
+    for pat in patterns:
+        conds = [f"out.strides[{last}] == {itemsizes[-1]}"]
+        for i, p in enumerate(pat):
+            conds.append(f"a{i}.strides[{last}] == {itemsizes[i] if p == 'c' else 0}")
+        src.append(f"    {'if' if first else 'elif'} {' and '.join(conds)}:")
+        first = False
+        body = [f"ro = assume_c({row('out')})"]
+        reads = []
+        for i, p in enumerate(pat):
+            if p == "c":
+                body.append(f"r{i} = assume_c({row(f'a{i}')})")
+                reads.append(f"r{i}[j]")
+            else:
+                body.append(f"s{i} = {row(f'a{i}')}[0]")
+                reads.append(f"s{i}")
+        body += ["for j in range(n):", f"    ro[j] = {_scalar_expr(nin, converters, reads)}"]
+        src += nest(body, 2)
+    general_reads = [f"a{i}[{', '.join([*outer, 'j'])}]" for i in range(nin)]
+    general = [f"out[{', '.join([*outer, 'j'])}] = {_scalar_expr(nin, converters, general_reads)}"]
+    src.append("    else:")
+    src += nest(["for j in range(n):", "    " + general[0]], 2)
+    src.append("    return 0")
+    return src
+
+
+def build(sig: Signature, name: str):
+    """Return ``(body, operand dtypes)``: an ``@njit`` function over the operand arrays."""
+    op = SCALAR_OPS[sig.op]
+    _, compute = op.types(sig.in_dtypes, sig.out_dtype)
+    converters = [_converter(c) if c != d else None for c, d in zip(compute, sig.in_dtypes)]
+    scalar = njit(inline="always")(op.impl(next((c for c in compute if c), sig.in_dtypes[-1])))
+    if sig.layout == "flat":
+        src = _flat_source(op.nin, converters)
+    else:
+        itemsizes = [np.dtype(d).itemsize for d in (*sig.in_dtypes, sig.out_dtype)]
+        src = _nd_source(op.nin, sig.ndim, converters, itemsizes)
+    env = {"f": scalar, "assume_c": assume_c}
+    env.update({f"c{i}": c for i, c in enumerate(converters) if c is not None})
+    src[0] = src[0].replace("def kernel", f"def {name}")
+    exec(compile("\n".join(src), f"<aotkernels {sig.key}>", "exec"), env)
+    layout = "C" if sig.layout == "flat" else "A"
+    return njit(env[name]), [(d, sig.ndim, layout) for d in (*sig.in_dtypes, sig.out_dtype)]

@@ -1,0 +1,279 @@
+"""The scalar-op table: the one place that lists elementwise ops, their type rules and bodies.
+
+Semantics follow PyTensor's scalar ops (``pytensor.scalar``), which differ from NumPy in a
+few places (integer division by zero raises, ``true_div`` of integers gives float64,
+``exp`` of int8 gives float32, ...); ``tests/test_type_rules.py`` checks every rule here
+against PyTensor itself. Bodies are plain Python over scalars that numba compiles; this
+module does not import numba, so the runtime can use the type rules without it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+FLOATS = ("float64", "float32")
+INTS = ("int64", "int32", "int8", "uint8")
+DTYPES = (*FLOATS, *INTS, "bool")
+
+# PyTensor's ``upgrade_to_float``: small integers go to float32, wide ones to float64.
+_TO_FLOAT = {"bool": "float32", "int8": "float32", "uint8": "float32", "int16": "float32",
+             "uint16": "float32", "int32": "float64", "int64": "float64", "uint32": "float64",
+             "uint64": "float64"}
+
+
+def kind(dtype: str) -> str:
+    """'f' float, 'i' integer (signed or not), 'b' bool: the key of ``ScalarOp.impls``."""
+    return {"f": "f", "i": "i", "u": "i", "b": "b"}[np.dtype(dtype).kind]
+
+
+def upcast(*dtypes: str) -> str:
+    """PyTensor's ``upcast`` under the default cast policy: NumPy promotion of the dtypes."""
+    return str(np.result_type(*dtypes))
+
+
+# -- type rules: in dtypes -> (out dtype, compute dtype of each input or None = as is) --------
+
+def _same(ins):  # result and computation in the common dtype
+    out = upcast(*ins)
+    return out, (out,) * len(ins)
+
+
+def _nobool(ins):
+    out, comp = _same(ins)
+    if out == "bool":
+        raise TypeError("bool operands are not supported")
+    return out, comp
+
+
+def _min8(ins):  # pow: bool ** bool is int8
+    out = upcast(*ins)
+    out = "int8" if out == "bool" else out
+    return out, (out,) * len(ins)
+
+
+def _float(ins):  # upgrade_to_float; integers are computed in float64 like PyTensor's C code
+    out = upcast(*(_TO_FLOAT.get(d, d) for d in ins))
+    comp = out if all(kind(d) == "f" for d in ins) else "float64"
+    return out, (comp,) * len(ins)
+
+
+def _true_div(ins):  # all-integer division gives floatX (float64), else the float upcast
+    out = upcast(*ins)
+    if kind(out) != "f":
+        return "float64", ("float64",) * len(ins)
+    return out, (out,) * len(ins)
+
+
+def _float_only(ins):
+    if kind(ins[0]) != "f":
+        raise TypeError("only float operands are supported")
+    return ins[0], (ins[0],)
+
+
+def _compare(ins):
+    return "bool", (upcast(*ins),) * len(ins)
+
+
+def _predicate(ins):
+    return "bool", (None,)
+
+
+def _bitwise(ins):
+    out = upcast(*ins)
+    if kind(out) == "f":
+        raise TypeError("float operands are not supported")
+    return out, (out,) * len(ins)
+
+
+def _switch(ins):
+    out = upcast(*ins[1:])
+    return out, (None, out, out)
+
+
+# -- bodies (numba nopython over scalars) -----------------------------------------------------
+
+def _int_div_i(x, y):
+    if y == 0:
+        raise ZeroDivisionError("integer division by zero")
+    if y == -1:  # INT_MIN // -1 traps in hardware; the wrapped result is -x
+        return -x
+    return x // y
+
+
+def _mod_i(x, y):
+    if y == 0:
+        raise ZeroDivisionError("integer modulo by zero")
+    if y == -1:
+        return x - x  # zero of x's type
+    return x % y
+
+
+def _pow_i(x, y):
+    if y < 0:
+        raise ValueError("integers to negative integer powers are not allowed")
+    r = x - x + 1
+    while y:
+        if y & 1:
+            r = r * x
+        x = x * x
+        y >>= 1
+    return r
+
+
+def _sign_f(x):
+    if x > 0:
+        return 1.0
+    if x < 0:
+        return -1.0
+    return x  # 0.0, -0.0 or nan, like np.sign
+
+
+def _sign_i(x):
+    return (x > 0) - (x < 0)
+
+
+def _maximum_f(x, y):
+    if x != x or x >= y:  # nan propagates, like np.maximum
+        return x
+    return y
+
+
+def _minimum_f(x, y):
+    if x != x or x <= y:
+        return x
+    return y
+
+
+def _softplus(x):  # PyTensor's piecewise form: no overflow, exact in the tails
+    if x < -37.0:
+        return math.exp(x)
+    if x < 18.0:
+        return math.log1p(math.exp(x))
+    if x < 33.3:
+        return x + math.exp(-x)
+    return x
+
+
+def _clip(x, lo, hi):
+    if x < lo:
+        return lo
+    if x > hi:
+        return hi
+    return x
+
+
+@dataclass(frozen=True)
+class ScalarOp:
+    """One elementwise op: its arity, type rule, and a body per compute kind ('f', 'i', 'b').
+
+    ``impls['*']`` serves every kind without its own entry. ``raises`` is the exception
+    (class, message) a non-zero kernel status stands for: a body can fail no other way.
+    """
+
+    name: str
+    nin: int
+    rule: Callable | None
+    impls: dict = field(hash=False, compare=False)
+    raises: tuple[type[Exception], str] | None = None
+
+    def types(self, in_dtypes: tuple[str, ...], out: str | None = None) -> tuple[str, tuple]:
+        """(out dtype, compute dtypes) for these inputs; TypeError where PyTensor has none.
+
+        ``out`` is required by ``cast`` and must agree with the rule for every other op.
+        """
+        if len(in_dtypes) != self.nin:
+            raise TypeError(f"{self.name} takes {self.nin} operands, got {len(in_dtypes)}")
+        if self.rule is None:
+            if out is None:
+                raise TypeError(f"{self.name} needs an output dtype")
+            return str(np.dtype(out)), (None,)
+        res, comp = self.rule(tuple(in_dtypes))
+        if out is not None and np.dtype(out) != np.dtype(res):
+            raise TypeError(f"{self.name}{tuple(in_dtypes)} gives {res}, not {out}")
+        return res, comp
+
+    def impl(self, compute_dtype: str | None) -> Callable:
+        k = kind(compute_dtype) if compute_dtype else "*"
+        fn = self.impls.get(k, self.impls.get("*"))
+        if fn is None:
+            raise TypeError(f"{self.name} has no body for {compute_dtype}")
+        return fn
+
+
+def _op(name, nin, rule, body=None, raises=None, **impls):
+    if body is not None:
+        impls["*"] = body
+    return ScalarOp(name, nin, rule, impls, raises)
+
+
+SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
+    # arithmetic
+    _op("add", 2, _same, lambda x, y: x + y),
+    _op("sub", 2, _nobool, lambda x, y: x - y),
+    _op("mul", 2, _same, lambda x, y: x * y),
+    _op("true_div", 2, _true_div, lambda x, y: x / y),
+    _op("int_div", 2, _same, f=lambda x, y: x // y, i=_int_div_i, b=_int_div_i,
+        raises=(ZeroDivisionError, "integer division by zero")),
+    _op("mod", 2, _same, f=lambda x, y: x % y, i=_mod_i, b=_mod_i,
+        raises=(ZeroDivisionError, "integer modulo by zero")),
+    _op("pow", 2, _min8, f=lambda x, y: x**y, i=_pow_i,
+        raises=(ValueError, "integers to negative integer powers are not allowed")),
+    _op("neg", 1, _nobool, lambda x: -x),
+    _op("abs", 1, _same, lambda x: abs(x)),
+    _op("sign", 1, _nobool, f=_sign_f, i=_sign_i),
+    _op("sqr", 1, _same, lambda x: x * x),
+    _op("reciprocal", 1, _float, lambda x: 1.0 / x),
+    _op("maximum", 2, _same, f=_maximum_f, **{"*": lambda x, y: max(x, y)}),
+    _op("minimum", 2, _same, f=_minimum_f, **{"*": lambda x, y: min(x, y)}),
+    _op("clip", 3, _same, _clip),
+    # exponentials, logarithms, powers
+    _op("exp", 1, _float, lambda x: math.exp(x)),
+    _op("exp2", 1, _float, lambda x: np.exp2(x)),
+    _op("expm1", 1, _float, lambda x: math.expm1(x)),
+    _op("log", 1, _float, lambda x: math.log(x)),
+    _op("log2", 1, _float, lambda x: math.log2(x)),
+    _op("log10", 1, _float, lambda x: math.log10(x)),
+    _op("log1p", 1, _float, lambda x: math.log1p(x)),
+    _op("sqrt", 1, _float, lambda x: math.sqrt(x)),
+    _op("sigmoid", 1, _float, lambda x: 1.0 / (1.0 + math.exp(-x))),
+    _op("softplus", 1, _float, _softplus),
+    # trigonometric and hyperbolic
+    _op("sin", 1, _float, lambda x: math.sin(x)),
+    _op("cos", 1, _float, lambda x: math.cos(x)),
+    _op("tan", 1, _float, lambda x: math.tan(x)),
+    _op("sinh", 1, _float, lambda x: math.sinh(x)),
+    _op("cosh", 1, _float, lambda x: math.cosh(x)),
+    _op("tanh", 1, _float, lambda x: math.tanh(x)),
+    _op("arcsinh", 1, _float, lambda x: math.asinh(x)),
+    _op("arctanh", 1, _float, lambda x: math.atanh(x)),
+    # special functions
+    _op("erf", 1, _float, lambda x: math.erf(x)),
+    _op("erfc", 1, _float, lambda x: math.erfc(x)),
+    _op("gamma", 1, _float, lambda x: math.gamma(x)),
+    _op("gammaln", 1, _float, lambda x: math.lgamma(x)),
+    # rounding
+    _op("floor", 1, _float, lambda x: np.floor(x)),
+    _op("ceil", 1, _float, lambda x: np.ceil(x)),
+    _op("round_half_to_even", 1, _float_only, lambda x: np.rint(x)),
+    # comparison and logic
+    _op("lt", 2, _compare, lambda x, y: x < y),
+    _op("le", 2, _compare, lambda x, y: x <= y),
+    _op("gt", 2, _compare, lambda x, y: x > y),
+    _op("ge", 2, _compare, lambda x, y: x >= y),
+    _op("eq", 2, _compare, lambda x, y: x == y),
+    _op("neq", 2, _compare, lambda x, y: x != y),
+    _op("and", 2, _bitwise, lambda x, y: x & y),
+    _op("or", 2, _bitwise, lambda x, y: x | y),
+    _op("xor", 2, _bitwise, lambda x, y: x ^ y),
+    _op("invert", 1, _bitwise, i=lambda x: ~x, b=lambda x: not x),
+    _op("isnan", 1, _predicate, f=lambda x: x != x, **{"*": lambda x: False}),
+    _op("isinf", 1, _predicate, f=lambda x: abs(x) == math.inf, **{"*": lambda x: False}),
+    _op("switch", 3, _switch, lambda c, x, y: x if c else y),
+    # conversion: the one op whose output dtype is a parameter (rule None)
+    _op("cast", 1, None, lambda x: x),
+]}
+
