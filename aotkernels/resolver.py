@@ -112,12 +112,10 @@ def _raise_status(sop: ScalarOp, sig: Signature, status: int):
     raise KernelError(f"kernel {sig.key} failed with status {status}")
 
 
-def elemwise(op: str, *inputs, out: np.ndarray | None = None,
-             dtype=None) -> np.ndarray:
-    """Apply the elementwise ``op`` (a name from ``SCALAR_OPS``) with PyTensor's semantics.
+def _prepare(op: str, inputs, out, dtype):
+    """Validate and resolve; returns (scalar op, signature, fn, source, geometry, arrays, out).
 
-    Inputs broadcast like NumPy; ``out`` (optional) receives the result and must have the
-    broadcast shape and the result dtype. ``dtype`` is the target of ``cast``.
+    ``fn`` is None when there is nothing to compute (an empty result).
     """
     sop = SCALAR_OPS.get(op)
     if sop is None:
@@ -132,7 +130,7 @@ def elemwise(op: str, *inputs, out: np.ndarray | None = None,
         out = _check_out(out, shape, out_dtype)
         arrays = [_unalias(a, out) for a in arrays]
     if out.size == 0:
-        return out
+        return sop, None, None, None, None, arrays, out
     call = _Call(arrays, out)
     sig, fn = _find(call, op, ins, out_dtype)
     cast_ins = tuple(c or d for c, d in zip(compute, ins))
@@ -142,13 +140,35 @@ def elemwise(op: str, *inputs, out: np.ndarray | None = None,
         sig, fn = _find(cast_call, op, cast_ins, out_dtype)
         if sig is not None:
             arrays, call = cast_arrays, cast_call
-    if sig is None:
-        sig = call.exact(op, ins, out_dtype)
-        fn = jit.function(sig)
-    status = fn(*call.args(sig, arrays, out))
-    if status:
-        _raise_status(sop, sig, status)
+    if sig is not None:
+        return sop, sig, fn, "aot", call, arrays, out
+    sig = call.exact(op, ins, out_dtype)
+    return sop, sig, jit.function(sig), "jit", call, arrays, out
+
+
+def elemwise(op: str, *inputs, out: np.ndarray | None = None,
+             dtype=None) -> np.ndarray:
+    """Apply the elementwise ``op`` (a name from ``SCALAR_OPS``) with PyTensor's semantics.
+
+    Inputs broadcast like NumPy; ``out`` (optional) receives the result and must have the
+    broadcast shape and the result dtype. ``dtype`` is the target of ``cast``.
+    """
+    sop, sig, fn, _, call, arrays, out = _prepare(op, inputs, out, dtype)
+    if fn is not None:
+        status = fn(*call.args(sig, arrays, out))
+        if status:
+            _raise_status(sop, sig, status)
     return out
+
+
+def resolve(op: str, *inputs, out: np.ndarray | None = None,
+            dtype=None) -> tuple[Signature | None, str | None]:
+    """Which kernel ``elemwise`` would run, and from where ('aot' or 'jit'), without running it.
+
+    (None, None) when the result is empty and no kernel runs.
+    """
+    _, sig, _, source, *_ = _prepare(op, inputs, out, dtype)
+    return sig, source
 
 
 def cast(x, dtype, out: np.ndarray | None = None) -> np.ndarray:

@@ -116,14 +116,59 @@ def _library_sizes(targets, out: Path, wheel: Path | None) -> dict[str, int]:
                 if Path(i.filename).name in names}
 
 
+def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
+          cache_dir: Path | None, source: Path = SOURCE_ROOT, quiet: bool = False) -> dict:
+    """Stage, link and (optionally) package ``sigs``; returns the build report."""
+    from aotkernels.generator.stage import stage
+
+    if not (source / "CMakeLists.txt").is_file():
+        raise SystemExit(f"build-kernels: {source} is not an aotkernels checkout "
+                         "(no CMakeLists.txt); pass --source")
+    say = (lambda *_: None) if quiet else (lambda m: print(m, file=sys.stderr))
+    say(f"build-kernels: {len(sigs)} kernels for {', '.join(targets)} with {jobs} jobs")
+    stage_dir = (source / "build" / "stage").resolve()
+    report = stage(sigs, targets, stage_dir, jobs, cache_dir, Progress(not quiet), say)
+    if report.failures:
+        for err in report.failures:
+            print(f"FAILED {err}", file=sys.stderr)
+        raise SystemExit(f"build-kernels: {len(report.failures)} kernel(s) failed to compile")
+    t1 = time.perf_counter()
+    out = out.resolve()
+    if wheel:
+        wheel_path = build_wheel(source, stage_dir, out, quiet)
+    else:
+        link_with_cmake(source, stage_dir, out, quiet)
+        wheel_path = None
+    summary = {
+        "kernels": report.kernels, "cached": report.cached,
+        "compile_seconds": round(report.compile_seconds, 2),
+        "link_seconds": {t: round(s, 2) for t, s in report.link_seconds.items()},
+        "cmake_seconds": round(time.perf_counter() - t1, 2),
+        "library_bytes": _library_sizes(targets, out, wheel_path),
+        "families": dict(report.families),
+        "wheel": str(wheel_path) if wheel_path else None,
+        "output": str(wheel_path or out),
+    }
+    (out / "build-report.json").write_text(json.dumps(summary, indent=1))
+    return summary
+
+
+def print_summary(summary: dict) -> None:
+    print(f"\n{'target':<12}{'kernels':>9}{'compile s':>11}{'link s':>9}{'library KB':>12}")
+    for t, seconds in summary["link_seconds"].items():
+        size = summary["library_bytes"].get(t, 0) / 1024
+        print(f"{t:<12}{summary['kernels']:>9}{summary['compile_seconds']:>11.1f}"
+              f"{seconds:>9.1f}{size:>12.0f}")
+    families = ", ".join(f"{f}: {n}" for f, n in sorted(summary["families"].items()))
+    print(f"families: {families}; {summary['cached']} from cache; "
+          f"cmake {summary['cmake_seconds']:.1f}s")
+    print(f"output: {summary['output']}")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from aotkernels.generator.catalog import catalog
-    from aotkernels.generator.stage import stage
 
-    if not (args.source / "CMakeLists.txt").is_file():
-        raise SystemExit(f"build-kernels: {args.source} is not an aotkernels checkout "
-                         "(no CMakeLists.txt); pass --source")
     targets = args.targets or list(default_targets())
     if targets == ["native"]:
         targets = list(default_targets())
@@ -133,38 +178,11 @@ def main(argv=None) -> int:
         raise SystemExit(f"build-kernels: {exc}") from None
     if not sigs:
         raise SystemExit("build-kernels: the selection is empty")
-    say = (lambda *_: None) if args.quiet else (lambda m: print(m, file=sys.stderr))
-    say(f"build-kernels: {len(sigs)} kernels for {', '.join(targets)} with {args.jobs} jobs")
-    stage_dir = args.source / "build" / "stage"
-    report = stage(sigs, targets, stage_dir, args.jobs, args.cache_dir,
-                   Progress(not args.quiet), say)
-    if report.failures:
-        for err in report.failures:
-            print(f"FAILED {err}", file=sys.stderr)
-        raise SystemExit(f"build-kernels: {len(report.failures)} kernel(s) failed to compile")
-    t1 = time.perf_counter()
-    if args.no_wheel:
-        out = (args.out or args.source / "build" / "lib").resolve()
-        link_with_cmake(args.source, stage_dir.resolve(), out, args.quiet)
-        wheel = None
-    else:
-        out = (args.out or args.source / "wheels").resolve()
-        wheel = build_wheel(args.source, stage_dir.resolve(), out, args.quiet)
-    cmake_seconds = time.perf_counter() - t1
-    sizes = _library_sizes(targets, out, wheel)
-    families = ", ".join(f"{f}: {n}" for f, n in sorted(report.families.items()))
-    print(f"\n{'target':<12}{'kernels':>9}{'compile s':>11}{'link s':>9}{'library KB':>12}")
-    for t in targets:
-        print(f"{t:<12}{report.kernels:>9}{report.compile_seconds:>11.1f}"
-              f"{report.link_seconds[t]:>9.1f}{sizes.get(t, 0) / 1024:>12.0f}")
-    print(f"families: {families}; {report.cached} from cache; cmake {cmake_seconds:.1f}s")
-    print(f"output: {wheel or out}")
-    (out / "build-report.json").write_text(json.dumps({
-        "kernels": report.kernels, "cached": report.cached,
-        "compile_seconds": round(report.compile_seconds, 2),
-        "link_seconds": {t: round(s, 2) for t, s in report.link_seconds.items()},
-        "library_bytes": sizes, "families": dict(report.families),
-        "wheel": wheel.name if wheel else None}, indent=1))
+    default_out = "build/lib" if args.no_wheel else "wheels"
+    out = args.out or args.source / default_out
+    summary = build(sigs, targets, out, wheel=not args.no_wheel, jobs=args.jobs,
+                    cache_dir=args.cache_dir, source=args.source, quiet=args.quiet)
+    print_summary(summary)
     return 0
 
 

@@ -1,0 +1,76 @@
+"""Shared fixtures: one small kernel library per test session, built like build-kernels does.
+
+The session library holds every catalog signature in the ``flat`` layout (all ops, all
+dtypes) plus ``nd`` kernels of every rank for a few ops of each arity, so the suite covers
+every scalar body and every loop-nest shape while compiling ~10% of the catalog. It goes
+to ``build/test-lib`` and reuses the IR cache in ``build/ir-cache``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from aotkernels import jit, library
+from aotkernels.generator.catalog import catalog
+from aotkernels.signature import Signature
+from aotkernels.targets import default_targets
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_LIB = ROOT / "build" / "test-lib"
+
+#: ops whose nd kernels (ranks 1-4) are in the session library: unary, binary, ternary, cast
+ND_OPS = ("add", "exp", "lt", "clip", "switch")
+ND_CASTS = (("float64", "int32"), ("int32", "float64"), ("bool", "float32"),
+            ("float32", "bool"), ("uint8", "float64"))
+
+
+def session_signatures() -> list[Signature]:
+    full = catalog()
+    sigs = [s for s in full if s.layout == "flat"]
+    sigs += [s for s in full if s.layout == "nd" and s.op in ND_OPS]
+    sigs += [s for s in full if s.layout == "nd" and s.op == "cast"
+             and (s.in_dtypes[0], s.out_dtype) in ND_CASTS]
+    return sorted(set(sigs))
+
+
+@pytest.fixture(scope="session")
+def aot_lib() -> library.Library:
+    """The session library, loaded as this process's default; AOT_LIBRARY_DIR points at it."""
+    from aotkernels.build_tools.cli import build
+
+    sigs = session_signatures()
+    manifest = TEST_LIB / "manifest.json"
+    want = {s.key for s in sigs}
+    fresh = False
+    if manifest.exists():
+        try:
+            lib = library.load(TEST_LIB)
+            fresh = set(lib.kernels) == want
+        except library.LibraryError:
+            fresh = False
+    if not fresh:
+        build(sigs, list(default_targets()), TEST_LIB, wheel=False, jobs=os.cpu_count() or 1,
+              cache_dir=ROOT / "build" / "ir-cache", quiet=True)
+    os.environ["AOT_LIBRARY_DIR"] = str(TEST_LIB)
+    library._default.clear()
+    lib = library.default_library()
+    assert lib is not None and lib.directory == TEST_LIB
+    return lib
+
+
+@pytest.fixture
+def no_jit(monkeypatch, aot_lib):
+    """Any kernel that is not prebuilt raises: proves a test ran on the AOT library."""
+    monkeypatch.setenv("AOT_DISABLE_JIT", "1")
+    before = dict(jit.stats)
+    yield aot_lib
+    assert jit.stats == before
+
+
+@pytest.fixture
+def jit_cache(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("AOT_CACHE_DIR", str(tmp_path / "jit-cache"))
+    return tmp_path / "jit-cache"
