@@ -10,6 +10,7 @@ logged warning and the runtime JIT-compiles what it needs instead.
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import json
 import logging
 import os
@@ -34,7 +35,7 @@ class LibraryError(RuntimeError):
 
 def library_dir() -> Path:
     env = os.environ.get("AOT_LIBRARY_DIR")
-    return Path(env) if env else PACKAGE_LIB_DIR
+    return Path(env).resolve() if env else PACKAGE_LIB_DIR
 
 
 def read_manifest(directory: Path) -> dict:
@@ -136,11 +137,27 @@ def choose_target(manifest: dict) -> tuple[str, str]:
     return best.name, f"best of {len(usable)} usable target(s) for x86-64 level {level}"
 
 
+def verify_file(path: Path, entry: dict) -> None:
+    """Size and SHA-256 as sealed at install time, checked before the loader maps the file."""
+    if "sha256" not in entry:
+        raise LibraryError(f"manifest has no checksum for {path.name} (not an installed build)")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise LibraryError(f"cannot load {path}: {exc.strerror}") from None
+    if len(data) != entry["bytes"]:
+        raise LibraryError(f"cannot load {path}: {len(data)} bytes, manifest says "
+                           f"{entry['bytes']} (truncated or replaced)")
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        raise LibraryError(f"cannot load {path}: checksum differs from the manifest (modified)")
+
+
 def load(directory: Path | None = None) -> Library:
     directory = Path(directory) if directory else library_dir()
     manifest = read_manifest(directory)
     target, reason = choose_target(manifest)
     path = directory / TARGETS[target].library
+    verify_file(path, next(t for t in manifest["targets"] if t["name"] == target))
     try:
         dll = ctypes.CDLL(str(path))
     except OSError as exc:

@@ -82,10 +82,11 @@ def _predicate(ins):
     return "bool", (None,)
 
 
-def _bitwise(ins):
+def _bitwise(ins):  # all bool (logical) or all integer (bitwise), never mixed
+    kinds = {kind(d) for d in ins}
+    if kinds not in ({"b"}, {"i"}):
+        raise TypeError("bit operations take all-integer or all-bool operands")
     out = upcast(*ins)
-    if kind(out) == "f":
-        raise TypeError("float operands are not supported")
     return out, (out,) * len(ins)
 
 

@@ -1,0 +1,68 @@
+"""``python -m aotkernels info [--json]``: which library this process uses, and what is in it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+
+from aotkernels import jit
+from aotkernels.library import LibraryError, library_dir, load
+from aotkernels.signature import ABI_VERSION, Signature
+
+
+def info() -> dict:
+    report = {"abi": ABI_VERSION, "library_dir": str(library_dir()), "jit_disabled":
+              jit.jit_disabled()}
+    try:
+        lib = load()
+    except LibraryError as exc:
+        report.update(library=None, error=str(exc))
+    else:
+        sigs = [Signature.from_key(k) for k in lib.kernels]
+        report.update(
+            library=str(lib.path), target=lib.target, reason=lib.reason,
+            targets=[t["name"] for t in lib.manifest["targets"]],
+            generator=lib.manifest.get("generator"), numba=lib.manifest.get("numba"),
+            kernels=len(sigs), families=dict(Counter(s.family for s in sigs)),
+            ops=dict(sorted(Counter(s.op for s in sigs).items())))
+    try:
+        directory = jit.cache_dir()
+        report["jit_cache"] = str(directory)
+        report["jit_cached_kernels"] = len(list(directory.glob("*.o")))
+    except ImportError:
+        report["jit_cache"] = None  # llvmlite not installed: no JIT fallback
+    return report
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m aotkernels")
+    sub = p.add_subparsers(dest="cmd", required=True)
+    sub.add_parser("info", help="library path, target, ABI and kernel counts").add_argument(
+        "--json", action="store_true")
+    args = p.parse_args(argv)
+    report = info()
+    if args.json:
+        print(json.dumps(report, indent=1))
+        return 0
+    if report["library"] is None:
+        print(f"library:  none ({report['error']})")
+    else:
+        print(f"library:  {report['library']}")
+        print(f"target:   {report['target']} ({report['reason']}; shipped: "
+              f"{', '.join(report['targets'])})")
+        print(f"ABI:      {report['abi']}  generator {report['generator']}  "
+              f"numba {report['numba']}")
+        fams = ", ".join(f"{f} {n}" for f, n in report["families"].items())
+        print(f"kernels:  {report['kernels']} ({fams})")
+        print("by op:    " + ", ".join(f"{o} {n}" for o, n in report["ops"].items()))
+    jit_line = report["jit_cache"] or "unavailable (pip install aotkernels[jit])"
+    if report["jit_cache"]:
+        jit_line += f" ({report['jit_cached_kernels']} kernels)"
+    print(f"JIT:      {'disabled' if report['jit_disabled'] else 'enabled'}; cache {jit_line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,139 @@
+"""The built library: self-contained, exporting exactly its manifest; the build's checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from aotkernels import library
+from aotkernels.generator.compile import IRCache, _compile_task, compile_all, symbol_of
+from aotkernels.signature import Signature
+
+SHIM_EXPORTS = {"aotk_abi_version", "aotk_x86_level"}
+
+
+def dynamic_symbols(path, *flags) -> set[str]:
+    out = subprocess.run(["nm", "-D", *flags, str(path)], capture_output=True, text=True,
+                         check=True).stdout
+    return {line.split()[-1] for line in out.splitlines() if line.strip()}
+
+
+def test_library_needs_only_libc_and_libm(aot_lib):
+    dyn = subprocess.run(["readelf", "-d", str(aot_lib.path)], capture_output=True,
+                         text=True, check=True).stdout
+    needed = {line.split("[")[1].rstrip("]") for line in dyn.splitlines() if "(NEEDED)" in line}
+    assert needed <= {"libc.so.6", "libm.so.6"}, needed
+    out = subprocess.run(["nm", "-D", "--undefined-only", str(aot_lib.path)],
+                         capture_output=True, text=True, check=True).stdout
+    strong = {line.split()[-1] for line in out.splitlines() if line.split()[0] == "U"}
+    undefined = {line.split()[-1] for line in out.splitlines()}
+    assert all("@GLIBC" in s for s in strong), strong  # weak CRT hooks (w) are optional
+    assert not [s for s in undefined if s.startswith(("NRT", "numba", "Py", "_Py"))]
+
+
+def test_exports_are_exactly_the_manifest(aot_lib):
+    exported = dynamic_symbols(aot_lib.path, "--defined-only")
+    assert exported == set(aot_lib.kernels.values()) | SHIM_EXPORTS
+
+
+def test_ir_cache_skips_compiled_kernels(tmp_path):
+    sigs = [Signature("elemwise", "add", ("int32", "int32"), "int32", "flat", 1),
+            Signature("elemwise", "neg", ("float32",), "float32", "nd", 2)]
+    seen = []
+    first = list(compile_all(sigs, 1, IRCache(tmp_path), lambda d, t, c: seen.append(c)))
+    assert seen[-1] == 0 and [k.symbol for k in first] == [symbol_of(s) for s in sigs]
+    seen.clear()
+    second = list(compile_all(sigs, 1, IRCache(tmp_path), lambda d, t, c: seen.append(c)))
+    assert seen == [2] and [k.ir for k in second] == [k.ir for k in first]
+
+
+def test_a_failing_kernel_names_its_signature():
+    bad = Signature("elemwise", "round_half_to_even", ("int64",), "int64", "flat", 1)
+    err = _compile_task(bad)
+    assert "elemwise/round_half_to_even/i8->i8/flat1" in str(err)
+    assert "only float" in str(err)
+
+
+def test_symbols_follow_the_templates():
+    sig = Signature("elemwise", "add", ("float64", "float64"), "float64", "nd", 3)
+    assert sig.symbol("a") != sig.symbol("b")
+    assert Signature.from_key(sig.key) == sig
+
+
+def test_cli_rejects_unknown_ops():
+    res = subprocess.run([sys.executable, "-m", "aotkernels.build_tools.cli", "--ops", "nope"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "unknown ops: nope" in res.stderr
+
+
+@pytest.fixture
+def lib_copy(aot_lib, tmp_path):
+    d = tmp_path / "lib"
+    shutil.copytree(aot_lib.directory, d)
+    return d
+
+
+def _edit_manifest(directory, **changes):
+    path = directory / "manifest.json"
+    m = json.loads(path.read_text())
+    m.update(changes)
+    path.write_text(json.dumps(m))
+
+
+def test_stale_or_foreign_libraries_are_refused(lib_copy):
+    assert library.load(lib_copy).kernels
+    _edit_manifest(lib_copy, families={"elemwise": "0" * 16})
+    with pytest.raises(library.LibraryError, match="stale"):
+        library.load(lib_copy)
+    _edit_manifest(lib_copy, abi=999)
+    with pytest.raises(library.LibraryError, match="ABI 999"):
+        library.load(lib_copy)
+
+
+def _load_in_subprocess(directory) -> str:
+    """Load in a child: if a check were missing, the loader's SIGBUS would kill only it."""
+    code = ("import sys; from aotkernels import library\n"
+            "try:\n    library.load(sys.argv[1]); print('LOADED')\n"
+            "except library.LibraryError as e:\n    print(e)")
+    res = subprocess.run([sys.executable, "-c", code, str(directory)], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, f"interpreter died: {res.returncode} {res.stderr[-500:]}"
+    return res.stdout.strip()
+
+
+def test_damaged_libraries_are_refused_before_loading(lib_copy):
+    so = next(lib_copy.glob("*.so"))
+    good = so.read_bytes()
+    assert _load_in_subprocess(lib_copy) == "LOADED"
+    so.write_bytes(good[: len(good) // 3])
+    assert "truncated" in _load_in_subprocess(lib_copy)
+    so.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    assert "checksum" in _load_in_subprocess(lib_copy)
+    so.unlink()
+    assert "cannot load" in _load_in_subprocess(lib_copy)
+    assert "manifest.json missing" in _load_in_subprocess(lib_copy / "nowhere")
+
+
+def test_forcing_a_target(lib_copy, monkeypatch):
+    monkeypatch.setenv("AOT_CPU_TARGET", "x86_64")
+    assert library.load(lib_copy).reason == "forced by AOT_CPU_TARGET"
+    monkeypatch.setenv("AOT_CPU_TARGET", "x86_64_v4")
+    with pytest.raises(library.LibraryError, match="not in this library"):
+        library.load(lib_copy)
+
+
+def test_info_cli(aot_lib):
+    import os
+
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
+    res = subprocess.run([sys.executable, "-m", "aotkernels", "info", "--json"], env=env,
+                         capture_output=True, text=True, check=True)
+    info = json.loads(res.stdout)
+    assert info["kernels"] == len(aot_lib.kernels) and info["target"] == aot_lib.target
+    text = subprocess.run([sys.executable, "-m", "aotkernels", "info"], env=env,
+                          capture_output=True, text=True, check=True).stdout
+    assert "kernels:" in text and aot_lib.target in text

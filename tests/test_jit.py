@@ -1,0 +1,77 @@
+"""JIT fallback: a signature missing from the library compiles once, then loads from disk.
+
+Each step runs in a fresh interpreter, as a user's second session would.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import aotkernels as ak
+from aotkernels import jit
+
+SCRIPT = r"""
+import json, sys
+import numpy as np
+import aotkernels as ak
+from aotkernels import jit
+from aotkernels.resolver import resolve
+x = np.arange(24.0).reshape(4, 6)[:, :3]         # rows with gaps: an nd2 kernel
+y = np.linspace(-3, 3, 12).astype(np.float32).reshape(2, 3, 2)[:, ::-1]
+r1 = ak.elemwise("mul", x, x)
+r2 = ak.elemwise("sigmoid", y)
+print(json.dumps({
+    "sources": [resolve("mul", x, x)[1], resolve("sigmoid", y)[1]],
+    "ok": bool(np.allclose(r1, x * x) and np.allclose(r2, 1 / (1 + np.exp(-y)), rtol=1e-6)),
+    "stats": jit.stats, "numba_imported": "numba" in sys.modules}))
+"""
+
+
+def run(env_extra: dict, tmp_path) -> dict:
+    import os
+
+    env = dict(os.environ, **env_extra)
+    res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def test_miss_compiles_once_then_loads_from_disk_without_numba(aot_lib, jit_cache, tmp_path):
+    env = {"AOT_CACHE_DIR": str(jit_cache), "AOT_LIBRARY_DIR": str(aot_lib.directory)}
+    first = run(env, tmp_path)
+    assert first["ok"] and first["sources"] == ["jit", "jit"]
+    assert first["stats"] == {"compiled": 2, "loaded": 0}
+    second = run(env, tmp_path)
+    assert second["ok"] and second["stats"] == {"compiled": 0, "loaded": 2}
+    assert second["numba_imported"] is False  # proof that nothing was compiled
+    (cache,) = jit_cache.iterdir()
+    misses = (cache / "misses.txt").read_text().split()
+    assert misses == ["elemwise/mul/f8,f8->f8/nd2", "elemwise/sigmoid/f4->f4/nd3"]
+    assert len(list(cache.glob("aotk_*.o"))) == 2
+
+
+def test_disabled_jit_raises_on_a_miss(aot_lib, monkeypatch):
+    monkeypatch.setenv("AOT_DISABLE_JIT", "1")
+    x = np.ones((3, 4))[:, ::2]
+    with pytest.raises(ak.KernelNotAvailable, match="mul"):
+        ak.elemwise("mul", x, x)
+
+
+def test_jit_kernel_matches_the_aot_kernel(aot_lib, jit_cache):
+    """The same signature through both paths gives identical bits."""
+    from aotkernels.resolver import _Call
+    from aotkernels.signature import Signature
+
+    sig = Signature("elemwise", "exp", ("float64",), "float64", "nd", 2)
+    x = np.linspace(-5, 5, 60).reshape(6, 10)[:, ::3]
+    aot_out, jit_out = np.empty(x.shape), np.empty(x.shape)
+    call = _Call([x], aot_out)
+    assert aot_lib.function(sig.key)(*call.args(sig, [x], aot_out)) == 0
+    assert jit.function(sig)(*call.args(sig, [x], jit_out)) == 0
+    np.testing.assert_array_equal(aot_out, jit_out)
