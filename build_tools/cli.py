@@ -13,6 +13,7 @@ layout ``AOT_LIBRARY_DIR`` expects).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -78,28 +79,34 @@ class Progress:
         sys.stderr.flush()
 
 
-def _run(cmd: list[str], cwd: Path, quiet: bool) -> None:
+def _run(cmd: list[str], cwd: Path) -> None:
     res = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if res.returncode:
         sys.stderr.write(res.stdout[-4000:] + res.stderr[-4000:])
         raise SystemExit(f"build-kernels: command failed: {' '.join(cmd)}")
 
 
-def link_with_cmake(source: Path, stage: Path, out: Path, quiet: bool) -> None:
-    build = source / "build" / "cmake" / "lib"
+def _work_dir(source: Path, kind: str, out: Path) -> Path:
+    """Per-output scratch dirs, so builds into different outputs can run side by side."""
+    return source / "build" / kind / hashlib.sha256(str(out).encode()).hexdigest()[:10]
+
+
+def link_with_cmake(source: Path, stage: Path, out: Path) -> None:
+    build = _work_dir(source, "cmake-lib", out)
     _run(["cmake", "-S", str(source), "-B", str(build), "-G", "Ninja",
           f"-DAOTK_STAGE_DIR={stage}", "-DAOTK_INSTALL_DIR=.",
-          f"-DCMAKE_INSTALL_PREFIX={out}"], source, quiet)
-    _run(["cmake", "--build", str(build)], source, quiet)
-    _run(["cmake", "--install", str(build)], source, quiet)
+          f"-DCMAKE_INSTALL_PREFIX={out}"], source)
+    _run(["cmake", "--build", str(build)], source)
+    _run(["cmake", "--install", str(build)], source)
 
 
-def build_wheel(source: Path, stage: Path, out: Path, quiet: bool) -> Path:
+def build_wheel(source: Path, stage: Path, out: Path) -> Path:
     """Run scikit-build-core's PEP 517 hook (the same one pip calls) with our stage."""
     out.mkdir(parents=True, exist_ok=True)
-    hook = ("import sys; from scikit_build_core.build import build_wheel; "
-            "print(build_wheel(sys.argv[1], {'cmake.define.AOTK_STAGE_DIR': sys.argv[2]}))")
-    res = subprocess.run([sys.executable, "-c", hook, str(out), str(stage)], cwd=source,
+    hook = ("import sys; from scikit_build_core.build import build_wheel; print(build_wheel("
+            "sys.argv[1], {'cmake.define.AOTK_STAGE_DIR': sys.argv[2], 'build-dir': sys.argv[3]}))")
+    res = subprocess.run([sys.executable, "-c", hook, str(out), str(stage),
+                          str(_work_dir(source, "cmake-wheel", out))], cwd=source,
                          capture_output=True, text=True)
     if res.returncode:
         sys.stderr.write(res.stdout[-6000:] + res.stderr[-6000:])
@@ -126,18 +133,18 @@ def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
                          "(no CMakeLists.txt); pass --source")
     say = (lambda *_: None) if quiet else (lambda m: print(m, file=sys.stderr))
     say(f"build-kernels: {len(sigs)} kernels for {', '.join(targets)} with {jobs} jobs")
-    stage_dir = (source / "build" / "stage").resolve()
+    out = out.resolve()
+    stage_dir = _work_dir(source, "stage", out).resolve()
     report = stage(sigs, targets, stage_dir, jobs, cache_dir, Progress(not quiet), say)
     if report.failures:
         for err in report.failures:
             print(f"FAILED {err}", file=sys.stderr)
         raise SystemExit(f"build-kernels: {len(report.failures)} kernel(s) failed to compile")
     t1 = time.perf_counter()
-    out = out.resolve()
     if wheel:
-        wheel_path = build_wheel(source, stage_dir, out, quiet)
+        wheel_path = build_wheel(source, stage_dir, out)
     else:
-        link_with_cmake(source, stage_dir, out, quiet)
+        link_with_cmake(source, stage_dir, out)
         wheel_path = None
     summary = {
         "kernels": report.kernels, "cached": report.cached,

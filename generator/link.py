@@ -112,8 +112,12 @@ def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     mod.verify()
 
 
-def link_object(kernels, tm: llvm.TargetMachine) -> bytes:
-    """``kernels``: objects with ``ir``, ``inner`` and ``symbol``. Returns a PIC object."""
+def link_object(kernels, target: Target) -> bytes:
+    """``kernels``: objects with ``ir``, ``inner`` and ``symbol``. Returns a PIC object.
+
+    Runs in pool workers (``generator.stage``): the target is passed, not a TargetMachine.
+    """
+    tm = target_machine(target)
     mod = tree_link([kernel_module(k.ir, k.inner, k.symbol) for k in kernels])
     optimise(mod, tm)
     return tm.emit_object(mod)

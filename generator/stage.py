@@ -1,7 +1,8 @@
 """Stage a build: compile the catalog, link one object per target, write the manifest.
 
-The stage directory is what CMake consumes (``AOTK_STAGE_DIR``): ``<target>.o`` for every
-target and ``manifest.json`` mapping every signature key to its exported symbol.
+The stage directory is what CMake consumes (``AOTK_STAGE_DIR``): objects
+``<target>.<chunk>.o`` for every target and ``manifest.json`` mapping every signature key to
+its exported symbol and listing each target's objects.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ import shutil
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from multiprocessing import get_context
 from pathlib import Path
 
 from aotkernels.generator.compile import IRCache, KernelCompileError, compile_all
@@ -22,6 +25,10 @@ from aotkernels.signature import ABI_VERSION, Signature
 from aotkernels.targets import TARGETS
 
 _GENERATOR_DIR = Path(__file__).resolve().parent
+
+#: Kernels per linked module: modules are optimised and emitted in parallel, and O3 time
+#: grows faster than linearly with module size.
+LINK_CHUNK = 128
 
 
 def generator_hash() -> str:
@@ -48,7 +55,7 @@ def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: in
           log: Callable[[str], None] = print) -> StageReport:
     import llvmlite
     import numba
-    from aotkernels.generator.link import link_object, target_machine
+    from aotkernels.generator.link import link_object
 
     unknown = [t for t in targets if t not in TARGETS]
     if unknown:
@@ -66,13 +73,18 @@ def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: in
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    for name in targets:
-        t1 = time.perf_counter()
-        log(f"linking {len(kernels)} kernels for {name} ...")
-        obj = link_object(kernels, target_machine(TARGETS[name]))
-        (out / f"{name}.o").write_bytes(obj)
-        report.link_seconds[name] = time.perf_counter() - t1
-        report.object_bytes[name] = len(obj)
+    chunks = [kernels[i:i + LINK_CHUNK] for i in range(0, len(kernels), LINK_CHUNK)]
+    objects: dict[str, list[str]] = {}
+    with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
+        for name in targets:
+            t1 = time.perf_counter()
+            log(f"linking {len(kernels)} kernels for {name} in {len(chunks)} chunks ...")
+            objs = list(pool.map(link_object, chunks, [TARGETS[name]] * len(chunks)))
+            objects[name] = [f"{name}.{i}.o" for i in range(len(objs))]
+            for fname, obj in zip(objects[name], objs):
+                (out / fname).write_bytes(obj)
+            report.link_seconds[name] = time.perf_counter() - t1
+            report.object_bytes[name] = sum(len(o) for o in objs)
     families = sorted({k.sig.family for k in kernels})
     manifest = {
         "abi": ABI_VERSION,
@@ -81,7 +93,7 @@ def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: in
         "llvmlite": llvmlite.__version__,
         "families": {f: template_hash(f) for f in families if f in FAMILIES},
         "targets": [{"name": t, "library": TARGETS[t].library, "cpu": TARGETS[t].cpu,
-                     "level": TARGETS[t].level} for t in targets],
+                     "level": TARGETS[t].level, "objects": objects[t]} for t in targets],
         "kernels": {k.sig.key: k.symbol for k in kernels},
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=1, sort_keys=True))

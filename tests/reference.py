@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.special as sp
-
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
 
 NUMPY = {
@@ -22,7 +21,8 @@ NUMPY = {
     "softplus": lambda x: np.logaddexp(np.zeros((), x.dtype), x),
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "sinh": np.sinh, "cosh": np.cosh,
     "tanh": np.tanh, "arcsinh": np.arcsinh, "arctanh": np.arctanh,
-    "erf": sp.erf, "erfc": sp.erfc, "gamma": sp.gamma, "gammaln": lambda x: np.where(np.isneginf(x), np.inf, sp.gammaln(x)),  # C lgamma(-inf)=+inf
+    "erf": sp.erf, "erfc": sp.erfc, "gamma": sp.gamma,
+    "gammaln": lambda x: np.where(np.isneginf(x), np.inf, sp.gammaln(x)),  # C: lgamma(-inf)=+inf
     "floor": np.floor, "ceil": np.ceil, "round_half_to_even": np.round,
     "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
     "eq": np.equal, "neq": np.not_equal, "and": np.bitwise_and, "or": np.bitwise_or,

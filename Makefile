@@ -1,0 +1,40 @@
+# Two entry points (see README):
+#   make demo   build the kernel wheel for this machine, install it into a fresh venv, run it
+#   make test   lint and run the test suite (what CI runs)
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+JOBS   ?= $(shell nproc)
+STAMP  := $(VENV)/.installed
+
+.PHONY: setup test demo bench clean
+
+# The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
+# PyTensor and the test tools, with aotkernels installed editable from this checkout.
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "scikit-build-core==1.1.2"
+	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
+	touch $@
+
+setup: $(STAMP)
+
+test: setup
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+demo: setup
+	rm -f wheels/aotkernels-*.whl
+	$(BIN)/build-kernels --jobs $(JOBS)
+	rm -rf build/demo-venv
+	$(PYTHON) -m venv build/demo-venv
+	build/demo-venv/bin/pip install -q --upgrade pip
+	build/demo-venv/bin/pip install -q wheels/aotkernels-*.whl
+	build/demo-venv/bin/python examples/demo.py
+
+bench: setup
+	$(BIN)/python benchmarks/bench_elemwise.py
+
+clean:
+	rm -rf build $(VENV) wheels/*.whl

@@ -1,0 +1,265 @@
+"""Elementwise speed, library load time and size, against NumPy and numba, in one run.
+
+    python benchmarks/bench_elemwise.py [--lib DIR] [--cache-kernels 200] [--quick]
+
+``--lib`` is a library directory from ``build-kernels --no-wheel`` (default: $AOT_LIBRARY_DIR,
+else build/full-lib, else the installed package). Prints markdown tables; the figures in
+RESULTS.md come from this script.
+
+Columns: ``aot call`` is ``aotkernels.elemwise(..., out=o)`` (validation, resolution and a
+ctypes call per call); ``aot kernel`` calls the resolved kernel with prebuilt arguments,
+which is what a planned graph executes. numba is ``@njit`` running the same ufunc with
+``out=`` (no allocation).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def best(fn, min_time=0.2, repeat=5) -> float:
+    """Best per-call seconds over ``repeat`` batches sized to run ``min_time`` each."""
+    fn()
+    n, t = 1, 0.0
+    while True:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        t = time.perf_counter() - t0
+        if t > min_time / repeat or n > 1e6:
+            break
+        n *= 4
+    res = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        res.append((time.perf_counter() - t0) / n)
+    return min(res)
+
+
+def cases(n: int):
+    rng = np.random.default_rng(0)
+    side = int(round(n**0.5))
+    a, b = rng.normal(size=n), rng.normal(size=n)
+    big = rng.normal(size=2 * n)
+    m, row = rng.normal(size=(side, side)), rng.normal(size=side)
+    for op in ("add", "exp", "sigmoid"):
+        yield op, "contiguous", (a, b) if op == "add" else (a,)
+        yield op, "strided", (big[::2], b) if op == "add" else (big[::2],)
+        if op == "add":
+            yield op, "broadcast row", (m, row)
+        else:
+            yield op, "2-d reversed", (m[::-1],)
+
+
+def numba_funcs():
+    from numba import njit
+    from scipy.special import expit  # noqa: F401  (numba has no expit; the formula instead)
+
+    @njit
+    def add(a, b, o):
+        np.add(a, b, o)
+
+    @njit
+    def exp(a, o):
+        np.exp(a, o)
+
+    @njit
+    def sigmoid(a, o):
+        for idx in np.ndindex(a.shape):
+            o[idx] = 1.0 / (1.0 + np.exp(-a[idx]))
+
+    return {"add": add, "exp": exp, "sigmoid": sigmoid}
+
+
+def _measure(op, args, numpy_fn, numba_fn) -> dict:
+    import aotkernels as ak
+    from aotkernels.resolver import _prepare
+
+    out = np.empty(np.broadcast_shapes(*(x.shape for x in args)))
+    t_np = best(lambda: numpy_fn(*args, out=out))
+    t_nb = best(lambda: numba_fn(*args, out))
+    t_call = best(lambda: ak.elemwise(op, *args, out=out))
+    _, sig, fn, source, call, arrays, _ = _prepare(op, args, out, None)
+    cargs = call.args(sig, arrays, out)
+    t_kern = best(lambda: fn(*cargs))
+    assert np.allclose(out, numpy_fn(*args), rtol=1e-12), op
+    return dict(kernel=sig.key.split("/", 2)[2], source=source, numpy=t_np, numba=t_nb,
+                call=t_call, kern=t_kern)
+
+
+def bench_speed(quick: bool) -> list[dict]:
+    import scipy.special
+
+    numpy_fns = {"add": np.add, "exp": np.exp, "sigmoid": scipy.special.expit}
+    nb = numba_funcs()
+    rows = []
+    for n in (1_000, 1_000_000):
+        for op, layout, args in cases(n):
+            rows.append(dict(n=n, op=op, layout=layout,
+                             **_measure(op, args, numpy_fns[op], nb[op])))
+            if quick and n == 1_000_000:
+                break
+    return rows
+
+
+LOAD_SCRIPT = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import numpy
+t1 = time.perf_counter()
+from aotkernels import library
+t2 = time.perf_counter()
+lib = library.load()
+t3 = time.perf_counter()
+for key in lib.kernels:
+    lib.function(key)
+t4 = time.perf_counter()
+print(json.dumps({"numpy_import": t1 - t0, "aotkernels_import": t2 - t1, "load": t3 - t2,
+                  "resolve_all": t4 - t3, "kernels": len(lib.kernels),
+                  "numba_imported": "numba" in sys.modules}))
+"""
+
+
+def bench_load(lib_dir: Path) -> dict:
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(lib_dir))
+    runs = []
+    for _ in range(5):
+        out = subprocess.run([sys.executable, "-c", LOAD_SCRIPT], env=env, capture_output=True,
+                             text=True, check=True).stdout
+        runs.append(json.loads(out))
+    return {k: min(r[k] for r in runs) if isinstance(runs[0][k], float) else runs[0][k]
+            for k in runs[0]}
+
+
+NUMBA_MODULE = '''
+import numpy as np
+from numba import njit
+from aotkernels.kernels.abi import assume_c
+from aotkernels.kernels.scalar_ops import SCALAR_OPS
+f = njit(inline="always")(SCALAR_OPS[{op!r}].impl({compute!r}))
+{converters}
+{source}
+kernel = njit({numba_sig!r}, cache=True)({name})
+'''
+
+
+def bench_numba_cache(lib_dir: Path, count: int) -> dict:
+    """numba's own ``cache=True`` for the same kernels, against a library of exactly those."""
+    from aotkernels.build_tools.cli import build
+    from aotkernels.kernels import elemwise
+    from aotkernels.kernels.scalar_ops import SCALAR_OPS
+
+    from aotkernels.library import read_manifest
+    from aotkernels.signature import Signature
+
+    keys = sorted(read_manifest(lib_dir)["kernels"])
+    step = max(1, len(keys) // count)
+    sigs = [Signature.from_key(k) for k in keys[::step][:count]]
+    work = Path(tempfile.mkdtemp(prefix="aotk-bench-"))
+    try:
+        mods = work / "mods"
+        mods.mkdir()
+        names = []
+        for i, sig in enumerate(sigs):
+            op = SCALAR_OPS[sig.op]
+            _, compute = op.types(sig.in_dtypes, sig.out_dtype)
+            conv = [elemwise._converter(c) if c != d else None
+                    for c, d in zip(compute, sig.in_dtypes)]
+            if sig.layout == "flat":
+                src = elemwise._flat_source(op.nin, conv)
+            else:
+                sizes = [np.dtype(d).itemsize for d in (*sig.in_dtypes, sig.out_dtype)]
+                src = elemwise._nd_source(op.nin, sig.ndim, conv, sizes)
+            name = f"k{i}"
+            src[0] = src[0].replace("def kernel", f"def {name}")
+            lay = "::1" if sig.layout == "flat" else ":"
+            arr = [f"{'bool_' if d == 'bool' else d}[{', '.join([':'] * (sig.ndim - 1) + [lay])}]"
+                   for d in (*sig.in_dtypes, sig.out_dtype)]
+            convs = "\n".join(f"c{j} = np.{c.__name__}" for j, c in enumerate(conv) if c)
+            (mods / f"m{i}.py").write_text(NUMBA_MODULE.format(
+                op=sig.op, compute=next((c for c in compute if c), sig.in_dtypes[-1]),
+                converters=convs, source="\n".join(src), numba_sig=f"int64({', '.join(arr)})",
+                name=name))
+            names.append(f"m{i}")
+        script = ("import sys, time; t=time.perf_counter(); import importlib\n"
+                  f"for m in {names!r}: importlib.import_module(m).kernel\n"
+                  "print(time.perf_counter()-t)")
+        env = dict(os.environ, NUMBA_CACHE_DIR=str(work / "cache"), PYTHONPATH=str(mods))
+        cold = float(subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                                    capture_output=True, text=True).stdout)
+        warm = float(subprocess.run([sys.executable, "-c", script], env=env, check=True,
+                                    capture_output=True, text=True).stdout)
+        cache_bytes = sum(p.stat().st_size for p in (work / "cache").rglob("*") if p.is_file())
+        summary = build(sigs, ["x86_64"], work / "lib", wheel=False, jobs=os.cpu_count() or 1,
+                        cache_dir=ROOT / "build" / "ir-cache", quiet=True)
+        lib_bytes = summary["library_bytes"]["x86_64"]
+        return dict(kernels=len(sigs), numba_cache_bytes=cache_bytes, library_bytes=lib_bytes,
+                    numba_cold_s=cold, numba_warm_s=warm)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--lib", type=Path, default=None)
+    p.add_argument("--cache-kernels", type=int, default=200)
+    p.add_argument("--quick", action="store_true")
+    args = p.parse_args()
+    lib_dir = args.lib or Path(os.environ.get("AOT_LIBRARY_DIR", ROOT / "build" / "full-lib"))
+    if not (lib_dir / "manifest.json").exists():
+        raise SystemExit(f"no library in {lib_dir}: run build-kernels --no-wheel --out {lib_dir}")
+    os.environ["AOT_LIBRARY_DIR"] = str(lib_dir.resolve())
+    import numba
+
+    print(f"# elementwise benchmark, {time.strftime('%Y-%m-%d')}")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+          f"python {platform.python_version()}, numpy {np.__version__}, numba {numba.__version__}")
+    from aotkernels import default_library
+
+    lib = default_library()
+    print(f"library: {lib.path.name} ({lib.path.stat().st_size / 1e6:.2f} MB, "
+          f"{len(lib.kernels)} kernels, target {lib.target})\n")
+
+    print("| n | op | layout | kernel | numpy µs | numba µs | aot call µs | aot kernel µs "
+          "| kernel/numpy | kernel/numba |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in bench_speed(args.quick):
+        print(f"| {r['n']:.0e} | {r['op']} | {r['layout']} | {r['source']} {r['kernel']} "
+              f"| {r['numpy'] * 1e6:.1f} | {r['numba'] * 1e6:.1f} | {r['call'] * 1e6:.1f} "
+              f"| {r['kern'] * 1e6:.1f} | {r['kern'] / r['numpy']:.2f} "
+              f"| {r['kern'] / r['numba']:.2f} |")
+
+    ld = bench_load(lib_dir)
+    print(f"\nfresh process, best of 5: import numpy {ld['numpy_import'] * 1e3:.1f} ms; import "
+          f"aotkernels {ld['aotkernels_import'] * 1e3:.1f} ms; load library (verify sha256, "
+          f"dlopen) {ld['load'] * 1e3:.1f} ms; resolve all {ld['kernels']} kernels "
+          f"{ld['resolve_all'] * 1e3:.1f} ms; load + resolve-all "
+          f"{(ld['load'] + ld['resolve_all']) * 1e3:.1f} ms (goal < 20 ms); "
+          f"numba imported: {ld['numba_imported']}")
+
+    if args.cache_kernels:
+        c = bench_numba_cache(lib_dir, args.cache_kernels)
+        ratio = c["numba_cache_bytes"] / c["library_bytes"]
+        print(f"\nsame {c['kernels']} kernels: numba cache=True "
+              f"{c['numba_cache_bytes'] / 1e6:.2f} MB vs library {c['library_bytes'] / 1e6:.3f} MB:"
+              f" {ratio:.1f}x smaller (goal >= 10x); numba first run {c['numba_cold_s']:.1f} s, "
+              f"from its cache {c['numba_warm_s']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

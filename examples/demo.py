@@ -1,0 +1,48 @@
+"""The main job's last step: use the installed wheel on real arrays and show the result.
+
+Runs in a fresh venv that has only the wheel and numpy; ``AOT_DISABLE_JIT=1`` is set so
+every kernel provably comes from the prebuilt library.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+os.environ.setdefault("AOT_DISABLE_JIT", "1")
+
+t0 = time.perf_counter()
+import numpy as np  # noqa: E402
+
+import aotkernels as ak  # noqa: E402
+from aotkernels.resolver import resolve  # noqa: E402
+
+lib = ak.default_library()
+t_load = time.perf_counter() - t0
+print(f"library {lib.path.name} (target {lib.target}: {lib.reason}), "
+      f"{len(lib.kernels)} kernels; import + load {t_load * 1e3:.0f} ms")
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(1000, 1000))
+b = rng.normal(size=1000)
+cases = [
+    ("add", (x, b), x + b),
+    ("exp", (x[:, ::2],), np.exp(x[:, ::2])),
+    ("sigmoid", (x.astype(np.float32),), 1 / (1 + np.exp(-x.astype(np.float32)))),
+    ("mul", (x, 2), x * 2),
+    ("gt", (x, 0.5), x > 0.5),
+    ("switch", (x > 0, x, 0.0), np.where(x > 0, x, 0.0)),
+]
+print(f"{'op':<9}{'operands':<34}{'kernel':<34}{'max |err|':>10}{'ms':>8}")
+for op, args, want in cases:
+    t = time.perf_counter()
+    got = ak.elemwise(op, *args)
+    ms = (time.perf_counter() - t) * 1e3
+    sig, source = resolve(op, *args)
+    err = float(np.max(np.abs(got.astype(np.float64) - want)))
+    shapes = ", ".join(f"{np.asarray(a).dtype}{np.asarray(a).shape}" for a in args)
+    print(f"{op:<9}{shapes:<34}{source + ' ' + sig.key.split('/', 1)[1]:<34}{err:>10.1e}"
+          f"{ms:>8.2f}")
+    assert err < 1e-5, (op, err)
+print("numba imported:", "numba" in sys.modules)
