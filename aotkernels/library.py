@@ -90,6 +90,8 @@ class Library:
     manifest: dict
     dll: ctypes.CDLL
     kernels: dict[str, str] = field(init=False)
+    #: resolver memo: (op, dtypes, out dtype, flat, rank) -> (Signature, fn) or (None, None)
+    choices: dict = field(default_factory=dict, init=False, repr=False)
     _fns: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self) -> None:

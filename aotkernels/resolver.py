@@ -27,19 +27,38 @@ class KernelError(RuntimeError):
     """A kernel reported a failure it has no more specific exception for."""
 
 
-def _operand(x) -> np.ndarray:
+#: native dtype -> name; ``dtype.name`` is a slow Python property, this lookup is a hash
+_NAMES = {np.dtype(n): n for n in CODES}
+
+
+def _operand(x) -> tuple[np.ndarray, str]:
     a = np.asarray(x)
-    if a.dtype.name not in CODES:
-        raise TypeError(f"unsupported dtype {a.dtype} (supported: {', '.join(CODES)})")
-    if not a.dtype.isnative or not a.flags.aligned:
-        a = np.ascontiguousarray(a, dtype=a.dtype.newbyteorder("="))
-    return a
+    name = _NAMES.get(a.dtype)
+    if name is None or not a.flags.aligned:
+        native = a.dtype.newbyteorder("=")
+        name = _NAMES.get(native)
+        if name is None:
+            raise TypeError(f"unsupported dtype {a.dtype} (supported: {', '.join(CODES)})")
+        a = np.ascontiguousarray(a, dtype=native)
+    return a, name
+
+
+_types_cache: dict = {}
+
+
+def _types(sop: ScalarOp, ins: tuple[str, ...], dtype) -> tuple[str, tuple]:
+    key = (sop.name, ins, dtype)
+    res = _types_cache.get(key)
+    if res is None:
+        res = sop.types(ins, None if dtype is None else np.dtype(dtype).name)
+        _types_cache[key] = res
+    return res
 
 
 def _check_out(out, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     if not isinstance(out, np.ndarray):
         raise TypeError(f"out must be a numpy array, not {type(out).__name__}")
-    if out.dtype != np.dtype(dtype) or not out.dtype.isnative:
+    if _NAMES.get(out.dtype) != dtype:
         raise TypeError(f"out has dtype {out.dtype}, the result is {dtype}")
     if out.shape != shape:
         raise ValueError(f"out has shape {out.shape}, the broadcast result {shape}")
@@ -95,14 +114,21 @@ class _Call:
 
 
 def _find(call: _Call, op: str, ins: tuple[str, ...], out: str):
+    """The best shipped kernel for this geometry, memoised per (op, dtypes, layout, rank)."""
     lib = default_library()
     if lib is None:
         return None, None
-    for sig in call.candidates(op, ins, out):
-        fn = lib.function(sig.key)
-        if fn is not None:
-            return sig, fn
-    return None, None
+    key = (op, ins, out, call.flat, len(call.shape))
+    hit = lib.choices.get(key)
+    if hit is None:
+        hit = None, None
+        for sig in call.candidates(op, ins, out):
+            fn = lib.function(sig.key)
+            if fn is not None:
+                hit = sig, fn
+                break
+        lib.choices[key] = hit
+    return hit
 
 
 def _raise_status(sop: ScalarOp, sig: Signature, status: int):
@@ -120,9 +146,9 @@ def _prepare(op: str, inputs, out, dtype):
     sop = SCALAR_OPS.get(op)
     if sop is None:
         raise ValueError(f"unknown elementwise op {op!r}")
-    arrays = [_operand(x) for x in inputs]
-    ins = tuple(a.dtype.name for a in arrays)
-    out_dtype, compute = sop.types(ins, None if dtype is None else np.dtype(dtype).name)
+    arrays, ins = zip(*[_operand(x) for x in inputs]) if inputs else ((), ())
+    arrays = list(arrays)
+    out_dtype, compute = _types(sop, ins, dtype)
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     if out is None:
         out = np.empty(shape, out_dtype)
@@ -135,7 +161,7 @@ def _prepare(op: str, inputs, out, dtype):
     sig, fn = _find(call, op, ins, out_dtype)
     cast_ins = tuple(c or d for c, d in zip(compute, ins))
     if sig is None and cast_ins != ins:
-        cast_arrays = [a if a.dtype.name == c else a.astype(c) for a, c in zip(arrays, cast_ins)]
+        cast_arrays = [a if d == c else a.astype(c) for a, d, c in zip(arrays, ins, cast_ins)]
         cast_call = _Call(cast_arrays, out)
         sig, fn = _find(cast_call, op, cast_ins, out_dtype)
         if sig is not None:
@@ -173,7 +199,7 @@ def resolve(op: str, *inputs, out: np.ndarray | None = None,
 
 def cast(x, dtype, out: np.ndarray | None = None) -> np.ndarray:
     """``x`` converted to ``dtype`` with PyTensor's (C) conversion rules."""
-    a = _operand(x)
+    a, _ = _operand(x)
     if a.dtype == np.dtype(dtype):  # no kernel: a copy is the conversion
         if out is None:
             return a.copy()
