@@ -30,7 +30,7 @@ demo: setup
 	rm -rf build/demo-venv
 	$(PYTHON) -m venv build/demo-venv
 	build/demo-venv/bin/pip install -q --upgrade pip
-	build/demo-venv/bin/pip install -q wheels/aotkernels-*.whl
+	build/demo-venv/bin/pip install -q "$$(ls wheels/aotkernels-*.whl)[pytensor]"
 	build/demo-venv/bin/python examples/demo.py
 
 bench: setup

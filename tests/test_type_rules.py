@@ -9,13 +9,20 @@ from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
 
 ps = pytest.importorskip("pytensor.scalar")
 psm = pytest.importorskip("pytensor.scalar.math")
+from aotkernels.pytensor_mode import PYTENSOR_SCALAR_OPS  # noqa: E402
 
 PYTENSOR_NAMES = {"and": "and_", "or": "or_"}
 
 
 def pytensor_op(name):
-    name = PYTENSOR_NAMES.get(name, name)
-    return getattr(ps, name, None) or getattr(psm, name)
+    """PyTensor's instance of the op, checked against the mode's class mapping."""
+    op = getattr(ps, PYTENSOR_NAMES.get(name, name), None) or getattr(psm, name)
+    assert PYTENSOR_SCALAR_OPS[type(op)] == name
+    return op
+
+
+def test_every_op_maps_to_pytensor():
+    assert set(PYTENSOR_SCALAR_OPS.values()) == set(SCALAR_OPS)
 
 
 def pytensor_out(op, ins):

@@ -1,0 +1,163 @@
+"""PyTensor mode ``"AOT"``: graphs run on prebuilt kernels, with per-node fallback.
+
+    import aotkernels.pytensor_mode  # registers linker "aot" and mode "AOT"
+    f = pytensor.function([x], y, mode="AOT")
+
+``AOTLinker`` is PyTensor's Python VM with ``perform`` thunks (so nothing is compiled, not
+even C), in which every node aotkernels can serve gets an aotkernels thunk instead. Fusion
+is switched off: a fused ``Composite`` is a new scalar program per graph, the very thing
+that would need compiling, while unfused ``Elemwise`` nodes map one to one onto catalog
+kernels. Nodes without a kernel run PyTensor's own ``perform``, so no op is ever refused.
+
+``coverage(fn)`` tells, per node, whether it ran on a prebuilt kernel ("aot"), a JIT kernel
+("jit"), or PyTensor's implementation ("pytensor"). This first version covers ``Elemwise``
+(every op of the table, ``Cast``, n-ary add/mul, inplace variants); reductions, BLAS, join
+and softmax nodes fall back for now, and nodes run one Python call each (no plan executor).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pytensor.scalar as ps
+import pytensor.scalar.math as psm
+from pytensor.compile.mode import Mode, predefined_linkers, predefined_modes
+from pytensor.graph.rewriting.db import RewriteDatabaseQuery
+from pytensor.link.vm import VMLinker
+from pytensor.tensor.elemwise import Elemwise
+
+from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.resolver import elemwise, resolve
+from aotkernels.signature import CODES
+
+#: PyTensor scalar op class -> aotkernels op name (the op table is ``SCALAR_OPS``)
+PYTENSOR_SCALAR_OPS: dict[type, str] = {
+    ps.Add: "add", ps.Sub: "sub", ps.Mul: "mul", ps.TrueDiv: "true_div", ps.IntDiv: "int_div",
+    ps.Mod: "mod", ps.Pow: "pow", ps.Neg: "neg", ps.Abs: "abs", ps.Sign: "sign",
+    ps.Sqr: "sqr", ps.Reciprocal: "reciprocal", ps.Maximum: "maximum", ps.Minimum: "minimum",
+    ps.Clip: "clip", ps.Exp: "exp", ps.Exp2: "exp2", ps.Expm1: "expm1", ps.Log: "log",
+    ps.Log2: "log2", ps.Log10: "log10", ps.Log1p: "log1p", ps.Sqrt: "sqrt",
+    psm.Sigmoid: "sigmoid", psm.Softplus: "softplus", ps.Sin: "sin", ps.Cos: "cos",
+    ps.Tan: "tan", ps.Sinh: "sinh", ps.Cosh: "cosh", ps.Tanh: "tanh", ps.ArcSinh: "arcsinh",
+    ps.ArcTanh: "arctanh", psm.Erf: "erf", psm.Erfc: "erfc", psm.Gamma: "gamma",
+    psm.GammaLn: "gammaln", ps.Floor: "floor", ps.Ceil: "ceil",
+    ps.RoundHalfToEven: "round_half_to_even", ps.LT: "lt", ps.LE: "le", ps.GT: "gt",
+    ps.GE: "ge", ps.EQ: "eq", ps.NEQ: "neq", ps.AND: "and", ps.OR: "or", ps.XOR: "xor",
+    ps.Invert: "invert", ps.IsNan: "isnan", ps.IsInf: "isinf", ps.Switch: "switch",
+    ps.Cast: "cast",
+}
+
+#: ops PyTensor makes n-ary; aotkernels applies them pairwise into the output buffer
+_NARY = {"add", "mul", "maximum", "minimum", "and", "or", "xor"}
+
+
+class ElemwiseThunk:
+    """Runs one ``Elemwise`` node through the resolver, reusing its output buffer."""
+
+    lazy = False
+
+    def __init__(self, node, op: str, inputs, outputs):
+        self.node, self.op, self.inputs, self.outputs = node, op, inputs, outputs
+        self.out_dtype = node.outputs[0].type.dtype
+        self.cast_to = self.out_dtype if op == "cast" else None
+        self.inplace = node.op.inplace_pattern.get(0)
+        self.source = None  # "aot" / "jit" once run
+
+    def _output(self, args) -> np.ndarray:
+        if self.inplace is not None:
+            return args[self.inplace]
+        shape = np.broadcast_shapes(*(a.shape for a in args))
+        prev = self.outputs[0][0]
+        if isinstance(prev, np.ndarray) and prev.shape == shape and prev.dtype == self.out_dtype:
+            return prev
+        return np.empty(shape, self.out_dtype)
+
+    def __call__(self) -> None:
+        args = [np.asarray(c[0]) for c in self.inputs]
+        out = self._output(args)
+        pairwise = len(args) > 2 and self.op in _NARY
+        if pairwise:
+            args = [np.asarray(a, dtype=self.out_dtype) for a in args]  # exact n-ary upcast
+            if self.inplace is not None and self.inplace >= 2:
+                # the first pairwise step writes ``out`` before this input is read
+                args[self.inplace] = args[self.inplace].copy()
+            elemwise(self.op, args[0], args[1], out=out)
+            for a in args[2:]:
+                elemwise(self.op, out, a, out=out)
+        else:
+            elemwise(self.op, *args, out=out, dtype=self.cast_to)
+        if self.source is None:  # first run: record where the kernel came from
+            self.source = resolve(self.op, *(args[:2] if pairwise else args),
+                                  dtype=self.cast_to)[1]
+        self.outputs[0][0] = out
+
+
+def elemwise_op(node) -> str | None:
+    """The aotkernels op serving this node, or None if it must fall back."""
+    if not isinstance(node.op, Elemwise) or len(node.outputs) != 1:
+        return None
+    name = PYTENSOR_SCALAR_OPS.get(type(node.op.scalar_op))
+    dtypes = [v.type.dtype for v in (*node.inputs, *node.outputs)]
+    if name is None or any(d not in CODES for d in dtypes):
+        return None
+    ins, out = tuple(dtypes[:-1]), dtypes[-1]
+    if name in _NARY and len(ins) > 2:
+        ins = (out, out)
+    try:
+        SCALAR_OPS[name].types(ins, out)
+    except TypeError:
+        return None
+    return name
+
+
+class AOTLinker(VMLinker):
+    """The VM linker with aotkernels thunks for every node the library can serve."""
+
+    def __init__(self, allow_gc=None, use_cloop=False, callback=None, callback_input=None,
+                 lazy=None, schedule=None, c_thunks=False, allow_partial_eval=None):
+        super().__init__(allow_gc=allow_gc, use_cloop=False, callback=callback,
+                         callback_input=callback_input, lazy=lazy, schedule=schedule,
+                         c_thunks=False, allow_partial_eval=allow_partial_eval)
+        self.incompatible_rewrites = ("cxx_only", "fusion", "local_careduce_fusion")
+        self.nodes: list = []
+        self.thunks: list = []
+
+    def make_vm(self, nodes, thunks, *args, **kwargs):
+        mine = []
+        for node, thunk in zip(nodes, thunks):
+            op = elemwise_op(node)
+            if op is not None:
+                thunk = ElemwiseThunk(node, op, thunk.inputs, thunk.outputs)
+            mine.append(thunk)
+        self.nodes, self.thunks = list(nodes), mine
+        return super().make_vm(nodes, mine, *args, **kwargs)
+
+
+def coverage(fn) -> list[tuple[str, str]]:
+    """``(node, "aot" | "jit" | "pytensor")`` for each node of a compiled function.
+
+    A served node's source is known once it has run; before that it reads "pending".
+    """
+    linker = fn.maker.linker
+    if not isinstance(linker, AOTLinker):
+        raise TypeError("not a function compiled with mode='AOT'")
+    rows = []
+    for node, thunk in zip(linker.nodes, linker.thunks):
+        if isinstance(thunk, ElemwiseThunk):
+            rows.append((str(node), thunk.source or "pending"))
+        else:
+            rows.append((str(node), "pytensor"))
+    return rows
+
+
+def coverage_summary(fn) -> Counter:
+    return Counter(source for _, source in coverage(fn))
+
+
+AOT = Mode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run"]))
+
+if "aot" not in predefined_linkers:
+    predefined_linkers["aot"] = AOTLinker()
+if "AOT" not in predefined_modes:
+    predefined_modes["AOT"] = AOT
