@@ -25,7 +25,7 @@ from aotkernels.signature import ABI_VERSION, Signature
 stats = {"compiled": 0, "loaded": 0}
 
 _lock = threading.RLock()
-_engine = None
+_engines: list = []  # kept alive: they own the loaded code
 _fns: dict[str, object] = {}
 
 
@@ -57,19 +57,26 @@ def _libm_aliases() -> dict[str, int]:
             "numba_gammaf": ctypes.cast(libm.tgammaf, ctypes.c_void_p).value}
 
 
-def _get_engine():
-    global _engine
-    if _engine is None:
-        import llvmlite.binding as llvm
+def _load_object(obj: bytes, symbol: str) -> int:
+    """Map one object into executable memory; return its entry point's address.
 
-        from aotkernels.generator.link import host_machine
+    One MCJIT engine per object: with several objects in one engine, a kernel loaded after
+    another computed wrong results here (llvmlite 0.47), while each object alone is correct.
+    """
+    import llvmlite.binding as llvm
 
+    from aotkernels.generator.link import host_machine
+
+    if not _engines:
         for name, addr in _libm_aliases().items():
             llvm.add_symbol(name, addr)
-        tm = host_machine()
-        empty = llvm.parse_assembly(f'target triple = "{tm.triple}"')
-        _engine = llvm.create_mcjit_compiler(empty, tm)
-    return _engine
+    tm = host_machine()
+    engine = llvm.create_mcjit_compiler(llvm.parse_assembly(f'target triple = "{tm.triple}"'),
+                                        tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    _engines.append(engine)
+    return engine.get_function_address(symbol)
 
 
 def _compile_object(sig: Signature, path: Path) -> bytes:
@@ -110,7 +117,7 @@ def function(sig: Signature):
         if fn is not None:
             return fn
         try:
-            import llvmlite.binding as llvm
+            import llvmlite.binding  # noqa: F401
         except ImportError:
             raise KernelNotAvailable(f"no prebuilt kernel for {key}; install "
                                      "aotkernels[jit] to compile it on demand") from None
@@ -128,10 +135,7 @@ def function(sig: Signature):
             _record_miss(directory, sig)
         else:
             stats["loaded"] += 1
-        engine = _get_engine()
-        engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-        engine.finalize_object()
-        addr = engine.get_function_address(symbol)
+        addr = _load_object(obj, symbol)
         if not addr:
             raise KernelNotAvailable(f"JIT object {path} lacks {symbol}; delete it to rebuild")
         fn = KERNEL_FN(addr)

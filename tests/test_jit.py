@@ -75,3 +75,12 @@ def test_jit_kernel_matches_the_aot_kernel(aot_lib, jit_cache):
     assert aot_lib.function(sig.key)(*call.args(sig, [x], aot_out)) == 0
     assert jit.function(sig)(*call.args(sig, [x], jit_out)) == 0
     np.testing.assert_array_equal(aot_out, jit_out)
+
+
+def test_several_jit_kernels_in_one_process(aot_lib, jit_cache):
+    """Regression: with one in-memory engine for all objects, the second kernel was wrong."""
+    x = np.random.default_rng(0).normal(size=(6, 5))
+    exp = ak.elemwise("exp", x[:, ::2].T)  # nd2 exp: not in the session library
+    gt = ak.elemwise("gt", x, np.zeros((1, 1), np.int8))  # nd2 gt(f8, i1): not either
+    np.testing.assert_allclose(exp, np.exp(x[:, ::2].T))
+    np.testing.assert_array_equal(gt, x > 0)
