@@ -9,15 +9,13 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-import numpy as np
-
 #: Version of the calling convention in ``abi.py``; a library built for another is refused.
 ABI_VERSION = 1
 
 CODES = {"float64": "f8", "float32": "f4", "int64": "i8", "int32": "i4", "int16": "i2",
          "int8": "i1", "uint64": "u8", "uint32": "u4", "uint16": "u2", "uint8": "u1",
          "bool": "b1"}
-DTYPES = {code: name for name, code in CODES.items()}
+NAMES = {code: name for name, code in CODES.items()}
 
 #: Layouts of an elementwise kernel: ``flat`` takes 1-D C-contiguous operands of one length;
 #: ``nd`` takes operands of a fixed rank with any strides (0 = broadcast, negative allowed).
@@ -50,7 +48,7 @@ class Signature:
         family, op, types, shape = key.split("/")
         ins, out = types.split("->")
         layout = shape.rstrip("0123456789")
-        return cls(family, op, tuple(DTYPES[c] for c in ins.split(",")), DTYPES[out], layout,
+        return cls(family, op, tuple(NAMES[c] for c in ins.split(",")), NAMES[out], layout,
                    int(shape[len(layout):]))
 
     def symbol(self, template_hash: str) -> str:
@@ -67,7 +65,3 @@ class Signature:
     def operands(self) -> list[tuple[str, int]]:
         """(dtype, ndim) of each operand as the kernel sees it: inputs, then the output."""
         return [(d, self.ndim) for d in (*self.in_dtypes, self.out_dtype)]
-
-
-def dtype_name(dtype) -> str:
-    return np.dtype(dtype).name

@@ -163,7 +163,6 @@ def bench_numba_cache(lib_dir: Path, count: int) -> dict:
     from aotkernels.build_tools.cli import build
     from aotkernels.kernels import elemwise
     from aotkernels.kernels.scalar_ops import SCALAR_OPS
-
     from aotkernels.library import read_manifest
     from aotkernels.signature import Signature
 

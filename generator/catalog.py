@@ -14,15 +14,13 @@ import itertools
 from collections.abc import Iterable, Iterator
 
 from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
-
 from aotkernels.resolver import MAX_NDIM
-from aotkernels.signature import CODES, Signature
-from aotkernels.signature import DTYPES as BY_CODE
+from aotkernels.signature import CODES, NAMES, Signature
 
 
 def dtype_name(spec: str) -> str:
     """Accept ``float64`` or its code ``f8``."""
-    name = BY_CODE.get(spec, spec)
+    name = NAMES.get(spec, spec)
     if name not in CODES:
         raise ValueError(f"unknown dtype {spec!r}")
     return name

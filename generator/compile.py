@@ -18,7 +18,6 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from aotkernels.kernels import builder, template_hash
-
 from aotkernels.signature import Signature
 
 
@@ -42,6 +41,7 @@ def compile_kernel(sig: Signature) -> KernelIR:
     """Compile one signature in this process (imports numba)."""
     import numba
     import numpy as np
+
     from aotkernels.kernels.abi import make_cfunc
 
     symbol = symbol_of(sig)
@@ -65,7 +65,7 @@ def _compile_task(sig: Signature):
 
 
 def _cache_tag() -> str:
-    import numba  # noqa: PLC0415  (version of the compiler that produced the IR)
+    import numba
 
     return f"numba{numba.__version__}-O0"
 

@@ -20,7 +20,6 @@ from pathlib import Path
 
 from aotkernels.generator.compile import IRCache, KernelCompileError, compile_all
 from aotkernels.kernels import FAMILIES, template_hash
-
 from aotkernels.signature import ABI_VERSION, Signature
 from aotkernels.targets import TARGETS
 
@@ -55,6 +54,7 @@ def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: in
           log: Callable[[str], None] = print) -> StageReport:
     import llvmlite
     import numba
+
     from aotkernels.generator.link import link_object
 
     unknown = [t for t in targets if t not in TARGETS]

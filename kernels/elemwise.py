@@ -17,10 +17,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
-from aotkernels.kernels.abi import assume_c
-from aotkernels.kernels.scalar_ops import SCALAR_OPS
 from numba import njit
 
+from aotkernels.kernels.abi import assume_c
+from aotkernels.kernels.scalar_ops import SCALAR_OPS
 from aotkernels.signature import Signature
 
 #: Inputs up to this arity get a dedicated loop for every contiguous/broadcast-scalar mix.
@@ -31,14 +31,14 @@ def _converter(dtype: str | None):
     return None if dtype is None else getattr(np, "bool_" if dtype == "bool" else dtype)
 
 
-def _scalar_expr(nin: int, converters: list, reads: list[str]) -> str:
+def _scalar_expr(converters: list, reads: list[str]) -> str:
     args = [r if c is None else f"c{i}({r})" for i, (c, r) in enumerate(zip(converters, reads))]
     return f"f({', '.join(args)})"
 
 
 def _flat_source(nin: int, converters: list) -> list[str]:
     ins = ", ".join(f"a{i}" for i in range(nin))
-    expr = _scalar_expr(nin, converters, [f"a{i}[j]" for i in range(nin)])
+    expr = _scalar_expr(converters, [f"a{i}[j]" for i in range(nin)])
     return [
         f"def kernel({ins}, out):",
         "    for j in range(out.shape[0]):",
@@ -90,10 +90,10 @@ def _nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int]) -> l
             else:
                 body.append(f"s{i} = {row(f'a{i}')}[0]")
                 reads.append(f"s{i}")
-        body += ["for j in range(n):", f"    ro[j] = {_scalar_expr(nin, converters, reads)}"]
+        body += ["for j in range(n):", f"    ro[j] = {_scalar_expr(converters, reads)}"]
         src += nest(body, 2)
     general_reads = [f"a{i}[{', '.join([*outer, 'j'])}]" for i in range(nin)]
-    general = [f"out[{', '.join([*outer, 'j'])}] = {_scalar_expr(nin, converters, general_reads)}"]
+    general = [f"out[{', '.join([*outer, 'j'])}] = {_scalar_expr(converters, general_reads)}"]
     src.append("    else:")
     src += nest(["for j in range(n):", "    " + general[0]], 2)
     src.append("    return 0")

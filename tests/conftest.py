@@ -12,9 +12,9 @@ import os
 from pathlib import Path
 
 import pytest
-from aotkernels.generator.catalog import catalog
 
 from aotkernels import jit, library
+from aotkernels.generator.catalog import catalog
 from aotkernels.signature import Signature
 from aotkernels.targets import default_targets
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.special as sp
+
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
 
 NUMPY = {

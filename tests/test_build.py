@@ -8,9 +8,9 @@ import subprocess
 import sys
 
 import pytest
-from aotkernels.generator.compile import IRCache, _compile_task, compile_all, symbol_of
 
 from aotkernels import library
+from aotkernels.generator.compile import IRCache, _compile_task, compile_all, symbol_of
 from aotkernels.signature import Signature
 
 SHIM_EXPORTS = {"aotk_abi_version", "aotk_x86_level"}

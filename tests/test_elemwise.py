@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
 from conftest import ND_CASTS, ND_OPS, session_signatures
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reference import PYTENSOR_DIFFERS, reference
 
 import aotkernels as ak
+from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
 from aotkernels.resolver import resolve
 
 FLOAT_SPECIALS = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 1e-300, 700.0, -700.0,

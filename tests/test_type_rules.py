@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
+
 from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
 
 ps = pytest.importorskip("pytensor.scalar")
