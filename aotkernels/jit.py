@@ -1,9 +1,10 @@
 """Kernels missing from the library: compiled once from the same template, cached on disk.
 
 A miss compiles the signature exactly as ``build-kernels`` would (``generator.compile``,
-then ``generator.link`` for this host's CPU) into an object file under the per-user cache
-directory, named by the same symbol as an AOT kernel would be. Any later process loads
-that object with llvmlite's in-memory linker: no numba import, no compilation. Every miss
+then ``generator.link`` for this host's CPU), in a child process (``generator.host``) so
+numba never enters this one, into an object file under the per-user cache directory, named
+by the same symbol as an AOT kernel would be. This and any later process load that object
+with llvmlite's in-memory linker: no numba import, no compilation. Every miss
 is appended to ``misses.txt`` so the next ``build-kernels --from-usage`` can ship it.
 
 ``AOT_DISABLE_JIT=1`` turns a miss into ``KernelNotAvailable``.
@@ -15,6 +16,8 @@ import ctypes
 import ctypes.util
 import hashlib
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -80,20 +83,19 @@ def _load_object(obj: bytes, symbol: str) -> int:
 
 
 def _compile_object(sig: Signature, path: Path) -> bytes:
-    from aotkernels.generator.compile import compile_kernel
-    from aotkernels.generator.link import host_machine, kernel_module, optimise
+    import importlib.util
 
-    k = compile_kernel(sig)
-    mod = kernel_module(k.ir, k.inner, k.symbol)
-    tm = host_machine()
-    optimise(mod, tm)
-    obj = tm.emit_object(mod)
+    if importlib.util.find_spec("numba") is None:
+        raise KernelNotAvailable(f"no prebuilt kernel for {sig.key}; install "
+                                 "aotkernels[jit] to compile it on demand")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    tmp.write_bytes(obj)
-    os.replace(tmp, path)  # atomic: readers see a whole object or none
+    res = subprocess.run([sys.executable, "-m", "aotkernels.generator.host", sig.key, str(path)],
+                         capture_output=True, text=True)
+    if res.returncode:
+        err = (res.stderr.strip().splitlines() or ["no output"])[-1]
+        raise KernelNotAvailable(f"JIT compilation of {sig.key} failed: {err}")
     stats["compiled"] += 1
-    return obj
+    return path.read_bytes()
 
 
 def _record_miss(directory: Path, sig: Signature) -> None:

@@ -40,6 +40,12 @@ _initialised = False
 
 
 def _init() -> None:
+    """Once per process.
+
+    No ``-vector-library=LIBMVEC-X86``: it made exp/log/sin loops 1.4-2.4x faster, but LLVM 20
+    maps vector widths to libmvec variants without checking target features, so baseline
+    (SSE2) code called the AVX2 ``_ZGVdN4v_exp`` and computed garbage (benchmarks/RESULTS.md).
+    """
     global _initialised
     if not _initialised:
         llvm.initialize_all_targets()
