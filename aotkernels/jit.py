@@ -12,12 +12,8 @@ is appended to ``misses.txt`` so the next ``build-kernels --from-usage`` can shi
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import hashlib
 import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -55,6 +51,8 @@ def cache_dir() -> Path:
 
 def _libm_aliases() -> dict[str, int]:
     """numba's helper names for libm functions, bound to libm as the C shim does."""
+    import ctypes.util
+
     libm = ctypes.CDLL(ctypes.util.find_library("m"))
     return {"numba_gamma": ctypes.cast(libm.tgamma, ctypes.c_void_p).value,
             "numba_gammaf": ctypes.cast(libm.tgammaf, ctypes.c_void_p).value}
@@ -84,6 +82,8 @@ def _load_object(obj: bytes, symbol: str) -> int:
 
 def _compile_object(sig: Signature, path: Path) -> bytes:
     import importlib.util
+    import subprocess
+    import sys
 
     if importlib.util.find_spec("numba") is None:
         raise KernelNotAvailable(f"no prebuilt kernel for {sig.key}; install "
