@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from aotkernels.signature import ABI_VERSION
-from aotkernels.targets import TARGETS, host_arch
+from aotkernels.targets import TARGETS, host_arch, host_level
 
 log = logging.getLogger("aotkernels")
 
@@ -63,21 +63,6 @@ def _check_templates(manifest: dict, path: Path) -> None:
         if template_hash(family) != digest:
             raise LibraryError(f"{path} is stale: the {family} templates changed since it "
                                "was built (rebuild with build-kernels)")
-
-
-def host_level() -> int:
-    """x86-64 micro-architecture level of this CPU (0 elsewhere), from NumPy's CPU probe.
-
-    The library's own probe (``aotk_x86_level``) is the authority once a baseline library
-    is loaded; this one chooses which library to open first.
-    """
-    if host_arch() != "x86_64":
-        return 0
-    try:
-        from numpy._core._multiarray_umath import __cpu_features__ as feats
-    except ImportError:  # numpy < 2
-        from numpy.core._multiarray_umath import __cpu_features__ as feats
-    return max([1] + [lvl for lvl in (2, 3, 4) if feats.get(f"X86_V{lvl}")])
 
 
 @dataclass
@@ -165,11 +150,15 @@ def load(directory: Path | None = None) -> Library:
     except OSError as exc:
         raise LibraryError(f"cannot load {path}: {exc}") from None
     try:
-        abi = dll.aotk_abi_version()
+        abi, probed = dll.aotk_abi_version(), dll.aotk_x86_level()
     except AttributeError:
         raise LibraryError(f"{path} is not an aotkernels library") from None
     if abi != ABI_VERSION:
         raise LibraryError(f"{path} reports ABI {abi}, its manifest and runtime {ABI_VERSION}")
+    # the shim is built for the baseline, so its probe is safe to call in any library
+    if probed < TARGETS[target].level:
+        raise LibraryError(f"{path} needs x86-64 level {TARGETS[target].level}; the CPU "
+                           f"probe in the library says {probed}")
     return Library(directory, target, reason, manifest, dll)
 
 

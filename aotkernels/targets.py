@@ -41,5 +41,26 @@ def host_arch() -> str:
     return platform.machine()
 
 
+def host_level() -> int:
+    """x86-64 micro-architecture level of this CPU (0 elsewhere), from NumPy's CPU probe.
+
+    NumPy's probe also checks that the OS saves the wide registers. The library's own probe
+    (``aotk_x86_level`` in the C shim) cross-checks it once a library is open.
+    """
+    if host_arch() != "x86_64":
+        return 0
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__ as feats
+    except ImportError:  # numpy < 2
+        from numpy.core._multiarray_umath import __cpu_features__ as feats
+    return max([1] + [lvl for lvl in (2, 3, 4) if feats.get(f"X86_V{lvl}")])
+
+
 def default_targets() -> tuple[str, ...]:
     return DEFAULT_TARGETS.get(host_arch(), ())
+
+
+def native_targets() -> tuple[str, ...]:
+    """The best target the build machine itself runs (``--targets native``)."""
+    usable = [t for t in TARGETS.values() if t.arch == host_arch() and t.level <= host_level()]
+    return (max(usable, key=lambda t: t.level).name,) if usable else ()

@@ -22,7 +22,7 @@ import time
 import zipfile
 from pathlib import Path
 
-from aotkernels.targets import TARGETS, default_targets
+from aotkernels.targets import TARGETS, default_targets, native_targets
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,8 +34,8 @@ def _csv(value: str) -> list[str]:
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="build-kernels", description=__doc__.split("\n\n")[0])
     p.add_argument("--targets", type=_csv, default=None,
-                   help=f"comma-separated, from {', '.join(TARGETS)}, or 'native' "
-                        f"(default: {','.join(default_targets())})")
+                   help=f"comma-separated, from {', '.join(TARGETS)}, or 'native' (the best "
+                        f"this machine runs) (default: {','.join(default_targets())})")
     p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
                    help="compiler processes (default: all cores)")
     p.add_argument("--ops", type=_csv, default=None, help="only these elementwise ops")
@@ -177,8 +177,10 @@ def main(argv=None) -> int:
     from aotkernels.generator.catalog import catalog
 
     targets = args.targets or list(default_targets())
-    if targets == ["native"]:
-        targets = list(default_targets())
+    if "native" in targets:
+        targets = [t for t in targets if t != "native"] + list(native_targets())
+    if not targets:
+        raise SystemExit("build-kernels: no target for this machine; pass --targets")
     try:
         sigs = catalog(args.ops, args.dtypes, args.max_ndim)
     except ValueError as exc:
