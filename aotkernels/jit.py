@@ -109,11 +109,11 @@ def _record_miss(directory: Path, sig: Signature) -> None:
 def function(sig: Signature):
     """The kernel for ``sig`` as a ctypes function: from the disk cache, else compiled."""
     key = sig.key
+    if jit_disabled():  # before the memo: "disabled" means no JIT kernel runs at all
+        raise KernelNotAvailable(f"no prebuilt kernel for {key} and AOT_DISABLE_JIT is set")
     fn = _fns.get(key)
     if fn is not None:
         return fn
-    if jit_disabled():
-        raise KernelNotAvailable(f"no prebuilt kernel for {key} and AOT_DISABLE_JIT is set")
     with _lock:
         fn = _fns.get(key)
         if fn is not None:

@@ -28,7 +28,7 @@ from pytensor.link.vm import VMLinker
 from pytensor.tensor.elemwise import Elemwise
 
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
-from aotkernels.resolver import elemwise, resolve
+from aotkernels.resolver import elemwise, prepare, resolve
 from aotkernels.signature import CODES
 
 #: PyTensor scalar op class -> aotkernels op name (the op table is ``SCALAR_OPS``)
@@ -53,7 +53,11 @@ _NARY = {"add", "mul", "maximum", "minimum", "and", "or", "xor"}
 
 
 class ElemwiseThunk:
-    """Runs one ``Elemwise`` node through the resolver, reusing its output buffer."""
+    """Runs one ``Elemwise`` node on a kernel, reusing its output buffer.
+
+    The resolved call (``Prepared``) is kept while the operands keep their shapes, strides
+    and dtypes, so a steady-state call only marshals data pointers.
+    """
 
     lazy = False
 
@@ -62,7 +66,10 @@ class ElemwiseThunk:
         self.out_dtype = node.outputs[0].type.dtype
         self.cast_to = self.out_dtype if op == "cast" else None
         self.inplace = node.op.inplace_pattern.get(0)
+        self.pairwise = len(node.inputs) > 2 and op in _NARY
         self.source = None  # "aot" / "jit" once run
+        self._key = None
+        self._prepared = None
 
     def _output(self, args) -> np.ndarray:
         if self.inplace is not None:
@@ -73,24 +80,41 @@ class ElemwiseThunk:
             return prev
         return np.empty(shape, self.out_dtype)
 
+    def _run_pairwise(self, args, out) -> None:
+        args = [np.asarray(a, dtype=self.out_dtype) for a in args]  # exact n-ary upcast
+        if self.inplace is not None and self.inplace >= 2:
+            # the first pairwise step writes ``out`` before this input is read
+            args[self.inplace] = args[self.inplace].copy()
+        elemwise(self.op, args[0], args[1], out=out)
+        for a in args[2:]:
+            elemwise(self.op, out, a, out=out)
+        if self.source is None:
+            self.source = resolve(self.op, args[0], args[1])[1]
+
     def __call__(self) -> None:
         args = [np.asarray(c[0]) for c in self.inputs]
         out = self._output(args)
-        pairwise = len(args) > 2 and self.op in _NARY
-        if pairwise:
-            args = [np.asarray(a, dtype=self.out_dtype) for a in args]  # exact n-ary upcast
-            if self.inplace is not None and self.inplace >= 2:
-                # the first pairwise step writes ``out`` before this input is read
-                args[self.inplace] = args[self.inplace].copy()
-            elemwise(self.op, args[0], args[1], out=out)
-            for a in args[2:]:
-                elemwise(self.op, out, a, out=out)
+        if self.pairwise:
+            self._run_pairwise(args, out)
         else:
-            elemwise(self.op, *args, out=out, dtype=self.cast_to)
-        if self.source is None:  # first run: record where the kernel came from
-            self.source = resolve(self.op, *(args[:2] if pairwise else args),
-                                  dtype=self.cast_to)[1]
+            overlap = [np.may_share_memory(a, out) and not _same_view(a, out) for a in args]
+            key = (out.shape, out.strides, *[(a.shape, a.strides, a.dtype) for a in args])
+            # partial overlap or misalignment: the full path copies/converts, every time
+            if key != self._key or any(overlap) or any(not a.flags.aligned for a in args):
+                self._prepared, args, out = prepare(self.op, *args, out=out,
+                                                    dtype=self.cast_to)
+                self._key = key
+                if self.source is None and self._prepared is not None:
+                    self.source = self._prepared.source
+            if self._prepared is not None:
+                self._prepared.run(args, out)
         self.outputs[0][0] = out
+
+
+def _same_view(a: np.ndarray, out: np.ndarray) -> bool:
+    """``a`` is exactly ``out`` (in place, safe for elementwise kernels)."""
+    return (a.ctypes.data == out.ctypes.data and a.shape == out.shape
+            and a.strides == out.strides and a.dtype == out.dtype)
 
 
 def elemwise_op(node) -> str | None:

@@ -102,15 +102,20 @@ class _Call:
         for nd in range(len(self.shape), MAX_NDIM + 1):
             yield Signature("elemwise", op, ins, out, "nd", nd)
 
-    def args(self, sig: Signature, arrays: list[np.ndarray], out: np.ndarray):
+    def geometry(self, sig: Signature):
+        """The kernel's shapes and strides arrays, padded to ``sig``'s rank with size-1 dims."""
+        n = len(self.strides)
         pad = sig.ndim - len(self.shape)
-        shape = (1,) * pad + self.shape
-        n = len(arrays) + 1
-        data = (ctypes.c_void_p * n)(*[a.ctypes.data for a in arrays], out.ctypes.data)
-        shapes = (ctypes.c_int64 * (n * sig.ndim))(*(shape * n))
+        shapes = (ctypes.c_int64 * (n * sig.ndim))(*(((1,) * pad + self.shape) * n))
         strides = (ctypes.c_int64 * (n * sig.ndim))(
             *[s for st in self.strides for s in (0,) * pad + st])
-        return data, shapes, strides
+        return shapes, strides
+
+    def args(self, sig: Signature, arrays: list[np.ndarray], out: np.ndarray):
+        """All three kernel arguments for these operands."""
+        data = (ctypes.c_void_p * (len(arrays) + 1))(*[a.ctypes.data for a in arrays],
+                                                     out.ctypes.data)
+        return (data, *self.geometry(sig))
 
 
 def _find(call: _Call, op: str, ins: tuple[str, ...], out: str):
@@ -138,10 +143,35 @@ def _raise_status(sop: ScalarOp, sig: Signature, status: int):
     raise KernelError(f"kernel {sig.key} failed with status {status}")
 
 
-def _prepare(op: str, inputs, out, dtype):
-    """Validate and resolve; returns (scalar op, signature, fn, source, geometry, arrays, out).
+class Prepared:
+    """A resolved call for operands of one geometry (shapes, strides, dtypes).
 
-    ``fn`` is None when there is nothing to compute (an empty result).
+    Reusable as long as the operands keep that geometry: ``run`` then only passes the new
+    data pointers. The PyTensor thunks keep one per node.
+    """
+
+    __slots__ = ("sop", "sig", "fn", "source", "casts", "shapes", "strides", "n")
+
+    def __init__(self, sop, sig, fn, source, casts, call: _Call):
+        self.sop, self.sig, self.fn, self.source, self.casts = sop, sig, fn, source, casts
+        self.n = len(call.strides)
+        self.shapes, self.strides = call.geometry(sig)
+
+    def run(self, arrays: list[np.ndarray], out: np.ndarray) -> None:
+        """Call the kernel; ``arrays`` and ``out`` must have the geometry it was prepared for."""
+        if self.casts:
+            arrays = [a if c is None else a.astype(c) for a, c in zip(arrays, self.casts)]
+        data = (ctypes.c_void_p * self.n)(*[a.ctypes.data for a in arrays], out.ctypes.data)
+        status = self.fn(data, self.shapes, self.strides)
+        if status:
+            _raise_status(self.sop, self.sig, status)
+
+
+def prepare(op: str, *inputs, out: np.ndarray | None = None, dtype=None):
+    """Validate and resolve a call: ``(Prepared or None if empty, operand arrays, out)``.
+
+    The operand arrays are the inputs as the kernel reads them (native byte order, aligned,
+    copied where they overlap ``out``); ``out`` is allocated if not given.
     """
     sop = SCALAR_OPS.get(op)
     if sop is None:
@@ -156,20 +186,21 @@ def _prepare(op: str, inputs, out, dtype):
         out = _check_out(out, shape, out_dtype)
         arrays = [_unalias(a, out) for a in arrays]
     if out.size == 0:
-        return sop, None, None, None, None, arrays, out
+        return None, arrays, out
     call = _Call(arrays, out)
     sig, fn = _find(call, op, ins, out_dtype)
+    if sig is not None:
+        return Prepared(sop, sig, fn, "aot", None, call), arrays, out
     cast_ins = tuple(c or d for c, d in zip(compute, ins))
-    if sig is None and cast_ins != ins:
+    if cast_ins != ins:
         cast_arrays = [a if d == c else a.astype(c) for a, d, c in zip(arrays, ins, cast_ins)]
         cast_call = _Call(cast_arrays, out)
         sig, fn = _find(cast_call, op, cast_ins, out_dtype)
         if sig is not None:
-            arrays, call = cast_arrays, cast_call
-    if sig is not None:
-        return sop, sig, fn, "aot", call, arrays, out
+            casts = [None if d == c else c for d, c in zip(ins, cast_ins)]
+            return Prepared(sop, sig, fn, "aot", casts, cast_call), arrays, out
     sig = call.exact(op, ins, out_dtype)
-    return sop, sig, jit.function(sig), "jit", call, arrays, out
+    return Prepared(sop, sig, jit.function(sig), "jit", None, call), arrays, out
 
 
 def elemwise(op: str, *inputs, out: np.ndarray | None = None,
@@ -179,11 +210,9 @@ def elemwise(op: str, *inputs, out: np.ndarray | None = None,
     Inputs broadcast like NumPy; ``out`` (optional) receives the result and must have the
     broadcast shape and the result dtype. ``dtype`` is the target of ``cast``.
     """
-    sop, sig, fn, _, call, arrays, out = _prepare(op, inputs, out, dtype)
-    if fn is not None:
-        status = fn(*call.args(sig, arrays, out))
-        if status:
-            _raise_status(sop, sig, status)
+    prepared, arrays, out = prepare(op, *inputs, out=out, dtype=dtype)
+    if prepared is not None:
+        prepared.run(arrays, out)
     return out
 
 
@@ -193,8 +222,8 @@ def resolve(op: str, *inputs, out: np.ndarray | None = None,
 
     (None, None) when the result is empty and no kernel runs.
     """
-    _, sig, _, source, *_ = _prepare(op, inputs, out, dtype)
-    return sig, source
+    prepared, _, _ = prepare(op, *inputs, out=out, dtype=dtype)
+    return (prepared.sig, prepared.source) if prepared else (None, None)
 
 
 def cast(x, dtype, out: np.ndarray | None = None) -> np.ndarray:

@@ -7,7 +7,8 @@ else build/full-lib, else the installed package). Prints markdown tables; the fi
 RESULTS.md come from this script.
 
 Columns: ``aot call`` is ``aotkernels.elemwise(..., out=o)`` (validation, resolution and a
-ctypes call per call); ``aot kernel`` calls the resolved kernel with prebuilt arguments,
+ctypes call per call); ``aot prepared`` is ``Prepared.run`` (data pointers marshalled per
+call, what a PyTensor node costs); ``aot kernel`` calls the kernel with prebuilt arguments,
 which is what a planned graph executes. numba is ``@njit`` running the same ufunc with
 ``out=`` (no allocation).
 """
@@ -15,6 +16,7 @@ which is what a planned graph executes. numba is ``@njit`` running the same ufun
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import os
 import platform
@@ -88,18 +90,19 @@ def numba_funcs():
 
 def _measure(op, args, numpy_fn, numba_fn) -> dict:
     import aotkernels as ak
-    from aotkernels.resolver import _prepare
+    from aotkernels.resolver import prepare
 
     out = np.empty(np.broadcast_shapes(*(x.shape for x in args)))
     t_np = best(lambda: numpy_fn(*args, out=out))
     t_nb = best(lambda: numba_fn(*args, out))
     t_call = best(lambda: ak.elemwise(op, *args, out=out))
-    _, sig, fn, source, call, arrays, _ = _prepare(op, args, out, None)
-    cargs = call.args(sig, arrays, out)
-    t_kern = best(lambda: fn(*cargs))
+    p, arrays, _ = prepare(op, *args, out=out)
+    t_prep = best(lambda: p.run(arrays, out))
+    data = (ctypes.c_void_p * p.n)(*[a.ctypes.data for a in arrays], out.ctypes.data)
+    t_kern = best(lambda: p.fn(data, p.shapes, p.strides))
     assert np.allclose(out, numpy_fn(*args), rtol=1e-12), op
-    return dict(kernel=sig.key.split("/", 2)[2], source=source, numpy=t_np, numba=t_nb,
-                call=t_call, kern=t_kern)
+    return dict(kernel=p.sig.key.split("/", 2)[2], source=p.source, numpy=t_np, numba=t_nb,
+                call=t_call, prepared=t_prep, kern=t_kern)
 
 
 def bench_speed(quick: bool) -> list[dict]:
@@ -234,14 +237,14 @@ def main() -> None:
     print(f"library: {lib.path.name} ({lib.path.stat().st_size / 1e6:.2f} MB, "
           f"{len(lib.kernels)} kernels, target {lib.target})\n")
 
-    print("| n | op | layout | kernel | numpy µs | numba µs | aot call µs | aot kernel µs "
-          "| kernel/numpy | kernel/numba |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| n | op | layout | kernel | numpy µs | numba µs | aot call µs | aot prepared µs "
+          "| aot kernel µs | kernel/numpy | kernel/numba |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in bench_speed(args.quick):
         print(f"| {r['n']:.0e} | {r['op']} | {r['layout']} | {r['source']} {r['kernel']} "
               f"| {r['numpy'] * 1e6:.1f} | {r['numba'] * 1e6:.1f} | {r['call'] * 1e6:.1f} "
-              f"| {r['kern'] * 1e6:.1f} | {r['kern'] / r['numpy']:.2f} "
-              f"| {r['kern'] / r['numba']:.2f} |")
+              f"| {r['prepared'] * 1e6:.1f} | {r['kern'] * 1e6:.1f} "
+              f"| {r['kern'] / r['numpy']:.2f} | {r['kern'] / r['numba']:.2f} |")
 
     ld = bench_load(lib_dir)
     print(f"\nfresh process, best of 5: import numpy {ld['numpy_import'] * 1e3:.1f} ms; import "
