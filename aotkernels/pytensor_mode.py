@@ -17,6 +17,7 @@ and softmax nodes fall back for now, and nodes run one Python call each (no plan
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
 
 import numpy as np
@@ -135,6 +136,9 @@ def elemwise_op(node) -> str | None:
     return name
 
 
+_CVM = "pytensor.link.c.cvm"
+
+
 class AOTLinker(VMLinker):
     """The VM linker with aotkernels thunks for every node the library can serve."""
 
@@ -155,7 +159,18 @@ class AOTLinker(VMLinker):
                 thunk = ElemwiseThunk(node, op, thunk.inputs, thunk.outputs)
             mine.append(thunk)
         self.nodes, self.thunks = list(nodes), mine
-        return super().make_vm(nodes, mine, *args, **kwargs)
+        # VMLinker.make_vm imports the C VM even when it will not use it (use_cloop=False);
+        # in a fresh compiledir that import compiles PyTensor's lazylinker (~1.3 s of a cold
+        # start). Hiding the module makes it take its own "no CVM" path; if the C VM is
+        # already loaded (another mode used it), nothing is hidden.
+        hide = _CVM not in sys.modules
+        if hide:
+            sys.modules[_CVM] = None
+        try:
+            return super().make_vm(nodes, mine, *args, **kwargs)
+        finally:
+            if hide and sys.modules.get(_CVM, 0) is None:
+                del sys.modules[_CVM]
 
 
 def coverage(fn) -> list[tuple[str, str]]:

@@ -1,0 +1,133 @@
+"""PyTensor cold start and steady state: mode AOT against NUMBA and C (cvm), in one run.
+
+    python benchmarks/bench_pytensor.py [--lib DIR] [--repeat 50]
+
+Every (case, mode) runs in a fresh process with empty caches (cold: PyTensor's compiledir,
+numba's cache and aotkernels' JIT cache all in a new temporary directory), then once more in
+another fresh process with the caches the first one left (warm). Reported: time from
+``pytensor.function`` to the first result, and the median of ``--repeat`` later calls.
+``--lib`` is the kernel library (default: $AOT_LIBRARY_DIR, else build/full-lib).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+CASE = r"""
+import json, sys, time
+t_import = time.perf_counter()
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+mode, case, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == "AOT":
+    import aotkernels.pytensor_mode as am
+rng = np.random.default_rng(0)
+
+def build():
+    if case.startswith("elemwise"):
+        n = int(case.split("-")[1])
+        x, y = pt.vector("x"), pt.vector("y")
+        out = pt.exp(-x * x) * pt.sigmoid(y) + pt.log1p(pt.abs(x - y)) / (1 + y * y)
+        return [x, y], [out], [rng.normal(size=n), rng.normal(size=n)]
+    if case.startswith("logistic"):
+        n, k = map(int, case.split("-")[1].split("x"))
+        x, w, t = pt.matrix("x"), pt.vector("w"), pt.vector("t")
+        p = pt.sigmoid(x @ w)
+        loss = -pt.mean(t * pt.log(p) + (1 - t) * pt.log(1 - p)) + 1e-3 * pt.sum(w ** 2)
+        return [x, w, t], [loss, pytensor.grad(loss, w)], [
+            rng.normal(size=(n, k)), rng.normal(size=k), (rng.random(n) < 0.5).astype(float)]
+    if case == "softmax-classifier":
+        x, w, b = pt.matrix("x"), pt.matrix("w"), pt.vector("b")
+        y = pt.lvector("y")
+        p = pt.special.softmax(x @ w + b, axis=1)
+        loss = -pt.mean(pt.log(p[pt.arange(y.shape[0]), y]))
+        return [x, w, b, y], [loss, *pytensor.grad(loss, [w, b])], [
+            rng.normal(size=(500, 20)), rng.normal(size=(20, 5)), np.zeros(5),
+            rng.integers(0, 5, 500)]
+    raise SystemExit(f"unknown case {case}")
+
+inputs, outputs, values = build()
+t0 = time.perf_counter()
+f = pytensor.function(inputs, outputs, mode=mode)
+first = f(*values)
+t_first = time.perf_counter() - t0
+times = []
+for _ in range(repeat):
+    t = time.perf_counter()
+    f(*values)
+    times.append(time.perf_counter() - t)
+times.sort()
+cov = dict(am.coverage_summary(f)) if mode == "AOT" else None
+print(json.dumps({"first": t_first, "steady": times[len(times) // 2], "coverage": cov,
+                  "numba_imported": "numba" in sys.modules,
+                  "result": float(np.asarray(first[0]).ravel()[0])}))
+"""
+
+CASES = ["elemwise-10", "elemwise-1000000", "logistic-100x10", "logistic-10000x100",
+         "softmax-classifier"]
+MODES = ["AOT", "NUMBA", "C"]
+
+
+def run(mode: str, case: str, cache: Path, repeat: int, lib: Path) -> dict:
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(cache / "aot"),
+               NUMBA_CACHE_DIR=str(cache / "numba"),
+               PYTENSOR_FLAGS=f"compiledir={cache / 'pytensor'}")
+    mode_arg = {"C": "CVM"}.get(mode, mode)
+    res = subprocess.run([sys.executable, "-c", CASE, mode_arg, case, str(repeat)], env=env,
+                         capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"{mode} {case} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--lib", type=Path, default=None)
+    p.add_argument("--repeat", type=int, default=50)
+    p.add_argument("--cases", default=",".join(CASES))
+    args = p.parse_args()
+    lib = (args.lib or Path(os.environ.get("AOT_LIBRARY_DIR", ROOT / "build" / "full-lib")))
+    if not (lib / "manifest.json").exists():
+        raise SystemExit(f"no library in {lib}: run build-kernels --no-wheel --out {lib}")
+    import pytensor
+
+    print(f"# PyTensor modes, {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
+          f"{os.cpu_count()} cores, PyTensor {pytensor.__version__}\n")
+    print("| case | mode | cold first s | warm first s | steady µs | AOT/NUMBA first (cold) "
+          "| AOT/C first (cold) | AOT/NUMBA steady | AOT nodes |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for case in args.cases.split(","):
+        rows = {}
+        for mode in MODES:
+            with tempfile.TemporaryDirectory(prefix="aotk-bench-") as d:
+                cold = run(mode, case, Path(d), args.repeat, lib)
+                warm = run(mode, case, Path(d), args.repeat, lib)
+            rows[mode] = (cold, warm)
+        a_cold, a_warm = rows["AOT"]
+        for mode, (cold, warm) in rows.items():
+            ratios = ""
+            if mode == "AOT":
+                n_cold, n_warm = rows["NUMBA"]
+                c_cold, _ = rows["C"]
+                ratios = (f"{a_cold['first'] / n_cold['first']:.3f} | "
+                          f"{a_cold['first'] / c_cold['first']:.3f} | "
+                          f"{a_warm['steady'] / n_warm['steady']:.2f} | {cold['coverage']}")
+            else:
+                ratios = " | | | "
+            print(f"| {case} | {mode} | {cold['first']:.2f} | {warm['first']:.2f} "
+                  f"| {warm['steady'] * 1e6:.1f} | {ratios} |")
+
+
+if __name__ == "__main__":
+    main()
