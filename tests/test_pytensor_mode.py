@@ -124,15 +124,17 @@ f = pytensor.function([x, y], out, mode="AOT")
 a, b = np.linspace(-1, 1, 50), np.linspace(2, 3, 50)
 ok = np.allclose(f(a, b), np.exp(a) * b + 1 / (1 + np.exp(-b)) - np.log1p(a * a))
 print(json.dumps({"ok": bool(ok), "coverage": am.coverage_summary(f),
-                  "numba": "numba" in sys.modules}))
+                  "numba": "numba" in sys.modules,
+                  "c_vm": "pytensor.link.c.cvm" in sys.modules}))
 """
 
 
-def test_catalog_graphs_run_without_numba(aot_lib, tmp_path):
+def test_catalog_graphs_run_without_numba_or_c(aot_lib, tmp_path):
     env = dict(os.environ, AOT_DISABLE_JIT="1", AOT_LIBRARY_DIR=str(aot_lib.directory))
     res = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True,
                          text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["numba"] is False
+    assert report["c_vm"] is False  # nothing compiled: not even PyTensor's C VM
     assert set(report["coverage"]) == {"aot"}, report["coverage"]
