@@ -41,6 +41,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--ops", type=_csv, default=None, help="only these elementwise ops")
     p.add_argument("--dtypes", type=_csv, default=None, help="only these dtypes (f8 or float64)")
     p.add_argument("--max-ndim", type=int, default=4, help="highest nd kernel rank (1-4)")
+    p.add_argument("--from-usage", type=Path, default=None, metavar="FILE",
+                   help="also build the signatures recorded in FILE (the JIT cache's "
+                        "misses.txt, see python -m aotkernels info)")
     p.add_argument("--out", type=Path, default=None,
                    help="wheel directory (default: wheels/), or the library directory "
                         "with --no-wheel (default: build/lib)")
@@ -182,7 +185,7 @@ def main(argv=None) -> int:
     if not targets:
         raise SystemExit("build-kernels: no target for this machine; pass --targets")
     try:
-        sigs = catalog(args.ops, args.dtypes, args.max_ndim)
+        sigs = catalog(args.ops, args.dtypes, args.max_ndim, args.from_usage)
     except ValueError as exc:
         raise SystemExit(f"build-kernels: {exc}") from None
     if not sigs:

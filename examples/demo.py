@@ -34,7 +34,7 @@ cases = [
     ("gt", (x, 0.5), x > 0.5),
     ("switch", (x > 0, x, 0.0), np.where(x > 0, x, 0.0)),
 ]
-print(f"{'op':<9}{'operands':<46}{'kernel':<34}{'max |err|':>10}{'ms':>8}")
+print(f"{'op':<9}{'operands':<52}{'kernel':<34}{'max |err|':>10}{'ms':>8}")
 for op, args, want in cases:
     t = time.perf_counter()
     got = ak.elemwise(op, *args)
@@ -42,7 +42,7 @@ for op, args, want in cases:
     sig, source = resolve(op, *args)
     err = float(np.max(np.abs(got.astype(np.float64) - want)))
     shapes = ", ".join(f"{np.asarray(a).dtype}{np.asarray(a).shape}" for a in args)
-    print(f"{op:<9}{shapes:<46}{source + ' ' + sig.key.split('/', 1)[1]:<34}{err:>10.1e}"
+    print(f"{op:<9}{shapes:<52}{source + ' ' + sig.key.split('/', 1)[1]:<34}{err:>10.1e}"
           f"{ms:>8.2f}")
     assert err < 1e-5, (op, err)
 

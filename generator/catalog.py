@@ -59,6 +59,32 @@ def elemwise_signatures(ops: Iterable[str] | None = None,
     return sigs
 
 
-def catalog(ops=None, dtypes=None, max_ndim: int = MAX_NDIM) -> list[Signature]:
-    """Every signature to build, deduplicated and in a stable order."""
-    return sorted(set(elemwise_signatures(ops, dtypes, max_ndim)))
+def usage_signatures(path) -> list[Signature]:
+    """Signatures recorded as JIT misses (``misses.txt`` in the JIT cache), one key a line.
+
+    Unknown or malformed lines are skipped: the file is a hint written by old versions too.
+    """
+    from pathlib import Path
+
+    from aotkernels.kernels import FAMILIES
+
+    sigs = []
+    for line in Path(path).read_text().splitlines():
+        try:
+            sig = Signature.from_key(line.strip())
+        except (ValueError, KeyError):
+            continue
+        if sig.family in FAMILIES and (sig.family != "elemwise" or sig.op in SCALAR_OPS):
+            sigs.append(sig)
+    return sigs
+
+
+def catalog(ops=None, dtypes=None, max_ndim: int = MAX_NDIM, usage=None) -> list[Signature]:
+    """Every signature to build, deduplicated and in a stable order.
+
+    ``usage``: a misses file whose signatures are added (``build-kernels --from-usage``).
+    """
+    sigs = set(elemwise_signatures(ops, dtypes, max_ndim))
+    if usage is not None:
+        sigs.update(usage_signatures(usage))
+    return sorted(sigs)

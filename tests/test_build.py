@@ -137,3 +137,27 @@ def test_info_cli(aot_lib):
     text = subprocess.run([sys.executable, "-m", "aotkernels", "info"], env=env,
                           capture_output=True, text=True, check=True).stdout
     assert "kernels:" in text and aot_lib.target in text
+
+
+def test_from_usage_turns_a_miss_into_a_prebuilt_kernel(tmp_path):
+    """A miss recorded by one process is prebuilt by the next build-kernels --from-usage."""
+    import os
+
+    env = dict(os.environ, AOT_CACHE_DIR=str(tmp_path / "jit"),
+               AOT_LIBRARY_DIR=str(tmp_path / "none"))
+    miss = ("import numpy as np, aotkernels as ak; from aotkernels.resolver import resolve\n"
+            "x = np.ones((4, 6), np.float32)[:, ::2]\n"
+            "ak.elemwise('tanh', x); print(resolve('tanh', x)[1])")
+    first = subprocess.run([sys.executable, "-c", miss], env=env, capture_output=True,
+                           text=True, check=True)
+    assert first.stdout.split()[-1] == "jit"
+    (misses,) = (tmp_path / "jit").glob("*/misses.txt")
+    lib = tmp_path / "lib"
+    subprocess.run([sys.executable, "-m", "aotkernels.build_tools.cli", "--ops", "add",
+                    "--dtypes", "f4", "--max-ndim", "1", "--from-usage", str(misses),
+                    "--no-wheel", "--out", str(lib), "--quiet"], check=True)
+    env["AOT_LIBRARY_DIR"] = str(lib)
+    env["AOT_DISABLE_JIT"] = "1"
+    second = subprocess.run([sys.executable, "-c", miss], env=env, capture_output=True,
+                            text=True, check=True)
+    assert second.stdout.split()[-1] == "aot"

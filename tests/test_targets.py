@@ -88,3 +88,16 @@ def test_vector_width_follows_the_target(multi_lib):
         return asm.count("%ymm")
 
     assert ymm("x86_64") == 0 and ymm("x86_64_v3") > 0
+
+
+def test_builds_are_reproducible(multi_lib, tmp_path):
+    """The same inputs give byte-identical libraries (IR from the cache, link redone)."""
+    from aotkernels.build_tools.cli import build
+
+    again = tmp_path / "again"
+    sigs = catalog(["add", "exp", "sigmoid"], ["f8", "f4"], max_ndim=2)
+    build(sigs, X86, again, wheel=False, jobs=os.cpu_count() or 1,
+          cache_dir=ROOT / "build" / "ir-cache", quiet=True)
+    for t in X86:
+        lib = TARGETS[t].library
+        assert (again / lib).read_bytes() == (multi_lib / lib).read_bytes(), t
