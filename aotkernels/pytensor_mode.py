@@ -10,9 +10,12 @@ that would need compiling, while unfused ``Elemwise`` nodes map one to one onto 
 kernels. Nodes without a kernel run PyTensor's own ``perform``, so no op is ever refused.
 
 ``coverage(fn)`` tells, per node, whether it ran on a prebuilt kernel ("aot"), a JIT kernel
-("jit"), or PyTensor's implementation ("pytensor"). This first version covers ``Elemwise``
-(every op of the table, ``Cast``, n-ary add/mul, inplace variants); reductions, BLAS, join
-and softmax nodes fall back for now, and nodes run one Python call each (no plan executor).
+("jit"), or PyTensor's implementation ("pytensor"); ``OpFromGraph`` nodes (softmax and
+friends) run their inner graph in mode AOT as well and are reported node by node.
+
+This first version serves ``Elemwise`` (every op of the table, ``Cast``, n-ary add/mul,
+inplace variants); reductions, BLAS and join nodes fall back to ``perform`` for now, and each
+node is one Python call (no plan executor yet).
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import sys
 from collections import Counter
 
 import numpy as np
+import pytensor
 import pytensor.scalar as ps
 import pytensor.scalar.math as psm
+from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.mode import Mode, predefined_linkers, predefined_modes
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import VMLinker
@@ -112,6 +117,35 @@ class ElemwiseThunk:
         self.outputs[0][0] = out
 
 
+class InnerGraphThunk:
+    """An ``OpFromGraph`` node (softmax, log-softmax, ... wrappers) whose inner graph runs in
+    mode AOT too. PyTensor's ``perform`` would compile it in the default mode (NUMBA):
+    10-20 s of numba compilation inside the first call of a softmax classifier.
+    """
+
+    lazy = False
+
+    def __init__(self, node, inputs, outputs):
+        self.node, self.inputs, self.outputs = node, inputs, outputs
+        self.fn = None
+
+    def __call__(self) -> None:
+        if self.fn is None:
+            op = self.node.op
+            kwargs = {k: v for k, v in op.kwargs.items() if k != "mode"}
+            self.fn = pytensor.function(op.inner_inputs, op.inner_outputs,
+                               mode=AOT.excluding("symbolic_op_recognition"), **kwargs)
+            self.fn.trust_input = True
+        for cell, value in zip(self.outputs, self.fn(*[c[0] for c in self.inputs])):
+            cell[0] = value
+
+
+def _runs_inner_graph(node) -> bool:
+    """An OpFromGraph that would compile its inner graph in the default mode."""
+    return (isinstance(node.op, OpFromGraph) and type(node.op).perform is OpFromGraph.perform
+            and node.op.kwargs.get("mode") is None)
+
+
 def _same_view(a: np.ndarray, out: np.ndarray) -> bool:
     """``a`` is exactly ``out`` (in place, safe for elementwise kernels)."""
     return (a.ctypes.data == out.ctypes.data and a.shape == out.shape
@@ -157,6 +191,8 @@ class AOTLinker(VMLinker):
             op = elemwise_op(node)
             if op is not None:
                 thunk = ElemwiseThunk(node, op, thunk.inputs, thunk.outputs)
+            elif _runs_inner_graph(node):
+                thunk = InnerGraphThunk(node, thunk.inputs, thunk.outputs)
             mine.append(thunk)
         self.nodes, self.thunks = list(nodes), mine
         # VMLinker.make_vm imports the C VM even when it will not use it (use_cloop=False);
@@ -185,6 +221,8 @@ def coverage(fn) -> list[tuple[str, str]]:
     for node, thunk in zip(linker.nodes, linker.thunks):
         if isinstance(thunk, ElemwiseThunk):
             rows.append((str(node), thunk.source or "pending"))
+        elif isinstance(thunk, InnerGraphThunk) and thunk.fn is not None:
+            rows += [(f"{node} / {inner}", source) for inner, source in coverage(thunk.fn)]
         else:
             rows.append((str(node), "pytensor"))
     return rows

@@ -2,7 +2,7 @@
 
     python benchmarks/bench_pytensor.py [--lib DIR] [--repeat 50]
 
-Every (case, mode) runs in a fresh process with empty caches (cold: PyTensor's compiledir,
+Every (case, mode) runs in a fresh process with empty caches (cold: PyTensor's base_compiledir,
 numba's cache and aotkernels' JIT cache all in a new temporary directory), then once more in
 another fresh process with the caches the first one left (warm). Reported: time from
 ``pytensor.function`` to the first result, and the median of ``--repeat`` later calls.
@@ -82,7 +82,7 @@ MODES = ["AOT", "NUMBA", "C"]
 def run(mode: str, case: str, cache: Path, repeat: int, lib: Path) -> dict:
     env = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(cache / "aot"),
                NUMBA_CACHE_DIR=str(cache / "numba"),
-               PYTENSOR_FLAGS=f"compiledir={cache / 'pytensor'}")
+               PYTENSOR_FLAGS=f"base_compiledir={cache / 'pytensor'}")
     mode_arg = {"C": "CVM"}.get(mode, mode)
     res = subprocess.run([sys.executable, "-c", CASE, mode_arg, case, str(repeat)], env=env,
                          capture_output=True, text=True)

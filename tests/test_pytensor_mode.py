@@ -138,3 +138,38 @@ def test_catalog_graphs_run_without_numba_or_c(aot_lib, tmp_path):
     assert report["ok"] and report["numba"] is False
     assert report["c_vm"] is False  # nothing compiled: not even PyTensor's C VM
     assert set(report["coverage"]) == {"aot"}, report["coverage"]
+
+
+SOFTMAX = r"""
+import json, sys
+import numpy as np
+import pytensor, pytensor.tensor as pt
+import aotkernels.pytensor_mode as am
+rng = np.random.default_rng(0)
+x, w = pt.matrix("x"), pt.matrix("w")
+y = pt.lvector("y")
+p = pt.special.softmax(x @ w, axis=1)
+loss = -pt.mean(pt.log(p[pt.arange(y.shape[0]), y]))
+f = pytensor.function([x, w, y], [loss, pytensor.grad(loss, w)], mode="AOT")
+X, W, Y = rng.normal(size=(50, 4)), rng.normal(size=(4, 3)), rng.integers(0, 3, 50)
+got_loss, got_grad = f(X, W, Y)
+z = X @ W
+P = np.exp(z - z.max(1, keepdims=True))
+P /= P.sum(1, keepdims=True)
+onehot = np.eye(3)[Y]
+print(json.dumps({
+    "ok": bool(np.isclose(got_loss, -np.mean(np.log(P[np.arange(50), Y])))
+               and np.allclose(got_grad, X.T @ (P - onehot) / 50)),
+    "inner": sum(" / " in node for node, _ in am.coverage(f)),
+    "numba": "numba" in sys.modules}))
+"""
+
+
+def test_inner_graphs_run_in_aot_mode_not_numba(aot_lib, tmp_path):
+    """OpFromGraph nodes (softmax) would compile their inner graph with numba in perform."""
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
+    res = subprocess.run([sys.executable, "-c", SOFTMAX], env=env, capture_output=True,
+                         text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["ok"] and report["inner"] > 0 and report["numba"] is False, report
