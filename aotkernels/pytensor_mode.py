@@ -14,8 +14,9 @@ kernels. Nodes without a kernel run PyTensor's own ``perform``, so no op is ever
 friends) run their inner graph in mode AOT as well and are reported node by node.
 
 This first version serves ``Elemwise`` (every op of the table, ``Cast``, n-ary add/mul,
-inplace variants); reductions, BLAS and join nodes fall back to ``perform`` for now, and each
-node is one Python call (no plan executor yet).
+inplace variants) and ``CAReduce`` (Sum, Prod, Max, Min, All, Any over any axes); BLAS,
+join and the rest fall back to ``perform`` for now, and each node is one Python call (no
+plan executor yet).
 """
 
 from __future__ import annotations
@@ -31,10 +32,11 @@ from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.mode import Mode, predefined_linkers, predefined_modes
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import VMLinker
-from pytensor.tensor.elemwise import Elemwise
+from pytensor.tensor.elemwise import CAReduce, Elemwise
 
+from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
-from aotkernels.resolver import elemwise, prepare, resolve
+from aotkernels.resolver import elemwise, prepare, reduce, resolve, resolve_reduce
 from aotkernels.signature import CODES
 
 #: PyTensor scalar op class -> aotkernels op name (the op table is ``SCALAR_OPS``)
@@ -52,6 +54,12 @@ PYTENSOR_SCALAR_OPS: dict[type, str] = {
     ps.GE: "ge", ps.EQ: "eq", ps.NEQ: "neq", ps.AND: "and", ps.OR: "or", ps.XOR: "xor",
     ps.Invert: "invert", ps.IsNan: "isnan", ps.IsInf: "isinf", ps.Switch: "switch",
     ps.Cast: "cast",
+}
+
+#: CAReduce scalar op -> aotkernels reduction (``REDUCTIONS``)
+PYTENSOR_REDUCTIONS: dict[type, str] = {
+    ps.Add: "sum", ps.Mul: "prod", ps.Maximum: "max", ps.Minimum: "min", ps.AND: "all",
+    ps.OR: "any",
 }
 
 #: ops PyTensor makes n-ary; aotkernels applies them pairwise into the output buffer
@@ -115,6 +123,37 @@ class ElemwiseThunk:
             if self._prepared is not None:
                 self._prepared.run(args, out)
         self.outputs[0][0] = out
+
+
+class ReduceThunk:
+    """Runs one ``CAReduce`` node (Sum, Prod, Max, Min, All, Any) on a reduction kernel."""
+
+    lazy = False
+
+    def __init__(self, node, op: str, inputs, outputs):
+        self.node, self.op, self.inputs, self.outputs = node, op, inputs, outputs
+        self.axis = node.op.axis
+        self.source = None
+
+    def __call__(self) -> None:
+        x = self.inputs[0][0]
+        self.outputs[0][0] = reduce(self.op, x, axis=self.axis)
+        if self.source is None:
+            self.source = resolve_reduce(self.op, x, axis=self.axis)[1]
+
+
+def reduce_op(node) -> str | None:
+    """The aotkernels reduction serving this CAReduce node, or None to fall back."""
+    if not isinstance(node.op, CAReduce) or len(node.outputs) != 1:
+        return None
+    name = PYTENSOR_REDUCTIONS.get(type(node.op.scalar_op))
+    ins, out = node.inputs[0].type.dtype, node.outputs[0].type.dtype
+    if name is None or ins not in CODES:
+        return None
+    acc, res = REDUCTIONS[name].dtypes(ins)
+    if out != res or getattr(node.op, "acc_dtype", None) not in (None, acc):
+        return None
+    return name
 
 
 class InnerGraphThunk:
@@ -191,6 +230,8 @@ class AOTLinker(VMLinker):
             op = elemwise_op(node)
             if op is not None:
                 thunk = ElemwiseThunk(node, op, thunk.inputs, thunk.outputs)
+            elif (red := reduce_op(node)) is not None:
+                thunk = ReduceThunk(node, red, thunk.inputs, thunk.outputs)
             elif _runs_inner_graph(node):
                 thunk = InnerGraphThunk(node, thunk.inputs, thunk.outputs)
             mine.append(thunk)
@@ -219,7 +260,7 @@ def coverage(fn) -> list[tuple[str, str]]:
         raise TypeError("not a function compiled with mode='AOT'")
     rows = []
     for node, thunk in zip(linker.nodes, linker.thunks):
-        if isinstance(thunk, ElemwiseThunk):
+        if isinstance(thunk, (ElemwiseThunk, ReduceThunk)):
             rows.append((str(node), thunk.source or "pending"))
         elif isinstance(thunk, InnerGraphThunk) and thunk.fn is not None:
             rows += [(f"{node} / {inner}", source) for inner, source in coverage(thunk.fn)]

@@ -14,6 +14,7 @@ import ctypes
 import numpy as np
 
 from aotkernels import jit
+from aotkernels.kernels.reductions import REDUCTIONS, start_value
 from aotkernels.kernels.scalar_ops import SCALAR_OPS, ScalarOp
 from aotkernels.layout import broadcast_strides, collapse, is_flat
 from aotkernels.library import default_library
@@ -81,26 +82,36 @@ def _unalias(a: np.ndarray, out: np.ndarray) -> np.ndarray:
 class _Call:
     """One resolved geometry: the kernel's view of the operands."""
 
-    __slots__ = ("shape", "strides", "flat")
+    __slots__ = ("shape", "strides", "flat", "family")
 
     def __init__(self, arrays: list[np.ndarray], out: np.ndarray):
         strides = [broadcast_strides(a, out.shape) for a in arrays] + [out.strides]
         self.shape, self.strides = collapse(out.shape, strides)
         sizes = [a.dtype.itemsize for a in arrays] + [out.dtype.itemsize]
         self.flat = is_flat(self.shape, self.strides, sizes)
+        self.family = "elemwise"
+
+    @classmethod
+    def reduction(cls, a: np.ndarray, acc: np.ndarray) -> _Call:
+        """Input and accumulator, the latter broadcast (stride 0) along the reduced axes."""
+        call = cls.__new__(cls)
+        call.shape, call.strides = collapse(a.shape, [a.strides,
+                                                      broadcast_strides(acc, a.shape)])
+        call.flat, call.family = False, "reduce"
+        return call
 
     def exact(self, op: str, ins: tuple[str, ...], out: str) -> Signature:
         """The signature that fits this geometry without padding (what JIT compiles)."""
         if self.flat:
-            return Signature("elemwise", op, ins, out, "flat", 1)
-        return Signature("elemwise", op, ins, out, "nd", len(self.shape))
+            return Signature(self.family, op, ins, out, "flat", 1)
+        return Signature(self.family, op, ins, out, "nd", len(self.shape))
 
     def candidates(self, op: str, ins: tuple[str, ...], out: str):
         """Shipped kernels that fit, best first; ``nd`` kernels of higher rank also fit."""
         if self.flat:
-            yield Signature("elemwise", op, ins, out, "flat", 1)
+            yield Signature(self.family, op, ins, out, "flat", 1)
         for nd in range(len(self.shape), MAX_NDIM + 1):
-            yield Signature("elemwise", op, ins, out, "nd", nd)
+            yield Signature(self.family, op, ins, out, "nd", nd)
 
     def geometry(self, sig: Signature):
         """The kernel's shapes and strides arrays, padded to ``sig``'s rank with size-1 dims."""
@@ -123,7 +134,7 @@ def _find(call: _Call, op: str, ins: tuple[str, ...], out: str):
     lib = default_library()
     if lib is None:
         return None, None
-    key = (op, ins, out, call.flat, len(call.shape))
+    key = (call.family, op, ins, out, call.flat, len(call.shape))
     hit = lib.choices.get(key)
     if hit is None:
         hit = None, None
@@ -136,8 +147,8 @@ def _find(call: _Call, op: str, ins: tuple[str, ...], out: str):
     return hit
 
 
-def _raise_status(sop: ScalarOp, sig: Signature, status: int):
-    if status == 1 and sop.raises:
+def _raise_status(sop: ScalarOp | None, sig: Signature, status: int):
+    if status == 1 and sop is not None and sop.raises:
         exc, msg = sop.raises
         raise exc(msg)
     raise KernelError(f"kernel {sig.key} failed with status {status}")
@@ -235,3 +246,69 @@ def cast(x, dtype, out: np.ndarray | None = None) -> np.ndarray:
         np.copyto(_check_out(out, a.shape, a.dtype.name), a)
         return out
     return elemwise("cast", a, out=out, dtype=dtype)
+
+
+def _axes(axis, ndim: int) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    norm = []
+    for ax in axes:
+        if not -ndim <= ax < ndim:
+            raise ValueError(f"axis {ax} is out of bounds for an array of dimension {ndim}")
+        norm.append(int(ax) % ndim)
+    if len(set(norm)) != len(norm):
+        raise ValueError(f"repeated axis in {axis}")
+    return tuple(sorted(norm))
+
+
+def _prepare_reduce(op: str, x, axis):
+    """Validate a reduction: (reduction, input, axes, accumulator, geometry or None if empty)."""
+    red = REDUCTIONS.get(op)
+    if red is None:
+        raise ValueError(f"unknown reduction {op!r} (known: {', '.join(REDUCTIONS)})")
+    a, d = _operand(x)
+    axes = _axes(axis, a.ndim)
+    acc_dtype, _ = red.dtypes(d)
+    kept = tuple(1 if i in axes else n for i, n in enumerate(a.shape))
+    reduced = int(np.prod([a.shape[i] for i in axes]))
+    if red.identity is None and reduced == 0 and int(np.prod(kept)) > 0:
+        raise ValueError(f"zero-size array to reduction operation {op} which has no identity")
+    acc = np.full(kept, start_value(op, acc_dtype), dtype=acc_dtype)
+    return red, a, axes, acc, (_Call.reduction(a, acc) if a.size else None)
+
+
+def _reduce_kernel(call: _Call, op: str, d: str, acc_dtype: str):
+    sig, fn = _find(call, op, (d,), acc_dtype)
+    if sig is not None:
+        return sig, fn, "aot"
+    sig = call.exact(op, (d,), acc_dtype)
+    return sig, jit.function(sig), "jit"
+
+
+def resolve_reduce(op: str, x, axis=None) -> tuple[Signature | None, str | None]:
+    """Which kernel ``reduce`` would run and from where; (None, None) for an empty input."""
+    _, a, _, acc, call = _prepare_reduce(op, x, axis)
+    if call is None:
+        return None, None
+    sig, _, source = _reduce_kernel(call, op, a.dtype.name, acc.dtype.name)
+    return sig, source
+
+
+def reduce(op: str, x, axis=None, keepdims: bool = False) -> np.ndarray:
+    """PyTensor's CAReduce: ``op`` in sum, prod, max, min, all, any over ``axis`` (None: all).
+
+    Accumulator and result dtypes follow PyTensor (int8 sums accumulate and return int64,
+    float32 sums accumulate in float64 and return float32); max/min over an empty axis raise
+    ``ValueError`` as PyTensor does.
+    """
+    red, a, axes, acc, call = _prepare_reduce(op, x, axis)
+    out_dtype = red.dtypes(a.dtype.name)[1]
+    if call is not None:
+        sig, fn, _ = _reduce_kernel(call, op, a.dtype.name, acc.dtype.name)
+        shapes, strides = call.geometry(sig)
+        status = fn((ctypes.c_void_p * 2)(a.ctypes.data, acc.ctypes.data), shapes, strides)
+        if status:
+            _raise_status(None, sig, status)
+    res = acc if keepdims else acc.reshape([n for i, n in enumerate(a.shape) if i not in axes])
+    return res if out_dtype == acc.dtype.name else res.astype(out_dtype)

@@ -180,7 +180,7 @@ def bench_numba_cache(lib_dir: Path, count: int) -> dict:
         for i, sig in enumerate(sigs):
             op = SCALAR_OPS[sig.op]
             _, compute = op.types(sig.in_dtypes, sig.out_dtype)
-            conv = [elemwise._converter(c) if c != d else None
+            conv = [elemwise.converter(c) if c != d else None
                     for c, d in zip(compute, sig.in_dtypes)]
             if sig.layout == "flat":
                 src = elemwise._flat_source(op.nin, conv)

@@ -1,5 +1,7 @@
 """The catalog: the declarative list of signatures that ship in the library.
 
+Reductions (``reduce`` family) ship for every dtype at ranks 1..4, whatever the axes.
+
 Like NumPy's ``generate_umath.py``, one table decides what is prebuilt; nothing else lists
 ops. Elementwise ops ship for every dtype their type rule accepts with all inputs of one
 dtype (the resolver casts mixed inputs to that form, see ``aotkernels.resolver``), ``cast``
@@ -13,6 +15,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 
+from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
 from aotkernels.resolver import MAX_NDIM
 from aotkernels.signature import CODES, NAMES, Signature
@@ -74,17 +77,36 @@ def usage_signatures(path) -> list[Signature]:
             sig = Signature.from_key(line.strip())
         except (ValueError, KeyError):
             continue
-        if sig.family in FAMILIES and (sig.family != "elemwise" or sig.op in SCALAR_OPS):
+        known = SCALAR_OPS if sig.family == "elemwise" else REDUCTIONS
+        if sig.family in FAMILIES and sig.op in known:
             sigs.append(sig)
     return sigs
+
+
+def reduce_signatures(ops: Iterable[str] | None = None,
+                      dtypes: Iterable[str] | None = None,
+                      max_ndim: int = MAX_NDIM) -> list[Signature]:
+    """Every reduction for every dtype at ranks 1..max_ndim (one kernel serves all axis sets)."""
+    names = list(REDUCTIONS) if ops is None else [o for o in ops if o in REDUCTIONS]
+    dts = DTYPES if dtypes is None else tuple(dtype_name(d) for d in dtypes)
+    return [Signature("reduce", name, (d,), REDUCTIONS[name].dtypes(d)[0], "nd", n)
+            for name in names for d in dts for n in range(1, max_ndim + 1)]
 
 
 def catalog(ops=None, dtypes=None, max_ndim: int = MAX_NDIM, usage=None) -> list[Signature]:
     """Every signature to build, deduplicated and in a stable order.
 
-    ``usage``: a misses file whose signatures are added (``build-kernels --from-usage``).
+    ``ops`` selects by name across families (``add``, ``sum``, ...). ``usage``: a misses
+    file whose signatures are added (``build-kernels --from-usage``).
     """
-    sigs = set(elemwise_signatures(ops, dtypes, max_ndim))
+    if ops is not None:
+        ops = list(ops)
+        unknown = [o for o in ops if o not in SCALAR_OPS and o not in REDUCTIONS]
+        if unknown:
+            raise ValueError(f"unknown ops: {', '.join(unknown)}")
+    elem_ops = None if ops is None else [o for o in ops if o in SCALAR_OPS]
+    sigs = set(elemwise_signatures(elem_ops, dtypes, max_ndim))
+    sigs.update(reduce_signatures(ops, dtypes, max_ndim))
     if usage is not None:
         sigs.update(usage_signatures(usage))
     return sorted(sigs)

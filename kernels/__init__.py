@@ -20,6 +20,7 @@ _HERE = Path(__file__).resolve().parent
 #: family -> template sources (the first is the module whose ``build(sig, name)`` makes a body)
 FAMILIES: dict[str, tuple[str, ...]] = {
     "elemwise": ("elemwise.py", "scalar_ops.py", "abi.py"),
+    "reduce": ("reduce.py", "reductions.py", "elemwise.py", "scalar_ops.py", "abi.py"),
 }
 
 

@@ -27,7 +27,8 @@ from aotkernels.signature import Signature
 _MAX_SPECIALISED_NIN = 2
 
 
-def _converter(dtype: str | None):
+def converter(dtype: str | None):
+    """numba-callable conversion to ``dtype`` (None: no conversion)."""
     return None if dtype is None else getattr(np, "bool_" if dtype == "bool" else dtype)
 
 
@@ -104,7 +105,7 @@ def build(sig: Signature, name: str):
     """Return ``(body, operand dtypes)``: an ``@njit`` function over the operand arrays."""
     op = SCALAR_OPS[sig.op]
     _, compute = op.types(sig.in_dtypes, sig.out_dtype)
-    converters = [_converter(c) if c != d else None for c, d in zip(compute, sig.in_dtypes)]
+    converters = [converter(c) if c != d else None for c, d in zip(compute, sig.in_dtypes)]
     scalar = njit(inline="always")(op.impl(next((c for c in compute if c), sig.in_dtypes[-1])))
     if sig.layout == "flat":
         src = _flat_source(op.nin, converters)

@@ -1,7 +1,8 @@
 """Shared fixtures: one small kernel library per test session, built like build-kernels does.
 
 The session library holds every catalog signature in the ``flat`` layout (all ops, all
-dtypes) plus ``nd`` kernels of every rank for a few ops of each arity, so the suite covers
+dtypes) plus ``nd`` kernels of every rank for a few ops of each arity, and every reduction
+kernel, so the suite covers
 every scalar body and every loop-nest shape while compiling ~10% of the catalog. It goes
 to ``build/test-lib`` and reuses the IR cache in ``build/ir-cache``.
 """
@@ -34,6 +35,7 @@ def session_signatures() -> list[Signature]:
     sigs += [s for s in full if s.layout == "nd" and s.op in ND_OPS]
     sigs += [s for s in full if s.layout == "nd" and s.op == "cast"
              and (s.in_dtypes[0], s.out_dtype) in ND_CASTS]
+    sigs += [s for s in full if s.family == "reduce"]  # every reduction, dtype and rank
     return sorted(set(sigs))
 
 

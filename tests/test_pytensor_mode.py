@@ -173,3 +173,17 @@ def test_inner_graphs_run_in_aot_mode_not_numba(aot_lib, tmp_path):
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
     assert report["ok"] and report["inner"] > 0 and report["numba"] is False, report
+
+
+def test_reductions_are_served(aot_lib):
+    x = pt.tensor3("x")
+    outs = [pt.sum(x, axis=(0, 2)), pt.max(x, axis=1), pt.prod(x, axis=-1),
+            pt.all(x > 0, axis=0), pt.any(x > 1), pt.min(x), pt.mean(x, axis=1)]
+    f = pytensor.function([x], outs, mode="AOT")
+    ref = pytensor.function([x], outs, mode="FAST_COMPILE")
+    v = rng.normal(size=(3, 4, 5))
+    for g, w in zip(f(v), ref(v)):
+        assert g.dtype == w.dtype and g.shape == w.shape
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    reductions = [t for t in f.maker.linker.thunks if isinstance(t, am.ReduceThunk)]
+    assert len(reductions) >= 6 and all(t.source == "aot" for t in reductions)

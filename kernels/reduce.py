@@ -1,0 +1,76 @@
+"""Reduction template: fold every input element into a stride-0 (broadcast) accumulator.
+
+Operands: the input and the accumulator, both seen with the input's shape; the accumulator
+has stride 0 along the reduced axes, so any axis set is one kernel per rank (the resolver
+collapses dimensions first). Three loop shapes, chosen once per call by the inner strides:
+reducing along the innermost axis keeps the accumulator in a register; a contiguous inner
+axis that is kept is a vectorisable row update; anything else is the general loop.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from aotkernels.kernels.abi import assume_c
+from aotkernels.kernels.elemwise import converter
+from aotkernels.kernels.reductions import REDUCTIONS
+from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.signature import Signature
+
+
+def _source(ndim: int, convert: bool, in_size: int, acc_size: int) -> list[str]:
+    last = ndim - 1
+    outer = [f"i{d}" for d in range(last)]
+    pad = "    " * (last + 2)
+
+    def nest() -> list[str]:
+        return [f"{'    ' * (d + 2)}for i{d} in range(a.shape[{d}]):" for d in range(last)]
+
+    def at(*extra: str) -> str:
+        idx = ", ".join([*outer, *extra])
+        return f"[{idx}]" if idx else ""
+
+    rd = (lambda e: f"c({e})") if convert else (lambda e: e)
+    row = f"a{at()}" if outer else "a"
+    orow = f"out{at()}" if outer else "out"
+    general = rd("a" + at("j"))
+    return [
+        "def kernel(a, out):",
+        f"    n = a.shape[{last}]",
+        "    if n == 0:",
+        "        return 0",
+        f"    if out.strides[{last}] == 0:",
+        *nest(),
+        f"{pad}r = {row}",
+        f"{pad}acc = out{at('0')}",
+        f"{pad}for j in range(n):",
+        f"{pad}    acc = f(acc, {rd('r[j]')})",
+        f"{pad}out{at('0')} = acc",
+        f"    elif a.strides[{last}] == {in_size} and out.strides[{last}] == {acc_size}:",
+        *nest(),
+        f"{pad}r = assume_c({row})",
+        f"{pad}o = assume_c({orow})",
+        f"{pad}for j in range(n):",
+        f"{pad}    o[j] = f(o[j], {rd('r[j]')})",
+        "    else:",
+        *nest(),
+        f"{pad}for j in range(n):",
+        f"{pad}    out{at('j')} = f(out{at('j')}, {general})",
+        "    return 0",
+    ]
+
+
+def build(sig: Signature, name: str):
+    """``(body, operand specs)`` for ``reduce/<op>/<in>-><acc>/nd<k>``."""
+    red = REDUCTIONS[sig.op]
+    (in_dtype,), acc = sig.in_dtypes, sig.out_dtype
+    if red.dtypes(in_dtype)[0] != acc:
+        raise TypeError(f"{sig.op} of {in_dtype} accumulates in {red.dtypes(in_dtype)[0]}")
+    env = {"f": njit(inline="always")(SCALAR_OPS[red.combine].impl(acc)),
+           "assume_c": assume_c, "c": converter(acc) if acc != in_dtype else None}
+    src = _source(sig.ndim, acc != in_dtype, np.dtype(in_dtype).itemsize,
+                  np.dtype(acc).itemsize)
+    src[0] = src[0].replace("def kernel", f"def {name}")
+    exec(compile("\n".join(src), f"<aotkernels {sig.key}>", "exec"), env)
+    return njit(env[name]), [(in_dtype, sig.ndim, "A"), (acc, sig.ndim, "A")]
