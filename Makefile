@@ -33,8 +33,12 @@ demo: setup
 	build/demo-venv/bin/pip install -q "$$(ls wheels/aotkernels-*.whl)[pytensor]"
 	build/demo-venv/bin/python examples/demo.py
 
+# Benchmarks need the full library; build-kernels skips what its IR cache already has.
 bench: setup
+	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
 	$(BIN)/python benchmarks/bench_elemwise.py
+	$(BIN)/python benchmarks/bench_reduce.py
+	$(BIN)/python benchmarks/bench_pytensor.py
 
 clean:
 	rm -rf build $(VENV) wheels/*.whl

@@ -113,13 +113,15 @@ class ElemwiseThunk:
         else:
             overlap = [np.may_share_memory(a, out) and not _same_view(a, out) for a in args]
             key = (out.shape, out.strides, *[(a.shape, a.strides, a.dtype) for a in args])
-            # partial overlap or misalignment: the full path copies/converts, every time
-            if key != self._key or any(overlap) or any(not a.flags.aligned for a in args):
-                self._prepared, args, out = prepare(self.op, *args, out=out,
-                                                    dtype=self.cast_to)
-                self._key = key
-                if self.source is None and self._prepared is not None:
-                    self.source = self._prepared.source
+            if key != self._key or any(overlap):
+                prepared, used, out = prepare(self.op, *args, out=out, dtype=self.cast_to)
+                # keep it only if the kernel reads the caller's arrays as they are: a copy
+                # (overlap, byte order, alignment) has another geometry than the key says
+                same = all(u is a for u, a in zip(used, args))
+                self._key, self._prepared = (key if same else None), prepared
+                if self.source is None and prepared is not None:
+                    self.source = prepared.source
+                args = used
             if self._prepared is not None:
                 self._prepared.run(args, out)
         self.outputs[0][0] = out

@@ -187,3 +187,20 @@ def test_reductions_are_served(aot_lib):
         np.testing.assert_allclose(g, w, rtol=1e-12)
     reductions = [t for t in f.maker.linker.thunks if isinstance(t, am.ReduceThunk)]
     assert len(reductions) >= 6 and all(t.source == "aot" for t in reductions)
+
+
+def test_memoised_calls_never_reuse_a_copys_geometry(aot_lib):
+    """A call whose input had to be copied (misaligned) is not memoised: the next input with
+    the same shape, strides and dtype must not run with the copy's (contiguous) strides."""
+    x = pt.vector("x")
+    f = pytensor.function([x], pt.exp(x), mode="AOT")
+    (thunk,) = [t for t in f.maker.linker.thunks if isinstance(t, am.ElemwiseThunk)]
+    raw = np.zeros(8 * 40 + 1, np.uint8)
+    misaligned = raw[1:].view(np.float64)[::2]  # stride 16, not aligned: copied inside
+    aligned = np.linspace(-1, 1, 40)[::2]  # stride 16, aligned: read in place
+    misaligned[:] = aligned[::-1]
+    assert not misaligned.flags.aligned and misaligned.strides == aligned.strides
+    for v in (misaligned, aligned, misaligned, aligned):
+        thunk.inputs[0][0] = v
+        thunk()
+        np.testing.assert_allclose(thunk.outputs[0][0], np.exp(v))
