@@ -3,8 +3,9 @@
 Operands: the input and the accumulator, both seen with the input's shape; the accumulator
 has stride 0 along the reduced axes, so any axis set is one kernel per rank (the resolver
 collapses dimensions first). Three loop shapes, chosen once per call by the inner strides:
-reducing along the innermost axis keeps the accumulator in a register; a contiguous inner
-axis that is kept is a vectorisable row update; anything else is the general loop.
+reducing along the innermost axis keeps ``LANES`` partial accumulators in registers; a
+contiguous inner axis that is kept is a vectorisable row update; anything else is the
+general loop.
 """
 
 from __future__ import annotations
@@ -17,6 +18,17 @@ from aotkernels.kernels.elemwise import converter
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
 from aotkernels.signature import Signature
+
+#: Partial accumulators for reductions along the innermost axis. Sums are then combined in a
+#: different order than a sequential loop (NumPy's pairwise sum differs from both).
+LANES = 8
+
+
+def _tree(terms: list[str]) -> str:
+    """Pairwise combination of partial accumulators: f(f(p0, p1), f(p2, p3)) ..."""
+    while len(terms) > 1:
+        terms = [f"f({a}, {b})" for a, b in zip(terms[::2], terms[1::2])]
+    return terms[0]
 
 
 def _source(ndim: int, convert: bool, in_size: int, acc_size: int) -> list[str]:
@@ -44,8 +56,16 @@ def _source(ndim: int, convert: bool, in_size: int, acc_size: int) -> list[str]:
         *nest(),
         f"{pad}r = {row}",
         f"{pad}acc = out{at('0')}",
-        f"{pad}for j in range(n):",
-        f"{pad}    acc = f(acc, {rd('r[j]')})",
+        f"{pad}j = 0",
+        f"{pad}if n >= {LANES}:",  # independent partial accumulators: throughput, not latency
+        *[f"{pad}    p{k} = {rd(f'r[{k}]')}" for k in range(LANES)],
+        f"{pad}    j = {LANES}",
+        f"{pad}    while j + {LANES} <= n:",
+        *[f"{pad}        p{k} = f(p{k}, {rd(f'r[j + {k}]')})" for k in range(LANES)],
+        f"{pad}        j += {LANES}",
+        f"{pad}    acc = f(acc, {_tree([f'p{k}' for k in range(LANES)])})",
+        f"{pad}for j2 in range(j, n):",
+        f"{pad}    acc = f(acc, {rd('r[j2]')})",
         f"{pad}out{at('0')} = acc",
         f"    elif a.strides[{last}] == {in_size} and out.strides[{last}] == {acc_size}:",
         *nest(),
