@@ -36,7 +36,7 @@ from pytensor.tensor.elemwise import CAReduce, Elemwise
 
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
-from aotkernels.resolver import elemwise, prepare, reduce, resolve, resolve_reduce
+from aotkernels.resolver import prepare, reduce, resolve_reduce
 from aotkernels.signature import CODES
 
 #: PyTensor scalar op class -> aotkernels op name (the op table is ``SCALAR_OPS``)
@@ -66,11 +66,35 @@ PYTENSOR_REDUCTIONS: dict[type, str] = {
 _NARY = {"add", "mul", "maximum", "minimum", "and", "or", "xor"}
 
 
-class ElemwiseThunk:
-    """Runs one ``Elemwise`` node on a kernel, reusing its output buffer.
+class _CallSite:
+    """One elementwise call in a node: resolved again only when the operands' layout changes.
 
-    The resolved call (``Prepared``) is kept while the operands keep their shapes, strides
-    and dtypes, so a steady-state call only marshals data pointers.
+    The resolved call (``Prepared``) is kept while shapes, strides and dtypes stay the same,
+    and only if the kernel read the caller's arrays as they are: an input that had to be
+    copied (partial overlap with ``out``, byte order, alignment) has another geometry.
+    """
+
+    __slots__ = ("key", "prepared")
+
+    def __init__(self):
+        self.key = self.prepared = None
+
+    def __call__(self, op: str, args: list, out: np.ndarray, dtype=None):
+        overlap = [np.may_share_memory(a, out) and not _same_view(a, out) for a in args]
+        key = (out.shape, out.strides, *[(a.shape, a.strides, a.dtype) for a in args])
+        if key != self.key or any(overlap):
+            prepared, used, out = prepare(op, *args, out=out, dtype=dtype)
+            same = all(u is a for u, a in zip(used, args))
+            self.key, self.prepared, args = (key if same else None), prepared, used
+        if self.prepared is not None:
+            self.prepared.run(args, out)
+        return self.prepared
+
+
+class ElemwiseThunk:
+    """Runs one ``Elemwise`` node on kernels, reusing its output buffer and resolved calls.
+
+    n-ary add/mul/... are applied pairwise into the output buffer, one call site a step.
     """
 
     lazy = False
@@ -81,9 +105,8 @@ class ElemwiseThunk:
         self.cast_to = self.out_dtype if op == "cast" else None
         self.inplace = node.op.inplace_pattern.get(0)
         self.pairwise = len(node.inputs) > 2 and op in _NARY
+        self.sites = [_CallSite() for _ in range(len(node.inputs) - 1 if self.pairwise else 1)]
         self.source = None  # "aot" / "jit" once run
-        self._key = None
-        self._prepared = None
 
     def _output(self, args) -> np.ndarray:
         if self.inplace is not None:
@@ -94,36 +117,21 @@ class ElemwiseThunk:
             return prev
         return np.empty(shape, self.out_dtype)
 
-    def _run_pairwise(self, args, out) -> None:
-        args = [np.asarray(a, dtype=self.out_dtype) for a in args]  # exact n-ary upcast
-        if self.inplace is not None and self.inplace >= 2:
-            # the first pairwise step writes ``out`` before this input is read
-            args[self.inplace] = args[self.inplace].copy()
-        elemwise(self.op, args[0], args[1], out=out)
-        for a in args[2:]:
-            elemwise(self.op, out, a, out=out)
-        if self.source is None:
-            self.source = resolve(self.op, args[0], args[1])[1]
-
     def __call__(self) -> None:
         args = [np.asarray(c[0]) for c in self.inputs]
         out = self._output(args)
         if self.pairwise:
-            self._run_pairwise(args, out)
+            args = [np.asarray(a, dtype=self.out_dtype) for a in args]  # exact n-ary upcast
+            if self.inplace is not None and self.inplace >= 2:
+                # the first pairwise step writes ``out`` before this input is read
+                args[self.inplace] = args[self.inplace].copy()
+            prepared = self.sites[0](self.op, args[:2], out)
+            for site, a in zip(self.sites[1:], args[2:]):
+                site(self.op, [out, a], out)
         else:
-            overlap = [np.may_share_memory(a, out) and not _same_view(a, out) for a in args]
-            key = (out.shape, out.strides, *[(a.shape, a.strides, a.dtype) for a in args])
-            if key != self._key or any(overlap):
-                prepared, used, out = prepare(self.op, *args, out=out, dtype=self.cast_to)
-                # keep it only if the kernel reads the caller's arrays as they are: a copy
-                # (overlap, byte order, alignment) has another geometry than the key says
-                same = all(u is a for u, a in zip(used, args))
-                self._key, self._prepared = (key if same else None), prepared
-                if self.source is None and prepared is not None:
-                    self.source = prepared.source
-                args = used
-            if self._prepared is not None:
-                self._prepared.run(args, out)
+            prepared = self.sites[0](self.op, args, out, self.cast_to)
+        if self.source is None and prepared is not None:
+            self.source = prepared.source
         self.outputs[0][0] = out
 
 
