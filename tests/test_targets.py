@@ -69,6 +69,14 @@ def test_the_best_supported_level_is_chosen(multi_lib, monkeypatch):
     assert library.load(multi_lib).target == best
 
 
+def test_native_is_the_best_level_this_machine_runs():
+    from aotkernels.targets import native_targets
+
+    best = max((t for t in X86 if TARGETS[t].level <= host_level()),
+               key=lambda t: TARGETS[t].level)
+    assert native_targets() == (best,)
+
+
 def test_a_level_the_cpu_lacks_is_refused(multi_lib, monkeypatch):
     monkeypatch.setattr(library, "host_level", lambda: 1)  # pretend: a baseline-only CPU
     monkeypatch.delenv("AOT_CPU_TARGET", raising=False)
