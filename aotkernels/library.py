@@ -74,6 +74,7 @@ class Library:
     reason: str
     manifest: dict
     dll: ctypes.CDLL
+    blas: str = "none"  # what the BLAS trampolines call (``bind_blas``)
     kernels: dict[str, str] = field(init=False)
     #: resolver memo: (op, dtypes, out dtype, flat, rank) -> (Signature, fn) or (None, None)
     choices: dict = field(default_factory=dict, init=False, repr=False)
@@ -159,7 +160,22 @@ def load(directory: Path | None = None) -> Library:
     if probed < TARGETS[target].level:
         raise LibraryError(f"{path} needs x86-64 level {TARGETS[target].level}; the CPU "
                            f"probe in the library says {probed}")
-    return Library(directory, target, reason, manifest, dll)
+    lib = Library(directory, target, reason, manifest, dll)
+    bind_blas(lib)
+    return lib
+
+
+def bind_blas(lib: Library, prefer: str | None = None) -> str:
+    """Point the library's BLAS trampolines at a BLAS in this process (``blas_source``)."""
+    from aotkernels import blas_source
+
+    kind, fns, lib.blas = blas_source.find(prefer)
+    set_blas = getattr(lib.dll, "aotk_set_blas", None)
+    if set_blas is None:  # built before the blas family: nothing calls a trampoline
+        lib.blas = "none (library without BLAS kernels)"
+    elif set_blas(kind, *[ctypes.c_void_p(f) for f in fns]) != 0:
+        raise LibraryError(f"{lib.path} refused the BLAS binding ({lib.blas})")
+    return lib.blas
 
 
 _default: list = []

@@ -100,6 +100,13 @@ class _Call:
         call.flat, call.family = False, "reduce"
         return call
 
+    @classmethod
+    def along(cls, shape: tuple[int, ...], strides: list[tuple[int, ...]]) -> _Call:
+        """An already collapsed geometry for the ``axis`` family (the op's axis last)."""
+        call = cls.__new__(cls)
+        call.shape, call.strides, call.flat, call.family = shape, strides, False, "axis"
+        return call
+
     def exact(self, op: str, ins: tuple[str, ...], out: str) -> Signature:
         """The signature that fits this geometry without padding (what JIT compiles)."""
         if self.flat:

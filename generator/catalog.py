@@ -1,13 +1,15 @@
 """The catalog: the declarative list of signatures that ship in the library.
 
-Reductions (``reduce`` family) ship for every dtype at ranks 1..4, whatever the axes.
+Like NumPy's ``generate_umath.py``, the op tables decide what is prebuilt; nothing else
+lists ops. Per family:
 
-Like NumPy's ``generate_umath.py``, one table decides what is prebuilt; nothing else lists
-ops. Elementwise ops ship for every dtype their type rule accepts with all inputs of one
-dtype (the resolver casts mixed inputs to that form, see ``aotkernels.resolver``), ``cast``
-for every ordered pair of distinct dtypes, and ``switch`` with a bool condition. Each
-(op, dtypes) ships a ``flat`` kernel plus ``nd`` kernels of rank 1..``max_ndim``; rank 0
-runs on ``flat``.
+* ``elemwise``: every op for every dtype its type rule accepts with all inputs of one
+  dtype (the resolver casts mixed inputs to that form, see ``aotkernels.resolver``),
+  ``cast`` for every ordered pair of distinct dtypes, ``switch`` with a bool condition;
+  a ``flat`` kernel plus ``nd`` kernels of rank 1..``max_ndim`` (rank 0 runs on ``flat``);
+* ``reduce`` and ``axis``: every op and dtype at ranks 1..``max_ndim`` (one kernel serves
+  every axis set);
+* ``blas``: every product for float64 and float32 (ranks are fixed by the op).
 """
 
 from __future__ import annotations
@@ -15,10 +17,15 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Iterator
 
+from aotkernels.kernels.axis_ops import AXIS_OPS
+from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
 from aotkernels.resolver import MAX_NDIM
 from aotkernels.signature import CODES, NAMES, Signature
+
+#: family -> its op table; op names are unique across families, so ``--ops`` needs no prefix
+OP_TABLES = {"elemwise": SCALAR_OPS, "reduce": REDUCTIONS, "axis": AXIS_OPS, "blas": BLAS_OPS}
 
 
 def dtype_name(spec: str) -> str:
@@ -69,16 +76,13 @@ def usage_signatures(path) -> list[Signature]:
     """
     from pathlib import Path
 
-    from aotkernels.kernels import FAMILIES
-
     sigs = []
     for line in Path(path).read_text().splitlines():
         try:
             sig = Signature.from_key(line.strip())
         except (ValueError, KeyError):
             continue
-        known = SCALAR_OPS if sig.family == "elemwise" else REDUCTIONS
-        if sig.family in FAMILIES and sig.op in known:
+        if sig.op in OP_TABLES.get(sig.family, ()):
             sigs.append(sig)
     return sigs
 
@@ -93,20 +97,41 @@ def reduce_signatures(ops: Iterable[str] | None = None,
             for name in names for d in dts for n in range(1, max_ndim + 1)]
 
 
+def axis_signatures(ops: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
+                    max_ndim: int = MAX_NDIM) -> list[Signature]:
+    """Every along-an-axis op for the dtypes it takes, at ranks 1..max_ndim."""
+    names = list(AXIS_OPS) if ops is None else [o for o in ops if o in AXIS_OPS]
+    dts = DTYPES if dtypes is None else tuple(dtype_name(d) for d in dtypes)
+    return [Signature("axis", name, (d,) * op.nin, op.out_dtype(d), "nd", n)
+            for name in names for op in [AXIS_OPS[name]] for d in dts if d in op.dtypes
+            for n in range(1, max_ndim + 1)]
+
+
+def blas_signatures(ops: Iterable[str] | None = None,
+                    dtypes: Iterable[str] | None = None) -> list[Signature]:
+    """Every matrix product for float64 and float32 (each op has one rank)."""
+    names = list(BLAS_OPS) if ops is None else [o for o in ops if o in BLAS_OPS]
+    dts = BLAS_DTYPES if dtypes is None else tuple(dtype_name(d) for d in dtypes)
+    return [Signature("blas", name, (d,) * op.nin, d, "nd", op.ndim)
+            for name in names for op in [BLAS_OPS[name]] for d in dts if d in BLAS_DTYPES]
+
+
 def catalog(ops=None, dtypes=None, max_ndim: int = MAX_NDIM, usage=None) -> list[Signature]:
     """Every signature to build, deduplicated and in a stable order.
 
-    ``ops`` selects by name across families (``add``, ``sum``, ...). ``usage``: a misses
-    file whose signatures are added (``build-kernels --from-usage``).
+    ``ops`` selects by name across families (``add``, ``sum``, ``softmax``, ``gemm``, ...).
+    ``usage``: a misses file whose signatures are added (``build-kernels --from-usage``).
     """
     if ops is not None:
         ops = list(ops)
-        unknown = [o for o in ops if o not in SCALAR_OPS and o not in REDUCTIONS]
+        unknown = [o for o in ops if not any(o in t for t in OP_TABLES.values())]
         if unknown:
             raise ValueError(f"unknown ops: {', '.join(unknown)}")
     elem_ops = None if ops is None else [o for o in ops if o in SCALAR_OPS]
     sigs = set(elemwise_signatures(elem_ops, dtypes, max_ndim))
     sigs.update(reduce_signatures(ops, dtypes, max_ndim))
+    sigs.update(axis_signatures(ops, dtypes, max_ndim))
+    sigs.update(blas_signatures(ops, dtypes))
     if usage is not None:
         sigs.update(usage_signatures(usage))
     return sorted(sigs)

@@ -21,6 +21,8 @@ _HERE = Path(__file__).resolve().parent
 FAMILIES: dict[str, tuple[str, ...]] = {
     "elemwise": ("elemwise.py", "scalar_ops.py", "abi.py"),
     "reduce": ("reduce.py", "reductions.py", "elemwise.py", "scalar_ops.py", "abi.py"),
+    "axis": ("axis.py", "axis_ops.py", "scalar_ops.py", "abi.py"),
+    "blas": ("blas.py", "blas_ops.py", "scalar_ops.py", "abi.py"),
 }
 
 

@@ -272,7 +272,9 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("isnan", 1, _predicate, f=lambda x: x != x, **{"*": lambda x: False}),
     _op("isinf", 1, _predicate, f=lambda x: abs(x) == math.inf, **{"*": lambda x: False}),
     _op("switch", 3, _switch, lambda c, x, y: x if c else y),
-    # conversion: the one op whose output dtype is a parameter (rule None)
+    # copies (join, alloc and PyTensor's tensor_copy) and conversion, the one op whose
+    # output dtype is a parameter (rule None)
+    _op("identity", 1, _same, lambda x: x),
     _op("cast", 1, None, lambda x: x),
 ]}
 

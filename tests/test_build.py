@@ -13,7 +13,7 @@ from aotkernels import library
 from aotkernels.generator.compile import IRCache, _compile_task, compile_all, symbol_of
 from aotkernels.signature import Signature
 
-SHIM_EXPORTS = {"aotk_abi_version", "aotk_x86_level"}
+SHIM_EXPORTS = {"aotk_abi_version", "aotk_x86_level", "aotk_set_blas", "aotk_blas_kind"}
 
 
 def dynamic_symbols(path, *flags) -> set[str]:

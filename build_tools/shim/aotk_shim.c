@@ -27,3 +27,106 @@ EXPORT int32_t aotk_x86_level(void) {
     return 0;
 #endif
 }
+
+/* BLAS trampolines. Kernels of the ``blas`` family call aotk_{d,s}{gemm,gemv,dot}; the
+ * runtime points them at a BLAS when it loads the library (aotk_set_blas): the 64-bit-index
+ * CBLAS that NumPy bundles (scipy-openblas), or the LP64 Fortran BLAS that SciPy exports as
+ * cython_blas capsules. Without one, a trampoline returns -1 and the kernel runs its own
+ * loop. Arguments describe row-major operands; pointers travel as integers. */
+#include <limits.h>
+
+enum { BLAS_NONE = 0, BLAS_CBLAS64 = 1, BLAS_FORTRAN32 = 2 };
+enum { ROW_MAJOR = 101, NO_TRANS = 111, TRANS = 112 };
+
+static int32_t blas_kind = BLAS_NONE;
+static void *blas_fn[6]; /* dgemm sgemm dgemv sgemv ddot sdot */
+
+EXPORT int32_t aotk_set_blas(int32_t kind, void *dgemm, void *sgemm, void *dgemv,
+                             void *sgemv, void *ddot, void *sdot) {
+    if (kind != BLAS_NONE && kind != BLAS_CBLAS64 && kind != BLAS_FORTRAN32) return -1;
+    void *fns[6] = {dgemm, sgemm, dgemv, sgemv, ddot, sdot};
+    for (int i = 0; i < 6; i++)
+        if (kind != BLAS_NONE && !fns[i]) return -1;
+    for (int i = 0; i < 6; i++) blas_fn[i] = kind == BLAS_NONE ? 0 : fns[i];
+    blas_kind = kind;
+    return 0;
+}
+
+EXPORT int32_t aotk_blas_kind(void) { return blas_kind; }
+
+static int fits32(int64_t a, int64_t b, int64_t c, int64_t d, int64_t e, int64_t f) {
+    return a <= INT_MAX && b <= INT_MAX && c <= INT_MAX && d <= INT_MAX && e <= INT_MAX &&
+           f <= INT_MAX;
+}
+
+#define GEMM(NAME, T, SLOT)                                                                  \
+    HIDDEN int32_t NAME(int32_t ta, int32_t tb, int64_t m, int64_t n, int64_t k, T alpha,    \
+                        intptr_t a, int64_t lda, intptr_t b, int64_t ldb, T beta, intptr_t c, \
+                        int64_t ldc) {                                                       \
+        if (blas_kind == BLAS_CBLAS64) {                                                     \
+            ((void (*)(int, int, int, int64_t, int64_t, int64_t, T, const T *, int64_t,      \
+                       const T *, int64_t, T, T *, int64_t))blas_fn[SLOT])(                  \
+                ROW_MAJOR, ta ? TRANS : NO_TRANS, tb ? TRANS : NO_TRANS, m, n, k, alpha,     \
+                (const T *)a, lda, (const T *)b, ldb, beta, (T *)c, ldc);                    \
+            return 0;                                                                        \
+        }                                                                                    \
+        if (blas_kind == BLAS_FORTRAN32 && fits32(m, n, k, lda, ldb, ldc)) {                 \
+            /* row-major C = op(A) op(B) is column-major C' = op(B)' op(A)' */               \
+            char fa = ta ? 'T' : 'N', fb = tb ? 'T' : 'N';                                   \
+            int im = (int)m, in = (int)n, ik = (int)k, ila = (int)lda, ilb = (int)ldb,       \
+                ilc = (int)ldc;                                                              \
+            ((void (*)(char *, char *, int *, int *, int *, T *, T *, int *, T *, int *,     \
+                       T *, T *, int *))blas_fn[SLOT])(&fb, &fa, &in, &im, &ik, &alpha,      \
+                                                      (T *)b, &ilb, (T *)a, &ila, &beta,    \
+                                                      (T *)c, &ilc);                         \
+            return 0;                                                                        \
+        }                                                                                    \
+        return -1;                                                                           \
+    }
+
+#define GEMV(NAME, T, SLOT)                                                                  \
+    HIDDEN int32_t NAME(int32_t ta, int64_t m, int64_t n, T alpha, intptr_t a, int64_t lda,  \
+                        intptr_t x, int64_t incx, T beta, intptr_t y, int64_t incy) {        \
+        if (blas_kind == BLAS_CBLAS64) {                                                     \
+            ((void (*)(int, int, int64_t, int64_t, T, const T *, int64_t, const T *,         \
+                       int64_t, T, T *, int64_t))blas_fn[SLOT])(                             \
+                ROW_MAJOR, ta ? TRANS : NO_TRANS, m, n, alpha, (const T *)a, lda,            \
+                (const T *)x, incx, beta, (T *)y, incy);                                     \
+            return 0;                                                                        \
+        }                                                                                    \
+        if (blas_kind == BLAS_FORTRAN32 && fits32(m, n, lda, incx, incy, 0)) {               \
+            /* row-major A (m x n) is column-major A' (n x m): flip the transpose */         \
+            char ft = ta ? 'N' : 'T';                                                        \
+            int im = (int)n, in = (int)m, ila = (int)lda, ix = (int)incx, iy = (int)incy;    \
+            ((void (*)(char *, int *, int *, T *, T *, int *, T *, int *, T *, T *,          \
+                       int *))blas_fn[SLOT])(&ft, &im, &in, &alpha, (T *)a, &ila, (T *)x,    \
+                                            &ix, &beta, (T *)y, &iy);                        \
+            return 0;                                                                        \
+        }                                                                                    \
+        return -1;                                                                           \
+    }
+
+/* SciPy's capsules are C wrappers around the Fortran routines, so sdot returns a float. */
+#define DOT(NAME, T, SLOT)                                                                   \
+    HIDDEN int32_t NAME(int64_t n, intptr_t x, int64_t incx, intptr_t y, int64_t incy,       \
+                        intptr_t out) {                                                      \
+        if (blas_kind == BLAS_CBLAS64) {                                                     \
+            *(T *)out = ((T (*)(int64_t, const T *, int64_t, const T *, int64_t))            \
+                             blas_fn[SLOT])(n, (const T *)x, incx, (const T *)y, incy);      \
+            return 0;                                                                        \
+        }                                                                                    \
+        if (blas_kind == BLAS_FORTRAN32 && fits32(n, incx, incy, 0, 0, 0)) {                 \
+            int in = (int)n, ix = (int)incx, iy = (int)incy;                                 \
+            *(T *)out = ((T (*)(int *, T *, int *, T *, int *))blas_fn[SLOT])(               \
+                &in, (T *)x, &ix, (T *)y, &iy);                                              \
+            return 0;                                                                        \
+        }                                                                                    \
+        return -1;                                                                           \
+    }
+
+GEMM(aotk_dgemm, double, 0)
+GEMM(aotk_sgemm, float, 1)
+GEMV(aotk_dgemv, double, 2)
+GEMV(aotk_sgemv, float, 3)
+DOT(aotk_ddot, double, 4)
+DOT(aotk_sdot, float, 5)

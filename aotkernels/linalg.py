@@ -1,0 +1,152 @@
+"""Matrix products on the ``blas`` kernels: dot, gemv, gemm, batched matmul.
+
+The kernels call the BLAS bound at load time (``blas_source``) and are never JIT-compiled
+(their trampolines live in the library's C shim); when the library lacks one, or the
+operands are not float64/float32, NumPy computes the product instead, the same answer
+from the same BLAS. Operands BLAS cannot read in place (negative or zero strides, strides
+that are not a multiple of the item size) are copied first, as NumPy does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
+from aotkernels.library import default_library
+from aotkernels.resolver import KernelError, _check_out, _operand
+from aotkernels.signature import Signature
+
+#: where the last product of each op ran: "aot" or "numpy" (coverage reports read it)
+last_source: dict[str, str] = {}
+
+
+def _kernel(op: str, dtype: str):
+    lib = default_library()
+    if lib is None or dtype not in BLAS_DTYPES:
+        return None, None
+    spec = BLAS_OPS[op]
+    sig = Signature("blas", op, (dtype,) * spec.nin, dtype, "nd", spec.ndim)
+    return sig, lib.function(sig.key)
+
+
+def _blas_ready(a: np.ndarray) -> np.ndarray:
+    """``a`` itself if BLAS can read it (a unit stride, positive strides), else a copy."""
+    size = a.dtype.itemsize
+    dims = [(n, s) for n, s in zip(a.shape, a.strides) if n > 1]
+    if a.size == 0 or not dims:
+        return a
+    if all(s > 0 and s % size == 0 for _, s in dims) and any(s == size for _, s in dims):
+        return a
+    return np.ascontiguousarray(a)
+
+
+def _call(sig: Signature, fn, operands: list[np.ndarray]) -> None:
+    shapes = [n for a in operands for n in a.shape]
+    strides = [s for a in operands for s in a.strides]
+    data = (ctypes.c_void_p * len(operands))(*[a.ctypes.data for a in operands])
+    status = fn(data, (ctypes.c_int64 * max(1, len(shapes)))(*shapes),
+                (ctypes.c_int64 * max(1, len(strides)))(*strides))
+    if status:
+        raise KernelError(f"kernel {sig.key} failed with status {status}")
+
+
+def _unalias(inputs: list[np.ndarray], out: np.ndarray) -> list[np.ndarray]:
+    """BLAS needs outputs that overlap no input (``beta * y`` reads ``out`` itself)."""
+    return [a.copy() if np.may_share_memory(a, out) else a for a in inputs]
+
+
+def _floats(*xs) -> tuple[list[np.ndarray], str]:
+    arrays = [_operand(x)[0] for x in xs]
+    dtype = np.result_type(*arrays).name
+    return [a if a.dtype.name == dtype else a.astype(dtype) for a in arrays], dtype
+
+
+def gemm(alpha, a, b, beta, c: np.ndarray) -> np.ndarray:
+    """``c = alpha * a @ b + beta * c`` in place (``c`` is returned); ``beta == 0``
+    ignores what ``c`` held, NaN included, as BLAS does."""
+    (a, b), dtype = _floats(a, b)
+    if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
+        raise ValueError(f"gemm needs (m, k) @ (k, n), got {a.shape} @ {b.shape}")
+    c = _check_out(c, (a.shape[0], b.shape[1]), dtype)
+    sig, fn = _kernel("gemm", dtype)
+    if fn is None:
+        last_source["gemm"] = "numpy"
+        prod = np.dot(a, b) * alpha
+        c[...] = prod if beta == 0 else prod + beta * c
+        return c
+    a, b = _unalias([_blas_ready(a), _blas_ready(b)], c)
+    scal = [np.array(alpha, dtype), np.array(beta, dtype)]
+    _call(sig, fn, [a, b, *scal, c])
+    last_source["gemm"] = "aot"
+    return c
+
+
+def gemv(alpha, a, x, beta, y: np.ndarray) -> np.ndarray:
+    """``y = alpha * a @ x + beta * y`` in place (``y`` is returned)."""
+    (a, x), dtype = _floats(a, x)
+    if a.ndim != 2 or x.ndim != 1 or a.shape[1] != x.shape[0]:
+        raise ValueError(f"gemv needs (m, n) @ (n,), got {a.shape} @ {x.shape}")
+    y = _check_out(y, (a.shape[0],), dtype)
+    sig, fn = _kernel("gemv", dtype)
+    if fn is None:
+        last_source["gemv"] = "numpy"
+        prod = np.dot(a, x) * alpha
+        y[...] = prod if beta == 0 else prod + beta * y
+        return y
+    a, x = _unalias([_blas_ready(a), _blas_ready(x)], y)
+    _call(sig, fn, [a, x, np.array(alpha, dtype), np.array(beta, dtype), y])
+    last_source["gemv"] = "aot"
+    return y
+
+
+def dot(a, b, out: np.ndarray | None = None) -> np.ndarray:
+    """``numpy.dot`` for 1-D and 2-D operands (PyTensor's ``Dot``), on BLAS kernels."""
+    (a, b), dtype = _floats(a, b)
+    if a.ndim not in (1, 2) or b.ndim not in (1, 2) or dtype not in BLAS_DTYPES:
+        last_source["dot"] = "numpy"
+        return np.dot(a, b, out=out)
+    if a.shape[-1] != b.shape[0]:
+        raise ValueError(f"shapes {a.shape} and {b.shape} not aligned")
+    shape = a.shape[:-1] + b.shape[1:]
+    out = np.empty(shape, dtype) if out is None else _check_out(out, shape, dtype)
+    if a.ndim == 2 and b.ndim == 2:
+        return gemm(1.0, a, b, 0.0, out)
+    if a.ndim == 2:
+        return gemv(1.0, a, b, 0.0, out)
+    if b.ndim == 2:  # x @ B is B' x
+        return gemv(1.0, b.T, a, 0.0, out)
+    sig, fn = _kernel("dot", dtype)
+    if fn is None:
+        last_source["dot"] = "numpy"
+        out[()] = np.dot(a, b)
+        return out
+    _call(sig, fn, [_blas_ready(a), _blas_ready(b), out])
+    last_source["dot"] = "aot"
+    return out
+
+
+def matmul(a, b) -> np.ndarray:
+    """Batched ``a[i] @ b[i]`` for 3-D operands (batch dimensions broadcast)."""
+    (a, b), dtype = _floats(a, b)
+    if a.ndim != 3 or b.ndim != 3 or a.shape[2] != b.shape[1]:
+        raise ValueError(f"matmul needs (b, m, k) @ (b, k, n), got {a.shape} @ {b.shape}")
+    batch = np.broadcast_shapes(a.shape[:1], b.shape[:1])
+    out = np.empty((*batch, a.shape[1], b.shape[2]), dtype)
+    if out.size == 0:
+        return out
+    sig, fn = _kernel("matmul", dtype)
+    if fn is None:
+        last_source["matmul"] = "numpy"
+        return np.matmul(a, b, out=out)
+    a = np.broadcast_to(a, (*batch, *a.shape[1:]))
+    b = np.broadcast_to(b, (*batch, *b.shape[1:]))
+    _call(sig, fn, [_blas_ready_batched(a), _blas_ready_batched(b), out])
+    last_source["matmul"] = "aot"
+    return out
+
+
+def _blas_ready_batched(a: np.ndarray) -> np.ndarray:
+    """Each matrix BLAS-readable; the batch stride may be anything (0 when broadcast)."""
+    return a if _blas_ready(a[0]) is a[0] else np.ascontiguousarray(a)

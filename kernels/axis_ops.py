@@ -1,0 +1,45 @@
+"""The along-an-axis table: ops that read a whole row along one axis at a time.
+
+argmax/argmin, logsumexp (a row gives one value), softmax, log_softmax, the softmax
+gradient and cumsum/cumprod (a row gives a row). The runtime moves the op's axis (or
+axes, merged) last and collapses the others, so one kernel per (op, dtype, rank) serves
+every axis, as for reductions. Semantics follow PyTensor: ``Argmax`` (first occurrence,
+first NaN wins, int64 result), the inner graphs of ``Softmax``/``LogSoftmax`` and their
+pullbacks (max-shifted, sums accumulated in float64 then cast), ``CumOp`` (result in the
+input dtype). Numba-free, like ``scalar_ops``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aotkernels.kernels.scalar_ops import DTYPES, FLOATS
+
+
+@dataclass(frozen=True)
+class AxisOp:
+    name: str
+    nin: int
+    reduces: bool  # one value per row (the output has stride 0 along the axis)
+    dtypes: tuple[str, ...]  # input dtypes the catalog ships
+    result: str | None = None  # fixed result dtype; None: the input dtype
+    empty: object = None  # result of an empty row for reducing ops; None: ValueError
+
+    def out_dtype(self, in_dtype: str) -> str:
+        if in_dtype not in self.dtypes:
+            raise TypeError(f"{self.name} does not take {in_dtype}")
+        return self.result or in_dtype
+
+
+_NUMERIC = tuple(d for d in DTYPES if d != "bool")
+
+AXIS_OPS: dict[str, AxisOp] = {op.name: op for op in [
+    AxisOp("argmax", 1, True, DTYPES, "int64"),
+    AxisOp("argmin", 1, True, DTYPES, "int64"),
+    AxisOp("logsumexp", 1, True, FLOATS, empty=float("-inf")),
+    AxisOp("softmax", 1, False, FLOATS),
+    AxisOp("log_softmax", 1, False, FLOATS),
+    AxisOp("softmax_grad", 2, False, FLOATS),  # (dy, sm) -> dy*sm - sm*sum(dy*sm)
+    AxisOp("cumsum", 1, False, _NUMERIC),
+    AxisOp("cumprod", 1, False, _NUMERIC),
+]}
