@@ -7,13 +7,28 @@ The runtime needs only numpy and ctypes::
     ak.elemwise("exp", x, out=buf)      # destination passing: no allocation
     ak.cast(x, "int32")
     ak.reduce("sum", x, axis=(0, 2))    # PyTensor's CAReduce dtypes and identities
+    ak.softmax(x, axis=1); ak.argmax(x, axis=0); ak.cumsum(x, axis=1)
+    ak.dot(a, b)                        # BLAS through the library's trampolines
+    ak.join(0, x, y); ak.alloc(0.0, (3, 4))
 
 A signature missing from the library is JIT-compiled once from the same template and
 cached on disk (needs ``aotkernels[jit]``); ``AOT_DISABLE_JIT=1`` makes that an error.
 """
 
+from aotkernels.along import (
+    argmax,
+    argmin,
+    cumprod,
+    cumsum,
+    log_softmax,
+    logsumexp,
+    softmax,
+    softmax_grad,
+)
+from aotkernels.assemble import alloc, join
 from aotkernels.jit import KernelNotAvailable
 from aotkernels.library import Library, LibraryError, default_library, load
+from aotkernels.linalg import dot, gemm, gemv, matmul
 from aotkernels.resolver import KernelError, cast, elemwise, reduce, resolve, resolve_reduce
 from aotkernels.signature import ABI_VERSION, Signature
 
@@ -24,12 +39,26 @@ __all__ = [
     "Library",
     "LibraryError",
     "Signature",
+    "alloc",
+    "argmax",
+    "argmin",
     "cast",
+    "cumprod",
+    "cumsum",
     "default_library",
+    "dot",
     "elemwise",
+    "gemm",
+    "gemv",
+    "join",
     "load",
+    "log_softmax",
+    "logsumexp",
+    "matmul",
     "reduce",
     "resolve",
     "resolve_reduce",
+    "softmax",
+    "softmax_grad",
 ]
 __version__ = "0.1.0"

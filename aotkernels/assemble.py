@@ -12,15 +12,21 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aotkernels.resolver import _check_out, _operand, elemwise
+from aotkernels.resolver import _check_out, _operand, prepare
+
+#: where the last copy ran: "aot" or "jit" (coverage reports read it)
+last_source: dict[str, str] = {}
 
 
 def copy_into(a, dest: np.ndarray) -> np.ndarray:
     """``dest[...] = a`` on a kernel (``a`` broadcasts; converted to ``dest``'s dtype)."""
     a = np.broadcast_to(_operand(a)[0], dest.shape)
-    if a.dtype == dest.dtype:
-        return elemwise("identity", a, out=dest)
-    return elemwise("cast", a, out=dest, dtype=dest.dtype)
+    op, dtype = ("identity", None) if a.dtype == dest.dtype else ("cast", dest.dtype)
+    prepared, arrays, dest = prepare(op, a, out=dest, dtype=dtype)
+    if prepared is not None:
+        prepared.run(arrays, dest)
+        last_source["copy"] = prepared.source
+    return dest
 
 
 def slices(out: np.ndarray, axis: int, sizes: Sequence[int]) -> list[np.ndarray]:
@@ -41,8 +47,8 @@ def _axis(axis: int, ndim: int) -> int:
     return axis % ndim
 
 
-def join(axis: int, *arrays, out: np.ndarray | None = None) -> np.ndarray:
-    """PyTensor's ``Join`` (``np.concatenate`` with PyTensor's upcast of the pieces)."""
+def join(axis: int, *arrays, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
+    """PyTensor's ``Join``: ``np.concatenate`` in ``dtype`` (default: the pieces' upcast)."""
     if not arrays:
         raise ValueError("join needs at least one array")
     pieces = [_operand(x)[0] for x in arrays]
@@ -57,7 +63,7 @@ def join(axis: int, *arrays, out: np.ndarray | None = None) -> np.ndarray:
                          "off that axis")
     sizes = [p.shape[axis] for p in pieces]
     shape = pieces[0].shape[:axis] + (sum(sizes),) + pieces[0].shape[axis + 1:]
-    dtype = np.result_type(*pieces).name
+    dtype = np.dtype(dtype or np.result_type(*pieces)).name
     out = np.empty(shape, dtype) if out is None else _check_out(out, shape, dtype)
     for piece, dest in zip(pieces, slices(out, axis, sizes)):
         if piece.size:
@@ -68,7 +74,9 @@ def join(axis: int, *arrays, out: np.ndarray | None = None) -> np.ndarray:
 def alloc(value, shape: Sequence[int], dtype=None) -> np.ndarray:
     """PyTensor's ``Alloc``: ``value`` broadcast into a new array of ``shape``."""
     v = _operand(value)[0]
-    out = np.empty(tuple(shape), dtype or v.dtype)
+    if dtype is not None and v.dtype != dtype:
+        v = v.astype(dtype)  # convert the (small) value, then broadcast it with copies
+    out = np.empty(tuple(shape), v.dtype)
     if out.size:
         copy_into(v, out)
     return out

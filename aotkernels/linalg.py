@@ -103,10 +103,18 @@ def gemv(alpha, a, x, beta, y: np.ndarray) -> np.ndarray:
 
 def dot(a, b, out: np.ndarray | None = None) -> np.ndarray:
     """``numpy.dot`` for 1-D and 2-D operands (PyTensor's ``Dot``), on BLAS kernels."""
+    out = _dot(a, b, out)
+    last_source["dot"] = last_source.get("gemm" if out.ndim == 2 else "gemv" if out.ndim
+                                         else "vdot", "numpy")
+    return out
+
+
+def _dot(a, b, out: np.ndarray | None) -> np.ndarray:
     (a, b), dtype = _floats(a, b)
     if a.ndim not in (1, 2) or b.ndim not in (1, 2) or dtype not in BLAS_DTYPES:
-        last_source["dot"] = "numpy"
-        return np.dot(a, b, out=out)
+        for op in ("gemm", "gemv", "vdot"):
+            last_source[op] = "numpy"
+        return np.asarray(np.dot(a, b, out=out))
     if a.shape[-1] != b.shape[0]:
         raise ValueError(f"shapes {a.shape} and {b.shape} not aligned")
     shape = a.shape[:-1] + b.shape[1:]
@@ -119,11 +127,11 @@ def dot(a, b, out: np.ndarray | None = None) -> np.ndarray:
         return gemv(1.0, b.T, a, 0.0, out)
     sig, fn = _kernel("dot", dtype)
     if fn is None:
-        last_source["dot"] = "numpy"
+        last_source["vdot"] = "numpy"
         out[()] = np.dot(a, b)
         return out
     _call(sig, fn, [_blas_ready(a), _blas_ready(b), out])
-    last_source["dot"] = "aot"
+    last_source["vdot"] = "aot"
     return out
 
 

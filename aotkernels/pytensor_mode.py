@@ -13,10 +13,11 @@ kernels. Nodes without a kernel run PyTensor's own ``perform``, so no op is ever
 ("jit"), or PyTensor's implementation ("pytensor"); ``OpFromGraph`` nodes (softmax and
 friends) run their inner graph in mode AOT as well and are reported node by node.
 
-This first version serves ``Elemwise`` (every op of the table, ``Cast``, n-ary add/mul,
-inplace variants) and ``CAReduce`` (Sum, Prod, Max, Min, All, Any over any axes); BLAS,
-join and the rest fall back to ``perform`` for now, and each node is one Python call (no
-plan executor yet).
+Served on kernels: ``Elemwise`` (every op of the table, ``Cast``, ``Identity``, n-ary
+add/mul, inplace variants), ``CAReduce`` (Sum, Prod, Max, Min, All, Any over any axes),
+and through ``pytensor_ops``: Argmax, CumOp, Softmax, LogSoftmax, Join, Alloc, Dot, Dot22,
+Gemv and Gemm. Views (DimShuffle, Reshape, Subtensor, ...) run PyTensor's ``perform``,
+which is a NumPy view. Each node is one Python call (no plan executor yet).
 """
 
 from __future__ import annotations
@@ -32,10 +33,15 @@ from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.mode import Mode, predefined_linkers, predefined_modes
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import VMLinker
-from pytensor.tensor.elemwise import CAReduce, Elemwise
+from pytensor.raise_op import CheckAndRaise
+from pytensor.tensor.basic import AllocEmpty, ScalarFromTensor, TensorFromScalar
+from pytensor.tensor.elemwise import CAReduce, DimShuffle, Elemwise
+from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
+from pytensor.tensor.subtensor import Subtensor
 
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.pytensor_ops import server_for
 from aotkernels.resolver import prepare, reduce, resolve_reduce
 from aotkernels.signature import CODES
 
@@ -53,7 +59,7 @@ PYTENSOR_SCALAR_OPS: dict[type, str] = {
     ps.RoundHalfToEven: "round_half_to_even", ps.LT: "lt", ps.LE: "le", ps.GT: "gt",
     ps.GE: "ge", ps.EQ: "eq", ps.NEQ: "neq", ps.AND: "and", ps.OR: "or", ps.XOR: "xor",
     ps.Invert: "invert", ps.IsNan: "isnan", ps.IsInf: "isinf", ps.Switch: "switch",
-    ps.Cast: "cast",
+    ps.Identity: "identity", ps.Cast: "cast",
 }
 
 #: CAReduce scalar op -> aotkernels reduction (``REDUCTIONS``)
@@ -166,6 +172,22 @@ def reduce_op(node) -> str | None:
     return name
 
 
+class OpThunk:
+    """Runs a node through its server in ``pytensor_ops`` (BLAS, join, alloc, softmax, ...)."""
+
+    lazy = False
+
+    def __init__(self, node, served, inputs, outputs):
+        self.node, self.inputs, self.outputs = node, inputs, outputs
+        self.run, self.where = served
+        self.source = None
+
+    def __call__(self) -> None:
+        self.outputs[0][0] = self.run(*[c[0] for c in self.inputs])
+        if self.source is None:
+            self.source = self.where()
+
+
 class InnerGraphThunk:
     """An ``OpFromGraph`` node (softmax, log-softmax, ... wrappers) whose inner graph runs in
     mode AOT too. PyTensor's ``perform`` would compile it in the default mode (NUMBA):
@@ -242,6 +264,8 @@ class AOTLinker(VMLinker):
                 thunk = ElemwiseThunk(node, op, thunk.inputs, thunk.outputs)
             elif (red := reduce_op(node)) is not None:
                 thunk = ReduceThunk(node, red, thunk.inputs, thunk.outputs)
+            elif (served := server_for(node)) is not None:
+                thunk = OpThunk(node, served, thunk.inputs, thunk.outputs)
             elif _runs_inner_graph(node):
                 thunk = InnerGraphThunk(node, thunk.inputs, thunk.outputs)
             mine.append(thunk)
@@ -260,8 +284,14 @@ class AOTLinker(VMLinker):
                 del sys.modules[_CVM]
 
 
+#: Ops whose ``perform`` only reshapes, views or reads shapes (NumPy metadata, no loop over
+#: the data): reported as "view", neither a kernel nor a fallback that computes.
+VIEW_OPS = (DimShuffle, Reshape, Shape, Shape_i, SpecifyShape, Subtensor, ScalarFromTensor,
+            TensorFromScalar, CheckAndRaise, AllocEmpty)
+
+
 def coverage(fn) -> list[tuple[str, str]]:
-    """``(node, "aot" | "jit" | "pytensor")`` for each node of a compiled function.
+    """``(node, "aot" | "jit" | "view" | "pytensor")`` for each node of a compiled function.
 
     A served node's source is known once it has run; before that it reads "pending".
     """
@@ -270,10 +300,12 @@ def coverage(fn) -> list[tuple[str, str]]:
         raise TypeError("not a function compiled with mode='AOT'")
     rows = []
     for node, thunk in zip(linker.nodes, linker.thunks):
-        if isinstance(thunk, (ElemwiseThunk, ReduceThunk)):
+        if isinstance(thunk, (ElemwiseThunk, ReduceThunk, OpThunk)):
             rows.append((str(node), thunk.source or "pending"))
         elif isinstance(thunk, InnerGraphThunk) and thunk.fn is not None:
             rows += [(f"{node} / {inner}", source) for inner, source in coverage(thunk.fn)]
+        elif isinstance(node.op, VIEW_OPS):
+            rows.append((str(node), "view"))
         else:
             rows.append((str(node), "pytensor"))
     return rows

@@ -1,10 +1,10 @@
 """Shared fixtures: one small kernel library per test session, built like build-kernels does.
 
 The session library holds every catalog signature in the ``flat`` layout (all ops, all
-dtypes) plus ``nd`` kernels of every rank for a few ops of each arity, and every reduction
-kernel, so the suite covers
-every scalar body and every loop-nest shape while compiling ~10% of the catalog. It goes
-to ``build/test-lib`` and reuses the IR cache in ``build/ir-cache``.
+dtypes) plus ``nd`` kernels of every rank for a few ops of each arity, and every kernel of
+the reduce, axis and blas families, so the suite covers every scalar body, row body and
+loop-nest shape while compiling about a third of the catalog. It goes to
+``build/test-lib`` and reuses the IR cache in ``build/ir-cache``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEST_LIB = ROOT / "build" / "test-lib"
 
 #: ops whose nd kernels (ranks 1-4) are in the session library: unary, binary, ternary, cast
-ND_OPS = ("add", "exp", "lt", "clip", "switch")
+ND_OPS = ("add", "exp", "lt", "clip", "switch", "identity")
 ND_CASTS = (("float64", "int32"), ("int32", "float64"), ("bool", "float32"),
             ("float32", "bool"), ("uint8", "float64"))
 
@@ -35,7 +35,7 @@ def session_signatures() -> list[Signature]:
     sigs += [s for s in full if s.layout == "nd" and s.op in ND_OPS]
     sigs += [s for s in full if s.layout == "nd" and s.op == "cast"
              and (s.in_dtypes[0], s.out_dtype) in ND_CASTS]
-    sigs += [s for s in full if s.family == "reduce"]  # every reduction, dtype and rank
+    sigs += [s for s in full if s.family in ("reduce", "axis", "blas")]  # every dtype, rank
     return sorted(set(sigs))
 
 

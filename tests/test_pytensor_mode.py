@@ -50,11 +50,26 @@ def graphs():
             + pt.cast(abs(i), "uint8")], [M * 10, I8])
     yield ("bool logic", [x],
            [pt.and_(x > 0, x < 1) | pt.invert(x > 2) ^ pt.isnan(x) | pt.isinf(x)], [M])
-    yield ("reductions and dot fall back", [x, r],
+    yield ("reductions and dot", [x, r],
            [pt.sum(pt.exp(x) @ r), pt.max(x, axis=0) * pt.mean(r)], [M, V5])
-    yield ("join and softmax fall back", [x, y],
+    yield ("join and softmax", [x, y],
            [pt.concatenate([pt.exp(x), y * 2], axis=0), pt.special.softmax(x * y, axis=1)],
            [M, M])
+    yield ("argmax and cumulative ops", [x, i],
+           [pt.argmax(x, axis=1), pt.argmax(x), pt.argmin(x, axis=0), pt.cumsum(x, axis=0),
+            pt.cumprod(x / 3, axis=1), pt.cumsum(i, axis=1)], [M, I8])
+    yield ("softmax family and gradient", [x, y],
+           [pt.special.softmax(x, axis=0), pt.special.log_softmax(x, axis=1),
+            pt.logsumexp(x, axis=1),
+            pytensor.grad(pt.sum(pt.special.softmax(x, axis=1) * y), x)], [M, M[::-1]])
+    z = pt.matrix("z")
+    yield ("dot chains, gemv and gemm", [x, y, r, c, z],
+           [(x @ y.T) @ x, x @ r, c @ x, r @ r, z + 2.5 * (x @ y.T),
+            c * 0.5 + x @ r], [M, M[::-1], V5, V6, M @ M.T])
+    yield ("join and alloc", [x, r, i],
+           [pt.concatenate([x, pt.exp(x), x[:, :2]], axis=1), pt.alloc(r, 3, 5),
+            pt.concatenate([i, i * 2], axis=0), pt.zeros_like(x) + r,
+            pt.stack([r, r * 2])], [M, V5, I8])
     w, t = pt.vector("w"), pt.vector("t")
     p = pt.sigmoid(x @ w)
     loss = -pt.mean(t * pt.log(p) + (1 - t) * pt.log(1 - p)) + 0.1 * pt.sum(w**2)
@@ -160,19 +175,54 @@ onehot = np.eye(3)[Y]
 print(json.dumps({
     "ok": bool(np.isclose(got_loss, -np.mean(np.log(P[np.arange(50), Y])))
                and np.allclose(got_grad, X.T @ (P - onehot) / 50)),
-    "inner": sum(" / " in node for node, _ in am.coverage(f)),
+    "softmax": [s for node, s in am.coverage(f)
+                if node.split("{")[0] in ("Softmax", "LogSoftmax")],
     "numba": "numba" in sys.modules}))
 """
 
 
-def test_inner_graphs_run_in_aot_mode_not_numba(aot_lib, tmp_path):
-    """OpFromGraph nodes (softmax) would compile their inner graph with numba in perform."""
+def test_softmax_runs_on_kernels_not_numba(aot_lib, tmp_path):
+    """Softmax nodes are OpFromGraphs whose perform compiles the inner graph with numba."""
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
     res = subprocess.run([sys.executable, "-c", SOFTMAX], env=env, capture_output=True,
                          text=True, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-3000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
-    assert report["ok"] and report["inner"] > 0 and report["numba"] is False, report
+    assert report["ok"] and report["numba"] is False, report
+    assert report["softmax"] and set(report["softmax"]) == {"aot"}, report
+
+
+def test_inner_graphs_run_in_aot_mode(aot_lib):
+    """An OpFromGraph without a kernel runs its inner graph in mode AOT, node by node."""
+    from pytensor.compile.builders import OpFromGraph
+
+    a = pt.vector("a")
+    op = OpFromGraph([a], [pt.exp(a) * 2 + pt.sum(a)])
+    x = pt.vector("x")
+    f = pytensor.function([x], op(x) + 1, mode="AOT")
+    v = np.linspace(0, 1, 5)
+    np.testing.assert_allclose(f(v), np.exp(v) * 2 + v.sum() + 1)
+    inner = [source for node, source in am.coverage(f) if " / " in node]
+    assert inner and "aot" in inner and "pytensor" not in inner, am.coverage(f)
+
+
+def test_kernel_families_are_served(aot_lib):
+    """Argmax, CumOp, Softmax, LogSoftmax, Join, Alloc, Dot, Gemv and Gemm run on kernels."""
+    x, z, r = pt.matrix("x"), pt.matrix("z"), pt.vector("r")
+    outs = [pt.argmax(x, axis=1), pt.cumsum(x, axis=1), pt.special.softmax(x, axis=1),
+            pt.special.log_softmax(x, axis=0), pt.concatenate([x, x * 2]),
+            pt.alloc(r, 4, 5), x @ x.T, z + 2 * (x @ x[:5].T), r + x.T @ x[:, 0]]
+    f = pytensor.function([x, z, r], outs, mode="AOT")
+    ref = pytensor.function([x, z, r], outs, mode="FAST_COMPILE")
+    vals = [M, P, V5]
+    for g, w in zip(f(*vals), ref(*vals)):
+        np.testing.assert_allclose(g, w, rtol=1e-12)
+    served = {type(t.node.op).__name__: t.source for t in f.maker.linker.thunks
+              if isinstance(t, am.OpThunk)}
+    want = {"Argmax", "CumOp", "Softmax", "LogSoftmax", "Join", "Alloc", "Dot22", "Gemm",
+            "Gemv"}
+    assert want <= set(served), served
+    assert all(source == "aot" for source in served.values()), served
 
 
 def test_reductions_are_served(aot_lib):

@@ -1,0 +1,132 @@
+"""One server per PyTensor Op class, like PyTensor's ``numba_funcify`` registry.
+
+A server looks at an Apply node once, when mode AOT builds its thunks, and returns
+``(run, where)``: ``run(*input values) -> output value`` on aotkernels, ``where()`` the
+source of the last run ("aot" or "jit", for coverage) — or None when the node's types are
+outside what the kernels cover, and PyTensor's own ``perform`` runs it instead. Elementwise
+and reduction nodes have their own thunks in ``pytensor_mode``; this module serves the
+other kernel families.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from pytensor.tensor.basic import Alloc, Join
+from pytensor.tensor.blas import Dot22, Gemm, Gemv
+from pytensor.tensor.extra_ops import CumOp
+from pytensor.tensor.math import Argmax, Dot
+from pytensor.tensor.special import LogSoftmax, Softmax
+
+from aotkernels import along, assemble, linalg
+from aotkernels.kernels.axis_ops import AXIS_OPS
+from aotkernels.kernels.blas_ops import BLAS_DTYPES
+
+Server = Callable[[object], tuple[Callable, Callable[[], str]] | None]
+SERVERS: dict[type, Server] = {}
+
+
+def serves(*op_types: type):
+    def register(fn: Server) -> Server:
+        for t in op_types:
+            SERVERS[t] = fn
+        return fn
+    return register
+
+
+def server_for(node) -> tuple[Callable, Callable[[], str]] | None:
+    fn = SERVERS.get(type(node.op))
+    return None if fn is None else fn(node)
+
+
+def _dtypes(node) -> list[str]:
+    return [v.type.dtype for v in (*node.inputs, *node.outputs)]
+
+
+def _axis_op(op: str, node, axis):
+    dtypes = _dtypes(node)
+    spec = AXIS_OPS[op]
+    if dtypes[0] not in spec.dtypes or dtypes[-1] != spec.out_dtype(dtypes[0]):
+        return None
+    return (lambda x: along.along(op, x, axis=axis)), (lambda: along.last_source[op])
+
+
+@serves(Argmax)
+def _argmax(node):
+    return _axis_op("argmax", node, node.op.axis)
+
+
+@serves(CumOp)
+def _cumop(node):
+    return _axis_op("cumsum" if node.op.mode == "add" else "cumprod", node, node.op.axis)
+
+
+@serves(Softmax)
+def _softmax(node):
+    return _axis_op("softmax", node, node.op.axis)
+
+
+@serves(LogSoftmax)
+def _log_softmax(node):
+    return _axis_op("log_softmax", node, node.op.axis)
+
+
+@serves(Join)
+def _join(node):
+    dtype = node.outputs[0].type.dtype
+
+    def run(axis, *pieces):
+        return assemble.join(int(axis), *pieces, dtype=dtype)
+    return run, lambda: assemble.last_source.get("copy", "aot")
+
+
+@serves(Alloc)
+def _alloc(node):
+    op, dtype = node.op, node.outputs[0].type.dtype
+
+    def run(value, *shape):
+        shape = tuple(int(n) for n in shape)
+        op._check_runtime_broadcast(node, np.asarray(value), shape)
+        return assemble.alloc(value, shape, dtype)
+    return run, lambda: assemble.last_source.get("copy", "aot")
+
+
+def _floats(node) -> bool:
+    return len(set(_dtypes(node))) == 1 and _dtypes(node)[0] in BLAS_DTYPES
+
+
+@serves(Dot, Dot22)
+def _dot(node):
+    if not _floats(node) or any(v.type.ndim not in (1, 2) for v in node.inputs):
+        return None
+    return linalg.dot, lambda: linalg.last_source["dot"]
+
+
+@serves(Gemv)
+def _gemv(node):
+    if not _floats(node):
+        return None
+    inplace = node.op.inplace
+
+    def run(y, alpha, a, x, beta):
+        if not inplace or not y.flags.writeable:
+            y = y.copy()
+        return linalg.gemv(alpha, a, x, beta, y)
+    return run, lambda: linalg.last_source["gemv"]
+
+
+@serves(Gemm)
+def _gemm(node):
+    if not _floats(node) or node.inputs[0].type.ndim != 2:
+        return None
+    inplace = node.op.inplace
+
+    def run(z, alpha, x, y, beta):
+        shape = (x.shape[0], y.shape[1])
+        if z.shape != shape:  # Gemm broadcasts z
+            z = np.broadcast_to(z, shape).copy()
+        elif not inplace or not z.flags.writeable:
+            z = z.copy()
+        return linalg.gemm(alpha, x, y, beta, z)
+    return run, lambda: linalg.last_source["gemm"]
