@@ -156,6 +156,7 @@ def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
         "cmake_seconds": round(time.perf_counter() - t1, 2),
         "library_bytes": _library_sizes(targets, out, wheel_path),
         "families": dict(report.families),
+        "linked_chunks": report.linked_chunks,
         "wheel": str(wheel_path) if wheel_path else None,
         "output": str(wheel_path or out),
     }
@@ -170,8 +171,9 @@ def print_summary(summary: dict) -> None:
         print(f"{t:<12}{summary['kernels']:>9}{summary['compile_seconds']:>11.1f}"
               f"{seconds:>9.1f}{size:>12.0f}")
     families = ", ".join(f"{f}: {n}" for f, n in sorted(summary["families"].items()))
-    print(f"families: {families}; {summary['cached']} from cache; "
-          f"cmake {summary['cmake_seconds']:.1f}s")
+    linked = ", ".join(f"{t} {n} of {m}" for t, (n, m) in summary["linked_chunks"].items())
+    print(f"families: {families}; {summary['cached']} compiled kernels from cache; "
+          f"chunks linked: {linked} (the rest cached); cmake {summary['cmake_seconds']:.1f}s")
     print(f"output: {summary['output']}")
 
 

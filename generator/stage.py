@@ -2,13 +2,16 @@
 
 The stage directory is what CMake consumes (``AOTK_STAGE_DIR``): objects
 ``<target>.<chunk>.o`` for every target and ``manifest.json`` mapping every signature key to
-its exported symbol and listing each target's objects.
+its exported symbol and listing each target's objects. Linked chunks are cached next to
+the IR (``<cache>/objects``), keyed by their kernels' symbols and the target, so a rebuild
+after editing one template relinks only the chunks holding that template's kernels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections import Counter
@@ -47,6 +50,37 @@ class StageReport:
     object_bytes: dict[str, int] = field(default_factory=dict)
     families: Counter = field(default_factory=Counter)
     failures: list[KernelCompileError] = field(default_factory=list)
+    linked_chunks: dict[str, tuple[int, int]] = field(default_factory=dict)  # (linked, all)
+
+
+def _object_key(chunk, target) -> str:
+    """A linked chunk is a function of its kernels' symbols (which hash their templates),
+    the target, llvmlite and the linker's own source."""
+    import llvmlite
+
+    h = hashlib.sha256(f"{target}|{llvmlite.__version__}|{generator_hash()}".encode())
+    for k in chunk:
+        h.update(k.symbol.encode())
+    return h.hexdigest()[:24]
+
+
+def _cached_object(cache_dir: Path | None, key: str) -> bytes | None:
+    if cache_dir is None:
+        return None
+    try:
+        return (cache_dir / "objects" / f"{key}.o").read_bytes()
+    except OSError:
+        return None
+
+
+def _store_object(cache_dir: Path | None, key: str, obj: bytes) -> None:
+    if cache_dir is None:
+        return
+    path = cache_dir / "objects" / f"{key}.o"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_bytes(obj)
+    os.replace(tmp, path)  # atomic: concurrent builds share the cache
 
 
 def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: int,
@@ -78,13 +112,21 @@ def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: in
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn")) as pool:
         for name in targets:
             t1 = time.perf_counter()
-            log(f"linking {len(kernels)} kernels for {name} in {len(chunks)} chunks ...")
-            objs = list(pool.map(link_object, chunks, [TARGETS[name]] * len(chunks)))
+            keys = [_object_key(chunk, TARGETS[name]) for chunk in chunks]
+            objs = [_cached_object(cache_dir, key) for key in keys]
+            todo = [i for i, o in enumerate(objs) if o is None]
+            log(f"linking {len(kernels)} kernels for {name}: {len(todo)} of {len(chunks)} "
+                "chunks (the rest from the object cache) ...")
+            for i, obj in zip(todo, pool.map(link_object, [chunks[i] for i in todo],
+                                              [TARGETS[name]] * len(todo))):
+                objs[i] = obj
+                _store_object(cache_dir, keys[i], obj)
             objects[name] = [f"{name}.{i}.o" for i in range(len(objs))]
             for fname, obj in zip(objects[name], objs):
                 (out / fname).write_bytes(obj)
             report.link_seconds[name] = time.perf_counter() - t1
             report.object_bytes[name] = sum(len(o) for o in objs)
+            report.linked_chunks[name] = (len(todo), len(chunks))
     families = sorted({k.sig.family for k in kernels})
     manifest = {
         "abi": ABI_VERSION,

@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -49,6 +50,36 @@ def test_ir_cache_skips_compiled_kernels(tmp_path):
     seen.clear()
     second = list(compile_all(sigs, 1, IRCache(tmp_path), lambda d, t, c: seen.append(c)))
     assert seen == [2] and [k.ir for k in second] == [k.ir for k in first]
+
+
+def test_editing_one_template_rebuilds_only_its_family(tmp_path, monkeypatch):
+    """Symbols hash their family's sources: an edit renames (so recompiles) only them."""
+    from aotkernels import kernels
+
+    for path in Path(kernels.__file__).parent.glob("*.py"):
+        (tmp_path / path.name).write_bytes(path.read_bytes())
+    monkeypatch.setattr(kernels, "_HERE", tmp_path)
+    kernels.template_hash.cache_clear()
+    before = {f: kernels.template_hash(f) for f in kernels.FAMILIES}
+    with open(tmp_path / "axis.py", "a") as f:
+        f.write("\n# an edit\n")
+    kernels.template_hash.cache_clear()
+    after = {f: kernels.template_hash(f) for f in kernels.FAMILIES}
+    kernels.template_hash.cache_clear()
+    assert {f for f in before if before[f] != after[f]} == {"axis"}
+
+
+def test_linked_chunks_are_cached(tmp_path):
+    from aotkernels.generator.stage import stage
+
+    sigs = [Signature("elemwise", "add", ("int32", "int32"), "int32", "flat", 1)]
+    quiet = lambda *_: None  # noqa: E731
+    first = stage(sigs, ["x86_64"], tmp_path / "a", 1, tmp_path / "cache", log=quiet)
+    second = stage(sigs, ["x86_64"], tmp_path / "b", 1, tmp_path / "cache", log=quiet)
+    assert first.linked_chunks == {"x86_64": (1, 1)}
+    assert second.linked_chunks == {"x86_64": (0, 1)} and second.cached == 1
+    obj = "x86_64.0.o"
+    assert (tmp_path / "a" / obj).read_bytes() == (tmp_path / "b" / obj).read_bytes()
 
 
 def test_a_failing_kernel_names_its_signature():
