@@ -1,4 +1,6 @@
-"""``python -m aotkernels info [--json]``: which library this process uses, and what is in it."""
+"""``python -m aotkernels``: ``info`` tells which library this process uses and what is in
+it; ``coverage SCRIPT`` runs a PyTensor script in mode AOT and reports, node by node, what
+ran on prebuilt kernels, JIT kernels, NumPy views or PyTensor's own implementation."""
 
 from __future__ import annotations
 
@@ -26,7 +28,7 @@ def info() -> dict:
             targets=[t["name"] for t in lib.manifest["targets"]],
             generator=lib.manifest.get("generator"), numba=lib.manifest.get("numba"),
             kernels=len(sigs), families=dict(Counter(s.family for s in sigs)),
-            ops=dict(sorted(Counter(s.op for s in sigs).items())))
+            ops=dict(sorted(Counter(s.op for s in sigs).items())), blas=lib.blas)
     try:
         directory = jit.cache_dir()
         report["jit_cache"] = str(directory)
@@ -36,12 +38,53 @@ def info() -> dict:
     return report
 
 
+def coverage(script: str, args: list[str], verbose: bool) -> int:
+    """Run ``script`` with PyTensor's default mode set to AOT; report every function."""
+    import runpy
+
+    from aotkernels import pytensor_mode
+
+    pytensor_mode.use_as_default()
+    pytensor_mode.RECORDED = []
+    sys.argv = [script, *args]
+    try:
+        runpy.run_path(script, run_name="__main__")
+    finally:
+        linkers, pytensor_mode.RECORDED = pytensor_mode.RECORDED, None
+    total: Counter = Counter()
+    for i, linker in enumerate(linkers):
+        rows = pytensor_mode.coverage(linker)
+        counts = Counter(source for _, source in rows)
+        total.update(counts)
+        print(f"function {i}: {len(rows)} nodes: {_fmt(counts)}")
+        for node, source in rows if verbose else []:
+            print(f"  {source:<9}{node[:110]}")
+    computing = sum(total.values()) - total["view"]
+    kernels = total["aot"] + total["jit"]
+    share = f"{100 * total['aot'] / computing:.0f}%" if computing else "n/a"
+    print(f"total: {len(linkers)} functions, {sum(total.values())} nodes: {_fmt(total)}; "
+          f"prebuilt kernels ran {share} of the {computing} computing nodes "
+          f"({kernels} on kernels with JIT)")
+    return 0
+
+
+def _fmt(counts: Counter) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.most_common())
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m aotkernels")
     sub = p.add_subparsers(dest="cmd", required=True)
     sub.add_parser("info", help="library path, target, ABI and kernel counts").add_argument(
         "--json", action="store_true")
+    cov = sub.add_parser("coverage", help="run a PyTensor script in mode AOT and report "
+                                          "where each node ran")
+    cov.add_argument("-v", "--verbose", action="store_true", help="one line per node")
+    cov.add_argument("script")
+    cov.add_argument("args", nargs=argparse.REMAINDER)
     args = p.parse_args(argv)
+    if args.cmd == "coverage":
+        return coverage(args.script, args.args, args.verbose)
     report = info()
     if args.json:
         print(json.dumps(report, indent=1))
@@ -57,6 +100,7 @@ def main(argv=None) -> int:
         fams = ", ".join(f"{f} {n}" for f, n in report["families"].items())
         print(f"kernels:  {report['kernels']} ({fams})")
         print("by op:    " + ", ".join(f"{o} {n}" for o, n in report["ops"].items()))
+        print(f"BLAS:     {report['blas']}")
     jit_line = report["jit_cache"] or "unavailable (pip install aotkernels[jit])"
     if report["jit_cache"]:
         jit_line += f" ({report['jit_cached_kernels']} kernels)"

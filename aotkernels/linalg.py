@@ -23,12 +23,17 @@ last_source: dict[str, str] = {}
 
 
 def _kernel(op: str, dtype: str):
+    """(Signature, ctypes function) of the shipped kernel, or (None, None); memoised."""
     lib = default_library()
     if lib is None or dtype not in BLAS_DTYPES:
         return None, None
-    spec = BLAS_OPS[op]
-    sig = Signature("blas", op, (dtype,) * spec.nin, dtype, "nd", spec.ndim)
-    return sig, lib.function(sig.key)
+    hit = lib.choices.get(("blas", op, dtype))
+    if hit is None:
+        spec = BLAS_OPS[op]
+        sig = Signature("blas", op, (dtype,) * spec.nin, dtype, "nd", spec.ndim)
+        fn = lib.function(sig.key)
+        hit = lib.choices[("blas", op, dtype)] = (sig, fn) if fn is not None else (None, None)
+    return hit
 
 
 def _blas_ready(a: np.ndarray) -> np.ndarray:
@@ -58,7 +63,10 @@ def _unalias(inputs: list[np.ndarray], out: np.ndarray) -> list[np.ndarray]:
 
 
 def _floats(*xs) -> tuple[list[np.ndarray], str]:
-    arrays = [_operand(x)[0] for x in xs]
+    """Operands in their common dtype (PyTensor upcasts products' inputs the same way)."""
+    arrays, dtypes = zip(*[_operand(x) for x in xs])
+    if len(set(dtypes)) == 1:
+        return list(arrays), dtypes[0]
     dtype = np.result_type(*arrays).name
     return [a if a.dtype.name == dtype else a.astype(dtype) for a in arrays], dtype
 
@@ -69,7 +77,10 @@ def gemm(alpha, a, b, beta, c: np.ndarray) -> np.ndarray:
     (a, b), dtype = _floats(a, b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"gemm needs (m, k) @ (k, n), got {a.shape} @ {b.shape}")
-    c = _check_out(c, (a.shape[0], b.shape[1]), dtype)
+    return _gemm(alpha, a, b, beta, _check_out(c, (a.shape[0], b.shape[1]), dtype), dtype)
+
+
+def _gemm(alpha, a, b, beta, c: np.ndarray, dtype: str) -> np.ndarray:
     sig, fn = _kernel("gemm", dtype)
     if fn is None:
         last_source["gemm"] = "numpy"
@@ -88,7 +99,10 @@ def gemv(alpha, a, x, beta, y: np.ndarray) -> np.ndarray:
     (a, x), dtype = _floats(a, x)
     if a.ndim != 2 or x.ndim != 1 or a.shape[1] != x.shape[0]:
         raise ValueError(f"gemv needs (m, n) @ (n,), got {a.shape} @ {x.shape}")
-    y = _check_out(y, (a.shape[0],), dtype)
+    return _gemv(alpha, a, x, beta, _check_out(y, (a.shape[0],), dtype), dtype)
+
+
+def _gemv(alpha, a, x, beta, y: np.ndarray, dtype: str) -> np.ndarray:
     sig, fn = _kernel("gemv", dtype)
     if fn is None:
         last_source["gemv"] = "numpy"
@@ -120,11 +134,11 @@ def _dot(a, b, out: np.ndarray | None) -> np.ndarray:
     shape = a.shape[:-1] + b.shape[1:]
     out = np.empty(shape, dtype) if out is None else _check_out(out, shape, dtype)
     if a.ndim == 2 and b.ndim == 2:
-        return gemm(1.0, a, b, 0.0, out)
+        return _gemm(1.0, a, b, 0.0, out, dtype)
     if a.ndim == 2:
-        return gemv(1.0, a, b, 0.0, out)
+        return _gemv(1.0, a, b, 0.0, out, dtype)
     if b.ndim == 2:  # x @ B is B' x
-        return gemv(1.0, b.T, a, 0.0, out)
+        return _gemv(1.0, b.T, a, 0.0, out, dtype)
     sig, fn = _kernel("dot", dtype)
     if fn is None:
         last_source["vdot"] = "numpy"

@@ -270,6 +270,8 @@ class AOTLinker(VMLinker):
                 thunk = InnerGraphThunk(node, thunk.inputs, thunk.outputs)
             mine.append(thunk)
         self.nodes, self.thunks = list(nodes), mine
+        if RECORDED is not None:
+            RECORDED.append(self)
         # VMLinker.make_vm imports the C VM even when it will not use it (use_cloop=False);
         # in a fresh compiledir that import compiles PyTensor's lazylinker (~1.3 s of a cold
         # start). Hiding the module makes it take its own "no CVM" path; if the C VM is
@@ -290,12 +292,18 @@ VIEW_OPS = (DimShuffle, Reshape, Shape, Shape_i, SpecifyShape, Subtensor, Scalar
             TensorFromScalar, CheckAndRaise, AllocEmpty)
 
 
+#: when a list, every AOT linker that builds a VM is appended (``python -m aotkernels
+#: coverage`` reports on all functions a script compiled)
+RECORDED: list | None = None
+
+
 def coverage(fn) -> list[tuple[str, str]]:
-    """``(node, "aot" | "jit" | "view" | "pytensor")`` for each node of a compiled function.
+    """``(node, "aot" | "jit" | "view" | "pytensor")`` for each node of a compiled function
+    (or of an ``AOTLinker``).
 
     A served node's source is known once it has run; before that it reads "pending".
     """
-    linker = fn.maker.linker
+    linker = fn if isinstance(fn, AOTLinker) else fn.maker.linker
     if not isinstance(linker, AOTLinker):
         raise TypeError("not a function compiled with mode='AOT'")
     rows = []
@@ -316,6 +324,15 @@ def coverage_summary(fn) -> Counter:
 
 
 AOT = Mode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run"]))
+
+
+def use_as_default() -> None:
+    """Make mode AOT the default of every ``pytensor.function`` in this process.
+
+    ``PYTENSOR_FLAGS=mode=AOT`` cannot do it: PyTensor checks the flag against its fixed
+    list of mode names when it is imported, before any package can register one.
+    """
+    pytensor.config.mode = AOT
 
 if "aot" not in predefined_linkers:
     predefined_linkers["aot"] = AOTLinker()

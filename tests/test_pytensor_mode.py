@@ -254,3 +254,20 @@ def test_memoised_calls_never_reuse_a_copys_geometry(aot_lib):
         thunk.inputs[0][0] = v
         thunk()
         np.testing.assert_allclose(thunk.outputs[0][0], np.exp(v))
+
+
+def test_coverage_cli_reports_every_function_of_a_script(aot_lib, tmp_path):
+    script = tmp_path / "model.py"
+    script.write_text(
+        "import numpy as np, pytensor, pytensor.tensor as pt\n"
+        "x = pt.matrix('x')\n"
+        "f = pytensor.function([x], [pt.special.softmax(x, axis=1), x.T @ x])\n"
+        "g = pytensor.function([x], pt.exp(x).sum())\n"
+        "f(np.ones((3, 2))); g(np.ones((3, 2)))\n")
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
+    res = subprocess.run([sys.executable, "-m", "aotkernels", "coverage", "-v", str(script)],
+                         env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = res.stdout
+    assert "function 0:" in out and "function 1:" in out and "total: 2 functions" in out
+    assert "Softmax" in out and "Dot22" in out and "pytensor " not in out, out

@@ -19,15 +19,20 @@ import numpy as np
 import aotkernels as ak
 from aotkernels.resolver import resolve
 assert importlib.util.find_spec("numba") is None, "numba must not be installed here"
+assert importlib.util.find_spec("scipy") is None, "scipy must not be installed here"
 x = np.linspace(-4, 4, 1000).reshape(10, 100)
 y = x.astype(np.float32)[:, ::3]
+e = np.exp(x - x.max(1, keepdims=True))
 checks = {
     "add": np.array_equal(ak.elemwise("add", x, x[0]), x + x[0]),
     "exp": np.allclose(ak.elemwise("exp", x[::-1]), np.exp(x[::-1]), rtol=1e-13),
     "sigmoid_f4": np.allclose(ak.elemwise("sigmoid", y), 1 / (1 + np.exp(-y)), rtol=1e-6),
+    "gemm": np.allclose(ak.dot(x, x.T), x @ x.T, rtol=1e-12),
+    "softmax": np.allclose(ak.softmax(x, axis=1), e / e.sum(1, keepdims=True), rtol=1e-13),
 }
+lib = ak.default_library()
 print(json.dumps({"checks": checks, "source": resolve("exp", x)[1],
-                  "library": ak.default_library().path.name,
+                  "library": lib.path.name, "blas": lib.blas,
                   "numba_imported": "numba" in sys.modules}))
 """
 
@@ -36,7 +41,8 @@ print(json.dumps({"checks": checks, "source": resolve("exp", x)[1],
 def wheel(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("wheels")
     res = subprocess.run(
-        [sys.executable, "-m", "aotkernels.build_tools.cli", "--ops", "add,exp,sigmoid",
+        [sys.executable, "-m", "aotkernels.build_tools.cli", "--ops",
+         "add,exp,sigmoid,gemm,softmax",
          "--dtypes", "f8,f4", "--max-ndim", "2", "--jobs", "2", "--out", str(out),
          "--cache-dir", str(ROOT / "build" / "ir-cache")],
         capture_output=True, text=True)
@@ -53,7 +59,8 @@ def test_wheel_is_one_per_platform(wheel):
     assert "aotkernels/_lib/manifest.json" in names
     assert "aotkernels/kernels/elemwise.py" in names  # templates ship for the JIT fallback
     manifest = json.loads(zipfile.ZipFile(wheel).read("aotkernels/_lib/manifest.json"))
-    assert len(manifest["kernels"]) == 3 * 2 * 3  # ops x dtypes x (flat, nd1, nd2)
+    # elementwise ops x dtypes x (flat, nd1, nd2), softmax x dtypes x (nd1, nd2), gemm x dtypes
+    assert len(manifest["kernels"]) == 3 * 2 * 3 + 2 * 2 + 2
 
 
 def test_installs_and_runs_without_numba(wheel, tmp_path):
@@ -72,3 +79,4 @@ def test_installs_and_runs_without_numba(wheel, tmp_path):
     assert all(report["checks"].values()), report
     assert report["source"] == "aot" and report["numba_imported"] is False
     assert report["library"] == "libaotkernels_x86_64.so"
+    assert report["blas"].startswith("numpy's libscipy_openblas"), report  # no scipy here
