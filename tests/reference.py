@@ -31,6 +31,7 @@ NUMPY = {
     # PyTensor's Clip is "x < lo ? lo : x > hi ? hi : x"; np.clip differs when lo > hi.
     "clip": lambda x, lo, hi: np.where(x < lo, lo, np.where(x > hi, hi, x)),
     "switch": lambda c, x, y: np.where(c, x, y),
+    "identity": lambda x: x.copy(),
     "cast": lambda x: x,
 }
 
