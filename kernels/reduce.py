@@ -3,7 +3,8 @@
 Operands: the input and the accumulator, both seen with the input's shape; the accumulator
 has stride 0 along the reduced axes, so any axis set is one kernel per rank (the resolver
 collapses dimensions first). Three loop shapes, chosen once per call by the inner strides:
-reducing along the innermost axis keeps ``LANES`` partial accumulators in registers; a
+reducing along the innermost axis keeps ``LANES`` partial accumulators in registers (with
+vector loads when the rows are contiguous); a
 contiguous inner axis that is kept is a vectorisable row update; anything else is the
 general loop.
 """
@@ -47,26 +48,34 @@ def _source(ndim: int, convert: bool, in_size: int, acc_size: int) -> list[str]:
     row = f"a{at()}" if outer else "a"
     orow = f"out{at()}" if outer else "out"
     general = rd("a" + at("j"))
+    def lanes(r: str) -> list[str]:
+        """Fold the row ``r`` into ``out[..., 0]`` with LANES independent accumulators."""
+        return [
+            *nest(),
+            f"{pad}r = {r}",
+            f"{pad}acc = out{at('0')}",
+            f"{pad}j = 0",
+            f"{pad}if n >= {LANES}:",  # independent partial accumulators: throughput
+            *[f"{pad}    p{k} = {rd(f'r[{k}]')}" for k in range(LANES)],
+            f"{pad}    j = {LANES}",
+            f"{pad}    while j + {LANES} <= n:",
+            *[f"{pad}        p{k} = f(p{k}, {rd(f'r[j + {k}]')})" for k in range(LANES)],
+            f"{pad}        j += {LANES}",
+            f"{pad}    acc = f(acc, {_tree([f'p{k}' for k in range(LANES)])})",
+            f"{pad}for j2 in range(j, n):",
+            f"{pad}    acc = f(acc, {rd('r[j2]')})",
+            f"{pad}out{at('0')} = acc",
+        ]
+
     return [
         "def kernel(a, out):",
         f"    n = a.shape[{last}]",
         "    if n == 0:",
         "        return 0",
-        f"    if out.strides[{last}] == 0:",
-        *nest(),
-        f"{pad}r = {row}",
-        f"{pad}acc = out{at('0')}",
-        f"{pad}j = 0",
-        f"{pad}if n >= {LANES}:",  # independent partial accumulators: throughput, not latency
-        *[f"{pad}    p{k} = {rd(f'r[{k}]')}" for k in range(LANES)],
-        f"{pad}    j = {LANES}",
-        f"{pad}    while j + {LANES} <= n:",
-        *[f"{pad}        p{k} = f(p{k}, {rd(f'r[j + {k}]')})" for k in range(LANES)],
-        f"{pad}        j += {LANES}",
-        f"{pad}    acc = f(acc, {_tree([f'p{k}' for k in range(LANES)])})",
-        f"{pad}for j2 in range(j, n):",
-        f"{pad}    acc = f(acc, {rd('r[j2]')})",
-        f"{pad}out{at('0')} = acc",
+        f"    if out.strides[{last}] == 0 and a.strides[{last}] == {in_size}:",
+        *lanes(f"assume_c({row})"),  # contiguous rows: vector loads
+        f"    elif out.strides[{last}] == 0:",
+        *lanes(row),
         f"    elif a.strides[{last}] == {in_size} and out.strides[{last}] == {acc_size}:",
         *nest(),
         f"{pad}r = assume_c({row})",
