@@ -43,6 +43,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_elemwise.py
 	$(BIN)/python benchmarks/bench_reduce.py
 	$(BIN)/python benchmarks/bench_pytensor.py
+	$(BIN)/python benchmarks/bench_levels.py
 
 clean:
 	rm -rf build $(VENV) wheels/*.whl
