@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 JOBS   ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup test demo bench clean
+.PHONY: setup cross-tools test demo bench clean
 
 # The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
 # PyTensor and the test tools, with aotkernels installed editable from this checkout.
@@ -18,7 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
 	touch $@
 
-setup: $(STAMP)
+setup: $(STAMP) cross-tools
+
+# aarch64 cross compiler and qemu-user from Debian (root with apt-get; silent once installed).
+cross-tools:
+	@sh build_tools/setup_cross.sh
 
 test: setup
 	$(BIN)/ruff check .
@@ -39,6 +43,7 @@ bench: setup
 	$(BIN)/python benchmarks/bench_elemwise.py
 	$(BIN)/python benchmarks/bench_reduce.py
 	$(BIN)/python benchmarks/bench_pytensor.py
+	$(BIN)/python benchmarks/bench_levels.py
 
 clean:
 	rm -rf build $(VENV) wheels/*.whl

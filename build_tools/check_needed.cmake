@@ -1,6 +1,10 @@
 # Fails the build if LIB depends on any shared object but libc/libm (and the dynamic loader).
 # -Wl,-z,defs already rejects undefined symbols; this guards against a stray -l flag.
-execute_process(COMMAND readelf -d "${LIB}" OUTPUT_VARIABLE out RESULT_VARIABLE rc)
+# READELF: the toolchain's own (aarch64-linux-gnu-readelf when cross-linking).
+if(NOT READELF)
+  set(READELF readelf)
+endif()
+execute_process(COMMAND "${READELF}" -d "${LIB}" OUTPUT_VARIABLE out RESULT_VARIABLE rc)
 if(NOT rc EQUAL 0)
   message(FATAL_ERROR "readelf failed on ${LIB}")
 endif()

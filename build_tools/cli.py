@@ -1,13 +1,15 @@
 """``build-kernels``: compile the catalog, link a library per target, package a wheel.
 
     build-kernels --targets x86_64 --jobs 2 [--ops add,exp] [--dtypes f8,f4] [--max-ndim 2]
-                  [--out wheels/] [--no-wheel] [--cache-dir build/ir-cache]
+                  [--out wheels/] [--no-wheel] [--repair] [--cache-dir build/ir-cache]
 
 Compilation runs in a process pool with an IR cache (a rebuild recompiles only kernels
 whose template changed); linking is per target (``generator.link``); CMake links the
 objects with the C shim, driven by scikit-build-core for a wheel, or directly with
 ``--no-wheel`` (which installs ``manifest.json`` and the libraries into ``--out``, the
-layout ``AOT_LIBRARY_DIR`` expects).
+layout ``AOT_LIBRARY_DIR`` expects). One run is for one architecture; another one than the
+host's (``--targets aarch64`` on x86-64) cross-links with Debian's GNU toolchain
+(``build_tools/cross.py``) and gets that platform's wheel tag.
 """
 
 from __future__ import annotations
@@ -22,6 +24,12 @@ import time
 import zipfile
 from pathlib import Path
 
+from aotkernels.build_tools.cross import (
+    CrossBuildError,
+    target_arch,
+    toolchain_file,
+    wheel_platform,
+)
 from aotkernels.targets import TARGETS, default_targets, native_targets
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +57,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "with --no-wheel (default: build/lib)")
     p.add_argument("--no-wheel", action="store_true",
                    help="link the libraries into --out without packaging a wheel")
+    p.add_argument("--repair", action="store_true",
+                   help="run auditwheel repair on the wheel: it gets the manylinux tag "
+                        "its libraries are compatible with (needs auditwheel, patchelf)")
     p.add_argument("--cache-dir", type=Path, default=SOURCE_ROOT / "build" / "ir-cache",
                    help="compiled-IR cache (default: build/ir-cache)")
     p.add_argument("--source", type=Path, default=SOURCE_ROOT,
@@ -89,28 +100,45 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise SystemExit(f"build-kernels: command failed: {' '.join(cmd)}")
 
 
-def _work_dir(source: Path, kind: str, out: Path) -> Path:
-    """Per-output scratch dirs, so builds into different outputs can run side by side."""
-    return source / "build" / kind / hashlib.sha256(str(out).encode()).hexdigest()[:10]
+def _work_dir(source: Path, kind: str, out: Path, arch: str = "") -> Path:
+    """Per-output scratch dirs, so builds into different outputs can run side by side.
+
+    The architecture is part of the key: a CMake build dir keeps its compiler for good.
+    """
+    key = f"{out}|{arch}" if arch else str(out)
+    return source / "build" / kind / hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
-def link_with_cmake(source: Path, stage: Path, out: Path) -> None:
-    build = _work_dir(source, "cmake-lib", out)
+def link_with_cmake(source: Path, stage: Path, out: Path, arch: str) -> None:
+    build = _work_dir(source, "cmake-lib", out, arch)
+    toolchain = toolchain_file(arch)
     _run(["cmake", "-S", str(source), "-B", str(build), "-G", "Ninja",
+          *([f"--toolchain={toolchain}"] if toolchain else []),
           f"-DAOTK_STAGE_DIR={stage}", "-DAOTK_INSTALL_DIR=.",
           f"-DCMAKE_INSTALL_PREFIX={out}"], source)
     _run(["cmake", "--build", str(build)], source)
     _run(["cmake", "--install", str(build)], source)
 
 
-def build_wheel(source: Path, stage: Path, out: Path) -> Path:
-    """Run scikit-build-core's PEP 517 hook (the same one pip calls) with our stage."""
+def build_wheel(source: Path, stage: Path, out: Path, arch: str) -> Path:
+    """Run scikit-build-core's PEP 517 hook (the same one pip calls) with our stage.
+
+    Cross builds pass the toolchain file, and ``_PYTHON_HOST_PLATFORM`` (the variable
+    cross-compiling setups set, which scikit-build-core's wheel tag honours) gives the
+    wheel the target's platform tag while ``wheel.py-api`` keeps it ``py3-none``.
+    """
     out.mkdir(parents=True, exist_ok=True)
-    hook = ("import sys; from scikit_build_core.build import build_wheel; print(build_wheel("
-            "sys.argv[1], {'cmake.define.AOTK_STAGE_DIR': sys.argv[2], 'build-dir': sys.argv[3]}))")
-    res = subprocess.run([sys.executable, "-c", hook, str(out), str(stage),
-                          str(_work_dir(source, "cmake-wheel", out))], cwd=source,
-                         capture_output=True, text=True)
+    settings = {"cmake.define.AOTK_STAGE_DIR": str(stage),
+                "build-dir": str(_work_dir(source, "cmake-wheel", out, arch))}
+    env = dict(os.environ)
+    toolchain = toolchain_file(arch)
+    if toolchain:
+        settings["cmake.toolchain-file"] = str(toolchain)
+        env["_PYTHON_HOST_PLATFORM"] = wheel_platform(arch).replace("_", "-", 1)
+    hook = ("import json, sys; from scikit_build_core.build import build_wheel; "
+            "print(build_wheel(sys.argv[1], json.loads(sys.argv[2])))")
+    res = subprocess.run([sys.executable, "-c", hook, str(out), json.dumps(settings)],
+                         cwd=source, capture_output=True, text=True, env=env)
     if res.returncode:
         sys.stderr.write(res.stdout[-6000:] + res.stderr[-6000:])
         raise SystemExit("build-kernels: wheel build failed")
@@ -127,13 +155,24 @@ def _library_sizes(targets, out: Path, wheel: Path | None) -> dict[str, int]:
 
 
 def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
-          cache_dir: Path | None, source: Path = SOURCE_ROOT, quiet: bool = False) -> dict:
-    """Stage, link and (optionally) package ``sigs``; returns the build report."""
+          cache_dir: Path | None, source: Path = SOURCE_ROOT, quiet: bool = False,
+          repair: bool = False) -> dict:
+    """Stage, link and (optionally) package ``sigs``; returns the build report.
+
+    Checks the architecture and its toolchain before compiling anything.
+    """
     from aotkernels.generator.stage import stage
 
     if not (source / "CMakeLists.txt").is_file():
         raise SystemExit(f"build-kernels: {source} is not an aotkernels checkout "
                          "(no CMakeLists.txt); pass --source")
+    if repair and not wheel:
+        raise SystemExit("build-kernels: --repair repairs a wheel; it cannot go with --no-wheel")
+    try:
+        arch = target_arch(targets)
+        toolchain_file(arch)
+    except CrossBuildError as exc:
+        raise SystemExit(f"build-kernels: {exc}") from None
     say = (lambda *_: None) if quiet else (lambda m: print(m, file=sys.stderr))
     say(f"build-kernels: {len(sigs)} kernels for {', '.join(targets)} with {jobs} jobs")
     out = out.resolve()
@@ -144,20 +183,30 @@ def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
             print(f"FAILED {err}", file=sys.stderr)
         raise SystemExit(f"build-kernels: {len(report.failures)} kernel(s) failed to compile")
     t1 = time.perf_counter()
+    platform_tag = None
     if wheel:
-        wheel_path = build_wheel(source, stage_dir, out)
+        wheel_path = build_wheel(source, stage_dir, out, arch)
+        if repair:
+            from aotkernels.build_tools.repair import AuditwheelError, repair_wheel
+
+            try:
+                wheel_path, platform_tag = repair_wheel(wheel_path, out)
+            except AuditwheelError as exc:
+                raise SystemExit(f"build-kernels: {exc}") from None
     else:
-        link_with_cmake(source, stage_dir, out)
+        link_with_cmake(source, stage_dir, out, arch)
         wheel_path = None
     summary = {
         "kernels": report.kernels, "cached": report.cached,
         "compile_seconds": round(report.compile_seconds, 2),
         "link_seconds": {t: round(s, 2) for t, s in report.link_seconds.items()},
         "cmake_seconds": round(time.perf_counter() - t1, 2),
+        "arch": arch,
         "library_bytes": _library_sizes(targets, out, wheel_path),
         "families": dict(report.families),
         "linked_chunks": report.linked_chunks,
         "wheel": str(wheel_path) if wheel_path else None,
+        "manylinux": platform_tag,
         "output": str(wheel_path or out),
     }
     (out / "build-report.json").write_text(json.dumps(summary, indent=1))
@@ -174,6 +223,8 @@ def print_summary(summary: dict) -> None:
     linked = ", ".join(f"{t} {n} of {m}" for t, (n, m) in summary["linked_chunks"].items())
     print(f"families: {families}; {summary['cached']} compiled kernels from cache; "
           f"chunks linked: {linked} (the rest cached); cmake {summary['cmake_seconds']:.1f}s")
+    if summary.get("manylinux"):
+        print(f"auditwheel repair: {summary['manylinux']}")
     print(f"output: {summary['output']}")
 
 
@@ -195,7 +246,8 @@ def main(argv=None) -> int:
     default_out = "build/lib" if args.no_wheel else "wheels"
     out = args.out or args.source / default_out
     summary = build(sigs, targets, out, wheel=not args.no_wheel, jobs=args.jobs,
-                    cache_dir=args.cache_dir, source=args.source, quiet=args.quiet)
+                    cache_dir=args.cache_dir, source=args.source, quiet=args.quiet,
+                    repair=args.repair)
     print_summary(summary)
     return 0
 

@@ -134,7 +134,8 @@ def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: in
         "numba": numba.__version__,
         "llvmlite": llvmlite.__version__,
         "families": {f: template_hash(f) for f in families if f in FAMILIES},
-        "targets": [{"name": t, "library": TARGETS[t].library, "cpu": TARGETS[t].cpu,
+        "targets": [{"name": t, "arch": TARGETS[t].arch, "library": TARGETS[t].library,
+                     "cpu": TARGETS[t].cpu,
                      "level": TARGETS[t].level, "objects": objects[t]} for t in targets],
         "kernels": {k.sig.key: k.symbol for k in kernels},
     }

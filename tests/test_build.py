@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -192,3 +193,22 @@ def test_from_usage_turns_a_miss_into_a_prebuilt_kernel(tmp_path):
     second = subprocess.run([sys.executable, "-c", miss], env=env, capture_output=True,
                             text=True, check=True)
     assert second.stdout.split()[-1] == "aot"
+
+
+def test_one_architecture_per_build():
+    """x86 and aarch64 libraries need two compilers and two wheels: refused before compiling."""
+    res = subprocess.run([sys.executable, "-m", "aotkernels.build_tools.cli", "--no-wheel",
+                          "--targets", "x86_64,aarch64", "--ops", "add"],
+                         capture_output=True, text=True)
+    assert res.returncode != 0 and "mixes architectures" in res.stderr
+    assert "Traceback" not in res.stderr
+
+
+def test_a_missing_cross_compiler_is_named(tmp_path):
+    """Without aarch64-linux-gnu-gcc on PATH the build says what to install, at once."""
+    env = dict(os.environ, PATH=str(Path(sys.executable).parent))
+    res = subprocess.run([sys.executable, "-m", "aotkernels.build_tools.cli", "--no-wheel",
+                          "--targets", "aarch64", "--ops", "add", "--out", str(tmp_path)],
+                         capture_output=True, text=True, env=env)
+    assert res.returncode != 0 and "aarch64-linux-gnu-gcc" in res.stderr
+    assert "setup_cross.sh" in res.stderr and "Traceback" not in res.stderr

@@ -37,19 +37,28 @@ print(json.dumps({"checks": checks, "source": resolve("exp", x)[1],
 """
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("wheels")
+def _build_wheel(out: Path, *extra: str) -> Path:
     res = subprocess.run(
         [sys.executable, "-m", "aotkernels.build_tools.cli", "--ops",
          "add,exp,sigmoid,gemm,softmax",
          "--dtypes", "f8,f4", "--max-ndim", "2", "--jobs", "2", "--out", str(out),
-         "--cache-dir", str(ROOT / "build" / "ir-cache")],
+         "--cache-dir", str(ROOT / "build" / "ir-cache"), *extra],
         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert "library KB" in res.stdout  # the summary table
     (whl,) = out.glob("*.whl")
     return whl
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    return _build_wheel(tmp_path_factory.mktemp("wheels"))
+
+
+@pytest.fixture(scope="module")
+def repaired(tmp_path_factory) -> Path:
+    """The same wheel through ``build-kernels --repair`` (auditwheel repair)."""
+    return _build_wheel(tmp_path_factory.mktemp("repaired"), "--repair")
 
 
 def test_wheel_is_one_per_platform(wheel):
@@ -63,11 +72,37 @@ def test_wheel_is_one_per_platform(wheel):
     assert len(manifest["kernels"]) == 3 * 2 * 3 + 2 * 2 + 2
 
 
-def test_installs_and_runs_without_numba(wheel, tmp_path):
+def test_auditwheel_finds_it_manylinux(wheel):
+    """Only libc/libm symbols, the newest exp/log/pow@GLIBC_2.29: manylinux_2_31 (auditwheel
+    has no 2_29 policy). A higher tag means a new libc/libm dependency crept in."""
+    from aotkernels.build_tools.repair import show
+
+    tag = show(wheel)
+    assert tag.startswith("manylinux_2_") and tag.endswith("_x86_64"), tag
+    assert int(tag.split("_")[2]) <= 31, tag
+
+
+def test_repair_retags_without_touching_the_libraries(wheel, repaired):
+    assert repaired.name.startswith("aotkernels-0.1.0-py3-none-manylinux_2_")
+    assert repaired.name.endswith("_x86_64.whl")
+    assert [p.name for p in repaired.parent.glob("*.whl")] == [repaired.name]
+    lib = "aotkernels/_lib/libaotkernels_x86_64.so"
+    # byte for byte: the installed manifest's size and SHA-256 must still hold
+    assert zipfile.ZipFile(repaired).read(lib) == zipfile.ZipFile(wheel).read(lib)
+
+
+def test_repair_needs_a_wheel():
+    res = subprocess.run([sys.executable, "-m", "aotkernels.build_tools.cli", "--no-wheel",
+                          "--repair", "--ops", "add"], capture_output=True, text=True)
+    assert res.returncode != 0 and "--repair repairs a wheel" in res.stderr
+
+
+def test_installs_and_runs_without_numba(repaired, tmp_path):
+    """The repaired wheel (what would be published) installs and runs without numba."""
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    pip = subprocess.run([str(py), "-m", "pip", "install", "-q", str(wheel)],
+    pip = subprocess.run([str(py), "-m", "pip", "install", "-q", str(repaired)],
                          capture_output=True, text=True)
     assert pip.returncode == 0, pip.stderr[-3000:]
     env = {k: v for k, v in os.environ.items() if k not in ("AOT_LIBRARY_DIR", "PYTHONPATH")}

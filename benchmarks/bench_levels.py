@@ -1,0 +1,183 @@
+"""The same kernels at each x86-64 level this machine runs: what v3 and v4 gain over baseline.
+
+    python benchmarks/bench_levels.py [--lib build/levels-lib] [--no-build] [--rounds 3]
+
+Builds one library with ``--targets x86_64,x86_64_v3,x86_64_v4`` for just the benchmarked
+ops (into ``build/levels-lib``; the IR cache makes a rebuild a relink), then times every
+level the CPU supports in its own process (``AOT_CPU_TARGET`` forced, ``AOT_LIBRARY_DIR``
+set, ``AOT_DISABLE_JIT=1`` so a missing kernel fails instead of being compiled). Levels run
+in separate processes because a process loads one library, and in interleaved rounds so
+that load from other work on the machine falls on every level alike. Times are the kernel
+called through ctypes with prebuilt arguments (what differs between levels; the Python call
+adds ~15 µs at any level), best of 5 batches in each round, best over rounds; NumPy is
+timed in every process and its best is shown.
+Reductions accumulate into a prefilled output (the kernels' ABI), so repeated calls keep
+adding into it: the work per call is the same. float32 sums accumulate in float64, as in
+PyTensor; NumPy's float32 sum stays in float32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from bench_elemwise import ROOT, best
+
+LEVELS = ("x86_64", "x86_64_v3", "x86_64_v4")
+ELEMWISE_OPS, REDUCE_OPS = ("add", "mul", "exp", "sigmoid"), ("sum", "max")
+DTYPES = ("float64", "float32")
+N, SIDE = 1_000_000, 1000
+
+
+def elemwise_cases(dtype: str):
+    """(label, op, inputs): 1e6 elements contiguous, and 1000x1000 with a broadcast row."""
+    rng = np.random.default_rng(0)
+    a, b = (rng.normal(size=N).astype(dtype) for _ in range(2))
+    m = rng.normal(size=(SIDE, SIDE)).astype(dtype)
+    row = rng.normal(size=SIDE).astype(dtype)
+    for op in ELEMWISE_OPS:
+        binary = op in ("add", "mul")
+        yield f"{op} contiguous", op, (a, b) if binary else (a,)
+        # a unary op's broadcast input is a stride-0 view of one row
+        yield f"{op} broadcast row", op, (m, row) if binary else (
+            np.broadcast_to(row, (SIDE, SIDE)),)
+
+
+def reduce_cases(dtype: str):
+    rng = np.random.default_rng(1)
+    v = rng.normal(size=N).astype(dtype)
+    m = rng.normal(size=(SIDE, SIDE)).astype(dtype)
+    for op in REDUCE_OPS:
+        yield f"{op} 1e6", op, v, None
+        yield f"{op} 1000x1000 axis 0", op, m, 0
+        yield f"{op} 1000x1000 axis 1", op, m, 1
+
+
+def _numpy(op: str):
+    import scipy.special
+
+    return {"add": np.add, "mul": np.multiply, "exp": np.exp,
+            "sigmoid": scipy.special.expit}[op]
+
+
+def worker() -> list[dict]:
+    """Time every case at the level this process was started with."""
+    import aotkernels as ak
+    from aotkernels.resolver import _prepare_reduce, _reduce_kernel, prepare
+
+    lib = ak.default_library()
+    rows = []
+    for dtype in DTYPES:
+        for label, op, args in elemwise_cases(dtype):
+            out = np.empty(np.broadcast_shapes(*(x.shape for x in args)), dtype)
+            p, arrays, _ = prepare(op, *args, out=out)
+            assert p.source == "aot", (op, p.sig)
+            data = (ctypes.c_void_p * p.n)(*[x.ctypes.data for x in arrays], out.ctypes.data)
+            t_aot = best(lambda: p.fn(data, p.shapes, p.strides))
+            fn = _numpy(op)
+            t_np = best(lambda: fn(*args, out=out))
+            np.testing.assert_allclose(ak.elemwise(op, *args), fn(*args),
+                                       rtol=1e-12 if dtype == "float64" else 1e-5)
+            rows.append(dict(case=f"{label} {dtype}", kernel=p.sig.key.split("/", 2)[2],
+                             aot=t_aot, numpy=t_np))
+        for label, op, x, axis in reduce_cases(dtype):
+            _, a, _, acc, call = _prepare_reduce(op, x, axis)
+            sig, fn, source = _reduce_kernel(call, op, a.dtype.name, acc.dtype.name)
+            assert source == "aot", sig
+            shapes, strides = call.geometry(sig)
+            data = (ctypes.c_void_p * 2)(a.ctypes.data, acc.ctypes.data)
+            t_aot = best(lambda: fn(data, shapes, strides))
+            np_fn = getattr(np, op)
+            t_np = best(lambda: np_fn(x, axis=axis))
+            np.testing.assert_allclose(ak.reduce(op, x, axis=axis),
+                                       np_fn(x.astype("float64"), axis=axis),
+                                       rtol=1e-9 if dtype == "float64" else 1e-5)
+            rows.append(dict(case=f"{label} {dtype}", kernel=sig.key.split("/", 2)[2],
+                             aot=t_aot, numpy=t_np))
+    return [dict(r, target=lib.target) for r in rows]
+
+
+def build_library(out: Path) -> None:
+    cmd = [sys.executable, "-m", "aotkernels.build_tools.cli", "--no-wheel", "--quiet",
+           "--targets", ",".join(LEVELS), "--ops", ",".join(ELEMWISE_OPS + REDUCE_OPS),
+           "--dtypes", ",".join(DTYPES), "--max-ndim", "2", "--out", str(out)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+
+
+def run_level(level: str, lib: Path) -> list[dict]:
+    env = dict(os.environ, AOT_CPU_TARGET=level, AOT_LIBRARY_DIR=str(lib), AOT_DISABLE_JIT="1")
+    res = subprocess.run([sys.executable, __file__, "--worker"], env=env, capture_output=True,
+                         text=True, cwd=Path(__file__).parent)
+    if res.returncode:
+        raise SystemExit(f"level {level} failed:\n{res.stderr[-3000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
+    return [dict(rows[0], aot=min(r["aot"] for r in rows), numpy=min(r["numpy"] for r in rows))
+            for rows in zip(*rounds)]
+
+
+def report(results: dict[str, list[dict]]) -> None:
+    levels = list(results)
+    base = results["x86_64"]
+    cols = " | ".join(f"{lv} µs" for lv in levels)
+    ratios = " | ".join(f"{lv.removeprefix('x86_64_')}/base" for lv in levels[1:])
+    print(f"| case | kernel | numpy µs | {cols} | {ratios} | best/numpy |")
+    print("|---|---|---" + "|---" * (2 * len(levels)) + "|")
+    for i, row in enumerate(base):
+        times = [results[lv][i]["aot"] for lv in levels]
+        t_np = min(results[lv][i]["numpy"] for lv in levels)
+        cells = " | ".join(f"{t * 1e6:.0f}" for t in times)
+        rel = " | ".join(f"{t / times[0]:.2f}" for t in times[1:])
+        print(f"| {row['case']} | {row['kernel']} | {t_np * 1e6:.0f} | {cells} | {rel} "
+              f"| {min(times) / t_np:.2f} |")
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.machine()
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--lib", type=Path, default=ROOT / "build" / "levels-lib")
+    p.add_argument("--no-build", action="store_true", help="use --lib as it is")
+    p.add_argument("--rounds", type=int, default=3, help="interleaved runs of every level")
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.worker:
+        print(json.dumps(worker()))
+        return
+    from aotkernels.targets import TARGETS, host_level
+
+    lib = args.lib.resolve()
+    if not args.no_build:
+        t0 = time.perf_counter()
+        build_library(lib)
+        print(f"# built {lib} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
+    levels = [lv for lv in LEVELS if TARGETS[lv].level <= host_level()]
+    print(f"# CPU levels, {time.strftime('%Y-%m-%d')}; {_cpu_name()}, x86-64 level "
+          f"{host_level()}: timing {', '.join(levels)}, best of {args.rounds} rounds\n")
+    runs: dict[str, list] = {lv: [] for lv in levels}
+    for _ in range(args.rounds):
+        for lv in levels:
+            runs[lv].append(run_level(lv, lib))
+    report({lv: best_of_rounds(rows) for lv, rows in runs.items()})
+
+
+if __name__ == "__main__":
+    main()
