@@ -32,7 +32,10 @@ def _tree(terms: list[str]) -> str:
     return terms[0]
 
 
-def _source(ndim: int, convert: bool, in_size: int, acc_size: int) -> list[str]:
+def _source(ndim: int, convert: bool, in_size: int, acc_size: int,
+            nan_lane: bool = False) -> list[str]:
+    """``nan_lane``: float max/min, whose lanes use the plain comparison ``g`` (one
+    ``maxpd``) and note NaNs in separate flags, resolved once per row."""
     last = ndim - 1
     outer = [f"i{d}" for d in range(last)]
     pad = "    " * (last + 2)
@@ -48,8 +51,14 @@ def _source(ndim: int, convert: bool, in_size: int, acc_size: int) -> list[str]:
     row = f"a{at()}" if outer else "a"
     orow = f"out{at()}" if outer else "out"
     general = rd("a" + at("j"))
+    g = "g" if nan_lane else "f"
+
     def lanes(r: str) -> list[str]:
         """Fold the row ``r`` into ``out[..., 0]`` with LANES independent accumulators."""
+        nan_init = [f"{pad}    q{k} = p{k} != p{k}" for k in range(LANES)] if nan_lane else []
+        nan_step = [f"{pad}        q{k} |= x{k} != x{k}" for k in range(LANES)] if nan_lane else []
+        nan_end = ([f"{pad}    if {' | '.join(f'q{k}' for k in range(LANES))}:",
+                    f"{pad}        acc = NAN"] if nan_lane else [])
         return [
             *nest(),
             f"{pad}r = {r}",
@@ -57,11 +66,15 @@ def _source(ndim: int, convert: bool, in_size: int, acc_size: int) -> list[str]:
             f"{pad}j = 0",
             f"{pad}if n >= {LANES}:",  # independent partial accumulators: throughput
             *[f"{pad}    p{k} = {rd(f'r[{k}]')}" for k in range(LANES)],
+            *nan_init,
             f"{pad}    j = {LANES}",
             f"{pad}    while j + {LANES} <= n:",
-            *[f"{pad}        p{k} = f(p{k}, {rd(f'r[j + {k}]')})" for k in range(LANES)],
+            *[f"{pad}        x{k} = {rd(f'r[j + {k}]')}" for k in range(LANES)],
+            *[f"{pad}        p{k} = {g}(p{k}, x{k})" for k in range(LANES)],
+            *nan_step,
             f"{pad}        j += {LANES}",
             f"{pad}    acc = f(acc, {_tree([f'p{k}' for k in range(LANES)])})",
+            *nan_end,
             f"{pad}for j2 in range(j, n):",
             f"{pad}    acc = f(acc, {rd('r[j2]')})",
             f"{pad}out{at('0')} = acc",
@@ -90,16 +103,24 @@ def _source(ndim: int, convert: bool, in_size: int, acc_size: int) -> list[str]:
     ]
 
 
+#: max/min without NaN propagation: ``x > p ? x : p`` is exactly one SSE/AVX ``maxpd``
+#: (a NaN ``x`` keeps ``p``); NaNs are tracked by the lane flags instead
+_PLAIN = {"max": njit(inline="always")(lambda p, x: x if x > p else p),
+          "min": njit(inline="always")(lambda p, x: x if x < p else p)}
+
+
 def build(sig: Signature, name: str):
     """``(body, operand specs)`` for ``reduce/<op>/<in>-><acc>/nd<k>``."""
     red = REDUCTIONS[sig.op]
     (in_dtype,), acc = sig.in_dtypes, sig.out_dtype
     if red.dtypes(in_dtype)[0] != acc:
         raise TypeError(f"{sig.op} of {in_dtype} accumulates in {red.dtypes(in_dtype)[0]}")
+    nan_lane = sig.op in _PLAIN and np.dtype(acc).kind == "f"
     env = {"f": njit(inline="always")(SCALAR_OPS[red.combine].impl(acc)),
+           "g": _PLAIN.get(sig.op), "NAN": np.dtype(acc).type(np.nan) if nan_lane else None,
            "assume_c": assume_c, "c": converter(acc) if acc != in_dtype else None}
     src = _source(sig.ndim, acc != in_dtype, np.dtype(in_dtype).itemsize,
-                  np.dtype(acc).itemsize)
+                  np.dtype(acc).itemsize, nan_lane)
     src[0] = src[0].replace("def kernel", f"def {name}")
     exec(compile("\n".join(src), f"<aotkernels {sig.key}>", "exec"), env)
     return njit(env[name]), [(in_dtype, sig.ndim, "A"), (acc, sig.ndim, "A")]
