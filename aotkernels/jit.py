@@ -65,7 +65,8 @@ def jit_disabled() -> bool:
 
 
 def cache_dir() -> Path:
-    """Per-user cache, one folder per ABI and host CPU (objects are tuned for it)."""
+    """Per-user cache, one folder per ABI, entry format and host CPU (objects are tuned
+    for it); entries of the first, unverified format live in another folder."""
     root = os.environ.get("AOT_CACHE_DIR")
     if root is None:
         import platformdirs
@@ -73,7 +74,7 @@ def cache_dir() -> Path:
         root = platformdirs.user_cache_dir("aotkernels")
     import llvmlite.binding as llvm
 
-    cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
+    cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|{_MAGIC}"
     return Path(root) / f"abi{ABI_VERSION}-{hashlib.sha256(cpu.encode()).hexdigest()[:12]}"
 
 
