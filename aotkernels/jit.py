@@ -7,13 +7,24 @@ by the same symbol as an AOT kernel would be. This and any later process load th
 with llvmlite's in-memory linker: no numba import, no compilation. Every miss
 is appended to ``misses.txt`` so the next ``build-kernels --from-usage`` can ship it.
 
+Entries are safe to share: each is the object followed by a trailer (magic, size, SHA-256 of
+symbol and object) and appears by one atomic rename, so a reader sees a whole, verified entry
+or none; a damaged one (truncated, modified, another kernel's) is reported in one warning
+line and compiled again. Processes compiling the same symbol take a per-symbol file lock:
+one compiles, the others wait and load its entry. The in-process lock is renewed in a
+forked child, which keeps every kernel its parent had loaded.
+
 ``AOT_DISABLE_JIT=1`` turns a miss into ``KernelNotAvailable``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
+import logging
 import os
+import struct
 import threading
 from pathlib import Path
 
@@ -27,6 +38,23 @@ _lock = threading.RLock()
 _engines: list = []  # kept alive: they own the loaded code
 _fns: dict[str, object] = {}
 
+log = logging.getLogger("aotkernels")
+
+#: entry = object + trailer: magic, object size, sha256(symbol NUL object)
+_MAGIC = b"AOTKJIT1"
+_TRAILER = struct.Struct(f"<{len(_MAGIC)}sQ32s")
+#: a compile that takes longer than this is abandoned (its waiters then compile themselves)
+COMPILE_TIMEOUT = 600
+
+
+def _renew_lock() -> None:
+    """A child forked while another thread held the lock would wait on it forever."""
+    global _lock
+    _lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_renew_lock)
+
 
 class KernelNotAvailable(LookupError):
     """No prebuilt kernel for a signature, and JIT compilation is disabled or impossible."""
@@ -37,7 +65,8 @@ def jit_disabled() -> bool:
 
 
 def cache_dir() -> Path:
-    """Per-user cache, one folder per ABI and host CPU (objects are tuned for it)."""
+    """Per-user cache, one folder per ABI, entry format and host CPU (objects are tuned
+    for it); entries of the first, unverified format live in another folder."""
     root = os.environ.get("AOT_CACHE_DIR")
     if root is None:
         import platformdirs
@@ -45,7 +74,7 @@ def cache_dir() -> Path:
         root = platformdirs.user_cache_dir("aotkernels")
     import llvmlite.binding as llvm
 
-    cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
+    cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|{_MAGIC}"
     return Path(root) / f"abi{ABI_VERSION}-{hashlib.sha256(cpu.encode()).hexdigest()[:12]}"
 
 
@@ -80,7 +109,66 @@ def _load_object(obj: bytes, symbol: str) -> int:
     return engine.get_function_address(symbol)
 
 
-def _compile_object(sig: Signature, path: Path) -> bytes:
+def _digest(symbol: str, obj: bytes) -> bytes:
+    return hashlib.sha256(symbol.encode() + b"\0" + obj).digest()
+
+
+def seal(symbol: str, obj: bytes) -> bytes:
+    """A cache entry: the object, then the trailer that lets a reader verify it."""
+    return obj + _TRAILER.pack(_MAGIC, len(obj), _digest(symbol, obj))
+
+
+def unseal(symbol: str, entry: bytes) -> bytes:
+    """The object in a cache entry; ``ValueError`` (why, in a few words) if damaged."""
+    if len(entry) < _TRAILER.size:
+        raise ValueError(f"{len(entry)} bytes, shorter than its trailer")
+    magic, size, digest = _TRAILER.unpack(entry[-_TRAILER.size:])
+    obj = entry[:-_TRAILER.size]
+    if magic != _MAGIC:
+        raise ValueError("no trailer (truncated or not written by aotkernels)")
+    if size != len(obj):
+        raise ValueError(f"{len(obj)} bytes of object, trailer says {size}")
+    if digest != _digest(symbol, obj):
+        raise ValueError(f"checksum differs (modified, or not {symbol})")
+    return obj
+
+
+def _read_entry(path: Path, symbol: str, warn: bool = True) -> bytes | None:
+    """The verified object of an entry, or None if it is missing or damaged."""
+    try:
+        entry = path.read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if warn:
+            log.warning("aotkernels: JIT cache entry %s is unreadable (%s); recompiling it",
+                        path, exc.strerror)
+        return None
+    try:
+        return unseal(symbol, entry)
+    except ValueError as exc:
+        if warn:
+            log.warning("aotkernels: JIT cache entry %s is damaged (%s); recompiling it",
+                        path, exc)
+        return None
+
+
+@contextlib.contextmanager
+def _file_lock(directory: Path, symbol: str):
+    """Exclusive per-symbol lock across processes; released explicitly (a forked child may
+    hold a copy of the descriptor) and by the kernel if the holder dies."""
+    fd = os.open(directory / f".{symbol}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _compile_object(sig: Signature, path: Path, symbol: str) -> bytes:
     import importlib.util
     import subprocess
     import sys
@@ -88,14 +176,38 @@ def _compile_object(sig: Signature, path: Path) -> bytes:
     if importlib.util.find_spec("numba") is None:
         raise KernelNotAvailable(f"no prebuilt kernel for {sig.key}; install "
                                  "aotkernels[jit] to compile it on demand")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    res = subprocess.run([sys.executable, "-m", "aotkernels.generator.host", sig.key, str(path)],
-                         capture_output=True, text=True)
-    if res.returncode:
-        err = (res.stderr.strip().splitlines() or ["no output"])[-1]
-        raise KernelNotAvailable(f"JIT compilation of {sig.key} failed: {err}")
+    raw = path.with_name(f".{path.name}.{os.getpid()}.raw")
+    try:
+        res = subprocess.run([sys.executable, "-m", "aotkernels.generator.host", sig.key,
+                              str(raw)], capture_output=True, text=True,
+                             timeout=COMPILE_TIMEOUT)
+        if res.returncode:
+            err = (res.stderr.strip().splitlines() or ["no output"])[-1]
+            raise KernelNotAvailable(f"JIT compilation of {sig.key} failed: {err}")
+        obj = raw.read_bytes()
+    except subprocess.TimeoutExpired:
+        raise KernelNotAvailable(f"JIT compilation of {sig.key} took over "
+                                 f"{COMPILE_TIMEOUT} s") from None
+    finally:
+        raw.unlink(missing_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(seal(symbol, obj))
+    os.replace(tmp, path)  # atomic: readers see a whole entry or none
     stats["compiled"] += 1
-    return path.read_bytes()
+    return obj
+
+
+def _compile_once(sig: Signature, directory: Path, path: Path, symbol: str) -> bytes:
+    """Compile under the per-symbol file lock, unless another process did meanwhile."""
+    directory.mkdir(parents=True, exist_ok=True)
+    with _file_lock(directory, symbol):
+        obj = _read_entry(path, symbol, warn=False)
+        if obj is not None:
+            stats["loaded"] += 1
+            return obj
+        obj = _compile_object(sig, path, symbol)
+        _record_miss(directory, sig)
+        return obj
 
 
 def _record_miss(directory: Path, sig: Signature) -> None:
@@ -128,18 +240,14 @@ def function(sig: Signature):
         symbol = sig.symbol(template_hash(sig.family))
         directory = cache_dir()
         path = directory / f"{symbol}.o"
-        try:
-            obj = path.read_bytes()
-        except FileNotFoundError:
-            obj = None
+        obj = _read_entry(path, symbol)
         if obj is None:
-            obj = _compile_object(sig, path)
-            _record_miss(directory, sig)
+            obj = _compile_once(sig, directory, path, symbol)
         else:
             stats["loaded"] += 1
         addr = _load_object(obj, symbol)
-        if not addr:
-            raise KernelNotAvailable(f"JIT object {path} lacks {symbol}; delete it to rebuild")
+        if not addr:  # verified, so this is a generator bug rather than a damaged file
+            raise KernelNotAvailable(f"JIT object {path} lacks {symbol}")
         fn = KERNEL_FN(addr)
         _fns[key] = fn
         return fn

@@ -88,7 +88,11 @@ class Library:
         return self.directory / TARGETS[self.target].library
 
     def function(self, key: str):
-        """The kernel for a signature key as a ctypes function, or None if not shipped."""
+        """The kernel for a signature key as a ctypes function, or None if not shipped.
+
+        A symbol the manifest lists but the library lacks is found here, before any call:
+        one warning, and that kernel is treated as not shipped (JIT-compiled instead).
+        """
         fn = self._fns.get(key)
         if fn is None:
             symbol = self.kernels.get(key)
@@ -97,7 +101,10 @@ class Library:
             try:
                 fn = KERNEL_FN((symbol, self.dll))
             except AttributeError:
-                raise LibraryError(f"{self.path} lacks {symbol} listed in its manifest") from None
+                log.warning("aotkernels: %s lacks %s listed in its manifest; that kernel will "
+                            "be JIT-compiled", self.path, symbol)
+                self.kernels = {k: v for k, v in self.kernels.items() if k != key}
+                return None
             self._fns[key] = fn
         return fn
 
@@ -125,14 +132,36 @@ def choose_target(manifest: dict) -> tuple[str, str]:
     return best.name, f"best of {len(usable)} usable target(s) for x86-64 level {level}"
 
 
-def verify_file(path: Path, entry: dict) -> None:
-    """Size and SHA-256 as sealed at install time, checked before the loader maps the file."""
+#: ELF e_machine values, to name what a foreign library was built for
+_ELF_MACHINES = {3: "i386", 8: "mips", 20: "ppc", 21: "ppc64", 22: "s390x", 40: "arm",
+                 62: "x86_64", 183: "aarch64", 243: "riscv"}
+#: what a library for each architecture must be: (ELF class 2 = 64-bit, data 1 = LSB, machine)
+_ELF_HEADERS = {"x86_64": (2, 1, 62), "aarch64": (2, 1, 183)}
+
+
+def check_elf(path: Path, data: bytes, arch: str) -> None:
+    """The file is a 64-bit little-endian ELF for ``arch``: a foreign one is named, not mapped."""
+    if len(data) < 20 or data[:4] != b"\x7fELF":
+        raise LibraryError(f"cannot load {path}: not an ELF shared library")
+    cls, order = data[4], data[5]
+    machine = int.from_bytes(data[18:20], "little" if order == 1 else "big")
+    if (cls, order, machine) != _ELF_HEADERS.get(arch):
+        what = _ELF_MACHINES.get(machine, f"machine {machine}")
+        bits = {1: "32", 2: "64"}.get(cls, "?")
+        raise LibraryError(f"cannot load {path}: built for {what} ({bits}-bit ELF), "
+                           f"this is {arch}")
+
+
+def verify_file(path: Path, entry: dict, arch: str | None = None) -> None:
+    """ELF header, size and SHA-256 as sealed at install time, checked before the loader
+    maps the file."""
     if "sha256" not in entry:
         raise LibraryError(f"manifest has no checksum for {path.name} (not an installed build)")
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise LibraryError(f"cannot load {path}: {exc.strerror}") from None
+    check_elf(path, data, arch or host_arch())
     if len(data) != entry["bytes"]:
         raise LibraryError(f"cannot load {path}: {len(data)} bytes, manifest says "
                            f"{entry['bytes']} (truncated or replaced)")
@@ -145,7 +174,8 @@ def load(directory: Path | None = None) -> Library:
     manifest = read_manifest(directory)
     target, reason = choose_target(manifest)
     path = directory / TARGETS[target].library
-    verify_file(path, next(t for t in manifest["targets"] if t["name"] == target))
+    verify_file(path, next(t for t in manifest["targets"] if t["name"] == target),
+                TARGETS[target].arch)
     try:
         dll = ctypes.CDLL(str(path))
     except OSError as exc:
@@ -180,6 +210,15 @@ def bind_blas(lib: Library, prefer: str | None = None) -> str:
 
 _default: list = []
 _lock = threading.Lock()
+
+
+def _renew_lock() -> None:
+    """A child forked while another thread was loading would wait on the lock forever."""
+    global _lock
+    _lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_renew_lock)
 
 
 def default_library() -> Library | None:

@@ -113,6 +113,7 @@ class ElemwiseThunk:
         self.pairwise = len(node.inputs) > 2 and op in _NARY
         self.sites = [_CallSite() for _ in range(len(node.inputs) - 1 if self.pairwise else 1)]
         self.source = None  # "aot" / "jit" once run
+        self.checked = None  # input shapes last found free of runtime broadcasting
 
     def _output(self, args) -> np.ndarray:
         if self.inplace is not None:
@@ -125,6 +126,12 @@ class ElemwiseThunk:
 
     def __call__(self) -> None:
         args = [np.asarray(c[0]) for c in self.inputs]
+        shapes = [a.shape for a in args]
+        if shapes != self.checked:
+            # PyTensor refuses to broadcast a length-1 dimension its type does not mark
+            # broadcastable (every mode raises); NumPy broadcasting would silently do it
+            Elemwise._check_runtime_broadcast(self.node, args)
+            self.checked = shapes
         out = self._output(args)
         if self.pairwise:
             args = [np.asarray(a, dtype=self.out_dtype) for a in args]  # exact n-ary upcast

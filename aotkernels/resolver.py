@@ -10,6 +10,7 @@ dtype, shape, broadcast, writeability, alignment and overlap have been checked h
 from __future__ import annotations
 
 import ctypes
+import operator
 
 import numpy as np
 
@@ -40,7 +41,7 @@ def _operand(x) -> tuple[np.ndarray, str]:
         name = _NAMES.get(native)
         if name is None:
             raise TypeError(f"unsupported dtype {a.dtype} (supported: {', '.join(CODES)})")
-        a = np.ascontiguousarray(a, dtype=native)
+        a = a.astype(native, order="C")  # not ascontiguousarray: it makes rank 0 rank 1
     return a, name
 
 
@@ -197,6 +198,8 @@ def prepare(op: str, *inputs, out: np.ndarray | None = None, dtype=None):
     arrays, ins = zip(*[_operand(x) for x in inputs]) if inputs else ((), ())
     arrays = list(arrays)
     out_dtype, compute = _types(sop, ins, dtype)
+    if out_dtype not in CODES:
+        raise TypeError(f"unsupported result dtype {out_dtype} (supported: {', '.join(CODES)})")
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     if out is None:
         out = np.empty(shape, out_dtype)
@@ -228,10 +231,32 @@ def elemwise(op: str, *inputs, out: np.ndarray | None = None,
     Inputs broadcast like NumPy; ``out`` (optional) receives the result and must have the
     broadcast shape and the result dtype. ``dtype`` is the target of ``cast``.
     """
+    if out is not None and _self_overlapping(out):  # as NumPy: compute, then copy back
+        if not out.flags.writeable or not out.flags.aligned:
+            raise ValueError("out is read-only" if not out.flags.writeable
+                             else "out is not aligned")
+        np.copyto(out, elemwise(op, *inputs, out=np.empty(out.shape, out.dtype), dtype=dtype))
+        return out
     prepared, arrays, out = prepare(op, *inputs, out=out, dtype=dtype)
     if prepared is not None:
         prepared.run(arrays, out)
     return out
+
+
+def _self_overlapping(a) -> bool:
+    """True unless ``a``'s elements provably occupy distinct bytes (stride 0, as_strided).
+
+    Sorted by stride, each dimension must step over everything the inner ones span; views
+    that interleave without overlapping fail this too and merely take the copying path.
+    """
+    if not isinstance(a, np.ndarray) or a.flags.c_contiguous or a.flags.f_contiguous:
+        return False
+    extent = a.itemsize
+    for stride, n in sorted((abs(s), n) for s, n in zip(a.strides, a.shape) if n > 1):
+        if stride < extent:
+            return a.size > 0
+        extent += stride * (n - 1)
+    return False
 
 
 def resolve(op: str, *inputs, out: np.ndarray | None = None,
@@ -245,9 +270,13 @@ def resolve(op: str, *inputs, out: np.ndarray | None = None,
 
 
 def cast(x, dtype, out: np.ndarray | None = None) -> np.ndarray:
-    """``x`` converted to ``dtype`` with PyTensor's (C) conversion rules."""
+    """``x`` converted to ``dtype`` with PyTensor's (C) conversion rules.
+
+    The result is in native byte order (``">f8"`` gives float64); a float that is NaN,
+    infinite or out of range for an integer ``dtype`` raises ``CastError``.
+    """
     a, _ = _operand(x)
-    if a.dtype == np.dtype(dtype):  # no kernel: a copy is the conversion
+    if a.dtype == np.dtype(dtype).newbyteorder("="):  # no kernel: a copy is the conversion
         if out is None:
             return a.copy()
         np.copyto(_check_out(out, a.shape, a.dtype.name), a)
@@ -261,6 +290,9 @@ def _axes(axis, ndim: int) -> tuple[int, ...]:
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
     norm = []
     for ax in axes:
+        if isinstance(ax, (bool, np.bool_)):
+            raise TypeError(f"axis must be an integer, not {type(ax).__name__}")
+        ax = operator.index(ax)  # a float axis is a TypeError, as in NumPy
         if not -ndim <= ax < ndim:
             raise ValueError(f"axis {ax} is out of bounds for an array of dimension {ndim}")
         norm.append(int(ax) % ndim)
@@ -279,7 +311,7 @@ def _prepare_reduce(op: str, x, axis):
     acc_dtype, _ = red.dtypes(d)
     kept = tuple(1 if i in axes else n for i, n in enumerate(a.shape))
     reduced = int(np.prod([a.shape[i] for i in axes]))
-    if red.identity is None and reduced == 0 and int(np.prod(kept)) > 0:
+    if red.identity is None and reduced == 0:  # even if the result is empty, as PyTensor
         raise ValueError(f"zero-size array to reduction operation {op} which has no identity")
     acc = np.full(kept, start_value(op, acc_dtype), dtype=acc_dtype)
     return red, a, axes, acc, (_Call.reduction(a, acc) if a.size else None)

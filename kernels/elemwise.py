@@ -8,7 +8,8 @@ Two layouts (see ``aotkernels.signature``):
   broadcast (stride 0), get vectorisable loops; anything else runs the general strided loop.
 
 The resolver collapses dimensions first, the way NumPy's iterator does, so most calls land
-on ``flat``. Kernels return 0; a scalar body that raises (integer division by zero) makes
+on ``flat``. Kernels return 0; a scalar body that raises (integer division by zero, a float cast
+to an integer it does not fit) makes
 the entry point return numba's status 1 (``generator.link`` writes that wrapper).
 """
 
@@ -20,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from aotkernels.kernels.abi import assume_c
-from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.kernels.scalar_ops import SCALAR_OPS, cast_body
 from aotkernels.signature import Signature
 
 #: Inputs up to this arity get a dedicated loop for every contiguous/broadcast-scalar mix.
@@ -106,7 +107,11 @@ def build(sig: Signature, name: str):
     op = SCALAR_OPS[sig.op]
     _, compute = op.types(sig.in_dtypes, sig.out_dtype)
     converters = [converter(c) if c != d else None for c, d in zip(compute, sig.in_dtypes)]
-    scalar = njit(inline="always")(op.impl(next((c for c in compute if c), sig.in_dtypes[-1])))
+    if sig.op == "cast":
+        body = cast_body(sig.in_dtypes[0], sig.out_dtype)
+    else:
+        body = op.impl(next((c for c in compute if c), sig.in_dtypes[-1]))
+    scalar = njit(inline="always")(body)
     if sig.layout == "flat":
         src = _flat_source(op.nin, converters)
     else:

@@ -157,6 +157,31 @@ def _softplus(x):  # PyTensor's piecewise form: no overflow, exact in the tails
     return x
 
 
+class CastError(ValueError, OverflowError):
+    """A float that is NaN, infinite or out of range cast to an integer dtype.
+
+    PyTensor's Python mode raises ``ValueError`` (NaN) or ``OverflowError`` (the rest); its C
+    and NUMBA modes return what the CPU's conversion happens to give (C undefined behaviour),
+    which a vectorised loop and its scalar tail did not even agree on. This is both.
+    """
+
+
+def cast_body(in_dtype: str, out_dtype: str) -> Callable:
+    """The scalar body of ``cast``: the store converts; float -> integer is range-checked."""
+    if kind(in_dtype) != "f" or np.dtype(out_dtype).kind not in "iu":
+        return lambda x: x
+    info = np.iinfo(out_dtype)
+    lo, hi = float(info.min), float(info.max + 1)  # both exact: 0 or powers of two
+
+    def checked(x):
+        t = np.trunc(x)
+        if t >= lo and t < hi:  # NaN fails both
+            return x
+        raise OverflowError("cannot convert NaN, infinity or an out-of-range float to integer")
+
+    return checked
+
+
 def _clip(x, lo, hi):
     if x < lo:
         return lo
@@ -275,6 +300,7 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     # copies (join, alloc and PyTensor's tensor_copy) and conversion, the one op whose
     # output dtype is a parameter (rule None)
     _op("identity", 1, _same, lambda x: x),
-    _op("cast", 1, None, lambda x: x),
+    _op("cast", 1, None, lambda x: x,  # the body per dtype pair is ``cast_body``
+        raises=(CastError, "cannot convert NaN, infinity or an out-of-range float to integer")),
 ]}
 
