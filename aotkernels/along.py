@@ -78,11 +78,11 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
     else:
         out_t = np.empty((*kept_shape, n), out_dtype)
         result = out_t.reshape([shape[d] for d in perm]).transpose(np.argsort(perm))
-    if result.size == 0 or (n == 0 and not spec.reduces):
+    if n == 0 and spec.needs_max:
+        raise ValueError(f"{op} of an empty sequence (its max has no identity)")
+    if result.size == 0 or n == 0 and not spec.reduces:
         return result
     if n == 0:
-        if spec.empty is None:
-            raise ValueError(f"attempt to get {op} of an empty sequence")
         result.fill(spec.empty)
         return result
     call = _rows(views, out_t, spec.reduces)  # above MAX_NDIM, _kernel JIT-compiles

@@ -76,7 +76,8 @@ def alloc(value, shape: Sequence[int], dtype=None) -> np.ndarray:
     v = _operand(value)[0]
     if dtype is not None and v.dtype != dtype:
         v = v.astype(dtype)  # convert the (small) value, then broadcast it with copies
-    out = np.empty(tuple(shape), v.dtype)
+    v = np.broadcast_to(v, tuple(shape))  # refuses a value that does not broadcast
+    out = np.empty(v.shape, v.dtype)
     if out.size:
         copy_into(v, out)
     return out

@@ -24,6 +24,7 @@ class AxisOp:
     dtypes: tuple[str, ...]  # input dtypes the catalog ships
     result: str | None = None  # fixed result dtype; None: the input dtype
     empty: object = None  # result of an empty row for reducing ops; None: ValueError
+    needs_max: bool = False  # takes a row's max: an empty row raises (PyTensor's max does)
 
     def out_dtype(self, in_dtype: str) -> str:
         if in_dtype not in self.dtypes:
@@ -34,11 +35,11 @@ class AxisOp:
 _NUMERIC = tuple(d for d in DTYPES if d != "bool")
 
 AXIS_OPS: dict[str, AxisOp] = {op.name: op for op in [
-    AxisOp("argmax", 1, True, DTYPES, "int64"),
-    AxisOp("argmin", 1, True, DTYPES, "int64"),
+    AxisOp("argmax", 1, True, DTYPES, "int64", needs_max=True),
+    AxisOp("argmin", 1, True, DTYPES, "int64", needs_max=True),
     AxisOp("logsumexp", 1, True, FLOATS, empty=float("-inf")),
-    AxisOp("softmax", 1, False, FLOATS),
-    AxisOp("log_softmax", 1, False, FLOATS),
+    AxisOp("softmax", 1, False, FLOATS, needs_max=True),
+    AxisOp("log_softmax", 1, False, FLOATS, needs_max=True),
     AxisOp("softmax_grad", 2, False, FLOATS),  # (dy, sm) -> dy*sm - sm*sum(dy*sm)
     AxisOp("cumsum", 1, False, _NUMERIC),
     AxisOp("cumprod", 1, False, _NUMERIC),

@@ -118,9 +118,10 @@ def test_empty_and_size_one_dimensions(op, no_jit):
         xs = [np.ones(shape)] * spec.nin
         check(along.along(op, *xs, axis=axis), reference(op, (axis,), *xs))
     xs = [np.ones((2, 0))] * spec.nin
-    if spec.reduces and spec.empty is None:
-        with pytest.raises(ValueError, match="empty"):
-            along.along(op, *xs, axis=1)
+    if spec.needs_max:  # PyTensor's max of an empty axis raises, whatever the result size
+        for x in (np.ones((2, 0)), np.ones((0, 0)), np.ones(0)):
+            with pytest.raises(ValueError, match="empty"):
+                along.along(op, *[x] * spec.nin, axis=-1)
     elif spec.reduces:
         check(along.along(op, *xs, axis=1), np.full(2, spec.empty))
     else:

@@ -1,0 +1,103 @@
+"""Hostile operands for the axis, blas and copy families, run by test_hostile_families.py in
+a child interpreter: every case must give NumPy's numbers or a clear exception.
+
+Operand variants: every dtype of the ABI and some outside it, ranks 0-3, foreign byte
+order, misaligned, reversed, strided, transposed and broadcast views, empty and size-1
+dimensions, Python scalars and lists, junk. Usage: ``python hostile_families.py LOG``.
+"""
+
+# ruff: noqa: B023  (every lambda is called at once by check(), inside its loop iteration)
+from __future__ import annotations
+
+import itertools
+import json
+import sys
+
+import numpy as np
+
+import aotkernels as ak
+
+ALLOWED = (TypeError, ValueError, ak.KernelNotAvailable)
+rng = np.random.default_rng(0)
+
+
+def variants(shape, dtype):
+    x = (rng.normal(size=shape) * 3).astype(dtype)
+    out = [x, x.astype(x.dtype.newbyteorder(">")), x.tolist(), "junk", None]
+    if x.ndim:
+        out += [x[::-1], x.T, np.broadcast_to(x[:1], x.shape)]
+        raw = np.zeros(x.nbytes + 1, np.uint8)
+        mis = raw[1:].view(x.dtype).reshape(x.shape)
+        mis[...] = x
+        out.append(mis)
+    return out
+
+
+def reference(fn, *args, **kw):
+    try:
+        with np.errstate(all="ignore"):
+            return fn(*args, **kw), None
+    except Exception as exc:  # noqa: BLE001 - what NumPy raises is what we compare with
+        return None, exc
+
+
+def check(log, name, got_fn, want_fn, counts):
+    log.write(name + "\n")
+    log.flush()
+    want, want_exc = reference(want_fn)
+    try:
+        got = got_fn()
+    except ALLOWED:
+        counts["refused"] += 1
+        return
+    if want_exc is not None:
+        raise AssertionError(f"{name}: NumPy raised {want_exc!r}, aotkernels returned {got!r}")
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.shape == want.shape, (name, got.shape, want.shape)
+    if got.dtype.kind == "f":
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, equal_nan=True,
+                                   err_msg=name)
+    else:
+        np.testing.assert_array_equal(got, want, err_msg=name)
+    counts["correct"] += 1
+
+
+def np_softmax(x, axis):
+    x = np.asarray(x, dtype=float) if not isinstance(x, np.ndarray) else x
+    if x.dtype.kind != "f":
+        raise TypeError
+    e = np.exp(x - x.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def main(path: str) -> int:
+    counts = {"correct": 0, "refused": 0}
+    with open(path, "w") as log:
+        shapes = [(), (0,), (1,), (5,), (3, 4), (0, 3), (2, 1, 3)]
+        dtypes = ["float64", "float32", "int32", "bool", "complex128", "float16"]
+        for shape, dtype in itertools.product(shapes, dtypes):
+            for i, x in enumerate(variants(shape, dtype)):
+                for axis in [None, 0, -1, 5, 1.5]:
+                    tag = f"{shape} {dtype} v{i} axis={axis}"
+                    check(log, f"argmax {tag}", lambda: ak.argmax(x, axis=axis),
+                          lambda: np.argmax(np.asarray(x), axis=axis), counts)
+                    if isinstance(axis, int):
+                        check(log, f"cumsum {tag}", lambda: ak.cumsum(x, axis=axis),
+                              lambda: np.cumsum(np.asarray(x), axis=axis,
+                                                dtype=np.asarray(x).dtype), counts)
+                    check(log, f"softmax {tag}", lambda: ak.softmax(x, axis=axis),
+                          lambda: np_softmax(x, axis), counts)
+                for j, y in enumerate(variants(shape[::-1], dtype)):
+                    tag = f"{shape} {dtype} v{i} @ v{j}"
+                    check(log, f"dot {tag}", lambda: ak.dot(x, y),
+                          lambda: np.dot(np.asarray(x), np.asarray(y)), counts)
+                    check(log, f"join {tag}", lambda: ak.join(0, x, y),
+                          lambda: np.concatenate([np.asarray(x), np.asarray(y)]), counts)
+                check(log, f"alloc {shape} {dtype} v{i}", lambda: ak.alloc(x, (2, *shape)),
+                      lambda: np.broadcast_to(np.asarray(x), (2, *shape)).copy(), counts)
+    print(json.dumps({"total": sum(counts.values()), "counts": counts}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
