@@ -22,6 +22,7 @@ which is a NumPy view. Each node is one Python call (no plan executor yet).
 
 from __future__ import annotations
 
+import ctypes
 import sys
 from collections import Counter
 
@@ -32,7 +33,7 @@ import pytensor.scalar.math as psm
 from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.mode import Mode, predefined_linkers, predefined_modes
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
-from pytensor.link.vm import VMLinker
+from pytensor.link.vm import Loop, VMLinker
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import AllocEmpty, ScalarFromTensor, TensorFromScalar
 from pytensor.tensor.elemwise import CAReduce, DimShuffle, Elemwise
@@ -41,6 +42,8 @@ from pytensor.tensor.subtensor import Subtensor
 
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.library import default_library
+from aotkernels.plan import build_plan, input_key
 from aotkernels.pytensor_ops import server_for
 from aotkernels.resolver import prepare, reduce, resolve_reduce
 from aotkernels.signature import CODES
@@ -287,10 +290,47 @@ class AOTLinker(VMLinker):
         if hide:
             sys.modules[_CVM] = None
         try:
-            return super().make_vm(nodes, mine, *args, **kwargs)
+            vm = super().make_vm(nodes, mine, *args, **kwargs)
         finally:
             if hide and sys.modules.get(_CVM, 0) is None:
                 del sys.modules[_CVM]
+        if type(vm) is Loop and _run_plan() is not None:
+            vm.__class__ = PlannedLoop
+        return vm
+
+
+def _run_plan():
+    """The library's ``aotk_run_plan``, or None (no library, or one built before it)."""
+    lib = default_library()
+    fn = getattr(lib.dll, "aotk_run_plan", None) if lib is not None else None
+    if fn is not None and fn.argtypes is None:
+        fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+        fn.restype = ctypes.c_int32
+    return fn
+
+
+class PlannedLoop(Loop):
+    """PyTensor's Python loop, plus a plan per input geometry (``aotkernels.plan``): the
+    first call with a geometry runs thunk by thunk, later ones run the plan."""
+
+    MAX_PLANS = 8  # per function; each holds its intermediates' buffers
+
+    def __call__(self):
+        key = None if self.time_thunks else input_key(self.input_storage)
+        plans = self.__dict__.setdefault("plans", {})
+        plan = plans.get(key, False) if key is not None else None
+        if plan:
+            for cell in self.pre_call_clear:
+                cell[0] = None
+            if not plan.run(self):
+                del plans[key]  # a value left the plan's geometry: plan again next call
+            return self.perform_updates()
+        outputs = super().__call__()
+        if plan is False:
+            if len(plans) >= self.MAX_PLANS:
+                plans.clear()
+            plans[key] = build_plan(self, _run_plan())
+        return outputs
 
 
 #: Ops whose ``perform`` only reshapes, views or reads shapes (NumPy metadata, no loop over

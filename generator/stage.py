@@ -27,6 +27,7 @@ from aotkernels.signature import ABI_VERSION, Signature
 from aotkernels.targets import TARGETS
 
 _GENERATOR_DIR = Path(__file__).resolve().parent
+_SHIM = _GENERATOR_DIR.parent / "build_tools" / "shim" / "aotk_shim.c"
 
 #: Kernels per linked module: modules are optimised and emitted in parallel, and O3 time
 #: grows faster than linearly with module size.
@@ -34,10 +35,12 @@ LINK_CHUNK = 128
 
 
 def generator_hash() -> str:
-    """Hash of the generator's own sources, recorded so a library says how it was made."""
+    """Hash of the generator's own sources and the C shim linked into every library,
+    recorded so a library says how it was made."""
     h = hashlib.sha256()
-    for path in sorted(_GENERATOR_DIR.glob("*.py")):
-        h.update(path.read_bytes())
+    for path in [*sorted(_GENERATOR_DIR.glob("*.py")), _SHIM]:
+        if path.exists():  # the shim ships in the wheel too, but a partial copy may lack it
+            h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 

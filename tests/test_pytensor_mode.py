@@ -271,3 +271,52 @@ def test_coverage_cli_reports_every_function_of_a_script(aot_lib, tmp_path):
     out = res.stdout
     assert "function 0:" in out and "function 1:" in out and "total: 2 functions" in out
     assert "Softmax" in out and "Dot22" in out and "pytensor " not in out, out
+
+
+def _plan(f):
+    plans = [p for p in getattr(f.vm, "plans", {}).values() if p is not None]
+    return plans[0] if plans else None
+
+
+def test_later_calls_run_a_plan_from_c(aot_lib):
+    from aotkernels.plan import _Segment
+
+    x, y = pt.vector("x"), pt.vector("y")
+    out = pt.exp(-x * x) * pt.sigmoid(y) + pt.log1p(pt.abs(x - y)) / (1 + y * y)
+    f = pytensor.function([x, y], [out, x * 2], mode="AOT")
+    ref = pytensor.function([x, y], [out, x * 2], mode="FAST_COMPILE")
+    assert isinstance(f.vm, am.PlannedLoop)
+    results = []
+    for k in range(4):
+        a, b = rng.normal(size=7) * (k + 1), rng.normal(size=7)
+        got = f(a, b)
+        for g, w in zip(got, ref(a, b)):
+            np.testing.assert_allclose(g, w, rtol=1e-12)
+        results.append(got)
+    plan = _plan(f)
+    assert plan is not None and any(isinstance(i, _Segment) for i in plan.items)
+    # every call returns new arrays: no result is an internal (pinned) buffer
+    flat = [r for rs in results for r in rs]
+    assert not any(np.shares_memory(p, q) for i, p in enumerate(flat) for q in flat[i + 1:])
+
+
+def test_a_value_leaving_the_plan_geometry_is_caught(aot_lib):
+    """x[::k] is made by a thunk-run node: its strides change with k while the inputs'
+    geometry (the plan key) does not, so the plan must notice and finish thunk by thunk."""
+    x, k = pt.vector("x"), pt.lscalar("k")
+    y = pt.exp(x[::k]) + 1
+    f = pytensor.function([x, k], y, mode="AOT")
+    v = np.linspace(0, 1, 12)
+    for step in (1, 1, 2, 3, 1, 4, 4):
+        np.testing.assert_allclose(f(v, step), np.exp(v[::step]) + 1, rtol=1e-13)
+
+
+def test_kernel_errors_surface_from_a_plan(aot_lib):
+    i, j = pt.lvector("i"), pt.lvector("j")
+    f = pytensor.function([i, j], (i // j) * 2 + i, mode="AOT")
+    np.testing.assert_array_equal(f(np.array([4, 9]), np.array([2, 3])), [8, 15])
+    np.testing.assert_array_equal(f(np.array([6, 9]), np.array([2, 3])), [12, 15])
+    assert _plan(f) is not None
+    with pytest.raises(ZeroDivisionError):
+        f(np.array([1, 2]), np.array([1, 0]))
+    np.testing.assert_array_equal(f(np.array([4, 9]), np.array([2, 3])), [8, 15])

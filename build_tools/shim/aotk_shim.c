@@ -130,3 +130,25 @@ GEMV(aotk_dgemv, double, 2)
 GEMV(aotk_sgemv, float, 3)
 DOT(aotk_ddot, double, 4)
 DOT(aotk_sdot, float, 5)
+
+/* The plan executor's inner loop: run a prepared sequence of kernel calls with no Python in
+ * between (aotkernels/plan.py). Returns 0, or the 1-based index of the step whose kernel
+ * failed, with its status in *status. */
+typedef int32_t (*aotk_kernel)(void **, const int64_t *, const int64_t *);
+typedef struct {
+    aotk_kernel fn;
+    void **data;
+    const int64_t *shapes;
+    const int64_t *strides;
+} aotk_step;
+
+EXPORT int32_t aotk_run_plan(int64_t n, const aotk_step *steps, int32_t *status) {
+    for (int64_t i = 0; i < n; i++) {
+        int32_t s = steps[i].fn(steps[i].data, steps[i].shapes, steps[i].strides);
+        if (s) {
+            *status = s;
+            return (int32_t)(i + 1);
+        }
+    }
+    return 0;
+}
