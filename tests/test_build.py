@@ -15,7 +15,8 @@ from aotkernels import library
 from aotkernels.generator.compile import IRCache, _compile_task, compile_all, symbol_of
 from aotkernels.signature import Signature
 
-SHIM_EXPORTS = {"aotk_abi_version", "aotk_x86_level", "aotk_set_blas", "aotk_blas_kind"}
+SHIM_EXPORTS = {"aotk_abi_version", "aotk_x86_level", "aotk_set_blas", "aotk_blas_kind",
+                "aotk_run_plan"}
 
 
 def dynamic_symbols(path, *flags) -> set[str]:
