@@ -32,31 +32,25 @@ def _row_functions(dtype: str) -> dict:
             m = _fmax(m, r[j])
         return m
 
-    @njit
-    def argmax(r):
-        best, idx = r[0], 0
-        if best != best:
-            return 0
-        for j in range(1, r.shape[0]):
-            v = r[j]
-            if not (v <= best):  # greater, or the first NaN (which wins, as in NumPy)
-                best, idx = v, j
-                if v != v:
-                    break
-        return idx
+    def first_index(keeps):
+        """Index of the first element that no later one displaces, the first NaN winning
+        (NumPy's argmax/argmin); ``keeps(v, best)`` is False when ``v`` must replace."""
+        @njit
+        def arg(r):
+            best, idx = r[0], 0
+            if best != best:
+                return 0
+            for j in range(1, r.shape[0]):
+                v = r[j]
+                if not keeps(v, best):  # better, or the first NaN
+                    best, idx = v, j
+                    if v != v:
+                        break
+            return idx
+        return arg
 
-    @njit
-    def argmin(r):
-        best, idx = r[0], 0
-        if best != best:
-            return 0
-        for j in range(1, r.shape[0]):
-            v = r[j]
-            if not (v >= best):
-                best, idx = v, j
-                if v != v:
-                    break
-        return idx
+    argmax = first_index(njit(inline="always")(lambda v, best: v <= best))
+    argmin = first_index(njit(inline="always")(lambda v, best: v >= best))
 
     @njit
     def logsumexp(r):
