@@ -22,6 +22,7 @@ from pytensor.tensor.special import LogSoftmax, Softmax
 from aotkernels import along, assemble, linalg
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
+from aotkernels.signature import CODES
 
 Server = Callable[[object], tuple[Callable, Callable[[], str]] | None]
 SERVERS: dict[type, Server] = {}
@@ -72,8 +73,14 @@ def _log_softmax(node):
     return _axis_op("log_softmax", node, node.op.axis)
 
 
+def _abi_dtypes(node) -> bool:
+    return all(d in CODES for d in _dtypes(node))
+
+
 @serves(Join)
 def _join(node):
+    if not _abi_dtypes(node):
+        return None
     dtype = node.outputs[0].type.dtype
 
     def run(axis, *pieces):
@@ -83,6 +90,8 @@ def _join(node):
 
 @serves(Alloc)
 def _alloc(node):
+    if not _abi_dtypes(node):
+        return None
     op, dtype = node.op, node.outputs[0].type.dtype
 
     def run(value, *shape):

@@ -320,3 +320,14 @@ def test_kernel_errors_surface_from_a_plan(aot_lib):
     with pytest.raises(ZeroDivisionError):
         f(np.array([1, 2]), np.array([1, 0]))
     np.testing.assert_array_equal(f(np.array([4, 9]), np.array([2, 3])), [8, 15])
+
+
+def test_dtypes_outside_the_abi_fall_back_to_pytensor(aot_lib):
+    x, y = pt.vector("x", dtype="complex128"), pt.vector("y", dtype="complex128")
+    f = pytensor.function([x, y], [pt.concatenate([x, y]), pt.alloc(x, 2, 3)], mode="AOT")
+    v = np.array([1 + 2j, 3, 4j])
+    joined, filled = f(v, v[::-1])
+    np.testing.assert_array_equal(joined, np.concatenate([v, v[::-1]]))
+    np.testing.assert_array_equal(filled, np.broadcast_to(v, (2, 3)))
+    ops = {node.split("{")[0].split("(")[0]: s for node, s in am.coverage(f)}
+    assert ops["Join"] == ops["Alloc"] == "pytensor", ops
