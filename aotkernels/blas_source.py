@@ -3,12 +3,13 @@
 NumPy wheels bundle scipy-openblas (a 64-bit-index CBLAS, symbols ``scipy_cblas_*64_``)
 and have it loaded once numpy is imported; SciPy exports an LP64 Fortran BLAS as
 ``cython_blas`` capsules. ``AOT_BLAS`` forces one: ``numpy``, ``scipy`` or ``loop`` (the
-kernels' own loops, no BLAS).
+kernels' own loops, no BLAS); any other value is a warning and the automatic choice.
 """
 
 from __future__ import annotations
 
 import ctypes
+import logging
 import os
 from pathlib import Path
 
@@ -68,7 +69,10 @@ def find(prefer: str | None = None) -> tuple[int, list[int], str]:
     """``(kind, routine addresses, description)`` for ``aotk_set_blas``."""
     prefer = prefer or os.environ.get("AOT_BLAS") or "auto"
     if prefer not in ("auto", "numpy", "scipy", "loop"):
-        raise ValueError(f"AOT_BLAS={prefer!r}: use numpy, scipy or loop")
+        logging.getLogger("aotkernels").warning(
+            "aotkernels: AOT_BLAS=%s is not numpy, scipy or loop; choosing automatically",
+            prefer)
+        prefer = "auto"
     if prefer in ("auto", "numpy") and (found := _numpy_blas()):
         return CBLAS64, *found
     if prefer in ("auto", "scipy") and (found := _scipy_blas()):

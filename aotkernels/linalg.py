@@ -77,21 +77,22 @@ def gemm(alpha, a, b, beta, c: np.ndarray) -> np.ndarray:
     (a, b), dtype = _floats(a, b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"gemm needs (m, k) @ (k, n), got {a.shape} @ {b.shape}")
-    return _gemm(alpha, a, b, beta, _check_out(c, (a.shape[0], b.shape[1]), dtype), dtype)
+    c = _check_out(c, (a.shape[0], b.shape[1]), dtype)
+    return _product("gemm", alpha, a, b, beta, c, dtype)
 
 
-def _gemm(alpha, a, b, beta, c: np.ndarray, dtype: str) -> np.ndarray:
-    sig, fn = _kernel("gemm", dtype)
+def _product(op: str, alpha, a, b, beta, out: np.ndarray, dtype: str) -> np.ndarray:
+    """``out = alpha * a @ b + beta * out`` on the op's kernel (gemm, gemv), else NumPy."""
+    sig, fn = _kernel(op, dtype)
     if fn is None:
-        last_source["gemm"] = "numpy"
+        last_source[op] = "numpy"
         prod = np.dot(a, b) * alpha
-        c[...] = prod if beta == 0 else prod + beta * c
-        return c
-    a, b = _unalias([_blas_ready(a), _blas_ready(b)], c)
-    scal = [np.array(alpha, dtype), np.array(beta, dtype)]
-    _call(sig, fn, [a, b, *scal, c])
-    last_source["gemm"] = "aot"
-    return c
+        out[...] = prod if beta == 0 else prod + beta * out
+        return out
+    a, b = _unalias([_blas_ready(a), _blas_ready(b)], out)
+    _call(sig, fn, [a, b, np.array(alpha, dtype), np.array(beta, dtype), out])
+    last_source[op] = "aot"
+    return out
 
 
 def gemv(alpha, a, x, beta, y: np.ndarray) -> np.ndarray:
@@ -99,20 +100,7 @@ def gemv(alpha, a, x, beta, y: np.ndarray) -> np.ndarray:
     (a, x), dtype = _floats(a, x)
     if a.ndim != 2 or x.ndim != 1 or a.shape[1] != x.shape[0]:
         raise ValueError(f"gemv needs (m, n) @ (n,), got {a.shape} @ {x.shape}")
-    return _gemv(alpha, a, x, beta, _check_out(y, (a.shape[0],), dtype), dtype)
-
-
-def _gemv(alpha, a, x, beta, y: np.ndarray, dtype: str) -> np.ndarray:
-    sig, fn = _kernel("gemv", dtype)
-    if fn is None:
-        last_source["gemv"] = "numpy"
-        prod = np.dot(a, x) * alpha
-        y[...] = prod if beta == 0 else prod + beta * y
-        return y
-    a, x = _unalias([_blas_ready(a), _blas_ready(x)], y)
-    _call(sig, fn, [a, x, np.array(alpha, dtype), np.array(beta, dtype), y])
-    last_source["gemv"] = "aot"
-    return y
+    return _product("gemv", alpha, a, x, beta, _check_out(y, (a.shape[0],), dtype), dtype)
 
 
 def dot(a, b, out: np.ndarray | None = None) -> np.ndarray:
@@ -134,11 +122,11 @@ def _dot(a, b, out: np.ndarray | None) -> np.ndarray:
     shape = a.shape[:-1] + b.shape[1:]
     out = np.empty(shape, dtype) if out is None else _check_out(out, shape, dtype)
     if a.ndim == 2 and b.ndim == 2:
-        return _gemm(1.0, a, b, 0.0, out, dtype)
+        return _product("gemm", 1.0, a, b, 0.0, out, dtype)
     if a.ndim == 2:
-        return _gemv(1.0, a, b, 0.0, out, dtype)
+        return _product("gemv", 1.0, a, b, 0.0, out, dtype)
     if b.ndim == 2:  # x @ B is B' x
-        return _gemv(1.0, b.T, a, 0.0, out, dtype)
+        return _product("gemv", 1.0, b.T, a, 0.0, out, dtype)
     sig, fn = _kernel("dot", dtype)
     if fn is None:
         last_source["vdot"] = "numpy"

@@ -32,6 +32,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def library_dir(arg: Path | None) -> Path:
+    """``--lib``, else $AOT_LIBRARY_DIR, else build/full-lib (what ``make bench`` builds)."""
+    return (arg or Path(os.environ.get("AOT_LIBRARY_DIR", ROOT / "build" / "full-lib"))).resolve()
+
+
 def best(fn, min_time=0.2, repeat=5) -> float:
     """Best per-call seconds over ``repeat`` batches sized to run ``min_time`` each."""
     fn()
@@ -222,7 +227,7 @@ def main() -> None:
     p.add_argument("--cache-kernels", type=int, default=200)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
-    lib_dir = args.lib or Path(os.environ.get("AOT_LIBRARY_DIR", ROOT / "build" / "full-lib"))
+    lib_dir = library_dir(args.lib)
     if not (lib_dir / "manifest.json").exists():
         raise SystemExit(f"no library in {lib_dir}: run build-kernels --no-wheel --out {lib_dir}")
     os.environ["AOT_LIBRARY_DIR"] = str(lib_dir.resolve())

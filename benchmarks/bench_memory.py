@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_elemwise import library_dir
 
 CASE = r"""
 import json, resource, sys
@@ -107,7 +107,7 @@ def main() -> None:
     p.add_argument("--lib", type=Path, default=None)
     p.add_argument("--workloads", default="import,logistic,suite")
     args = p.parse_args()
-    lib = (args.lib or Path(os.environ.get("AOT_LIBRARY_DIR", ROOT / "build" / "full-lib")))
+    lib = library_dir(args.lib)
     if not (lib / "manifest.json").exists():
         raise SystemExit(f"no library in {lib}: run build-kernels --no-wheel --out {lib}")
     kernels = len(json.loads((lib / "manifest.json").read_text())["kernels"])

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from bench_elemwise import library_dir
 
 CASE = r"""
 import json, sys, time
@@ -97,7 +97,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=50)
     p.add_argument("--cases", default=",".join(CASES))
     args = p.parse_args()
-    lib = (args.lib or Path(os.environ.get("AOT_LIBRARY_DIR", ROOT / "build" / "full-lib")))
+    lib = library_dir(args.lib)
     if not (lib / "manifest.json").exists():
         raise SystemExit(f"no library in {lib}: run build-kernels --no-wheel --out {lib}")
     import pytensor

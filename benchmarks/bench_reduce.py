@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_elemwise import ROOT, best
+from bench_elemwise import best, library_dir
 
 
 def numba_funcs():
@@ -59,8 +59,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--lib", type=Path, default=None)
     args = p.parse_args()
-    lib = args.lib or Path(os.environ.get("AOT_LIBRARY_DIR", ROOT / "build" / "full-lib"))
-    os.environ["AOT_LIBRARY_DIR"] = str(lib.resolve())
+    os.environ["AOT_LIBRARY_DIR"] = str(library_dir(args.lib))
     import aotkernels as ak
 
     nb = numba_funcs()

@@ -4,6 +4,11 @@ empty and size-1 operands and NaN."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -116,3 +121,23 @@ def test_wrong_shapes_and_outputs_are_refused(no_jit):
         linalg.gemm(1.0, np.ones((2, 3)), np.ones((3, 2)), 0.0, c)
     with pytest.raises(TypeError, match="dtype"):
         linalg.gemv(1.0, np.ones((2, 3)), np.ones(3), 0.0, np.ones(2, np.float32))
+
+
+BLAS_ENV = r"""
+import json, numpy as np, aotkernels as ak
+a = np.arange(12.0).reshape(3, 4)
+ok = bool(np.allclose(ak.dot(a, a.T), a @ a.T))
+print(json.dumps({"blas": ak.default_library().blas, "ok": ok}))
+"""
+
+
+@pytest.mark.parametrize("value,expect", [("loop", "none"), ("scipy", "scipy"),
+                                          ("numpy", "numpy"), ("bogus", "numpy")])
+def test_aot_blas_chooses_the_binding(aot_lib, value, expect):
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), AOT_BLAS=value)
+    res = subprocess.run([sys.executable, "-c", BLAS_ENV], env=env, capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["ok"] and report["blas"].startswith(expect), report
+    assert ("AOT_BLAS=bogus" in res.stderr) == (value == "bogus")

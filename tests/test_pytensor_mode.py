@@ -331,3 +331,13 @@ def test_dtypes_outside_the_abi_fall_back_to_pytensor(aot_lib):
     np.testing.assert_array_equal(filled, np.broadcast_to(v, (2, 3)))
     ops = {node.split("{")[0].split("(")[0]: s for node, s in am.coverage(f)}
     assert ops["Join"] == ops["Alloc"] == "pytensor", ops
+
+
+def test_plans_per_function_are_bounded(aot_lib):
+    x = pt.vector("x")
+    f = pytensor.function([x], pt.exp(x) * 2 + x, mode="AOT")
+    for n in range(1, 12):
+        for _ in range(2):  # the second call of a geometry runs its plan
+            v = np.linspace(0, 1, n)
+            np.testing.assert_allclose(f(v), np.exp(v) * 2 + v, rtol=1e-13)
+        assert len(f.vm.plans) <= am.PlannedLoop.MAX_PLANS
