@@ -57,6 +57,9 @@ def coverage(script: str, args: list[str], verbose: bool) -> int:
         counts = Counter(source for _, source in rows)
         total.update(counts)
         print(f"function {i}: {len(rows)} nodes: {_fmt(counts)}")
+        plan = pytensor_mode.plan_summary(linker)
+        if plan is not None:
+            print(f"  plan (from the 2nd call of a geometry): {_fmt(plan)}")
         for node, source in rows if verbose else []:
             print(f"  {source:<9}{node[:110]}")
     computing = sum(total.values()) - total["view"]

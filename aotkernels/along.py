@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from aotkernels import jit
+from aotkernels import jit, record
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.layout import collapse
 from aotkernels.resolver import Prepared, _axes, _Call, _find, _operand
@@ -83,8 +83,7 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
     if result.size == 0 or n == 0 and not spec.reduces:
         return result
     if n == 0:
-        result.fill(spec.empty)
-        return result
+        return record.full(result.shape, spec.empty, result.dtype)
     call = _rows(views, out_t, spec.reduces)  # above MAX_NDIM, _kernel JIT-compiles
     _kernel(call, op, dtypes, out_dtype).run(views, out_t)
     return result

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from aotkernels import record
 from aotkernels.resolver import _check_out, _operand, prepare
 
 #: where the last copy ran: "aot" or "jit" (coverage reports read it)
@@ -75,7 +76,7 @@ def alloc(value, shape: Sequence[int], dtype=None) -> np.ndarray:
     """PyTensor's ``Alloc``: ``value`` broadcast into a new array of ``shape``."""
     v = _operand(value)[0]
     if dtype is not None and v.dtype != dtype:
-        v = v.astype(dtype)  # convert the (small) value, then broadcast it with copies
+        v = record.astype(v, dtype)  # convert the (small) value, then broadcast it with copies
     v = np.broadcast_to(v, tuple(shape))  # refuses a value that does not broadcast
     out = np.empty(v.shape, v.dtype)
     if out.size:

@@ -13,6 +13,7 @@ import ctypes
 
 import numpy as np
 
+from aotkernels import record
 from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
 from aotkernels.library import default_library
 from aotkernels.resolver import KernelError, _check_out, _operand
@@ -44,22 +45,24 @@ def _blas_ready(a: np.ndarray) -> np.ndarray:
         return a
     if all(s > 0 and s % size == 0 for _, s in dims) and any(s == size for _, s in dims):
         return a
-    return np.ascontiguousarray(a)
+    return record.convert(a, np.ascontiguousarray(a))
 
 
-def _call(sig: Signature, fn, operands: list[np.ndarray]) -> None:
+def _call(sig: Signature, fn, operands: list[np.ndarray], update: bool = False) -> None:
     shapes = [n for a in operands for n in a.shape]
     strides = [s for a in operands for s in a.strides]
     data = (ctypes.c_void_p * len(operands))(*[a.ctypes.data for a in operands])
-    status = fn(data, (ctypes.c_int64 * max(1, len(shapes)))(*shapes),
-                (ctypes.c_int64 * max(1, len(strides)))(*strides))
+    shapes = (ctypes.c_int64 * max(1, len(shapes)))(*shapes)
+    strides = (ctypes.c_int64 * max(1, len(strides)))(*strides)
+    status = fn(data, shapes, strides)
     if status:
         raise KernelError(f"kernel {sig.key} failed with status {status}")
+    record.kernel(fn, sig, None, operands, shapes, strides, update)
 
 
 def _unalias(inputs: list[np.ndarray], out: np.ndarray) -> list[np.ndarray]:
     """BLAS needs outputs that overlap no input (``beta * y`` reads ``out`` itself)."""
-    return [a.copy() if np.may_share_memory(a, out) else a for a in inputs]
+    return [record.copy(a) if np.may_share_memory(a, out) else a for a in inputs]
 
 
 def _floats(*xs) -> tuple[list[np.ndarray], str]:
@@ -90,9 +93,20 @@ def _product(op: str, alpha, a, b, beta, out: np.ndarray, dtype: str) -> np.ndar
         out[...] = prod if beta == 0 else prod + beta * out
         return out
     a, b = _unalias([_blas_ready(a), _blas_ready(b)], out)
-    _call(sig, fn, [a, b, np.array(alpha, dtype), np.array(beta, dtype), out])
+    # BLAS reads ``out`` unless beta is a literal 0 (a runtime beta may be anything)
+    update = not (type(beta) in (int, float) and beta == 0)
+    _call(sig, fn, [a, b, _scalar(alpha, dtype), _scalar(beta, dtype), out], update)
     last_source[op] = "aot"
     return out
+
+
+def _scalar(v, dtype: str) -> np.ndarray:
+    """``v`` as the 0-d array the kernel reads: the caller's own array when it already is one
+    (a plan then reads the live value), a recorded conversion or literal otherwise."""
+    if isinstance(v, np.ndarray):
+        return v if v.ndim == 0 and v.dtype == dtype else record.astype(v, dtype)
+    a = np.array(v, dtype)
+    return record.literal(a) if type(v) in (int, float) else a
 
 
 def gemv(alpha, a, x, beta, y: np.ndarray) -> np.ndarray:

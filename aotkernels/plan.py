@@ -1,31 +1,53 @@
-"""The plan executor: run a mode-AOT function's kernels from one C loop per segment.
+"""The plan executor: replay a mode-AOT function's kernels from C, one call per segment.
 
-After a normal (thunk by thunk) call, every elementwise node knows its resolved kernel and
-geometry (``Prepared``). ``build_plan`` turns the graph into segments: runs of consecutive
-kernel steps, which the library's ``aotk_run_plan`` executes with no Python in between,
-and the other nodes (reductions, BLAS, views, fallbacks), whose thunks run as before. The
-plan holds for inputs of one geometry (shapes, strides, dtypes) and is keyed by it.
+The first call with an input geometry (shapes, strides, dtypes) runs node by node while
+``aotkernels.record`` logs every kernel call and array conversion. ``build_plan`` turns that
+log into a program over a table of *roots*, the base pointers of the buffers a call touches:
 
-Buffers: an intermediate a kernel writes gets one buffer for the life of the plan, so its
-pointer is baked into the step; results the caller receives are allocated fresh each call
-(never an internal buffer), as are buffers an inplace kernel later turns into a result.
-Per call, Python only writes the pointers that change (inputs, fresh results, outputs of
-the thunk-run nodes, after checking their geometry) and makes one C call per segment. A
-value whose geometry differs from the plan's makes the rest of that call run thunk by thunk
-and drops the plan; nothing is ever called with a stale geometry.
+- ``input``: a graph input (pointer written per call; the geometry is the plan's key);
+- ``buffer``: a kernel node's own result, allocated once (``pinned``) or, when a result the
+  caller receives shares its memory, fresh every call (results are never internal buffers);
+- ``temp`` / ``fixed``: scratch a node writes before reading (a reduction's accumulator) and
+  contents that never change (constants, literals, values computed from shapes only);
+- ``python``: the value of a node the plan cannot replay, written per call after that node
+  ran and its geometry was compared with the recorded one.
+
+Every kernel operand is a root plus a byte offset, so views (DimShuffle, Reshape, Subtensor
+with constant indices, ...) cost nothing: they are offsets. Runs of kernel steps execute in
+one ``aotk_run_steps`` call; the nodes the plan cannot replay run their thunks in between.
+A node is replayed only if its record explains every byte its kernels read (an input, a
+root, or scratch written earlier in the node) and its kernels write its whole result; any
+doubt leaves the node to its thunk, which is slower, never wrong. A value whose geometry
+differs from the recorded one makes the rest of that call run thunk by thunk, and the plan
+is dropped.
 """
 
 from __future__ import annotations
 
 import ctypes
+from collections import Counter
 
 import numpy as np
+from pytensor.graph.basic import Constant
+from pytensor.tensor.basic import AllocEmpty
+from pytensor.tensor.shape import Shape, Shape_i
 
-from aotkernels.resolver import _raise_status
+from aotkernels import record
+from aotkernels.resolver import _raise_status, prepare
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # NumPy 1.x
+    byte_bounds = np.byte_bounds
+
+MAX_OPERANDS = 16  # AOTK_MAX_OPERANDS in the shim
+
+# how a node runs in a plan
+KERNEL, VIEW, VIEW_RUN, STATIC, PYTHON = "kernel", "view", "view (run)", "static", "python"
 
 
 class _Step(ctypes.Structure):
-    _fields_ = [("fn", ctypes.c_void_p), ("data", ctypes.c_void_p),
+    _fields_ = [("fn", ctypes.c_void_p), ("n", ctypes.c_int64), ("operands", ctypes.c_void_p),
                 ("shapes", ctypes.c_void_p), ("strides", ctypes.c_void_p)]
 
 
@@ -39,80 +61,149 @@ def input_key(cells) -> tuple | None:
     return None if None in key else key
 
 
-class _Segment:
-    """Consecutive kernel steps run by one ``aotk_run_plan`` call."""
+def static_vars(nodes) -> set:
+    """Variables whose values follow from shapes and constants alone: the same on every call
+    of one geometry (shapes, ``arange(x.shape[0])``, constant folding PyTensor left). A node
+    that destroys one of them is static too: ``record_call`` snapshots each static value
+    right after its node ran, before any destroyer does."""
+    static: set = set()
+    for node in nodes:
+        if isinstance(node.op, (Shape, Shape_i)) or (
+                node.inputs and not isinstance(node.op, AllocEmpty)
+                and all(isinstance(v, Constant) or v in static for v in node.inputs)):
+            static.update(node.outputs)
+    return static
 
-    def __init__(self, run_plan):
-        self.run_plan = run_plan
-        self.steps: list = []  # (Prepared, data array, node, thunk)
-        self.slots: list = []  # (data array, index, var): pointers written per call
-        self.checks: list = []  # (var, geometry): values produced outside this plan's kernels
-        self.aliases: list = []  # (var, root var): inplace results, set after the call
-        self.table = None
+
+def record_call(vm, static: set) -> list:
+    """Run one call of ``vm`` thunk by thunk (as PyTensor's ``Loop`` does, with its garbage
+    collection), recording per node: (log, input values, output values, static snapshots)."""
+    storage = vm.storage_map
+    clears = vm.post_thunk_clear or [()] * len(vm.nodes)
+    records = []
+    for node, thunk, old in zip(vm.nodes, vm.thunks, clears):
+        prev = record.start()
+        try:
+            thunk()
+        except Exception:
+            record.stop(prev)
+            _reraise(vm, node, thunk)
+        calls = record.stop(prev)
+        outs = [storage[v][0] for v in node.outputs]
+        snaps = ([np.copy(o, order="K") if isinstance(o, np.ndarray) else o for o in outs]
+                 if node.outputs[0] in static else None)
+        records.append((calls, [storage[v][0] for v in node.inputs], outs, snaps))
+        for cell in old:
+            cell[0] = None
+    return records
+
+
+class _Root:
+    __slots__ = ("kind", "value", "ptr", "lo", "hi", "index", "var")
+
+    def __init__(self, kind: str, value: np.ndarray, var=None):
+        self.kind, self.value, self.var = kind, value, var
+        self.ptr = value.ctypes.data
+        self.lo, self.hi = byte_bounds(value) if value.size else (self.ptr, self.ptr)
+        self.index = -1
+
+
+class _Segment:
+    """Consecutive kernel steps, one ``aotk_run_steps`` call."""
+
+    def __init__(self):
+        self.steps: list = []  # (fn address, [(root, offset)], shapes, strides)
+        self.owners: list = []  # per step: (node, thunk, scalar op, signature)
+        self.fixups: list = []  # (cell, cell): inplace results, set after the steps
+
+    def seal(self, keep: list) -> None:
+        table = (_Step * len(self.steps))()
+        for step, (fn, refs, shapes, strides) in zip(table, self.steps):
+            ops = (ctypes.c_int64 * (2 * len(refs)))(
+                *[x for r, off in refs for x in (r.index, off)])
+            keep += [ops, shapes, strides]
+            step.fn, step.n, step.operands = fn, len(refs), ctypes.addressof(ops)
+            step.shapes, step.strides = ctypes.addressof(shapes), ctypes.addressof(strides)
+        self.table, self.n, self.steps = table, len(table), None
         self.status = ctypes.c_int32(0)
 
-    def seal(self) -> None:
-        self.table = (_Step * len(self.steps))(*[
-            _Step(ctypes.cast(p.fn, ctypes.c_void_p).value, ctypes.addressof(data),
-                  ctypes.addressof(p.shapes), ctypes.addressof(p.strides))
-            for p, data, _, _ in self.steps])
-        self.n = len(self.steps)
+
+class _PyItem:
+    """A node run by its thunk; ``checks``: (cell, recorded geometry, root index or None)."""
+
+    __slots__ = ("pos", "node", "thunk", "checks")
+
+    def __init__(self, pos, node, thunk, checks):
+        self.pos, self.node, self.thunk, self.checks = pos, node, thunk, checks
 
 
 class Plan:
-    """Segments and buffers for one input geometry of one function."""
+    """A program for one input geometry of one function (see the module docstring)."""
 
-    def __init__(self, items, fresh, pinned, cells):
-        self.items = items  # _Segment or (node, thunk)
-        self.fresh = fresh  # [(var, shape, dtype)]: allocated per call
-        self.pinned = pinned  # [(var, array)]: allocated once
-        self.cells = cells  # var -> storage cell
+    def __init__(self, run_steps, roots, items, inputs, fresh, cells, finish, keep):
+        self.run_steps, self.roots, self.items = run_steps, roots, items
+        self.inputs = inputs  # [(root index, cell)]
+        self.fresh = fresh  # [(root index, cell, template)]
+        self.cells = cells  # [(cell, value, copy?)]: set at the start of every call
+        self.finish = finish  # per node: (kind, node, thunk, materialise)
+        self.keep = keep  # what the C tables point into
+
+    def kinds(self) -> Counter:
+        """How many nodes run as kernel steps, views, static values, or their thunks."""
+        return Counter(kind for kind, *_ in self.finish)
 
     def run(self, vm) -> bool:
-        """Run one call; False if a value's geometry left the plan (the call completed
-        thunk by thunk from that point, and the plan must be dropped)."""
-        cells = self.cells
-        for var, shape, dtype in self.fresh:
-            cells[var][0] = np.empty(shape, dtype)
-        for var, buf in self.pinned:
-            cells[var][0] = buf
-        pointers = {}
-        for i, item in enumerate(self.items):
-            if not isinstance(item, _Segment):
-                node, thunk = item
-                try:
-                    thunk()
-                except Exception:
-                    _reraise(vm, node, thunk)
+        """Run one call; False if a value left the recorded geometry (the call was completed
+        thunk by thunk, and the plan must be dropped)."""
+        roots = self.roots
+        for index, cell in self.inputs:
+            roots[index] = cell[0].ctypes.data
+        for index, cell, (shape, dtype, perm) in self.fresh:
+            a = np.empty(shape, dtype) if perm is None else np.empty(shape, dtype).transpose(perm)
+            cell[0] = a
+            roots[index] = a.ctypes.data
+        for cell, value, copy in self.cells:
+            cell[0] = value.copy() if copy else value
+        for item in self.items:
+            if item.__class__ is _Segment:
+                failed = self.run_steps(item.n, item.table, roots, ctypes.byref(item.status))
+                if failed:
+                    node, thunk, sop, sig = item.owners[failed - 1]
+                    try:
+                        _raise_status(sop, sig, item.status.value)
+                    except Exception:
+                        _reraise(vm, node, thunk)
+                for dst, src in item.fixups:
+                    dst[0] = src[0]
                 continue
-            for var, geometry in item.checks:
-                if _geometry(cells[var][0]) != geometry:
-                    self._finish_with_thunks(vm, i)
+            try:
+                item.thunk()
+            except Exception:
+                _reraise(vm, item.node, item.thunk)
+            for cell, geometry, index in item.checks:
+                value = cell[0]
+                if _geometry(value) != geometry:
+                    self._finish(vm, item.pos)
                     return False
-            for data, index, var in item.slots:
-                ptr = pointers.get(var)
-                if ptr is None:
-                    ptr = pointers[var] = cells[var][0].ctypes.data
-                data[index] = ptr
-            failed = item.run_plan(item.n, item.table, ctypes.byref(item.status))
-            if failed:
-                prepared, _, node, thunk = item.steps[failed - 1]
-                try:
-                    _raise_status(prepared.sop, prepared.sig, item.status.value)
-                except Exception:
-                    _reraise(vm, node, thunk)
-            for var, root in item.aliases:  # inplace results are their root's buffer
-                cells[var][0] = cells[root][0]
+                if index is not None:
+                    roots[index] = value.ctypes.data
         return True
 
-    def _finish_with_thunks(self, vm, start: int) -> None:
-        for item in self.items[start:]:
-            pairs = [(s[2], s[3]) for s in item.steps] if isinstance(item, _Segment) else [item]
-            for node, thunk in dict.fromkeys(pairs):  # a pairwise node is several steps
-                try:
+    def _finish(self, vm, pos: int) -> None:
+        """Complete a call whose node ``pos`` (already run) left the plan: give the cells the
+        plan skipped their values, then run every later node's thunk."""
+        for i, (kind, node, thunk, materialise) in enumerate(self.finish):
+            try:
+                if i > pos or kind == VIEW:
                     thunk()
-                except Exception:
-                    _reraise(vm, node, thunk)
+                elif kind == STATIC:
+                    for cell, value in materialise:
+                        cell[0] = value.copy() if isinstance(value, np.ndarray) else value
+                elif kind == KERNEL and materialise is not None:
+                    how, cell, source = materialise  # a pinned buffer, or an inplace source
+                    cell[0] = source if how == "buffer" else source[0]
+            except Exception:
+                _reraise(vm, node, thunk)
 
 
 def _reraise(vm, node, thunk):
@@ -121,103 +212,297 @@ def _reraise(vm, node, thunk):
     raise_with_op(vm.fgraph, node, thunk)
 
 
-def _kernel_steps(thunk):
-    """[(Prepared, input vars, output var, input geometries)] for an elementwise thunk the plan
-    can run, else
-    None: every call site resolved on the caller's arrays as they were (no copy, no cast,
-    no overlap) and a non-empty result."""
-    from aotkernels.pytensor_mode import ElemwiseThunk
+class _Builder:
+    """Classifies the nodes of one recorded call and assigns roots (``build_plan``)."""
 
-    if not isinstance(thunk, ElemwiseThunk):
+    def __init__(self, vm, static: set, kernel_thunks: tuple):
+        self.vm, self.static, self.kernel_thunks = vm, static, kernel_thunks
+        self.roots: list[_Root] = []
+        self.var_root: dict = {}  # var -> (root, byte offset of the value from root.ptr)
+
+    def add(self, root: _Root) -> _Root:
+        root.index = len(self.roots)
+        self.roots.append(root)
+        return root
+
+    def root_of(self, var, value):
+        ref = self.var_root.get(var)
+        if ref is None and isinstance(var, Constant) and isinstance(value, np.ndarray):
+            ref = self.var_root[var] = (self.add(_Root("fixed", value)), 0)
+        return ref
+
+    def is_static(self, var) -> bool:
+        return isinstance(var, Constant) or var in self.static
+
+    def view(self, node, ins, outs) -> bool:
+        """A view of one input (``view_map``) whose other inputs are static: an offset."""
+        view_map = getattr(node.op, "view_map", None) or {}
+        if len(node.outputs) != 1 or list(view_map) != [0] or len(view_map[0]) != 1:
+            return False
+        src = view_map[0][0]
+        out, value = outs[0], ins[src]
+        if not (isinstance(out, np.ndarray) and isinstance(value, np.ndarray)):
+            return False
+        if not all(self.is_static(v) for k, v in enumerate(node.inputs) if k != src):
+            return False
+        ref = self.root_of(node.inputs[src], value)
+        if ref is None:
+            return False
+        if out.size == 0:
+            self.var_root[node.outputs[0]] = ref
+            return True
+        lo, hi = byte_bounds(out)
+        vlo, vhi = byte_bounds(value)
+        if not (vlo <= lo and hi <= vhi):
+            return False  # a copy, not a view (Reshape of a non-contiguous input)
+        self.var_root[node.outputs[0]] = (ref[0], ref[1] + out.ctypes.data - value.ctypes.data)
+        return True
+
+    def alloc_empty(self, node, outs):
+        """``AllocEmpty`` of a static shape: a buffer no step needs to fill (its readers,
+        e.g. an inplace gemv with beta 0, write it first)."""
+        if (isinstance(node.op, AllocEmpty) and isinstance(outs[0], np.ndarray)
+                and all(self.is_static(v) for v in node.inputs)):
+            return [], [_Root("buffer", outs[0], node.outputs[0])], None
         return None
-    node = thunk.node
-    if any(s.key is None or s.prepared is None or s.prepared.casts for s in thunk.sites):
-        return None
-    out = node.outputs[0]
-    if not thunk.pairwise:
-        steps = [(thunk.sites[0], list(node.inputs))]
-    elif thunk.inplace is not None or any(v.type.dtype != out.type.dtype
-                                          for v in node.inputs):
-        return None
-    else:
-        steps = [(thunk.sites[0], list(node.inputs[:2]))]
-        steps += [(s, [out, v]) for s, v in zip(thunk.sites[1:], node.inputs[2:])]
-    # site.key: (out shape, out strides, *(shape, strides, dtype) of each operand)
-    return [(site.prepared, ins, out, site.key[2:]) for site, ins in steps]
+
+    def kernel(self, node, thunk, calls, ins, outs):
+        """The node's steps, or None if its record does not explain everything it does.
+
+        Returns (steps, new roots, inplace source var or None). Each operand must lie in
+        exactly one place: an input's value, this node's result, or scratch of this node
+        (recorded conversions and literals)."""
+        if (not isinstance(thunk, self.kernel_thunks) or len(node.outputs) != 1
+                or not all(self.is_static(node.inputs[k])
+                           for k in getattr(thunk, "shape_inputs", ()))):
+            return None
+        out = outs[0]
+        if not isinstance(out, np.ndarray):
+            return None
+        places = []  # (lo, hi, value pointer, root, offset of the value from the root)
+
+        def place(value, ref):
+            if value.size:
+                places.append((*byte_bounds(value), value.ctypes.data, *ref))
+
+        for var, value in zip(node.inputs, ins):
+            ref = self.root_of(var, value) if isinstance(value, np.ndarray) else None
+            if ref is not None:
+                place(value, ref)
+        new, written = [], {}  # roots made here; elements written so far into them
+        alias = next((v for v, value in zip(node.inputs, ins) if value is out), None)
+        if alias is not None:
+            ref = self.var_root.get(alias)
+            if ref is None or ref[0].kind in ("fixed", "input"):
+                return None  # never write into constants, static values or inputs
+        else:
+            if out.size and any(_overlap(p[0], p[1], out) for p in places):
+                return None  # shares memory with an input, but is not it
+            own = _Root("buffer", out, node.outputs[0])
+            new.append(own)
+            written[own] = 0
+            place(out, (own, 0))
+
+        def scratch(kind, a):
+            r = _Root(kind, a)
+            new.append(r)
+            place(a, (r, 0))
+            return r
+
+        def locate(a):
+            if not isinstance(a, np.ndarray) or a.size == 0:
+                return None
+            lo, hi = byte_bounds(a)
+            found = {(r, off + a.ctypes.data - ptr) for plo, phi, ptr, r, off in places
+                     if plo <= lo and hi <= phi}
+            return found.pop() if len(found) == 1 else None  # none, or ambiguous
+
+        steps = []
+        for call in calls:
+            if isinstance(call, record.Literal):
+                scratch("fixed", call.array)
+                continue
+            if isinstance(call, record.Convert):
+                if locate(call.dst) is None:
+                    written[scratch("temp", call.dst)] = 0
+                call = _convert_kernel(call)
+                if call is None:
+                    return None
+            if len(call.arrays) > MAX_OPERANDS:
+                return None
+            refs = []
+            for j, a in enumerate(call.arrays):
+                ref = locate(a)
+                if ref is None:
+                    return None
+                r = ref[0]
+                if r in written and written[r] < r.value.size and (
+                        j < len(call.arrays) - 1 or call.update):
+                    return None  # scratch read before it was written
+                refs.append(ref)
+            r = refs[-1][0]
+            if r.kind in ("fixed", "input"):
+                return None
+            if r in written:
+                written[r] += call.arrays[-1].size
+            fn = ctypes.cast(call.fn, ctypes.c_void_p).value
+            steps.append((fn, refs, call.shapes, call.strides, call.sop, call.sig))
+        if alias is None and written[new[0]] < out.size:
+            return None  # part of the result was made outside the record (NumPy)
+        if alias is not None and not steps:
+            return None
+        return steps, new, alias
 
 
-def build_plan(vm, run_plan) -> Plan | None:
-    """A plan from the state the thunks were left in by the call that just ran, or None if
-    no kernel step would leave Python."""
-    fgraph = vm.fgraph
+def _overlap(lo: int, hi: int, a: np.ndarray) -> bool:
+    alo, ahi = byte_bounds(a)
+    return alo < hi and lo < ahi
+
+
+def _layout(a: np.ndarray):
+    """(shape, dtype, axis order or None) with which ``np.empty`` reproduces ``a``'s strides
+    (C order, or a dense permutation such as a transpose), or None. Strides of size-1
+    dimensions address nothing and may differ."""
+    if a.flags.c_contiguous:
+        return a.shape, a.dtype, None
+    order = sorted(range(a.ndim), key=lambda d: -a.strides[d])
+    perm = tuple(int(i) for i in np.argsort(order))
+    made = np.empty([a.shape[d] for d in order], a.dtype).transpose(perm)
+    same = all(n == 1 or s == t for n, s, t in zip(a.shape, a.strides, made.strides))
+    return ([a.shape[d] for d in order], a.dtype, perm) if same else None  # size-1: any
+
+
+def _convert_kernel(conv: record.Convert) -> record.Kernel | None:
+    """``dst[...] = src`` as a kernel call (identity, or cast between dtypes)."""
+    src, dst = conv.src, conv.dst
+    op, dtype = ("identity", None) if src.dtype == dst.dtype else ("cast", dst.dtype)
+    try:
+        prepared, used, _ = prepare(op, src, out=dst, dtype=dtype)
+    except Exception:  # e.g. KernelNotAvailable with AOT_DISABLE_JIT: no plan for the node
+        return None
+    if prepared is None or used[0] is not src or prepared.casts:
+        return None
+    return record.Kernel(prepared.fn, prepared.sig, prepared.sop, [src, dst],
+                         prepared.shapes, prepared.strides, False)
+
+
+def build_plan(vm, records: list, static: set, run_steps, kernel_thunks: tuple) -> Plan | None:
+    """A plan from one recorded call (``record_call``), or None if no kernel would leave
+    Python."""
     storage = vm.storage_map
-    inputs = set(fgraph.inputs)
-    outputs = set(fgraph.outputs)
-    produced: dict = {}  # var -> "kernel" | "alias"
-    root: dict = {}  # var -> the var whose buffer it is (inplace chains)
-    plan_items, out_geometry = [], {}
-    for node, thunk in zip(vm.nodes, vm.thunks):
-        steps = _kernel_steps(thunk)
-        if steps is None:
-            plan_items.append((node, thunk))
+    fgraph = vm.fgraph
+    b = _Builder(vm, static, kernel_thunks)
+    inputs = []
+    for var in fgraph.inputs:
+        value = storage[var][0]
+        if not isinstance(value, np.ndarray):
+            return None
+        root = b.add(_Root("input", value, var))
+        b.var_root[var] = (root, 0)
+        inputs.append((root.index, storage[var]))
+    kinds, infos = [], []
+    for node, thunk, (calls, ins, outs, snaps) in zip(vm.nodes, vm.thunks, records):
+        if snaps is not None and all(_geometry(s) == _geometry(o) for s, o in zip(snaps, outs)):
+            for var, snap in zip(node.outputs, snaps):
+                if isinstance(snap, np.ndarray):
+                    b.var_root[var] = (b.add(_Root("fixed", snap)), 0)
+            kinds.append(STATIC)
+            infos.append(snaps)
             continue
-        out = node.outputs[0]
-        site_key = thunk.sites[0].key
-        out_geometry[out] = (site_key[0], site_key[1], np.dtype(out.type.dtype))
-        if thunk.inplace is not None:
-            src = node.inputs[thunk.inplace]
-            root[out] = root.get(src, src)
-            produced[out] = "alias"
-        else:
-            root[out] = out
-            produced[out] = "kernel"
-        plan_items.append((node, thunk, steps))
-    if not any(len(item) == 3 for item in plan_items):
+        made = b.kernel(node, thunk, calls, ins, outs) or b.alloc_empty(node, outs)
+        if made is not None:
+            steps, new, alias = made
+            for r in new:
+                b.add(r)
+            out = node.outputs[0]
+            b.var_root[out] = b.var_root[alias] if alias is not None else (new[0], 0)
+            kinds.append(KERNEL)
+            infos.append((steps, alias))
+            continue
+        if b.view(node, ins, outs):
+            kinds.append(VIEW)
+            infos.append(None)
+            continue
+        for var, value in zip(node.outputs, outs):
+            if isinstance(value, np.ndarray):
+                b.var_root[var] = (b.add(_Root("python", value, var)), 0)
+        kinds.append(PYTHON)
+        infos.append(outs)
+    if KERNEL not in kinds:
         return None
-    # buffers: fresh per call if any result aliases them, else pinned for the plan's life
-    fresh_roots = {root[v] for v in outputs if v in root}
-    fresh, pinned = [], []
-    for var, kind in produced.items():
-        if kind != "kernel":
+
+    # what Python reads: results, inputs of thunk-run nodes, and (backwards) what the views
+    # and inplace kernels among those read from; such views run their thunks too
+    needed = set(fgraph.outputs)
+    for node, kind in zip(vm.nodes, kinds):
+        if kind == PYTHON:
+            needed.update(node.inputs)
+    for i in reversed(range(len(kinds))):
+        node = vm.nodes[i]
+        if kinds[i] == VIEW and node.outputs[0] in needed:
+            kinds[i] = VIEW_RUN
+            needed.update(node.inputs)
+        elif kinds[i] == KERNEL and infos[i][1] is not None and node.outputs[0] in needed:
+            needed.add(infos[i][1])
+
+    # buffers a result shares memory with are fresh every call; the others are pinned
+    results = [c[0] for c in vm.output_storage if isinstance(c[0], np.ndarray) and c[0].size]
+    fresh, cells, fresh_ids = [], [], set()
+    for r in b.roots:
+        if r.kind != "buffer":
             continue
-        shape, strides, dtype = out_geometry[var]
-        buf = np.empty(shape, dtype)
-        if buf.strides != strides:
-            return None  # the kernel was resolved for another layout
-        if var in fresh_roots:
-            fresh.append((var, shape, dtype))
+        if any(_overlap(r.lo, r.hi, v) for v in results):
+            layout = _layout(r.value)
+            if layout is None:
+                return None
+            fresh.append((r.index, storage[r.var], layout))
+            fresh_ids.add(r.index)
+        elif r.var in needed:
+            cells.append((storage[r.var], r.value, False))
+
+    items, finish, seg = [], [], None
+    for pos, (node, thunk, kind, info) in enumerate(zip(vm.nodes, vm.thunks, kinds, infos)):
+        cells_out = [storage[v] for v in node.outputs]
+        if kind == STATIC:
+            pairs = list(zip(cells_out, info))
+            cells += [(c, v, isinstance(v, np.ndarray))
+                      for var, (c, v) in zip(node.outputs, pairs) if var in needed]
+            finish.append((kind, node, thunk, pairs))
+        elif kind == KERNEL:
+            steps, alias = info
+            if seg is None:
+                seg = _Segment()
+                items.append(seg)
+            for fn, refs, shapes, strides, sop, sig in steps:
+                seg.steps.append((fn, refs, shapes, strides))
+                seg.owners.append((node, thunk, sop, sig))
+            if alias is not None:
+                if node.outputs[0] in needed:
+                    seg.fixups.append((cells_out[0], storage[alias]))
+                finish.append((kind, node, thunk, ("alias", cells_out[0], storage[alias])))
+            else:
+                root = b.var_root[node.outputs[0]][0]
+                finish.append((kind, node, thunk, ("buffer", cells_out[0], root.value)
+                               if root.index not in fresh_ids else None))
         else:
-            pinned.append((var, buf))
-    pinned_ptr = {var: buf.ctypes.data for var, buf in pinned}
-    # segments
-    items, seg = [], None
-    kernel_made = set(produced)
-    for item in plan_items:
-        if len(item) == 2:
-            seg = None
-            items.append(item)
-            continue
-        node, thunk, steps = item
-        if seg is None:
-            seg = _Segment(run_plan)
-            items.append(seg)
-        for prepared, ins, out, geometries in steps:
-            data = (ctypes.c_void_p * (len(ins) + 1))()
-            for index, var in enumerate([*ins, out]):
-                base = root.get(var, var)
-                if base in pinned_ptr:
-                    data[index] = pinned_ptr[base]
-                    continue
-                seg.slots.append((data, index, base))
-                if index < len(ins) and base not in kernel_made and base not in inputs:
-                    # made by a thunk-run node (or a constant): check it each call
-                    seg.checks.append((base, geometries[index]))
-            seg.steps.append((prepared, data, node, thunk))
-        if produced[node.outputs[0]] == "alias":
-            seg.aliases.append((node.outputs[0], root[node.outputs[0]]))
+            if kind != VIEW:
+                seg = None
+                checks = []
+                if kind == PYTHON:
+                    checks = [(c, _geometry(v), b.var_root[var][0].index)
+                              for var, c, v in zip(node.outputs, cells_out, info)
+                              if isinstance(v, np.ndarray)]
+                items.append(_PyItem(pos, node, thunk, checks))
+            finish.append((kind, node, thunk, None))
+
+    # the plan keeps what its pointers point into, not the caller's arrays
+    keep: list = [r.value for r in b.roots if r.kind in ("fixed", "temp")
+                  or r.kind == "buffer" and r.index not in fresh_ids]
     for item in items:
         if isinstance(item, _Segment):
-            item.checks = list(dict.fromkeys(item.checks))
-            item.seal()
-    cells = {v: storage[v] for v in storage}
-    return Plan(items, fresh, pinned, cells)
+            item.seal(keep)
+    roots = (ctypes.c_void_p * max(1, len(b.roots)))()
+    for r in b.roots:
+        if r.kind in ("fixed", "temp") or (r.kind == "buffer" and r.index not in fresh_ids):
+            roots[r.index] = r.ptr
+    return Plan(run_steps, roots, items, inputs, fresh, cells, finish, keep)

@@ -17,7 +17,9 @@ Served on kernels: ``Elemwise`` (every op of the table, ``Cast``, ``Identity``, 
 add/mul, inplace variants), ``CAReduce`` (Sum, Prod, Max, Min, All, Any over any axes),
 and through ``pytensor_ops``: Argmax, CumOp, Softmax, LogSoftmax, Join, Alloc, Dot, Dot22,
 Gemv and Gemm. Views (DimShuffle, Reshape, Subtensor, ...) run PyTensor's ``perform``,
-which is a NumPy view. Each node is one Python call (no plan executor yet).
+which is a NumPy view. That is the first call with an input geometry, one Python call per
+node; it is recorded, and later calls with that geometry replay its kernels from C
+(``aotkernels.plan``), with views as pointer offsets and only uncovered nodes in Python.
 """
 
 from __future__ import annotations
@@ -40,10 +42,11 @@ from pytensor.tensor.elemwise import CAReduce, DimShuffle, Elemwise
 from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from pytensor.tensor.subtensor import Subtensor
 
+from aotkernels import record
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
 from aotkernels.library import default_library
-from aotkernels.plan import build_plan, input_key
+from aotkernels.plan import build_plan, input_key, record_call, static_vars
 from aotkernels.pytensor_ops import server_for
 from aotkernels.resolver import prepare, reduce, resolve_reduce
 from aotkernels.signature import CODES
@@ -137,10 +140,11 @@ class ElemwiseThunk:
             self.checked = shapes
         out = self._output(args)
         if self.pairwise:
-            args = [np.asarray(a, dtype=self.out_dtype) for a in args]  # exact n-ary upcast
+            args = [a if a.dtype == self.out_dtype else record.astype(a, self.out_dtype)
+                    for a in args]  # exact n-ary upcast
             if self.inplace is not None and self.inplace >= 2:
                 # the first pairwise step writes ``out`` before this input is read
-                args[self.inplace] = args[self.inplace].copy()
+                args[self.inplace] = record.copy(args[self.inplace])
             prepared = self.sites[0](self.op, args[:2], out)
             for site, a in zip(self.sites[1:], args[2:]):
                 site(self.op, [out, a], out)
@@ -189,7 +193,7 @@ class OpThunk:
 
     def __init__(self, node, served, inputs, outputs):
         self.node, self.inputs, self.outputs = node, inputs, outputs
-        self.run, self.where = served
+        self.run, self.where, self.shape_inputs = served
         self.source = None
 
     def __call__(self) -> None:
@@ -265,6 +269,7 @@ class AOTLinker(VMLinker):
         self.incompatible_rewrites = ("cxx_only", "fusion", "local_careduce_fusion")
         self.nodes: list = []
         self.thunks: list = []
+        self.vm = None
 
     def make_vm(self, nodes, thunks, *args, **kwargs):
         mine = []
@@ -294,44 +299,70 @@ class AOTLinker(VMLinker):
         finally:
             if hide and sys.modules.get(_CVM, 0) is None:
                 del sys.modules[_CVM]
-        if type(vm) is Loop and _run_plan() is not None:
+        if type(vm) is Loop and _run_steps() is not None:
             vm.__class__ = PlannedLoop
+        self.vm = vm
         return vm
 
 
-def _run_plan():
-    """The library's ``aotk_run_plan``, or None (no library, or one built before it)."""
+def _run_steps():
+    """The library's ``aotk_run_steps``, or None (no library, or one built before it)."""
     lib = default_library()
-    fn = getattr(lib.dll, "aotk_run_plan", None) if lib is not None else None
+    fn = getattr(lib.dll, "aotk_run_steps", None) if lib is not None else None
     if fn is not None and fn.argtypes is None:
-        fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p]
+        fn.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p]
         fn.restype = ctypes.c_int32
     return fn
 
 
 class PlannedLoop(Loop):
     """PyTensor's Python loop, plus a plan per input geometry (``aotkernels.plan``): the
-    first call with a geometry runs thunk by thunk, later ones run the plan."""
+    first call with a geometry runs thunk by thunk and is recorded, later ones run the plan.
+    A geometry whose plan fails (a value inside changes geometry) is planned at most
+    ``MAX_TRIES`` times, then runs thunk by thunk."""
 
     MAX_PLANS = 8  # per function; each holds its intermediates' buffers
+    MAX_TRIES = 3
 
     def __call__(self):
         key = None if self.time_thunks else input_key(self.input_storage)
-        plans = self.__dict__.setdefault("plans", {})
-        plan = plans.get(key, False) if key is not None else None
-        if plan:
+        state = self.__dict__.get("_plans")
+        if state is None:
+            state = self._plans = ({}, {}, static_vars(self.nodes),
+                                   [self.storage_map[v] for n in self.nodes for v in n.outputs])
+        plans, tries, static, cells = state
+        plan = plans.get(key) if key is not None else None
+        if plan is not None:
             for cell in self.pre_call_clear:
                 cell[0] = None
             if not plan.run(self):
-                del plans[key]  # a value left the plan's geometry: plan again next call
+                del plans[key]  # a value left the plan's geometry
             return self.perform_updates()
-        outputs = super().__call__()
-        if plan is False:
-            if len(plans) >= self.MAX_PLANS:
-                plans.clear()
-            plans[key] = build_plan(self, _run_plan())
+        for cell in cells:  # a plan leaves values in cells: thunks must not reuse them
+            cell[0] = None
+        if key is None or tries.get(key, 0) >= self.MAX_TRIES:
+            return super().__call__()
+        for cell in self.pre_call_clear:
+            cell[0] = None
+        records = record_call(self, static)
+        outputs = self.perform_updates()
+        if len(plans) >= self.MAX_PLANS:
+            plans.clear()
+        tries[key] = tries.get(key, 0) + 1
+        plan = build_plan(self, records, static, _run_steps(), _KERNEL_THUNKS)
+        if plan is not None:
+            plans[key] = plan
+        else:
+            tries[key] = self.MAX_TRIES  # nothing to replay: never record this geometry again
         return outputs
 
+    @property
+    def plans(self) -> dict:
+        """input geometry -> Plan"""
+        return self.__dict__.get("_plans", ({},))[0]
+
+
+_KERNEL_THUNKS = (ElemwiseThunk, ReduceThunk, OpThunk)
 
 #: Ops whose ``perform`` only reshapes, views or reads shapes (NumPy metadata, no loop over
 #: the data): reported as "view", neither a kernel nor a fallback that computes.
@@ -368,6 +399,15 @@ def coverage(fn) -> list[tuple[str, str]]:
 
 def coverage_summary(fn) -> Counter:
     return Counter(source for _, source in coverage(fn))
+
+
+def plan_summary(fn) -> Counter | None:
+    """How the nodes of a function's first plan run (``Plan.kinds``): "kernel" (a step of a
+    C segment), "view" (an offset), "static" (a value of shapes alone, computed once), or
+    "python"/"view (run)" (a thunk between segments); None before any plan exists."""
+    linker = fn if isinstance(fn, AOTLinker) else fn.maker.linker
+    plans = getattr(getattr(linker, "vm", None), "plans", None)
+    return next(iter(plans.values())).kinds() if plans else None
 
 
 AOT = Mode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run"]))

@@ -1,9 +1,11 @@
 """One server per PyTensor Op class, like PyTensor's ``numba_funcify`` registry.
 
-A server looks at an Apply node once, when mode AOT builds its thunks, and returns
-``(run, where)``: ``run(*input values) -> output value`` on aotkernels, ``where()`` the
-source of the last run ("aot" or "jit", for coverage) — or None when the node's types are
-outside what the kernels cover, and PyTensor's own ``perform`` runs it instead. Elementwise
+A server looks at an Apply node once, when mode AOT builds its thunks, and returns a
+``Served``: ``run(*input values) -> output value`` on aotkernels, ``where()`` the source of
+the last run ("aot" or "jit", for coverage) and the inputs whose values (not just shapes)
+decide the output's geometry, like a join's axis (a plan needs those fixed) — or None when
+the node's types are outside what the kernels cover, and PyTensor's own ``perform`` runs it
+instead. Elementwise
 and reduction nodes have their own thunks in ``pytensor_mode``; this module serves the
 other kernel families.
 """
@@ -11,6 +13,7 @@ other kernel families.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 from pytensor.tensor.basic import Alloc, Join
@@ -19,12 +22,19 @@ from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
 from pytensor.tensor.special import LogSoftmax, Softmax
 
-from aotkernels import along, assemble, linalg
+from aotkernels import along, assemble, linalg, record
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
 from aotkernels.signature import CODES
 
-Server = Callable[[object], tuple[Callable, Callable[[], str]] | None]
+
+class Served(NamedTuple):
+    run: Callable
+    where: Callable[[], str]
+    shape_inputs: tuple[int, ...] = ()
+
+
+Server = Callable[[object], Served | None]
 SERVERS: dict[type, Server] = {}
 
 
@@ -36,7 +46,7 @@ def serves(*op_types: type):
     return register
 
 
-def server_for(node) -> tuple[Callable, Callable[[], str]] | None:
+def server_for(node) -> Served | None:
     fn = SERVERS.get(type(node.op))
     return None if fn is None else fn(node)
 
@@ -50,7 +60,7 @@ def _axis_op(op: str, node, axis):
     spec = AXIS_OPS[op]
     if dtypes[0] not in spec.dtypes or dtypes[-1] != spec.out_dtype(dtypes[0]):
         return None
-    return (lambda x: along.along(op, x, axis=axis)), (lambda: along.last_source[op])
+    return Served(lambda x: along.along(op, x, axis=axis), lambda: along.last_source[op])
 
 
 @serves(Argmax)
@@ -85,7 +95,7 @@ def _join(node):
 
     def run(axis, *pieces):
         return assemble.join(int(axis), *pieces, dtype=dtype)
-    return run, lambda: assemble.last_source.get("copy", "aot")
+    return Served(run, lambda: assemble.last_source.get("copy", "aot"), (0,))
 
 
 @serves(Alloc)
@@ -98,7 +108,8 @@ def _alloc(node):
         shape = tuple(int(n) for n in shape)
         op._check_runtime_broadcast(node, np.asarray(value), shape)
         return assemble.alloc(value, shape, dtype)
-    return run, lambda: assemble.last_source.get("copy", "aot")
+    shapes = tuple(range(1, len(node.inputs)))
+    return Served(run, lambda: assemble.last_source.get("copy", "aot"), shapes)
 
 
 def _floats(node) -> bool:
@@ -109,7 +120,7 @@ def _floats(node) -> bool:
 def _dot(node):
     if not _floats(node) or any(v.type.ndim not in (1, 2) for v in node.inputs):
         return None
-    return linalg.dot, lambda: linalg.last_source["dot"]
+    return Served(linalg.dot, lambda: linalg.last_source["dot"])
 
 
 @serves(Gemv)
@@ -120,9 +131,9 @@ def _gemv(node):
 
     def run(y, alpha, a, x, beta):
         if not inplace or not y.flags.writeable:
-            y = y.copy()
+            y = record.copy(y)
         return linalg.gemv(alpha, a, x, beta, y)
-    return run, lambda: linalg.last_source["gemv"]
+    return Served(run, lambda: linalg.last_source["gemv"])
 
 
 @serves(Gemm)
@@ -134,8 +145,8 @@ def _gemm(node):
     def run(z, alpha, x, y, beta):
         shape = (x.shape[0], y.shape[1])
         if z.shape != shape:  # Gemm broadcasts z
-            z = np.broadcast_to(z, shape).copy()
+            z = record.copy(np.broadcast_to(z, shape))
         elif not inplace or not z.flags.writeable:
-            z = z.copy()
+            z = record.copy(z)
         return linalg.gemm(alpha, x, y, beta, z)
-    return run, lambda: linalg.last_source["gemm"]
+    return Served(run, lambda: linalg.last_source["gemm"])

@@ -14,7 +14,7 @@ import operator
 
 import numpy as np
 
-from aotkernels import jit
+from aotkernels import jit, record
 from aotkernels.kernels.reductions import REDUCTIONS, start_value
 from aotkernels.kernels.scalar_ops import SCALAR_OPS, ScalarOp
 from aotkernels.layout import broadcast_strides, collapse, is_flat
@@ -179,11 +179,12 @@ class Prepared:
     def run(self, arrays: list[np.ndarray], out: np.ndarray) -> None:
         """Call the kernel; ``arrays`` and ``out`` must have the geometry it was prepared for."""
         if self.casts:
-            arrays = [a if c is None else a.astype(c) for a, c in zip(arrays, self.casts)]
+            arrays = [a if c is None else record.astype(a, c) for a, c in zip(arrays, self.casts)]
         data = (ctypes.c_void_p * self.n)(*[a.ctypes.data for a in arrays], out.ctypes.data)
         status = self.fn(data, self.shapes, self.strides)
         if status:
             _raise_status(self.sop, self.sig, status)
+        record.kernel(self.fn, self.sig, self.sop, [*arrays, out], self.shapes, self.strides)
 
 
 def prepare(op: str, *inputs, out: np.ndarray | None = None, dtype=None):
@@ -313,7 +314,7 @@ def _prepare_reduce(op: str, x, axis):
     reduced = int(np.prod([a.shape[i] for i in axes]))
     if red.identity is None and reduced == 0:  # even if the result is empty, as PyTensor
         raise ValueError(f"zero-size array to reduction operation {op} which has no identity")
-    acc = np.full(kept, start_value(op, acc_dtype), dtype=acc_dtype)
+    acc = record.full(kept, start_value(op, acc_dtype), acc_dtype)
     return red, a, axes, acc, (_Call.reduction(a, acc) if a.size else None)
 
 
@@ -349,5 +350,6 @@ def reduce(op: str, x, axis=None, keepdims: bool = False) -> np.ndarray:
         status = fn((ctypes.c_void_p * 2)(a.ctypes.data, acc.ctypes.data), shapes, strides)
         if status:
             _raise_status(None, sig, status)
+        record.kernel(fn, sig, None, [a, acc], shapes, strides, update=True)
     res = acc if keepdims else acc.reshape([n for i, n in enumerate(a.shape) if i not in axes])
-    return res if out_dtype == acc.dtype.name else res.astype(out_dtype)
+    return res if out_dtype == acc.dtype.name else record.astype(res, out_dtype)

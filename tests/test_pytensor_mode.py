@@ -85,16 +85,53 @@ def graphs():
 CASES = list(graphs())
 
 
+def _close(got: np.ndarray, want: np.ndarray) -> None:
+    """Within dtype tolerance; float32 sums of terms that cancel get an absolute slack."""
+    if got.dtype == np.float32:
+        scale = float(np.abs(want).max(initial=1.0))
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6 * scale)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-11)
+
+
+def _changed(a: np.ndarray, k: int) -> np.ndarray:
+    if a.dtype.kind == "f":
+        return a * (1 + 0.25 * k) + 0.125 * k
+    return np.where(a == 0, a, a + k * np.sign(a)).astype(a.dtype)  # nonzero stays nonzero
+
+
+def _variants(values, k: int) -> list:
+    """Call ``k`` of a test: other numbers in the same geometry (so a plan replays), views
+    rebuilt on a changed copy of their base with the same offset and strides."""
+    if k == 0:
+        return values
+    out = []
+    for v in values:
+        base = v.base if isinstance(v.base, np.ndarray) else None
+        if base is None:
+            out.append(_changed(v, k))
+            continue
+        new = _changed(base, k)
+        out.append(np.ndarray(v.shape, v.dtype, buffer=new,
+                              offset=v.ctypes.data - base.ctypes.data, strides=v.strides))
+    return out
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_graph_matches_pytensor(case, aot_lib):
     name, inputs, outputs, values = case
     f = pytensor.function(inputs, outputs, mode="AOT")
     ref = pytensor.function(inputs, outputs, mode="FAST_COMPILE")
-    for _ in range(2):  # the second call reuses (or aliases) the output buffers
-        got, want = f(*values), ref(*values)
+    results = []
+    for k in (0, 1, 2, 0):  # recorded, then replayed by the plan with other numbers
+        vals = _variants(values, k)
+        got, want = f(*vals), ref(*vals)
         for g, w in zip(got, want):
             assert g.dtype == w.dtype and g.shape == w.shape
-            np.testing.assert_allclose(g, w, rtol=1e-6 if g.dtype == np.float32 else 1e-12)
+            _close(g, w)
+        results += [g for g in got if isinstance(g, np.ndarray) and g.size]
+    assert not any(np.shares_memory(p, q) for i, p in enumerate(results)
+                   for q in results[i + 1:]), "a result aliases another call's result"
     sources = am.coverage_summary(f)
     assert sources["aot"] + sources["jit"] > 0, sources
     assert sources["pending"] == 0
@@ -276,6 +313,92 @@ def test_coverage_cli_reports_every_function_of_a_script(aot_lib, tmp_path):
 def _plan(f):
     plans = [p for p in getattr(f.vm, "plans", {}).values() if p is not None]
     return plans[0] if plans else None
+
+
+def _replays(f, ref, values, calls: int = 4) -> None:
+    """Call ``f`` and ``ref`` on ``calls`` variants of one geometry and compare every result;
+    no result may share memory with another call's."""
+    results = []
+    for k in range(calls):
+        vals = _variants(values, k)
+        got, want = f(*vals), ref(*vals)
+        for g, w in zip(got, want):
+            assert g.dtype == w.dtype and g.shape == w.shape
+            _close(g, w)
+        results.append([g for g in got if g.size])
+    for i, rs in enumerate(results):
+        for later in results[i + 1:]:
+            assert not any(np.shares_memory(p, q) for p in rs for q in later)
+
+
+def _modes(inputs, outputs):
+    return (pytensor.function(inputs, outputs, mode="AOT"),
+            pytensor.function(inputs, outputs, mode="FAST_COMPILE"))
+
+
+def test_whole_graphs_replay_from_c(aot_lib):
+    """Logistic regression's loss and gradient (gemv, reductions, views, shape arithmetic):
+    after the recorded call no node runs in Python, and results follow the inputs."""
+    x, w, t = pt.matrix("x"), pt.vector("w"), pt.vector("t")
+    p = pt.sigmoid(x @ w)
+    loss = -pt.mean(t * pt.log(p) + (1 - t) * pt.log(1 - p)) + 1e-3 * pt.sum(w ** 2)
+    f, ref = _modes([x, w, t], [loss, pytensor.grad(loss, w)])
+    _replays(f, ref, [M, V5, (V6 > 0).astype(float)])
+    kinds = _plan(f).kinds()
+    assert kinds["kernel"] >= 15 and set(kinds) <= {"kernel", "view", "static"}, kinds
+
+
+def test_plans_replay_every_kernel_family(aot_lib):
+    """Reductions (with a float32 result cast), along-axis ops, products, joins and allocs
+    run as plan steps; a float32 sum's accumulator is scratch refilled every call."""
+    x, z, r = pt.matrix("x"), pt.matrix("z"), pt.vector("r")
+    f4 = pt.fmatrix("f4")
+    outs = [pt.argmax(x, axis=1), pt.cumsum(x, axis=1), pt.special.softmax(x, axis=1),
+            pt.special.log_softmax(x, axis=0), pt.concatenate([x, x * 2]),
+            pt.alloc(r, 4, 5), x @ x.T, z + 2 * (x @ x[:5].T), r + x.T @ x[:, 0],
+            pt.sum(x, axis=0), pt.max(x), pt.all(x > 0, axis=1), pt.sum(f4, axis=1),
+            pt.prod(x[::-1, ::2], axis=0), pt.zeros((x.shape[0], 2)) + x[:, :2]]
+    f, ref = _modes([x, z, r, f4], outs)
+    _replays(f, ref, [M, P, V5, M.astype(np.float32)])
+    kinds = _plan(f).kinds()
+    assert kinds["kernel"] >= len(outs), kinds
+    python = [str(node) for kind, node, *_ in _plan(f).finish if kind == "python"]
+    assert not any(name.split("{")[0] in ("Argmax", "CumOp", "Softmax", "LogSoftmax", "Join",
+                                           "Alloc", "Dot22", "Gemm", "Gemv", "Sum", "Max")
+                   for name in python), python
+
+
+def test_views_and_indices_in_plans(aot_lib):
+    """Constant views are offsets into their base; a view whose index is an input runs in
+    Python every call, and kernels read it where it is this call."""
+    x, i = pt.vector("x"), pt.lscalar("i")
+    y = pt.exp(x[2:]) + x[:-2].T + x[::-1][1:-1]
+    dyn = pt.exp(x[i:i + 3]) * 2
+    f, ref = _modes([x, i], [y, dyn, x[1:] * 3])
+    v = np.linspace(-1, 1, 9)
+    for k, start in enumerate((0, 0, 3, 1, 5, 0)):
+        vals = (_variants([v], k)[0], np.array(start))
+        for g, w in zip(f(*vals), ref(*vals)):
+            np.testing.assert_allclose(g, w, rtol=1e-13)
+    assert _plan(f) is not None
+
+
+def test_same_array_for_two_inputs_then_different_ones(aot_lib):
+    """f(a, a) records one buffer behind both inputs; the plan must still read each input
+    from where it is when the arrays differ."""
+    x, y = pt.vector("x"), pt.vector("y")
+    f, ref = _modes([x, y], [x * 2 + y, pt.exp(x) - y])
+    a = np.linspace(0, 1, 6)
+    for args in ((a, a), (a, a + 1), (a + 2, a), (a, a)):
+        for g, w in zip(f(*args), ref(*args)):
+            np.testing.assert_allclose(g, w, rtol=1e-13)
+
+
+def test_results_that_are_views_of_plan_buffers_are_fresh(aot_lib):
+    x = pt.matrix("x")
+    e = pt.exp(x)
+    f, ref = _modes([x], [e.T, e[1:], e.sum(axis=0), pt.exp(x).T @ x])
+    _replays(f, ref, [M])
 
 
 def test_later_calls_run_a_plan_from_c(aot_lib):

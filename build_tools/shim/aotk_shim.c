@@ -131,20 +131,30 @@ GEMV(aotk_sgemv, float, 3)
 DOT(aotk_ddot, double, 4)
 DOT(aotk_sdot, float, 5)
 
-/* The plan executor's inner loop: run a prepared sequence of kernel calls with no Python in
- * between (aotkernels/plan.py). Returns 0, or the 1-based index of the step whose kernel
- * failed, with its status in *status. */
+/* The plan executor's inner loop (aotkernels/plan.py): run a prepared sequence of kernel
+ * calls with no Python in between. Operands are (root, byte offset) pairs: ``roots`` holds
+ * one base pointer per buffer the plan knows (inputs, intermediates, results), which Python
+ * rewrites per call only where it changes; a view is a root plus an offset, so views cost
+ * nothing here. Returns 0, or the 1-based index of the step whose kernel failed, with its
+ * status in *status. */
+#define AOTK_MAX_OPERANDS 16
 typedef int32_t (*aotk_kernel)(void **, const int64_t *, const int64_t *);
 typedef struct {
     aotk_kernel fn;
-    void **data;
+    int64_t n;               /* operands, at most AOTK_MAX_OPERANDS (checked by plan.py) */
+    const int64_t *operands; /* n pairs: root index, byte offset */
     const int64_t *shapes;
     const int64_t *strides;
 } aotk_step;
 
-EXPORT int32_t aotk_run_plan(int64_t n, const aotk_step *steps, int32_t *status) {
+EXPORT int32_t aotk_run_steps(int64_t n, const aotk_step *steps, char *const *roots,
+                              int32_t *status) {
+    void *data[AOTK_MAX_OPERANDS];
     for (int64_t i = 0; i < n; i++) {
-        int32_t s = steps[i].fn(steps[i].data, steps[i].shapes, steps[i].strides);
+        const aotk_step *st = &steps[i];
+        for (int64_t j = 0; j < st->n; j++)
+            data[j] = roots[st->operands[2 * j]] + st->operands[2 * j + 1];
+        int32_t s = st->fn(data, st->shapes, st->strides);
         if (s) {
             *status = s;
             return (int32_t)(i + 1);

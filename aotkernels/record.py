@@ -1,0 +1,103 @@
+"""What a call did, for the plan executor: every kernel call and array conversion, in order.
+
+Mode AOT records one call per input geometry (``aotkernels.plan``) and replays it from C.
+Replaying is only sound if nothing the call did escapes the record, so every place that
+calls a kernel or fills, copies or converts an array that a kernel then reads reports it
+here. A plan refuses any node whose kernels read memory the record does not explain, which
+makes an unreported NumPy copy a missed plan, never a wrong one.
+
+Recording is per thread and off unless a plan is being built: one attribute read per call.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import NamedTuple
+
+import numpy as np
+
+
+class Kernel(NamedTuple):
+    """A kernel call: operands are the arrays passed (inputs, then the output)."""
+
+    fn: object
+    sig: object
+    sop: object
+    arrays: list
+    shapes: object
+    strides: object
+    update: bool  # the kernel reads its output before writing it (reduce, gemm, gemv)
+
+
+class Convert(NamedTuple):
+    """``dst[...] = src`` (a copy or dtype conversion NumPy made)."""
+
+    src: np.ndarray
+    dst: np.ndarray
+
+
+class Literal(NamedTuple):
+    """An array the runtime filled from Python numbers: its contents never change."""
+
+    array: np.ndarray
+
+
+_state = threading.local()
+
+
+def start() -> list | None:
+    """Begin recording into a new list; returns what was being recorded before."""
+    prev = getattr(_state, "calls", None)
+    _state.calls = []
+    return prev
+
+
+def stop(prev: list | None) -> list:
+    """End recording, restore ``prev`` (from ``start``) and return what was recorded."""
+    calls = _state.calls
+    _state.calls = prev
+    return calls
+
+
+def active() -> bool:
+    return getattr(_state, "calls", None) is not None
+
+
+def kernel(fn, sig, sop, arrays: list, shapes, strides, update: bool = False) -> None:
+    calls = getattr(_state, "calls", None)
+    if calls is not None:
+        calls.append(Kernel(fn, sig, sop, arrays, shapes, strides, update))
+
+
+def convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    calls = getattr(_state, "calls", None)
+    if calls is not None:
+        calls.append(Convert(src, dst))
+    return dst
+
+
+def literal(array: np.ndarray) -> np.ndarray:
+    calls = getattr(_state, "calls", None)
+    if calls is not None:
+        calls.append(Literal(array))
+    return array
+
+
+def astype(a: np.ndarray, dtype) -> np.ndarray:
+    """``a.astype(dtype)``, recorded."""
+    return convert(a, a.astype(dtype))
+
+
+def copy(a: np.ndarray) -> np.ndarray:
+    """``a.copy()``, recorded."""
+    return convert(a, a.copy())
+
+
+def full(shape, value, dtype) -> np.ndarray:
+    """``np.full``, recorded as a copy from a 0-d literal (a plan replays it as a kernel)."""
+    if not active():
+        return np.full(shape, value, dtype)
+    out = np.empty(shape, dtype)
+    start_value = literal(np.array(value, dtype))
+    out[...] = start_value
+    return convert(np.broadcast_to(start_value, out.shape), out)
