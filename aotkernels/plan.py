@@ -51,14 +51,31 @@ class _Step(ctypes.Structure):
                 ("shapes", ctypes.c_void_p), ("strides", ctypes.c_void_p)]
 
 
+_from_buffer, _addressof = ctypes.c_char.from_buffer, ctypes.addressof
+
+
+def _pointer(a: np.ndarray) -> int:
+    """``a.ctypes.data``, four times faster for writable C-contiguous arrays (the buffer
+    protocol hands out the same pointer; a read-only, strided or empty one refuses)."""
+    try:
+        return _addressof(_from_buffer(a))
+    except (TypeError, ValueError, BufferError):
+        return a.ctypes.data
+
+
 def _geometry(x):
     return (x.shape, x.strides, x.dtype) if isinstance(x, np.ndarray) else None
 
 
 def input_key(cells) -> tuple | None:
     """The plan key of a call: every input's geometry (None: some input is no ndarray)."""
-    key = tuple(_geometry(c[0]) for c in cells)
-    return None if None in key else key
+    key = []
+    for cell in cells:
+        v = cell[0]
+        if not isinstance(v, np.ndarray):
+            return None
+        key.append((v.shape, v.strides, v.dtype))
+    return tuple(key)
 
 
 def static_vars(nodes) -> set:
@@ -126,6 +143,10 @@ class _Segment:
             step.shapes, step.strides = ctypes.addressof(shapes), ctypes.addressof(strides)
         self.table, self.n, self.steps = table, len(table), None
         self.status = ctypes.c_int32(0)
+        # the call's arguments, made once: converting them per call costs more than the call
+        self.n = ctypes.c_int64(self.n)
+        self.table_p = ctypes.c_void_p(ctypes.addressof(table))
+        self.status_p = ctypes.c_void_p(ctypes.addressof(self.status))
 
 
 class _PyItem:
@@ -142,7 +163,9 @@ class Plan:
 
     def __init__(self, run_steps, roots, items, inputs, fresh, cells, finish, keep):
         self.run_steps, self.roots, self.items = run_steps, roots, items
+        self.roots_p = ctypes.c_void_p(ctypes.addressof(roots))
         self.inputs = inputs  # [(root index, cell)]
+        self.seen = [None] * len(inputs)  # the input arrays whose pointers are in ``roots``
         self.fresh = fresh  # [(root index, cell, template)]
         self.cells = cells  # [(cell, value, copy?)]: set at the start of every call
         self.finish = finish  # per node: (kind, node, thunk, materialise)
@@ -155,18 +178,21 @@ class Plan:
     def run(self, vm) -> bool:
         """Run one call; False if a value left the recorded geometry (the call was completed
         thunk by thunk, and the plan must be dropped)."""
-        roots = self.roots
-        for index, cell in self.inputs:
-            roots[index] = cell[0].ctypes.data
+        roots, seen = self.roots, self.seen
+        for k, (index, cell) in enumerate(self.inputs):
+            v = cell[0]
+            if v is not seen[k]:  # held until the next call, so its memory cannot move
+                roots[index] = _pointer(v)
+                seen[k] = v
         for index, cell, (shape, dtype, perm) in self.fresh:
             a = np.empty(shape, dtype) if perm is None else np.empty(shape, dtype).transpose(perm)
             cell[0] = a
-            roots[index] = a.ctypes.data
+            roots[index] = _pointer(a)
         for cell, value, copy in self.cells:
             cell[0] = value.copy() if copy else value
         for item in self.items:
             if item.__class__ is _Segment:
-                failed = self.run_steps(item.n, item.table, roots, ctypes.byref(item.status))
+                failed = self.run_steps(item.n, item.table_p, self.roots_p, item.status_p)
                 if failed:
                     node, thunk, sop, sig = item.owners[failed - 1]
                     try:
@@ -186,7 +212,7 @@ class Plan:
                     self._finish(vm, item.pos)
                     return False
                 if index is not None:
-                    roots[index] = value.ctypes.data
+                    roots[index] = _pointer(value)
         return True
 
     def _finish(self, vm, pos: int) -> None:

@@ -301,6 +301,7 @@ class AOTLinker(VMLinker):
                 del sys.modules[_CVM]
         if type(vm) is Loop and _run_steps() is not None:
             vm.__class__ = PlannedLoop
+            vm.init_plans()
         self.vm = vm
         return vm
 
@@ -324,32 +325,38 @@ class PlannedLoop(Loop):
     MAX_PLANS = 8  # per function; each holds its intermediates' buffers
     MAX_TRIES = 3
 
+    def init_plans(self) -> None:
+        self._plans: dict = {}  # input geometry -> Plan
+        self._tries: dict = {}  # input geometry -> recorded calls
+        self._static = static_vars(self.nodes)
+        self._cells = [self.storage_map[v] for n in self.nodes for v in n.outputs]
+
     def __call__(self):
         key = None if self.time_thunks else input_key(self.input_storage)
-        state = self.__dict__.get("_plans")
-        if state is None:
-            state = self._plans = ({}, {}, static_vars(self.nodes),
-                                   [self.storage_map[v] for n in self.nodes for v in n.outputs])
-        plans, tries, static, cells = state
-        plan = plans.get(key) if key is not None else None
+        plan = self._plans.get(key)
         if plan is not None:
             for cell in self.pre_call_clear:
                 cell[0] = None
             if not plan.run(self):
-                del plans[key]  # a value left the plan's geometry
+                del self._plans[key]  # a value left the plan's geometry
             return self.perform_updates()
-        for cell in cells:  # a plan leaves values in cells: thunks must not reuse them
+        return self._record(key)
+
+    def _record(self, key):
+        """Run thunk by thunk; record the call and plan its geometry unless tried enough."""
+        plans, tries = self._plans, self._tries
+        for cell in self._cells:  # a plan leaves values in cells: thunks must not reuse them
             cell[0] = None
         if key is None or tries.get(key, 0) >= self.MAX_TRIES:
             return super().__call__()
         for cell in self.pre_call_clear:
             cell[0] = None
-        records = record_call(self, static)
+        records = record_call(self, self._static)
         outputs = self.perform_updates()
         if len(plans) >= self.MAX_PLANS:
             plans.clear()
         tries[key] = tries.get(key, 0) + 1
-        plan = build_plan(self, records, static, _run_steps(), _KERNEL_THUNKS)
+        plan = build_plan(self, records, self._static, _run_steps(), _KERNEL_THUNKS)
         if plan is not None:
             plans[key] = plan
         else:
@@ -359,7 +366,7 @@ class PlannedLoop(Loop):
     @property
     def plans(self) -> dict:
         """input geometry -> Plan"""
-        return self.__dict__.get("_plans", ({},))[0]
+        return self._plans
 
 
 _KERNEL_THUNKS = (ElemwiseThunk, ReduceThunk, OpThunk)
