@@ -385,6 +385,33 @@ def _overlap(lo: int, hi: int, a: np.ndarray) -> bool:
     return alo < hi and lo < ahi
 
 
+def _share_buffers(node_steps: list, busy: set) -> None:
+    """Let intermediates whose lives do not overlap share memory, as PyTensor's garbage
+    collection would: a pinned buffer or scratch array that no step reads after step ``i``
+    is handed to one first written after ``i``. Only C-contiguous arrays are shared, and
+    nothing Python reads (``busy``)."""
+    first, last = {}, {}
+    for i, (_, refs, *_) in enumerate(s for steps in node_steps for s in steps):
+        for r, _ in refs:
+            first.setdefault(r, i)
+            last[r] = i
+    free: list = []  # (last step, slab)
+    for r in sorted(first, key=first.get):
+        if (r.kind not in ("buffer", "temp") or r in busy or not r.value.flags.c_contiguous
+                or not r.value.size):
+            continue
+        fits = [(slab.nbytes, k) for k, (end, slab) in enumerate(free)
+                if end < first[r] and slab.nbytes >= r.value.nbytes]
+        if fits:
+            _, k = min(fits)
+            _, slab = free.pop(k)
+            r.value = np.frombuffer(slab, r.value.dtype, r.value.size).reshape(r.value.shape)
+            r.ptr = slab.ctypes.data
+        else:
+            slab = r.value
+        free.append((last[r], slab))
+
+
 def _layout(a: np.ndarray):
     """(shape, dtype, axis order or None) with which ``np.empty`` reproduces ``a``'s strides
     (C order, or a dense permutation such as a transpose), or None. Strides of size-1
@@ -485,6 +512,10 @@ def build_plan(vm, records: list, static: set, run_steps, kernel_thunks: tuple) 
             fresh_ids.add(r.index)
         elif r.var in needed:
             cells.append((storage[r.var], r.value, False))
+
+    busy = {b.var_root[v][0] for v in needed if v in b.var_root} | {
+        r for r in b.roots if r.index in fresh_ids}
+    _share_buffers([info[0] for kind, info in zip(kinds, infos) if kind == KERNEL], busy)
 
     items, finish, seg = [], [], None
     for pos, (node, thunk, kind, info) in enumerate(zip(vm.nodes, vm.thunks, kinds, infos)):

@@ -401,6 +401,23 @@ def test_results_that_are_views_of_plan_buffers_are_fresh(aot_lib):
     _replays(f, ref, [M])
 
 
+def test_intermediates_share_memory_when_their_lives_do_not_overlap(aot_lib):
+    """Without inplace rewrites a chain of eight nodes has seven intermediates, but needs
+    only two buffers at a time, as PyTensor's garbage collection would."""
+    x = pt.vector("x")
+    y = x
+    for op in (pt.exp, pt.sin, pt.tanh, pt.cos, pt.sigmoid, pt.abs, pt.log1p, pt.sqrt):
+        y = op(y)
+    f = pytensor.function([x], [y, x * 2], mode=am.AOT.excluding("inplace"))
+    ref = pytensor.function([x], [y, x * 2], mode="FAST_COMPILE")
+    _replays(f, ref, [np.linspace(-1, 1, 1000)])
+    assert _plan(f).kinds()["kernel"] == 9
+    big = [a for a in _plan(f).keep if isinstance(a, np.ndarray) and a.nbytes >= 8000]
+    blocks = {a.base.ctypes.data if isinstance(a.base, np.ndarray) else a.ctypes.data
+              for a in big}
+    assert len(big) == 7 and len(blocks) == 2, (len(big), len(blocks))
+
+
 def test_later_calls_run_a_plan_from_c(aot_lib):
     from aotkernels.plan import _Segment
 
