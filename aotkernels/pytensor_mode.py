@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import ctypes
 import sys
+import types
 from collections import Counter
+from contextlib import contextmanager
 
 import numpy as np
 import pytensor
@@ -255,7 +257,28 @@ def elemwise_op(node) -> str | None:
     return name
 
 
-_CVM = "pytensor.link.c.cvm"
+@contextmanager
+def _without_c_backend():
+    """``VMLinker.make_vm`` imports the C VM even when it will not use it (use_cloop=False):
+    in a fresh compiledir that import compiles PyTensor's lazylinker (~1.3 s of a cold
+    start), and the ``MissingGXX`` it imports first loads setuptools (~0.4 s). Stand-ins
+    for both modules make it take its own "no CVM" path; modules already loaded (another
+    mode used the C backend) are left alone, and the stand-ins are removed afterwards."""
+    cvm, exceptions = "pytensor.link.c.cvm", "pytensor.link.c.exceptions"
+    stand_ins = {}
+    if cvm not in sys.modules:
+        stand_ins[cvm] = None  # importing it raises ImportError, which make_vm expects
+    if exceptions not in sys.modules:
+        stub = types.ModuleType(exceptions)
+        stub.MissingGXX = type("MissingGXX", (Exception,), {})
+        stand_ins[exceptions] = stub
+    sys.modules.update(stand_ins)
+    try:
+        yield
+    finally:
+        for name, module in stand_ins.items():
+            if sys.modules.get(name, 0) is module:
+                del sys.modules[name]
 
 
 class AOTLinker(VMLinker):
@@ -287,18 +310,8 @@ class AOTLinker(VMLinker):
         self.nodes, self.thunks = list(nodes), mine
         if RECORDED is not None:
             RECORDED.append(self)
-        # VMLinker.make_vm imports the C VM even when it will not use it (use_cloop=False);
-        # in a fresh compiledir that import compiles PyTensor's lazylinker (~1.3 s of a cold
-        # start). Hiding the module makes it take its own "no CVM" path; if the C VM is
-        # already loaded (another mode used it), nothing is hidden.
-        hide = _CVM not in sys.modules
-        if hide:
-            sys.modules[_CVM] = None
-        try:
+        with _without_c_backend():
             vm = super().make_vm(nodes, mine, *args, **kwargs)
-        finally:
-            if hide and sys.modules.get(_CVM, 0) is None:
-                del sys.modules[_CVM]
         if type(vm) is Loop and _run_steps() is not None:
             vm.__class__ = PlannedLoop
             vm.init_plans()
