@@ -47,7 +47,7 @@ from pytensor.tensor.subtensor import Subtensor
 from aotkernels import record
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
-from aotkernels.library import default_library
+from aotkernels.library import default_library, log
 from aotkernels.plan import build_plan, input_key, record_call, static_vars
 from aotkernels.pytensor_ops import server_for
 from aotkernels.resolver import prepare, reduce, resolve_reduce
@@ -369,7 +369,12 @@ class PlannedLoop(Loop):
         if len(plans) >= self.MAX_PLANS:
             plans.clear()
         tries[key] = tries.get(key, 0) + 1
-        plan = build_plan(self, records, self._static, _run_steps(), _KERNEL_THUNKS)
+        try:
+            plan = build_plan(self, records, self._static, _run_steps(), _KERNEL_THUNKS)
+        except Exception as exc:  # a plan is an optimisation: never fail a call over one
+            log.warning("aotkernels: no plan for this function (%s: %s); it runs node by "
+                        "node", type(exc).__name__, exc)
+            plan = None
         if plan is not None:
             plans[key] = plan
         else:
