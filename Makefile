@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 JOBS   ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup cross-tools test demo bench clean
+.PHONY: setup cross-tools test demo bench bench-pymc clean
 
 # The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
 # PyTensor and the test tools, with aotkernels installed editable from this checkout.
@@ -18,7 +18,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q --no-build-isolation -e ".[test]"
 	touch $@
 
-setup: $(STAMP) cross-tools
+# PyMC's PyTensor line (2.38.x) in a second venv, for tests/test_pytensor2.py and bench-pymc.
+PYMC_VENV  := build/pymc-venv
+PYMC_STAMP := $(PYMC_VENV)/.installed
+$(PYMC_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(PYMC_VENV)
+	$(PYMC_VENV)/bin/pip install -q --upgrade pip
+	$(PYMC_VENV)/bin/pip install -q "scikit-build-core==1.1.2"
+	$(PYMC_VENV)/bin/pip install -q --no-build-isolation -e ".[pymc]"
+	touch $@
+
+setup: $(STAMP) $(PYMC_STAMP) cross-tools
 
 # aarch64 cross compiler and qemu-user from Debian (root with apt-get; silent once installed).
 cross-tools:
@@ -44,6 +54,11 @@ bench: setup
 	$(BIN)/python benchmarks/bench_reduce.py
 	$(BIN)/python benchmarks/bench_pytensor.py
 	$(BIN)/python benchmarks/bench_levels.py
+
+# A hierarchical PyMC model's logp+dlogp in modes AOT, NUMBA and C, on PyTensor 2.38.x.
+bench-pymc: setup
+	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
+	$(BIN)/python benchmarks/bench_pytensor.py --python $(PYMC_VENV)/bin/python --cases radon
 
 clean:
 	rm -rf build $(VENV) wheels/*.whl

@@ -92,12 +92,24 @@ def static_vars(nodes) -> set:
     return static
 
 
+def thunk_cells(vm) -> dict:
+    """var -> the storage cell its thunks read and write. Not ``vm.storage_map``: PyTensor
+    remaps that after making the thunks when it shares storage between variables
+    (``reduce_storage_allocations``), so for some variables it names another cell."""
+    cells = dict(zip(vm.fgraph.inputs, vm.input_storage))
+    for node, thunk in zip(vm.nodes, vm.thunks):
+        cells.update(zip(node.inputs, thunk.inputs))
+        cells.update(zip(node.outputs, thunk.outputs))
+    return cells
+
+
 def record_call(vm, static: set) -> list:
     """Run one call of ``vm`` thunk by thunk (as PyTensor's ``Loop`` does, with its garbage
-    collection), recording per node: (log, input values, output values, static snapshots)."""
-    storage = vm.storage_map
+    collection), recording the graph's input values, then per node: (log, input values,
+    output values, static snapshots)."""
+    storage = thunk_cells(vm)
     clears = vm.post_thunk_clear or [()] * len(vm.nodes)
-    records = []
+    records = [[cell[0] for cell in vm.input_storage]]  # the VM's GC may clear them
     for node, thunk, old in zip(vm.nodes, vm.thunks, clears):
         prev = record.start()
         try:
@@ -442,12 +454,12 @@ def _convert_kernel(conv: record.Convert) -> record.Kernel | None:
 def build_plan(vm, records: list, static: set, run_steps, kernel_thunks: tuple) -> Plan | None:
     """A plan from one recorded call (``record_call``), or None if no kernel would leave
     Python."""
-    storage = vm.storage_map
+    storage = thunk_cells(vm)
     fgraph = vm.fgraph
     b = _Builder(vm, static, kernel_thunks)
     inputs = []
-    for var in fgraph.inputs:
-        value = storage[var][0]
+    input_values, records = records[0], records[1:]
+    for var, value in zip(fgraph.inputs, input_values):
         if not isinstance(value, np.ndarray):
             return None
         root = b.add(_Root("input", value, var))

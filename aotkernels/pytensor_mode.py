@@ -342,7 +342,7 @@ class PlannedLoop(Loop):
         self._plans: dict = {}  # input geometry -> Plan
         self._tries: dict = {}  # input geometry -> recorded calls
         self._static = static_vars(self.nodes)
-        self._cells = [self.storage_map[v] for n in self.nodes for v in n.outputs]
+        self._cells = [cell for thunk in self.thunks for cell in thunk.outputs]
 
     def __call__(self):
         key = None if self.time_thunks else input_key(self.input_storage)

@@ -22,6 +22,11 @@ from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
 from pytensor.tensor.special import LogSoftmax, Softmax
 
+try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
+    from pytensor.tensor.special import SoftmaxGrad
+except ImportError:
+    SoftmaxGrad = None
+
 from aotkernels import along, assemble, linalg, record
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
@@ -81,6 +86,16 @@ def _softmax(node):
 @serves(LogSoftmax)
 def _log_softmax(node):
     return _axis_op("log_softmax", node, node.op.axis)
+
+
+if SoftmaxGrad is not None:
+    @serves(SoftmaxGrad)
+    def _softmax_grad(node):
+        dtypes, axis = _dtypes(node), node.op.axis
+        if len(set(dtypes)) != 1 or dtypes[0] not in AXIS_OPS["softmax_grad"].dtypes:
+            return None
+        return Served(lambda dy, sm: along.along("softmax_grad", dy, sm, axis=axis),
+                      lambda: along.last_source["softmax_grad"])
 
 
 def _abi_dtypes(node) -> bool:

@@ -55,6 +55,22 @@ def build():
         return [x, w, b, y], [loss, *pytensor.grad(loss, [w, b])], [
             rng.normal(size=(500, 20)), rng.normal(size=(20, 5)), np.zeros(5),
             rng.integers(0, 5, 500)]
+    if case == "radon":  # a hierarchical PyMC model's logp and dlogp (synthetic radon data)
+        import pymc as pm
+        n_county, n = 85, 919
+        county = rng.integers(0, n_county, n)
+        floor = rng.integers(0, 2, n).astype(float)
+        obs = 1.5 + 0.3 * rng.normal(size=n_county)[county] - 0.6 * floor + 0.7 * rng.normal(size=n)
+        with pm.Model() as model:
+            mu_a, sigma_a = pm.Normal("mu_a", 0, 10), pm.HalfNormal("sigma_a", 5)
+            a = pm.Normal("a", mu_a, sigma_a, shape=n_county)
+            b, sigma = pm.Normal("b", 0, 10), pm.HalfNormal("sigma", 5)
+            pm.Normal("y", a[county] + b * floor, sigma, observed=obs)
+        inputs = model.value_vars
+        logp = model.logp()
+        point = model.initial_point()
+        return inputs, [logp, *pytensor.grad(logp, inputs)], [
+            np.asarray(point[v.name]) + 0.1 for v in inputs]
     raise SystemExit(f"unknown case {case}")
 
 inputs, outputs, values = build()
@@ -69,7 +85,9 @@ for _ in range(repeat):
     times.append(time.perf_counter() - t)
 times.sort()
 cov = dict(am.coverage_summary(f)) if mode == "AOT" else None
+plan = dict(am.plan_summary(f) or {}) if mode == "AOT" else None
 print(json.dumps({"first": t_first, "steady": times[len(times) // 2], "coverage": cov,
+                  "plan": plan, "pytensor": pytensor.__version__,
                   "numba_imported": "numba" in sys.modules,
                   "result": float(np.asarray(first[0]).ravel()[0])}))
 """
@@ -79,12 +97,12 @@ CASES = ["elemwise-10", "elemwise-1000000", "logistic-100x10", "logistic-10000x1
 MODES = ["AOT", "NUMBA", "C"]
 
 
-def run(mode: str, case: str, cache: Path, repeat: int, lib: Path) -> dict:
+def run(mode: str, case: str, cache: Path, repeat: int, lib: Path, python: str) -> dict:
     env = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(cache / "aot"),
                NUMBA_CACHE_DIR=str(cache / "numba"),
                PYTENSOR_FLAGS=f"base_compiledir={cache / 'pytensor'}")
     mode_arg = {"C": "CVM"}.get(mode, mode)
-    res = subprocess.run([sys.executable, "-c", CASE, mode_arg, case, str(repeat)], env=env,
+    res = subprocess.run([python, "-c", CASE, mode_arg, case, str(repeat)], env=env,
                          capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"{mode} {case} failed:\n{res.stderr[-3000:]}")
@@ -95,38 +113,47 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--lib", type=Path, default=None)
     p.add_argument("--repeat", type=int, default=50)
-    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--cases", default=",".join(CASES), help=f"of {CASES + ['radon']} "
+                   "(radon needs pymc: --python build/pymc-venv/bin/python)")
+    p.add_argument("--python", default=sys.executable,
+                   help="the interpreter whose PyTensor is measured (default: this one)")
     args = p.parse_args()
     lib = library_dir(args.lib)
     if not (lib / "manifest.json").exists():
         raise SystemExit(f"no library in {lib}: run build-kernels --no-wheel --out {lib}")
-    import pytensor
-
+    version = subprocess.run([args.python, "-c", "import pytensor; print(pytensor.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
     print(f"# PyTensor modes, {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
-          f"{os.cpu_count()} cores, PyTensor {pytensor.__version__}\n")
+          f"{os.cpu_count()} cores, PyTensor {version}\n")
     print("| case | mode | cold first s | warm first s | steady µs | AOT/NUMBA first (cold) "
-          "| AOT/C first (cold) | AOT/NUMBA steady | AOT nodes |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| AOT/C first (cold) | AOT/NUMBA steady | AOT/C steady | AOT nodes | AOT plan |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for case in args.cases.split(","):
         rows = {}
         for mode in MODES:
             with tempfile.TemporaryDirectory(prefix="aotk-bench-") as d:
-                cold = run(mode, case, Path(d), args.repeat, lib)
-                warm = run(mode, case, Path(d), args.repeat, lib)
+                cold = run(mode, case, Path(d), args.repeat, lib, args.python)
+                warm = run(mode, case, Path(d), args.repeat, lib, args.python)
             rows[mode] = (cold, warm)
         a_cold, a_warm = rows["AOT"]
         for mode, (cold, warm) in rows.items():
             ratios = ""
             if mode == "AOT":
                 n_cold, n_warm = rows["NUMBA"]
-                c_cold, _ = rows["C"]
+                c_cold, c_warm = rows["C"]
                 ratios = (f"{a_cold['first'] / n_cold['first']:.3f} | "
                           f"{a_cold['first'] / c_cold['first']:.3f} | "
-                          f"{a_warm['steady'] / n_warm['steady']:.2f} | {cold['coverage']}")
+                          f"{a_warm['steady'] / n_warm['steady']:.2f} | "
+                          f"{a_warm['steady'] / c_warm['steady']:.2f} | "
+                          f"{_fmt(cold['coverage'])} | {_fmt(warm['plan'])}")
             else:
-                ratios = " | | | "
+                ratios = " | | | | | "
             print(f"| {case} | {mode} | {cold['first']:.2f} | {warm['first']:.2f} "
                   f"| {warm['steady'] * 1e6:.1f} | {ratios} |")
+
+
+def _fmt(counts: dict) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,30 @@
+"""Mode AOT on the PyTensor line PyMC uses (2.38.x): the mode-AOT suite again, in a second
+environment (``build/pymc-venv``, made by ``make setup``), against the same kernel library."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PYTHON = ROOT / "build" / "pymc-venv" / "bin" / "python"
+
+
+def test_mode_aot_suite_passes_on_pytensor_2(aot_lib):
+    if not PYTHON.exists():
+        message = f"no {PYTHON.parent.parent} (make setup creates it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    version = subprocess.run([PYTHON, "-c", "import pytensor; print(pytensor.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert version.startswith("2.38"), version
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
+    res = subprocess.run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                          "tests/test_pytensor_mode.py"], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=1800)
+    assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]
+    assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-2000:]
