@@ -89,6 +89,7 @@ def _product(op: str, alpha, a, b, beta, out: np.ndarray, dtype: str) -> np.ndar
     sig, fn = _kernel(op, dtype)
     if fn is None:
         last_source[op] = "numpy"
+        record.opaque("numpy")
         prod = np.dot(a, b) * alpha
         out[...] = prod if beta == 0 else prod + beta * out
         return out
@@ -130,6 +131,7 @@ def _dot(a, b, out: np.ndarray | None) -> np.ndarray:
     if a.ndim not in (1, 2) or b.ndim not in (1, 2) or dtype not in BLAS_DTYPES:
         for op in ("gemm", "gemv", "vdot"):
             last_source[op] = "numpy"
+        record.opaque("numpy")
         return np.asarray(np.dot(a, b, out=out))
     if a.shape[-1] != b.shape[0]:
         raise ValueError(f"shapes {a.shape} and {b.shape} not aligned")
@@ -144,6 +146,7 @@ def _dot(a, b, out: np.ndarray | None) -> np.ndarray:
     sig, fn = _kernel("dot", dtype)
     if fn is None:
         last_source["vdot"] = "numpy"
+        record.opaque("numpy")
         out[()] = np.dot(a, b)
         return out
     _call(sig, fn, [_blas_ready(a), _blas_ready(b), out])
@@ -163,6 +166,7 @@ def matmul(a, b) -> np.ndarray:
     sig, fn = _kernel("matmul", dtype)
     if fn is None:
         last_source["matmul"] = "numpy"
+        record.opaque("numpy")
         return np.matmul(a, b, out=out)
     a = np.broadcast_to(a, (*batch, *a.shape[1:]))
     b = np.broadcast_to(b, (*batch, *b.shape[1:]))

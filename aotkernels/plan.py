@@ -357,6 +357,8 @@ class _Builder:
 
         steps = []
         for call in calls:
+            if isinstance(call, record.Opaque):
+                return None  # NumPy made (part of) the result
             if isinstance(call, record.Literal):
                 scratch("fixed", call.array)
                 continue

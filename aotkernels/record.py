@@ -3,8 +3,9 @@
 Mode AOT records one call per input geometry (``aotkernels.plan``) and replays it from C.
 Replaying is only sound if nothing the call did escapes the record, so every place that
 calls a kernel or fills, copies or converts an array that a kernel then reads reports it
-here. A plan refuses any node whose kernels read memory the record does not explain, which
-makes an unreported NumPy copy a missed plan, never a wrong one.
+here, and every NumPy fallback that computes a result says so (``opaque``). A plan refuses
+any node whose kernels read memory the record does not explain, or that has an opaque
+step, which makes an unreported NumPy copy a missed plan, never a wrong one.
 
 Recording is per thread and off unless a plan is being built: one attribute read per call.
 """
@@ -34,6 +35,12 @@ class Convert(NamedTuple):
 
     src: np.ndarray
     dst: np.ndarray
+
+
+class Opaque(NamedTuple):
+    """Work the record cannot show (NumPy computed it): the node cannot be replayed."""
+
+    what: str
 
 
 class Literal(NamedTuple):
@@ -81,6 +88,13 @@ def literal(array: np.ndarray) -> np.ndarray:
     if calls is not None:
         calls.append(Literal(array))
     return array
+
+
+def opaque(what: str) -> None:
+    """Mark the node being recorded as computed outside the kernels (a NumPy fallback)."""
+    calls = getattr(_state, "calls", None)
+    if calls is not None:
+        calls.append(Opaque(what))
 
 
 def astype(a: np.ndarray, dtype) -> np.ndarray:

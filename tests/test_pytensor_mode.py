@@ -418,6 +418,19 @@ def test_intermediates_share_memory_when_their_lives_do_not_overlap(aot_lib):
     assert len(big) == 7 and len(blocks) == 2, (len(big), len(blocks))
 
 
+def test_nodes_numpy_computes_are_never_replayed(aot_lib, monkeypatch):
+    """Without BLAS kernels Gemm copies z with a kernel, then NumPy adds the product: the
+    plan must not replay the copy alone (the record marks the NumPy part opaque)."""
+    from aotkernels import linalg
+
+    monkeypatch.setattr(linalg, "_kernel", lambda op, dtype: (None, None))
+    x, z = pt.matrix("x"), pt.matrix("z")
+    f, ref = _modes([x, z], [z + 2 * (x @ x[:5].T), (x @ x.T).sum()])
+    assert any(type(t.node.op).__name__ == "Gemm" for t in f.maker.linker.thunks
+               if isinstance(t, am.OpThunk))
+    _replays(f, ref, [M, P])
+
+
 def test_later_calls_run_a_plan_from_c(aot_lib):
     from aotkernels.plan import _Segment
 
