@@ -26,6 +26,7 @@ from aotkernels.along import (
     softmax_grad,
 )
 from aotkernels.assemble import alloc, join
+from aotkernels.index import inc, put, take
 from aotkernels.jit import KernelNotAvailable
 from aotkernels.library import Library, LibraryError, default_library, load
 from aotkernels.linalg import dot, gemm, gemv, matmul
@@ -50,15 +51,18 @@ __all__ = [
     "elemwise",
     "gemm",
     "gemv",
+    "inc",
     "join",
     "load",
     "log_softmax",
     "logsumexp",
     "matmul",
+    "put",
     "reduce",
     "resolve",
     "resolve_reduce",
     "softmax",
     "softmax_grad",
+    "take",
 ]
 __version__ = "0.1.0"

@@ -21,15 +21,17 @@ from pytensor.tensor.blas import Dot22, Gemm, Gemv
 from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
 from pytensor.tensor.special import LogSoftmax, Softmax
+from pytensor.tensor.subtensor import AdvancedIncSubtensor1, AdvancedSubtensor1
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
 except ImportError:
     SoftmaxGrad = None
 
-from aotkernels import along, assemble, linalg, record
+from aotkernels import along, assemble, index, linalg, record
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
+from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.signature import CODES
 
 
@@ -165,3 +167,29 @@ def _gemm(node):
             z = record.copy(z)
         return linalg.gemm(alpha, x, y, beta, z)
     return Served(run, lambda: linalg.last_source["gemm"])
+
+
+@serves(AdvancedSubtensor1)
+def _take(node):
+    x, i = node.inputs
+    if (x.type.dtype not in INDEX_OPS["take"].dtypes or i.type.dtype not in INDEX_DTYPES
+            or i.type.ndim != 1):
+        return None
+    return Served(index.take, lambda: index.last_source["take"])
+
+
+@serves(AdvancedIncSubtensor1)
+def _inc(node):
+    x, y, i = node.inputs
+    op = "put" if node.op.set_instead_of_inc else "inc"
+    if (x.type.dtype not in INDEX_OPS[op].dtypes or i.type.dtype not in INDEX_DTYPES
+            or not np.can_cast(y.type.dtype, x.type.dtype, "same_kind") or i.type.ndim != 1):
+        return None
+    update = index.put if op == "put" else index.inc
+    inplace, check = node.op.inplace, getattr(node.op, "_check_runtime_broadcasting", None)
+
+    def run(x, y, i):
+        if check is not None:  # PyTensor refuses to broadcast y where its type does not
+            check(node, x, y, i)
+        return update(x, i, y, inplace=inplace)
+    return Served(run, lambda: index.last_source[op])

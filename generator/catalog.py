@@ -9,7 +9,9 @@ lists ops. Per family:
   a ``flat`` kernel plus ``nd`` kernels of rank 1..``max_ndim`` (rank 0 runs on ``flat``);
 * ``reduce`` and ``axis``: every op and dtype at ranks 1..``max_ndim`` (one kernel serves
   every axis set);
-* ``blas``: every product for float64 and float32 (ranks are fixed by the op).
+* ``blas``: every product for float64 and float32 (ranks are fixed by the op);
+* ``index``: take/inc/put for every data dtype the table lists, int64 and int32 indices,
+  ranks 1..``max_ndim``.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ from collections.abc import Iterable, Iterator
 
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
+from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
 from aotkernels.resolver import MAX_NDIM
 from aotkernels.signature import CODES, NAMES, Signature
 
 #: family -> its op table; op names are unique across families, so ``--ops`` needs no prefix
-OP_TABLES = {"elemwise": SCALAR_OPS, "reduce": REDUCTIONS, "axis": AXIS_OPS, "blas": BLAS_OPS}
+OP_TABLES = {"elemwise": SCALAR_OPS, "reduce": REDUCTIONS, "axis": AXIS_OPS, "blas": BLAS_OPS,
+             "index": INDEX_OPS}
 
 
 def dtype_name(spec: str) -> str:
@@ -116,6 +120,17 @@ def blas_signatures(ops: Iterable[str] | None = None,
             for name in names for op in [BLAS_OPS[name]] for d in dts if d in BLAS_DTYPES]
 
 
+def index_signatures(ops: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
+                     max_ndim: int = MAX_NDIM) -> list[Signature]:
+    """Every integer-index op for the data dtypes it takes, each index dtype, ranks
+    1..max_ndim (``dtypes`` selects data dtypes; indices are always int64 and int32)."""
+    names = list(INDEX_OPS) if ops is None else [o for o in ops if o in INDEX_OPS]
+    dts = DTYPES if dtypes is None else tuple(dtype_name(d) for d in dtypes)
+    return [Signature("index", name, (d, i), d, "nd", n)
+            for name in names for d in dts if d in INDEX_OPS[name].dtypes
+            for i in INDEX_DTYPES for n in range(1, max_ndim + 1)]
+
+
 def catalog(ops=None, dtypes=None, max_ndim: int = MAX_NDIM, usage=None) -> list[Signature]:
     """Every signature to build, deduplicated and in a stable order.
 
@@ -132,6 +147,7 @@ def catalog(ops=None, dtypes=None, max_ndim: int = MAX_NDIM, usage=None) -> list
     sigs.update(reduce_signatures(ops, dtypes, max_ndim))
     sigs.update(axis_signatures(ops, dtypes, max_ndim))
     sigs.update(blas_signatures(ops, dtypes))
+    sigs.update(index_signatures(ops, dtypes, max_ndim))
     if usage is not None:
         sigs.update(usage_signatures(usage))
     return sorted(sigs)

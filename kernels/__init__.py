@@ -23,6 +23,7 @@ FAMILIES: dict[str, tuple[str, ...]] = {
     "reduce": ("reduce.py", "reductions.py", "elemwise.py", "scalar_ops.py", "abi.py"),
     "axis": ("axis.py", "axis_ops.py", "scalar_ops.py", "abi.py"),
     "blas": ("blas.py", "blas_ops.py", "scalar_ops.py", "abi.py"),
+    "index": ("index.py", "index_ops.py", "scalar_ops.py", "abi.py"),
 }
 
 

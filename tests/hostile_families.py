@@ -1,4 +1,4 @@
-"""Hostile operands for the axis, blas and copy families, run by test_hostile_families.py in
+"""Hostile operands for the axis, blas, copy and index families, run by test_hostile_families.py in
 a child interpreter: every case must give NumPy's numbers or a clear exception.
 
 Operand variants: every dtype of the ABI and some outside it, ranks 0-3, foreign byte
@@ -17,7 +17,7 @@ import numpy as np
 
 import aotkernels as ak
 
-ALLOWED = (TypeError, ValueError, ak.KernelNotAvailable)
+ALLOWED = (TypeError, ValueError, IndexError, ak.KernelNotAvailable)
 rng = np.random.default_rng(0)
 
 
@@ -70,6 +70,49 @@ def np_softmax(x, axis):
     return e / e.sum(axis=axis, keepdims=True)
 
 
+def index_variants(n: int) -> list:
+    """Valid, repeated, negative and out-of-range indices; other integer dtypes, byte order,
+    misalignment, strides; floats, bools, a matrix, a list and junk."""
+    good = np.array([0, n - 1, -1, 0] if n else [], dtype=np.int64)
+    raw = np.zeros(good.nbytes + 1, np.uint8)
+    mis = raw[1:].view(np.int64)
+    mis[...] = good
+    return [good, good.astype(np.int32), good.astype(">i8"), mis, np.repeat(good, 2)[::2],
+            np.array([n]), np.array([-n - 1]), np.array([2**62]), good.astype(np.uint8),
+            good.astype(float), good > 0, good.reshape(-1, 1) if n else good.reshape(0, 1),
+            [0], "junk"]
+
+
+def _np_index(idx):
+    i = np.asarray(idx)
+    if i.ndim != 1 or i.dtype.kind not in "iu":
+        raise TypeError("indices must be a vector of integers")
+    return i
+
+
+def np_take(x, idx):
+    a = np.asarray(x)
+    if a.ndim == 0:
+        raise ValueError
+    return a[_np_index(idx)]
+
+
+def np_inc(x, idx, y):
+    a = np.array(x)
+    if a.ndim == 0:
+        raise ValueError
+    np.add.at(a, _np_index(idx), np.asarray(y, dtype=a.dtype))
+    return a
+
+
+def np_put(x, idx, y):
+    a = np.array(x)
+    if a.ndim == 0:
+        raise ValueError
+    a[_np_index(idx)] = y
+    return a
+
+
 def main(path: str) -> int:
     counts = {"correct": 0, "refused": 0}
     with open(path, "w") as log:
@@ -95,6 +138,14 @@ def main(path: str) -> int:
                           lambda: np.concatenate([np.asarray(x), np.asarray(y)]), counts)
                 check(log, f"alloc {shape} {dtype} v{i}", lambda: ak.alloc(x, (2, *shape)),
                       lambda: np.broadcast_to(np.asarray(x), (2, *shape)).copy(), counts)
+                for j, idx in enumerate(index_variants(shape[0] if shape else 0)):
+                    tag = f"{shape} {dtype} v{i} idx{j}"
+                    check(log, f"take {tag}", lambda: ak.take(x, idx),
+                          lambda: np_take(x, idx), counts)
+                    check(log, f"inc {tag}", lambda: ak.inc(x, idx, 1),
+                          lambda: np_inc(x, idx, 1), counts)
+                    check(log, f"put {tag}", lambda: ak.put(x, idx, 2),
+                          lambda: np_put(x, idx, 2), counts)
     print(json.dumps({"total": sum(counts.values()), "counts": counts}))
     return 0
 

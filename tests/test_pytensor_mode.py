@@ -80,6 +80,12 @@ def graphs():
            [M.astype(np.float32)])
     s = pt.dscalar("s")
     yield ("0-d", [s, x], [s * 3 + 1, x * s + pt.exp(s)], [np.array(0.7), M])
+    rows = pt.constant(np.array([0, 5, 1, 1, -1, 2]))
+    yield ("gather and scatter (a hierarchical model's a[group])", [x, r, c],
+           [pt.exp(r[rows[:5] % 5]) * c[:5], x[rows] * 2,
+            pytensor.grad(pt.sum(pt.exp(r[rows % 5]) * c), r),
+            pt.inc_subtensor(x[rows], c[:, None]), pt.set_subtensor(x[rows[:3]], 1.5)],
+           [M, V5, V6])
 
 
 CASES = list(graphs())

@@ -1,0 +1,120 @@
+"""Rows along axis 0 by an integer vector, on the ``index`` kernels: take, inc, put.
+
+``take(x, idx)`` is ``x[idx]`` (PyTensor's ``AdvancedSubtensor1``); ``inc(x, idx, y)`` is
+``x[idx] += y`` with repeated indices accumulating (``np.add.at``) and ``put(x, idx, y)`` is
+``x[idx] = y`` (``AdvancedIncSubtensor1``), both returning a new array unless
+``inplace``. Indices count from the end when negative; one out of range raises
+``IndexError`` before anything is written. Operands outside the catalog (other dtypes, rank
+above ``MAX_NDIM``) are computed by NumPy, the same answer.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+
+from aotkernels import record
+from aotkernels.assemble import copy_into
+from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS, OUT_OF_RANGE
+from aotkernels.library import default_library
+from aotkernels.resolver import MAX_NDIM, KernelError, _operand
+from aotkernels.signature import Signature
+
+#: where the last call of each op ran: "aot" or "numpy" (coverage reports read it)
+last_source: dict[str, str] = {}
+
+
+def _kernel(op: str, data: str, index: str, ndim: int):
+    """(Signature, ctypes function) of the shipped kernel, or (None, None); memoised."""
+    lib = default_library()
+    if (lib is None or data not in INDEX_OPS[op].dtypes or index not in INDEX_DTYPES
+            or not 1 <= ndim <= MAX_NDIM):
+        return None, None
+    key = ("index", op, data, index, ndim)
+    hit = lib.choices.get(key)
+    if hit is None:
+        sig = Signature("index", op, (data, index), data, "nd", ndim)
+        fn = lib.function(sig.key)
+        hit = lib.choices[key] = (sig, fn) if fn is not None else (None, None)
+    return hit
+
+
+def _call(op: str, sig: Signature, fn, a: np.ndarray, idx: np.ndarray, out: np.ndarray):
+    operands = [a, idx, out]
+    shapes = (ctypes.c_int64 * (2 * a.ndim + 1))(*a.shape, *idx.shape, *out.shape)
+    strides = (ctypes.c_int64 * (2 * a.ndim + 1))(*a.strides, *idx.strides, *out.strides)
+    data = (ctypes.c_void_p * 3)(*[o.ctypes.data for o in operands])
+    status = fn(data, shapes, strides)
+    if status == OUT_OF_RANGE:
+        raise IndexError(f"index out of bounds for axis 0 with size "
+                         f"{(a if op == 'take' else out).shape[0]}")
+    if status:
+        raise KernelError(f"kernel {sig.key} failed with status {status}")
+    record.kernel(fn, sig, None, operands, shapes, strides, INDEX_OPS[op].update)
+
+
+def _index(idx) -> np.ndarray:
+    i = np.asarray(idx)
+    if i.ndim != 1 or i.dtype.kind not in "iu":
+        raise TypeError(f"indices must be a vector of integers, not {i.dtype} of rank {i.ndim}")
+    return _operand(i)[0]
+
+
+def take(x, idx) -> np.ndarray:
+    """``x[idx]`` along axis 0 for an integer vector ``idx``."""
+    a, data = _operand(x)
+    i = _index(idx)
+    if a.ndim == 0:
+        raise ValueError("take needs an array of rank >= 1")
+    out = np.empty((i.shape[0], *a.shape[1:]), a.dtype)
+    sig, fn = _kernel("take", data, i.dtype.name, a.ndim)
+    if fn is None or out.size == 0 or a.shape[0] == 0:
+        last_source["take"] = "numpy"
+        record.opaque("numpy")
+        out[...] = a[i]
+        return out
+    _call("take", sig, fn, a, i, out)
+    last_source["take"] = "aot"
+    return out
+
+
+def inc(x, idx, y, inplace: bool = False) -> np.ndarray:
+    """``x[idx] += y`` along axis 0, repeated indices accumulating (``np.add.at``)."""
+    return _update("inc", x, idx, y, inplace)
+
+
+def put(x, idx, y, inplace: bool = False) -> np.ndarray:
+    """``x[idx] = y`` along axis 0 (for repeated indices the last write wins)."""
+    return _update("put", x, idx, y, inplace)
+
+
+def _update(op: str, x, idx, y, inplace: bool) -> np.ndarray:
+    a, data = _operand(x)
+    i = _index(idx)
+    if a.ndim == 0:
+        raise ValueError(f"{op} needs an array of rank >= 1")
+    v = _operand(y)[0]
+    v = np.broadcast_to(v, (i.shape[0], *a.shape[1:]))  # refuses y that does not fit
+    sig, fn = _kernel(op, data, i.dtype.name, a.ndim)
+    if inplace and a is x and a.flags.writeable:
+        out = a
+    elif fn is not None and a.size:
+        out = copy_into(a, np.empty(a.shape, a.dtype))
+    else:
+        out = a.copy()
+    if fn is None or i.size == 0 or out.size == 0:
+        last_source[op] = "numpy"
+        record.opaque("numpy")
+        if op == "inc":
+            np.add.at(out, i, v)
+        else:
+            out[i] = v
+        return out
+    if v.dtype != out.dtype:
+        v = record.astype(v, out.dtype)  # PyTensor casts y to x's dtype
+    elif np.may_share_memory(v, out):
+        v = record.copy(v)
+    _call(op, sig, fn, v, i, out)
+    last_source[op] = "aot"
+    return out

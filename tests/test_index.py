@@ -1,0 +1,115 @@
+"""take / inc / put (``x[idx]``, ``np.add.at``, ``x[idx] = y``) against NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from aotkernels import index
+
+DATA = ["float64", "float32", "int64", "int32"]
+SHAPES = [(7,), (7, 3), (7, 2, 3), (5, 1, 2, 3)]
+rng = np.random.default_rng(3)
+
+
+def _data(shape, dtype) -> np.ndarray:
+    x = rng.normal(size=shape) * 10
+    return x.astype(dtype)
+
+
+def _indices(n: int, dtype: str) -> np.ndarray:
+    """Repeats, negatives (from the end) and both ends."""
+    return np.array([0, n - 1, 1, 1, -1, -n, 2, 1], dtype=dtype)
+
+
+def _views(x: np.ndarray) -> list[np.ndarray]:
+    """x itself, reversed along axis 0, and strided along the last axis (rank >= 2)."""
+    views = [x, x[::-1]]
+    if x.ndim > 1:
+        views.append(np.repeat(x, 2, axis=-1)[..., ::2])
+    return views
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("idx_dtype", ["int64", "int32"])
+@pytest.mark.parametrize("dtype", DATA)
+def test_take_matches_numpy(no_jit, dtype, idx_dtype, shape):
+    x = _data(shape, dtype)
+    idx = _indices(shape[0], idx_dtype)
+    for v in _views(x):
+        for i in (idx, idx[::-2], np.repeat(idx, 2)[::2]):
+            got = index.take(v, i)
+            np.testing.assert_array_equal(got, v[i])
+            assert got.dtype == v.dtype and index.last_source["take"] == "aot"
+
+
+def _ys(x: np.ndarray, n: int) -> list:
+    """y as a full block, a broadcast row, a 0-d value and a reversed block."""
+    full = _data((n, *x.shape[1:]), x.dtype)
+    return [full, full[:1], np.asarray(full.flat[0]), full[::-1]]
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("idx_dtype", ["int64", "int32"])
+@pytest.mark.parametrize("dtype", DATA)
+@pytest.mark.parametrize("op", ["inc", "put"])
+def test_updates_match_numpy(no_jit, op, dtype, idx_dtype, shape):
+    x = _data(shape, dtype)
+    idx = _indices(shape[0], idx_dtype)
+    for v in _views(x):
+        for y in _ys(v, len(idx)):
+            want = v.copy()
+            if op == "inc":
+                np.add.at(want, idx, y)
+            else:
+                want[idx] = y  # repeated indices: the last write wins, as in the kernel
+            got = getattr(index, op)(v, idx, y)
+            np.testing.assert_array_equal(got, want)
+            assert not np.shares_memory(got, v) and index.last_source[op] == "aot"
+            mine = v.copy()
+            assert getattr(index, op)(mine, idx, y, inplace=True) is mine
+            np.testing.assert_array_equal(mine, want)
+
+
+def test_nan_and_inf_pass_through(no_jit):
+    x = np.array([np.nan, np.inf, -np.inf, 1.0])
+    idx = np.array([3, 0, 1, 2, 0])
+    np.testing.assert_array_equal(index.take(x, idx), x[idx])
+    want = x.copy()
+    np.add.at(want, idx, np.array([1.0, np.inf, 1.0, -np.inf, 2.0]))
+    np.testing.assert_array_equal(index.inc(x, idx, np.array([1.0, np.inf, 1.0, -np.inf, 2.0])),
+                                  want)
+
+
+@pytest.mark.parametrize("bad", [7, -8, 2**40])
+def test_an_index_out_of_range_raises_and_writes_nothing(no_jit, bad):
+    x = np.arange(7.0)
+    with pytest.raises(IndexError):
+        index.take(x, np.array([1, bad]))
+    for op in ("inc", "put"):
+        mine = x.copy()
+        with pytest.raises(IndexError):
+            getattr(index, op)(mine, np.array([0, 1, bad]), 5.0, inplace=True)
+        np.testing.assert_array_equal(mine, x)  # every index is checked before a write
+
+
+def test_empty_indices_and_rows(no_jit):
+    x = np.arange(12.0).reshape(4, 3)
+    none = np.array([], dtype=np.int64)
+    assert index.take(x, none).shape == (0, 3)
+    np.testing.assert_array_equal(index.inc(x, none, 1.0), x)
+    assert index.take(np.empty((0, 3)), none).shape == (0, 3)
+    with pytest.raises(IndexError):
+        index.take(np.empty((0, 3)), np.array([0]))
+
+
+def test_outside_the_catalog_numpy_answers(no_jit):
+    x = np.arange(10, dtype=np.int16)
+    idx = np.array([3, 3, 9], dtype=np.uint8)
+    np.testing.assert_array_equal(index.take(x, idx.astype(np.int64)), x[[3, 3, 9]])
+    assert index.last_source["take"] == "numpy"  # int16 data is not in the catalog
+    np.testing.assert_array_equal(index.take(np.arange(5.0), idx[:2]), [3.0, 3.0])
+    with pytest.raises(TypeError):
+        index.take(x, np.array([0.5]))
+    with pytest.raises(ValueError):
+        index.inc(np.arange(5.0), np.array([0, 1]), np.ones(3))  # y does not broadcast
