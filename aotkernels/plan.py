@@ -5,8 +5,9 @@ The first call with an input geometry (shapes, strides, dtypes) runs node by nod
 log into a program over a table of *roots*, the base pointers of the buffers a call touches:
 
 - ``input``: a graph input (pointer written per call; the geometry is the plan's key);
-- ``buffer``: a kernel node's own result, allocated once (``pinned``) or, when a result the
-  caller receives shares its memory, fresh every call (results are never internal buffers);
+- ``buffer``: a kernel node's own result, allocated once (``pinned``, and shared with other
+  intermediates whose lives do not overlap) or, when a result the caller receives shares
+  its memory, fresh every call (results are never internal buffers);
 - ``temp`` / ``fixed``: scratch a node writes before reading (a reduction's accumulator) and
   contents that never change (constants, literals, values computed from shapes only);
 - ``python``: the value of a node the plan cannot replay, written per call after that node
@@ -178,7 +179,7 @@ class Plan:
         self.roots_p = ctypes.c_void_p(ctypes.addressof(roots))
         self.inputs = inputs  # [(root index, cell)]
         self.seen = [None] * len(inputs)  # the input arrays whose pointers are in ``roots``
-        self.fresh = fresh  # [(root index, cell, template)]
+        self.fresh = fresh  # [(root index, cell, (shape, dtype, axis order))]
         self.cells = cells  # [(cell, value, copy?)]: set at the start of every call
         self.finish = finish  # per node: (kind, node, thunk, materialise)
         self.keep = keep  # what the C tables point into
