@@ -15,11 +15,12 @@ friends) run their inner graph in mode AOT as well and are reported node by node
 
 Served on kernels: ``Elemwise`` (every op of the table, ``Cast``, ``Identity``, n-ary
 add/mul, inplace variants), ``CAReduce`` (Sum, Prod, Max, Min, All, Any over any axes),
-and through ``pytensor_ops``: Argmax, CumOp, Softmax, LogSoftmax, Join, Alloc, Dot, Dot22,
-Gemv and Gemm. Views (DimShuffle, Reshape, Subtensor, ...) run PyTensor's ``perform``,
-which is a NumPy view. That is the first call with an input geometry, one Python call per
-node; it is recorded, and later calls with that geometry replay its kernels from C
-(``aotkernels.plan``), with views as pointer offsets and only uncovered nodes in Python.
+and through ``pytensor_ops``: Argmax, CumOp, Softmax, LogSoftmax, SoftmaxGrad, Join, Alloc,
+Dot, Dot22, Gemv, Gemm, AdvancedSubtensor1 and AdvancedIncSubtensor1. Views (DimShuffle,
+Reshape, Subtensor, ...) run PyTensor's ``perform``, which is a NumPy view. That is the
+first call with an input geometry, one Python call per node; it is recorded, and later
+calls with that geometry replay its kernels from C (``aotkernels.plan``), with views as
+pointer offsets and only uncovered nodes in Python.
 """
 
 from __future__ import annotations

@@ -5,9 +5,8 @@ A server looks at an Apply node once, when mode AOT builds its thunks, and retur
 the last run ("aot" or "jit", for coverage) and the inputs whose values (not just shapes)
 decide the output's geometry, like a join's axis (a plan needs those fixed) — or None when
 the node's types are outside what the kernels cover, and PyTensor's own ``perform`` runs it
-instead. Elementwise
-and reduction nodes have their own thunks in ``pytensor_mode``; this module serves the
-other kernel families.
+instead. Elementwise and reduction nodes have their own thunks in ``pytensor_mode``; this
+module serves the other kernel families.
 """
 
 from __future__ import annotations
