@@ -26,7 +26,7 @@ from aotkernels.along import (
     softmax_grad,
 )
 from aotkernels.assemble import alloc, join
-from aotkernels.index import inc, put, take
+from aotkernels.index import inc, inc_points, put, put_points, take, take_points
 from aotkernels.jit import KernelNotAvailable
 from aotkernels.library import Library, LibraryError, default_library, load
 from aotkernels.linalg import dot, gemm, gemv, matmul
@@ -52,17 +52,20 @@ __all__ = [
     "gemm",
     "gemv",
     "inc",
+    "inc_points",
     "join",
     "load",
     "log_softmax",
     "logsumexp",
     "matmul",
     "put",
+    "put_points",
     "reduce",
     "resolve",
     "resolve_reduce",
     "softmax",
     "softmax_grad",
     "take",
+    "take_points",
 ]
 __version__ = "0.1.0"

@@ -3,9 +3,12 @@
 ``take(x, idx)`` is ``x[idx]`` (PyTensor's ``AdvancedSubtensor1``); ``inc(x, idx, y)`` is
 ``x[idx] += y`` with repeated indices accumulating (``np.add.at``) and ``put(x, idx, y)`` is
 ``x[idx] = y`` (``AdvancedIncSubtensor1``), both returning a new array unless
-``inplace``. Indices count from the end when negative; one out of range raises
-``IndexError`` before anything is written. Operands outside the catalog (other dtypes, rank
-above ``MAX_NDIM``) are computed by NumPy, the same answer.
+``inplace``. ``take_points(x, (i0, i1))``, ``inc_points`` and ``put_points`` do the same for
+single elements, one index vector per dimension (``x[i0, i1]``, PyTensor's
+``AdvancedSubtensor``/``AdvancedIncSubtensor`` with vectors only). Indices count from the
+end when negative; one out of range raises ``IndexError`` before anything is written.
+Operands outside the catalog (other dtypes, rank above ``MAX_NDIM``) are computed by NumPy,
+the same answer.
 """
 
 from __future__ import annotations
@@ -40,15 +43,14 @@ def _kernel(op: str, data: str, index: str, ndim: int):
     return hit
 
 
-def _call(op: str, sig: Signature, fn, a: np.ndarray, idx: np.ndarray, out: np.ndarray):
-    operands = [a, idx, out]
-    shapes = (ctypes.c_int64 * (2 * a.ndim + 1))(*a.shape, *idx.shape, *out.shape)
-    strides = (ctypes.c_int64 * (2 * a.ndim + 1))(*a.strides, *idx.strides, *out.strides)
-    data = (ctypes.c_void_p * 3)(*[o.ctypes.data for o in operands])
+def _call(op: str, sig: Signature, fn, operands: list[np.ndarray]) -> None:
+    shapes = (ctypes.c_int64 * sum(a.ndim for a in operands))(
+        *[n for a in operands for n in a.shape])
+    strides = (ctypes.c_int64 * len(shapes))(*[s for a in operands for s in a.strides])
+    data = (ctypes.c_void_p * len(operands))(*[o.ctypes.data for o in operands])
     status = fn(data, shapes, strides)
     if status == OUT_OF_RANGE:
-        raise IndexError(f"index out of bounds for axis 0 with size "
-                         f"{(a if op == 'take' else out).shape[0]}")
+        raise IndexError(f"{op}: an index is out of bounds")
     if status:
         raise KernelError(f"kernel {sig.key} failed with status {status}")
     record.kernel(fn, sig, None, operands, shapes, strides, INDEX_OPS[op].update)
@@ -74,7 +76,7 @@ def take(x, idx) -> np.ndarray:
         record.opaque("numpy")
         out[...] = a[i]
         return out
-    _call("take", sig, fn, a, i, out)
+    _call("take", sig, fn, [a, i, out])
     last_source["take"] = "aot"
     return out
 
@@ -115,6 +117,74 @@ def _update(op: str, x, idx, y, inplace: bool) -> np.ndarray:
         v = record.astype(v, out.dtype)  # PyTensor casts y to x's dtype
     elif np.may_share_memory(v, out):
         v = record.copy(v)
-    _call(op, sig, fn, v, i, out)
+    _call(op, sig, fn, [v, i, out])
+    last_source[op] = "aot"
+    return out
+
+
+def _points(indices, ndim: int) -> list[np.ndarray]:
+    """One integer vector per dimension, broadcast together and of one dtype."""
+    if len(indices) != ndim:
+        raise ValueError(f"{len(indices)} index vectors for an array of rank {ndim}")
+    idx = [_index(i) for i in indices]
+    if len({i.dtype for i in idx}) > 1:
+        idx = [i if i.dtype == np.int64 else record.astype(i, np.int64) for i in idx]
+    return np.broadcast_arrays(*idx)  # views; refuses vectors that do not broadcast
+
+
+def take_points(x, indices) -> np.ndarray:
+    """``x[i0, i1, ...]`` for ``indices = (i0, i1, ...)``, one vector per dimension."""
+    a, data = _operand(x)
+    idx = _points(indices, a.ndim)
+    if a.ndim == 1:
+        return take(a, idx[0])
+    out = np.empty(idx[0].shape, a.dtype)
+    sig, fn = _kernel("take_points", data, idx[0].dtype.name, a.ndim)
+    if fn is None or out.size == 0:
+        last_source["take_points"] = "numpy"
+        record.opaque("numpy")
+        out[...] = a[tuple(idx)]
+        return out
+    _call("take_points", sig, fn, [a, *idx, out])
+    last_source["take_points"] = "aot"
+    return out
+
+
+def inc_points(x, indices, y, inplace: bool = False) -> np.ndarray:
+    """``x[i0, i1, ...] += y``, repeated points accumulating (``np.add.at``)."""
+    return _update_points("inc_points", x, indices, y, inplace)
+
+
+def put_points(x, indices, y, inplace: bool = False) -> np.ndarray:
+    """``x[i0, i1, ...] = y`` (for repeated points the last write wins)."""
+    return _update_points("put_points", x, indices, y, inplace)
+
+
+def _update_points(op: str, x, indices, y, inplace: bool) -> np.ndarray:
+    a, data = _operand(x)
+    idx = _points(indices, a.ndim)
+    if a.ndim == 1:
+        return _update(op.removesuffix("_points"), x, idx[0], y, inplace)
+    v = np.broadcast_to(_operand(y)[0], idx[0].shape)  # refuses y that does not fit
+    sig, fn = _kernel(op, data, idx[0].dtype.name, a.ndim)
+    if inplace and a is x and a.flags.writeable:
+        out = a
+    elif fn is not None and a.size:
+        out = copy_into(a, np.empty(a.shape, a.dtype))
+    else:
+        out = a.copy()
+    if fn is None or v.size == 0 or out.size == 0:
+        last_source[op] = "numpy"
+        record.opaque("numpy")
+        if op == "inc_points":
+            np.add.at(out, tuple(idx), v)
+        else:
+            out[tuple(idx)] = v
+        return out
+    if v.dtype != out.dtype:
+        v = record.astype(v, out.dtype)
+    elif np.may_share_memory(v, out):
+        v = record.copy(v)
+    _call(op, sig, fn, [v, *idx, out])
     last_source[op] = "aot"
     return out

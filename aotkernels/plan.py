@@ -83,14 +83,25 @@ def static_vars(nodes) -> set:
     """Variables whose values follow from shapes and constants alone: the same on every call
     of one geometry (shapes, ``arange(x.shape[0])``, constant folding PyTensor left). A node
     that destroys one of them is static too: ``record_call`` snapshots each static value
-    right after its node ran, before any destroyer does."""
-    static: set = set()
-    for node in nodes:
-        if isinstance(node.op, (Shape, Shape_i)) or (
-                node.inputs and not isinstance(node.op, AllocEmpty)
-                and all(isinstance(v, Constant) or v in static for v in node.inputs)):
-            static.update(node.outputs)
-    return static
+    right after its node ran, before any destroyer does. A value that a node of another
+    kind destroys (an inplace update of a zero-filled ``Alloc``) is not static: it must be
+    made again every call."""
+    blocked: set = set()
+    while True:
+        static: set = set()
+        for node in nodes:
+            if blocked.intersection(node.outputs):
+                continue
+            if isinstance(node.op, (Shape, Shape_i)) or (
+                    node.inputs and not isinstance(node.op, AllocEmpty)
+                    and all(isinstance(v, Constant) or v in static for v in node.inputs)):
+                static.update(node.outputs)
+        destroyed = {node.inputs[i] for node in nodes if not static.issuperset(node.outputs)
+                     for ins in (getattr(node.op, "destroy_map", None) or {}).values()
+                     for i in ins}
+        if not destroyed & static:
+            return static
+        blocked |= destroyed & static
 
 
 def thunk_cells(vm) -> dict:

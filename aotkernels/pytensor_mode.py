@@ -172,7 +172,8 @@ class ReduceThunk:
         x = self.inputs[0][0]
         self.outputs[0][0] = reduce(self.op, x, axis=self.axis)
         if self.source is None:
-            self.source = resolve_reduce(self.op, x, axis=self.axis)[1]
+            with record.paused():  # resolving again fills an accumulator of its own
+                self.source = resolve_reduce(self.op, x, axis=self.axis)[1]
 
 
 def reduce_op(node) -> str | None:

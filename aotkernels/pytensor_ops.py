@@ -20,7 +20,12 @@ from pytensor.tensor.blas import Dot22, Gemm, Gemv
 from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
 from pytensor.tensor.special import LogSoftmax, Softmax
-from pytensor.tensor.subtensor import AdvancedIncSubtensor1, AdvancedSubtensor1
+from pytensor.tensor.subtensor import (
+    AdvancedIncSubtensor,
+    AdvancedIncSubtensor1,
+    AdvancedSubtensor,
+    AdvancedSubtensor1,
+)
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
@@ -192,3 +197,35 @@ def _inc(node):
             check(node, x, y, i)
         return update(x, i, y, inplace=inplace)
     return Served(run, lambda: index.last_source[op])
+
+
+def _point_vectors(node, x, indices) -> bool:
+    """One integer vector per dimension of ``x`` and nothing else (no slices, no scalars)."""
+    idx_list = getattr(node.op, "idx_list", None)  # PyTensor 3 keeps slices there
+    return (len(indices) == x.type.ndim >= 2
+            and (idx_list is None or all(isinstance(e, int) for e in idx_list))
+            and all(getattr(i.type, "ndim", None) == 1 and i.type.dtype in INDEX_DTYPES
+                    for i in indices))
+
+
+@serves(AdvancedSubtensor)
+def _take_points(node):
+    x, *indices = node.inputs
+    if x.type.dtype not in INDEX_OPS["take_points"].dtypes or not _point_vectors(
+            node, x, indices):
+        return None
+    return Served(lambda x, *i: index.take_points(x, i),
+                  lambda: index.last_source["take_points"])
+
+
+@serves(AdvancedIncSubtensor)
+def _inc_points(node):
+    x, y, *indices = node.inputs
+    op = "put_points" if node.op.set_instead_of_inc else "inc_points"
+    if (x.type.dtype not in INDEX_OPS[op].dtypes or getattr(node.op, "ignore_duplicates", False)
+            or not np.can_cast(y.type.dtype, x.type.dtype, "same_kind")
+            or not _point_vectors(node, x, indices)):
+        return None
+    update, inplace = getattr(index, op), node.op.inplace
+    return Served(lambda x, y, *i: update(x, i, y, inplace=inplace),
+                  lambda: index.last_source[op])

@@ -13,6 +13,7 @@ Recording is per thread and off unless a plan is being built: one attribute read
 from __future__ import annotations
 
 import threading
+from contextlib import contextmanager
 from typing import NamedTuple
 
 import numpy as np
@@ -64,6 +65,17 @@ def stop(prev: list | None) -> list:
     calls = _state.calls
     _state.calls = prev
     return calls
+
+
+@contextmanager
+def paused():
+    """Work inside is not part of the call being recorded (e.g. resolving for a report)."""
+    prev = getattr(_state, "calls", None)
+    _state.calls = None
+    try:
+        yield
+    finally:
+        _state.calls = prev
 
 
 def active() -> bool:

@@ -10,8 +10,8 @@ lists ops. Per family:
 * ``reduce`` and ``axis``: every op and dtype at ranks 1..``max_ndim`` (one kernel serves
   every axis set);
 * ``blas``: every product for float64 and float32 (ranks are fixed by the op);
-* ``index``: take/inc/put for every data dtype the table lists, int64 and int32 indices,
-  ranks 1..``max_ndim``.
+* ``index``: take/inc/put (and their ``_points`` forms) for every data dtype the table
+  lists, int64 and int32 indices, the ranks the table gives up to ``max_ndim``.
 """
 
 from __future__ import annotations
@@ -127,8 +127,8 @@ def index_signatures(ops: Iterable[str] | None = None, dtypes: Iterable[str] | N
     names = list(INDEX_OPS) if ops is None else [o for o in ops if o in INDEX_OPS]
     dts = DTYPES if dtypes is None else tuple(dtype_name(d) for d in dtypes)
     return [Signature("index", name, (d, i), d, "nd", n)
-            for name in names for d in dts if d in INDEX_OPS[name].dtypes
-            for i in INDEX_DTYPES for n in range(1, max_ndim + 1)]
+            for name in names for op in [INDEX_OPS[name]] for d in dts if d in op.dtypes
+            for i in INDEX_DTYPES for n in op.ranks if n <= max_ndim]
 
 
 def catalog(ops=None, dtypes=None, max_ndim: int = MAX_NDIM, usage=None) -> list[Signature]:

@@ -113,6 +113,23 @@ def np_put(x, idx, y):
     return a
 
 
+def np_points(x, idx):
+    a = np.asarray(x)
+    if a.ndim != 2:
+        raise ValueError
+    i = _np_index(idx)
+    return a[i, i]
+
+
+def np_inc_points(x, idx, y):
+    a = np.array(x)
+    if a.ndim != 2:
+        raise ValueError
+    i = _np_index(idx)
+    np.add.at(a, (i, i), np.asarray(y, dtype=a.dtype))
+    return a
+
+
 def main(path: str) -> int:
     counts = {"correct": 0, "refused": 0}
     with open(path, "w") as log:
@@ -146,6 +163,11 @@ def main(path: str) -> int:
                           lambda: np_inc(x, idx, 1), counts)
                     check(log, f"put {tag}", lambda: ak.put(x, idx, 2),
                           lambda: np_put(x, idx, 2), counts)
+                    check(log, f"take_points {tag}", lambda: ak.take_points(x, (idx, idx)),
+                          lambda: np_points(x, idx), counts)
+                    check(log, f"inc_points {tag}",
+                          lambda: ak.inc_points(x, (idx, idx), 1),
+                          lambda: np_inc_points(x, idx, 1), counts)
     print(json.dumps({"total": sum(counts.values()), "counts": counts}))
     return 0
 

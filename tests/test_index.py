@@ -113,3 +113,50 @@ def test_outside_the_catalog_numpy_answers(no_jit):
         index.take(x, np.array([0.5]))
     with pytest.raises(ValueError):
         index.inc(np.arange(5.0), np.array([0, 1]), np.ones(3))  # y does not broadcast
+
+
+@pytest.mark.parametrize("shape", [(6, 5), (4, 3, 2), (3, 2, 2, 2)], ids=str)
+@pytest.mark.parametrize("idx_dtype", ["int64", "int32"])
+@pytest.mark.parametrize("dtype", DATA)
+def test_points_match_numpy(no_jit, dtype, idx_dtype, shape):
+    """x[i0, i1, ...] and its updates, one index vector per dimension (``p[arange(n), y]``):
+    repeated and negative points, a broadcast (length-1) vector, strided views."""
+    x = _data(shape, dtype)
+    base = [np.array([0, n - 1, -1, 1, 1, -n], dtype=idx_dtype) for n in shape]
+    cases = [base, [base[0][:1], *[b[::-1] for b in base[1:]]], [np.repeat(b, 2)[::2]
+                                                                  for b in base]]
+    for v in _views(x):
+        for idx in cases:
+            want = v[tuple(idx)]
+            np.testing.assert_array_equal(index.take_points(v, idx), want)
+            assert index.last_source["take_points"] == "aot"
+            y = _data(want.shape, dtype)
+            for op, y_ in (("inc_points", y), ("put_points", y), ("inc_points", y[:1])):
+                ref = v.copy()
+                if op == "inc_points":
+                    np.add.at(ref, tuple(idx), y_)
+                else:
+                    ref[tuple(idx)] = y_
+                np.testing.assert_array_equal(getattr(index, op)(v, idx, y_), ref)
+                assert index.last_source[op] == "aot"
+                mine = v.copy()
+                assert getattr(index, op)(mine, idx, y_, inplace=True) is mine
+                np.testing.assert_array_equal(mine, ref)
+
+
+def test_points_out_of_range_and_bad_vectors(no_jit):
+    x = np.arange(12.0).reshape(3, 4)
+    for bad in ([0, 3], [-4, 0]):
+        with pytest.raises(IndexError):
+            index.take_points(x, (np.array(bad), np.array([0, 1])))
+        mine = x.copy()
+        with pytest.raises(IndexError):
+            index.inc_points(mine, (np.array([0, 1]), np.array(bad) + [0, 4]), 1.0,
+                             inplace=True)
+        np.testing.assert_array_equal(mine, x)
+    with pytest.raises(ValueError):
+        index.take_points(x, (np.array([0, 1]),))  # one vector per dimension
+    with pytest.raises(ValueError):
+        index.take_points(x, (np.array([0, 1]), np.array([0, 1, 2])))  # do not broadcast
+    mixed = index.take_points(x, (np.array([0, 2], np.int32), np.array([3, 1])))
+    np.testing.assert_array_equal(mixed, x[[0, 2], [3, 1]])

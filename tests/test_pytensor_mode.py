@@ -84,7 +84,9 @@ def graphs():
     yield ("gather and scatter (a hierarchical model's a[group])", [x, r, c],
            [pt.exp(r[rows[:5] % 5]) * c[:5], x[rows] * 2,
             pytensor.grad(pt.sum(pt.exp(r[rows % 5]) * c), r),
-            pt.inc_subtensor(x[rows], c[:, None]), pt.set_subtensor(x[rows[:3]], 1.5)],
+            pt.inc_subtensor(x[rows], c[:, None]), pt.set_subtensor(x[rows[:3]], 1.5),
+            x[rows, rows % 5] * 3, pt.inc_subtensor(x[rows, rows[::-1] % 5], c),
+            pytensor.grad(pt.sum(pt.log(pt.special.softmax(x, axis=1)[rows, rows % 5])), x)],
            [M, V5, V6])
 
 
