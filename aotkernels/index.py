@@ -69,15 +69,19 @@ def take(x, idx) -> np.ndarray:
     i = _index(idx)
     if a.ndim == 0:
         raise ValueError("take needs an array of rank >= 1")
-    out = np.empty((i.shape[0], *a.shape[1:]), a.dtype)
-    sig, fn = _kernel("take", data, i.dtype.name, a.ndim)
-    if fn is None or out.size == 0 or a.shape[0] == 0:
-        last_source["take"] = "numpy"
+    return _gather("take", a, data, [i], np.empty((i.shape[0], *a.shape[1:]), a.dtype))
+
+
+def _gather(op: str, a: np.ndarray, data: str, idx: list, out: np.ndarray) -> np.ndarray:
+    """take and take_points: the kernel, or NumPy where none serves."""
+    sig, fn = _kernel(op, data, idx[0].dtype.name, a.ndim)
+    if fn is None or out.size == 0 or a.size == 0:
+        last_source[op] = "numpy"
         record.opaque("numpy")
-        out[...] = a[i]
+        out[...] = a[idx[0] if len(idx) == 1 else tuple(idx)]
         return out
-    _call("take", sig, fn, [a, i, out])
-    last_source["take"] = "aot"
+    _call(op, sig, fn, [a, *idx, out])
+    last_source[op] = "aot"
     return out
 
 
@@ -96,28 +100,35 @@ def _update(op: str, x, idx, y, inplace: bool) -> np.ndarray:
     i = _index(idx)
     if a.ndim == 0:
         raise ValueError(f"{op} needs an array of rank >= 1")
-    v = _operand(y)[0]
-    v = np.broadcast_to(v, (i.shape[0], *a.shape[1:]))  # refuses y that does not fit
-    sig, fn = _kernel(op, data, i.dtype.name, a.ndim)
+    v = np.broadcast_to(_operand(y)[0], (i.shape[0], *a.shape[1:]))  # refuses a y that
+    return _write(op, x, a, data, [i], v, inplace)                  # does not fit
+
+
+def _write(op: str, x, a: np.ndarray, data: str, idx: list, v: np.ndarray,
+           inplace: bool) -> np.ndarray:
+    """inc/put and their points forms: into ``x`` itself when inplace, else into a copy made
+    by the identity kernel; NumPy where no kernel serves."""
+    sig, fn = _kernel(op, data, idx[0].dtype.name, a.ndim)
     if inplace and a is x and a.flags.writeable:
         out = a
     elif fn is not None and a.size:
         out = copy_into(a, np.empty(a.shape, a.dtype))
     else:
         out = a.copy()
-    if fn is None or i.size == 0 or out.size == 0:
+    if fn is None or v.size == 0 or out.size == 0:
         last_source[op] = "numpy"
         record.opaque("numpy")
-        if op == "inc":
-            np.add.at(out, i, v)
+        where = idx[0] if len(idx) == 1 else tuple(idx)
+        if op.startswith("inc"):
+            np.add.at(out, where, v)
         else:
-            out[i] = v
+            out[where] = v
         return out
     if v.dtype != out.dtype:
         v = record.astype(v, out.dtype)  # PyTensor casts y to x's dtype
     elif np.may_share_memory(v, out):
         v = record.copy(v)
-    _call(op, sig, fn, [v, i, out])
+    _call(op, sig, fn, [v, *idx, out])
     last_source[op] = "aot"
     return out
 
@@ -138,16 +149,7 @@ def take_points(x, indices) -> np.ndarray:
     idx = _points(indices, a.ndim)
     if a.ndim == 1:
         return take(a, idx[0])
-    out = np.empty(idx[0].shape, a.dtype)
-    sig, fn = _kernel("take_points", data, idx[0].dtype.name, a.ndim)
-    if fn is None or out.size == 0:
-        last_source["take_points"] = "numpy"
-        record.opaque("numpy")
-        out[...] = a[tuple(idx)]
-        return out
-    _call("take_points", sig, fn, [a, *idx, out])
-    last_source["take_points"] = "aot"
-    return out
+    return _gather("take_points", a, data, idx, np.empty(idx[0].shape, a.dtype))
 
 
 def inc_points(x, indices, y, inplace: bool = False) -> np.ndarray:
@@ -163,28 +165,7 @@ def put_points(x, indices, y, inplace: bool = False) -> np.ndarray:
 def _update_points(op: str, x, indices, y, inplace: bool) -> np.ndarray:
     a, data = _operand(x)
     idx = _points(indices, a.ndim)
-    if a.ndim == 1:
+    if a.ndim == 1:  # the points of a vector are its rows
         return _update(op.removesuffix("_points"), x, idx[0], y, inplace)
     v = np.broadcast_to(_operand(y)[0], idx[0].shape)  # refuses y that does not fit
-    sig, fn = _kernel(op, data, idx[0].dtype.name, a.ndim)
-    if inplace and a is x and a.flags.writeable:
-        out = a
-    elif fn is not None and a.size:
-        out = copy_into(a, np.empty(a.shape, a.dtype))
-    else:
-        out = a.copy()
-    if fn is None or v.size == 0 or out.size == 0:
-        last_source[op] = "numpy"
-        record.opaque("numpy")
-        if op == "inc_points":
-            np.add.at(out, tuple(idx), v)
-        else:
-            out[tuple(idx)] = v
-        return out
-    if v.dtype != out.dtype:
-        v = record.astype(v, out.dtype)
-    elif np.may_share_memory(v, out):
-        v = record.copy(v)
-    _call(op, sig, fn, [v, *idx, out])
-    last_source[op] = "aot"
-    return out
+    return _write(op, x, a, data, idx, v, inplace)
