@@ -53,12 +53,14 @@ bench: setup
 	$(BIN)/python benchmarks/bench_elemwise.py
 	$(BIN)/python benchmarks/bench_reduce.py
 	$(BIN)/python benchmarks/bench_pytensor.py
+	$(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/bench_levels.py
 
 # A hierarchical PyMC model's logp+dlogp in modes AOT, NUMBA and C, on PyTensor 2.38.x.
 bench-pymc: setup
 	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
 	$(BIN)/python benchmarks/bench_pytensor.py --python $(PYMC_VENV)/bin/python --cases radon
+	$(PYMC_VENV)/bin/python benchmarks/bench_overhead.py --cases radon
 
 clean:
 	rm -rf build $(VENV) wheels/*.whl

@@ -23,18 +23,14 @@ from pathlib import Path
 
 from bench_elemwise import library_dir
 
-CASE = r"""
-import json, sys, time
-t_import = time.perf_counter()
+#: ``build(case) -> (inputs, outputs, values)`` for every case (bench_overhead.py shares it)
+BUILD = r"""
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
-mode, case, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
-if mode == "AOT":
-    import aotkernels.pytensor_mode as am
 rng = np.random.default_rng(0)
 
-def build():
+def build(case):
     if case.startswith("elemwise"):
         n = int(case.split("-")[1])
         x, y = pt.vector("x"), pt.vector("y")
@@ -72,8 +68,15 @@ def build():
         return inputs, [logp, *pytensor.grad(logp, inputs)], [
             np.asarray(point[v.name]) + 0.1 for v in inputs]
     raise SystemExit(f"unknown case {case}")
+"""
 
-inputs, outputs, values = build()
+CASE = BUILD + r"""
+import json, sys, time
+mode, case, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
+if mode == "AOT":
+    import aotkernels.pytensor_mode as am
+
+inputs, outputs, values = build(case)
 t0 = time.perf_counter()
 f = pytensor.function(inputs, outputs, mode=mode)
 first = f(*values)

@@ -270,6 +270,22 @@ def test_kernel_families_are_served(aot_lib):
     assert all(source == "aot" for source in served.values()), served
 
 
+def test_softmax_grad_is_served_where_pytensor_has_it(aot_lib):
+    """PyTensor 2.x has a SoftmaxGrad op (3.x spells the gradient out); run by
+    tests/test_pytensor2.py on 2.38."""
+    from aotkernels.pytensor_ops import SoftmaxGrad
+
+    if SoftmaxGrad is None:
+        pytest.skip("this PyTensor has no SoftmaxGrad op")
+    x, y = pt.matrix("x"), pt.matrix("y")
+    out = pytensor.grad(pt.sum(pt.special.softmax(x, axis=1) * y), x)
+    f, ref = _modes([x, y], [out])
+    _replays(f, ref, [M, M[::-1]])
+    served = {type(t.node.op).__name__: t.source for t in f.maker.linker.thunks
+              if isinstance(t, am.OpThunk)}
+    assert served.get("SoftmaxGrad") == "aot", served
+
+
 def test_reductions_are_served(aot_lib):
     x = pt.tensor3("x")
     outs = [pt.sum(x, axis=(0, 2)), pt.max(x, axis=1), pt.prod(x, axis=-1),
@@ -316,6 +332,7 @@ def test_coverage_cli_reports_every_function_of_a_script(aot_lib, tmp_path):
     out = res.stdout
     assert "function 0:" in out and "function 1:" in out and "total: 2 functions" in out
     assert "Softmax" in out and "Dot22" in out and "pytensor " not in out, out
+    assert out.count("plan (from the 2nd call of a geometry): kernel") == 2, out
 
 
 def _plan(f):
