@@ -15,7 +15,9 @@ A signature missing from the library is JIT-compiled once from the same template
 cached on disk (needs ``aotkernels[jit]``); ``AOT_DISABLE_JIT=1`` makes that an error.
 """
 
-from aotkernels.along import (
+from aotkernels.assemble import alloc, join
+from aotkernels.call import KernelError
+from aotkernels.families.axis import (
     argmax,
     argmin,
     cumprod,
@@ -25,12 +27,12 @@ from aotkernels.along import (
     softmax,
     softmax_grad,
 )
-from aotkernels.assemble import alloc, join
-from aotkernels.index import inc, inc_points, put, put_points, take, take_points
+from aotkernels.families.blas import dot, gemm, gemv, matmul
+from aotkernels.families.elemwise import cast, elemwise, resolve
+from aotkernels.families.index import inc, inc_points, put, put_points, take, take_points
+from aotkernels.families.reduce import reduce, resolve_reduce
 from aotkernels.jit import KernelNotAvailable
 from aotkernels.library import Library, LibraryError, default_library, load
-from aotkernels.linalg import dot, gemm, gemv, matmul
-from aotkernels.resolver import KernelError, cast, elemwise, reduce, resolve, resolve_reduce
 from aotkernels.signature import ABI_VERSION, Signature
 
 __all__ = [

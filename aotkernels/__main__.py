@@ -42,22 +42,22 @@ def coverage(script: str, args: list[str], verbose: bool) -> int:
     """Run ``script`` with PyTensor's default mode set to AOT; report every function."""
     import runpy
 
-    from aotkernels import pytensor_mode
+    import aotkernels.pytensor as am
 
-    pytensor_mode.use_as_default()
-    pytensor_mode.RECORDED = []
+    am.use_as_default()
+    am.record_linkers(True)
     sys.argv = [script, *args]
     try:
         runpy.run_path(script, run_name="__main__")
     finally:
-        linkers, pytensor_mode.RECORDED = pytensor_mode.RECORDED, None
+        linkers = am.record_linkers(False)
     total: Counter = Counter()
     for i, linker in enumerate(linkers):
-        rows = pytensor_mode.coverage(linker)
+        rows = am.coverage(linker)
         counts = Counter(source for _, source in rows)
         total.update(counts)
         print(f"function {i}: {len(rows)} nodes: {_fmt(counts)}")
-        plan = pytensor_mode.plan_summary(linker)
+        plan = am.plan_summary(linker)
         if plan is not None:
             print(f"  plan (from the 2nd call of a geometry): {_fmt(plan)}")
         for node, source in rows if verbose else []:

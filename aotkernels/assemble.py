@@ -12,27 +12,26 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from aotkernels import record
-from aotkernels.resolver import _check_out, _operand, prepare
+from aotkernels import call, record
+from aotkernels.families.elemwise import elemwise
 
-#: where the last copy ran: "aot" or "jit" (coverage reports read it)
-last_source: dict[str, str] = {}
+try:
+    from numpy.lib.array_utils import normalize_axis_index
+except ImportError:  # NumPy 1.x
+    from numpy.core.multiarray import normalize_axis_index
 
 
 def copy_into(a, dest: np.ndarray) -> np.ndarray:
     """``dest[...] = a`` on a kernel (``a`` broadcasts; converted to ``dest``'s dtype)."""
-    a = np.broadcast_to(_operand(a)[0], dest.shape)
-    op, dtype = ("identity", None) if a.dtype == dest.dtype else ("cast", dest.dtype)
-    prepared, arrays, dest = prepare(op, a, out=dest, dtype=dtype)
-    if prepared is not None:
-        prepared.run(arrays, dest)
-        last_source["copy"] = prepared.source
-    return dest
+    a = np.broadcast_to(call.operand(a)[0], dest.shape)
+    if a.dtype == dest.dtype:
+        return elemwise("identity", a, out=dest)
+    return elemwise("cast", a, out=dest, dtype=dest.dtype)
 
 
 def slices(out: np.ndarray, axis: int, sizes: Sequence[int]) -> list[np.ndarray]:
     """Consecutive views of ``out`` along ``axis`` with the given sizes (the join's pieces)."""
-    axis = _axis(axis, out.ndim)
+    axis = normalize_axis_index(axis, out.ndim)
     if sum(sizes) != out.shape[axis]:
         raise ValueError(f"sizes {list(sizes)} do not add up to {out.shape[axis]}")
     views, start = [], 0
@@ -42,22 +41,16 @@ def slices(out: np.ndarray, axis: int, sizes: Sequence[int]) -> list[np.ndarray]
     return views
 
 
-def _axis(axis: int, ndim: int) -> int:
-    if not -ndim <= axis < ndim:
-        raise ValueError(f"axis {axis} is out of bounds for an array of dimension {ndim}")
-    return axis % ndim
-
-
 def join(axis: int, *arrays, out: np.ndarray | None = None, dtype=None) -> np.ndarray:
     """PyTensor's ``Join``: ``np.concatenate`` in ``dtype`` (default: the pieces' upcast)."""
     if not arrays:
         raise ValueError("join needs at least one array")
-    pieces = [_operand(x)[0] for x in arrays]
+    pieces = [call.operand(x)[0] for x in arrays]
     ndim = pieces[0].ndim
     if ndim == 0 or any(p.ndim != ndim for p in pieces):
         raise ValueError(f"join needs arrays of one rank >= 1, got ranks "
                          f"{[p.ndim for p in pieces]}")
-    axis = _axis(axis, ndim)
+    axis = normalize_axis_index(axis, ndim)
     rest = {p.shape[:axis] + p.shape[axis + 1:] for p in pieces}
     if len(rest) != 1:
         raise ValueError(f"join along axis {axis}: shapes {[p.shape for p in pieces]} differ "
@@ -65,7 +58,7 @@ def join(axis: int, *arrays, out: np.ndarray | None = None, dtype=None) -> np.nd
     sizes = [p.shape[axis] for p in pieces]
     shape = pieces[0].shape[:axis] + (sum(sizes),) + pieces[0].shape[axis + 1:]
     dtype = np.dtype(dtype or np.result_type(*pieces)).name
-    out = np.empty(shape, dtype) if out is None else _check_out(out, shape, dtype)
+    out = np.empty(shape, dtype) if out is None else call.check_out(out, shape, dtype)
     for piece, dest in zip(pieces, slices(out, axis, sizes)):
         if piece.size:
             copy_into(piece, dest)
@@ -74,7 +67,7 @@ def join(axis: int, *arrays, out: np.ndarray | None = None, dtype=None) -> np.nd
 
 def alloc(value, shape: Sequence[int], dtype=None) -> np.ndarray:
     """PyTensor's ``Alloc``: ``value`` broadcast into a new array of ``shape``."""
-    v = _operand(value)[0]
+    v = call.operand(value)[0]
     if dtype is not None and v.dtype != dtype:
         v = record.astype(v, dtype)  # convert the (small) value, then broadcast it with copies
     v = np.broadcast_to(v, tuple(shape))  # refuses a value that does not broadcast

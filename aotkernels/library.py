@@ -14,11 +14,11 @@ import hashlib
 import json
 import logging
 import os
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from aotkernels.signature import ABI_VERSION
+from aotkernels.process import ForkSafeLock
+from aotkernels.signature import ABI_VERSION, Signature
 from aotkernels.targets import TARGETS, host_arch, host_level
 
 log = logging.getLogger("aotkernels")
@@ -76,9 +76,10 @@ class Library:
     dll: ctypes.CDLL
     blas: str = "none"  # what the BLAS trampolines call (``bind_blas``)
     kernels: dict[str, str] = field(init=False)
-    #: resolver memo: (op, dtypes, out dtype, flat, rank) -> (Signature, fn) or (None, None)
-    choices: dict = field(default_factory=dict, init=False, repr=False)
+    #: ``find``'s memo: its arguments -> (Signature, fn) or (None, None)
+    _choices: dict = field(default_factory=dict, init=False, repr=False)
     _fns: dict = field(default_factory=dict, init=False, repr=False)
+    _executor: tuple | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.kernels = self.manifest["kernels"]
@@ -86,6 +87,37 @@ class Library:
     @property
     def path(self) -> Path:
         return self.directory / TARGETS[self.target].library
+
+    def find(self, family: str, op: str, ins: tuple[str, ...], out: str, ndim: int,
+             flat: bool = False, pads: bool = True):
+        """(Signature, ctypes function) of the best shipped kernel for operands of collapsed
+        rank ``ndim`` (``Signature.candidates``), or (None, None); memoised."""
+        key = (family, op, ins, out, ndim, flat, pads)
+        hit = self._choices.get(key)
+        if hit is None:
+            hit = None, None
+            for sig in Signature.candidates(family, op, ins, out, ndim, flat, pads):
+                fn = self.function(sig.key)
+                if fn is not None:
+                    hit = sig, fn
+                    break
+            self._choices[key] = hit
+        return hit
+
+    def executor(self):
+        """(``aotk_run_steps``, the most operands one of its steps takes), both exported by
+        the C shim, or None for a library built before them (plans are then off)."""
+        if self._executor is None:
+            run = getattr(self.dll, "aotk_run_steps", None)
+            limit = getattr(self.dll, "aotk_max_operands", None)
+            if run is None or limit is None:
+                self._executor = ()
+            else:
+                run.argtypes = [ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                ctypes.c_void_p]
+                run.restype = ctypes.c_int32
+                self._executor = (run, limit())
+        return self._executor or None
 
     def function(self, key: str):
         """The kernel for a signature key as a ctypes function, or None if not shipped.
@@ -209,16 +241,7 @@ def bind_blas(lib: Library, prefer: str | None = None) -> str:
 
 
 _default: list = []
-_lock = threading.Lock()
-
-
-def _renew_lock() -> None:
-    """A child forked while another thread was loading would wait on the lock forever."""
-    global _lock
-    _lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_renew_lock)
+_lock = ForkSafeLock()
 
 
 def default_library() -> Library | None:

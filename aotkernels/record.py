@@ -20,15 +20,11 @@ import numpy as np
 
 
 class Kernel(NamedTuple):
-    """A kernel call: operands are the arrays passed (inputs, then the output)."""
+    """A kernel call: the resolved call (``call.Prepared``: function, signature, geometry,
+    statuses) and the arrays passed (inputs, then the output)."""
 
-    fn: object
-    sig: object
-    sop: object
+    prepared: object
     arrays: list
-    shapes: object
-    strides: object
-    update: bool  # the kernel reads its output before writing it (reduce, gemm, gemv)
 
 
 class Convert(NamedTuple):
@@ -68,6 +64,20 @@ def stop(prev: list | None) -> list:
 
 
 @contextmanager
+def capture():
+    """``with capture() as calls``: the calls made inside, also kept by a recording around
+    it (where did this run? ``source(calls)``)."""
+    outer = start()
+    calls = _state.calls
+    try:
+        yield calls
+    finally:
+        stop(outer)
+        if outer is not None:
+            outer.extend(calls)
+
+
+@contextmanager
 def paused():
     """Work inside is not part of the call being recorded (e.g. resolving for a report)."""
     prev = getattr(_state, "calls", None)
@@ -82,10 +92,10 @@ def active() -> bool:
     return getattr(_state, "calls", None) is not None
 
 
-def kernel(fn, sig, sop, arrays: list, shapes, strides, update: bool = False) -> None:
+def kernel(prepared, arrays: list) -> None:
     calls = getattr(_state, "calls", None)
     if calls is not None:
-        calls.append(Kernel(fn, sig, sop, arrays, shapes, strides, update))
+        calls.append(Kernel(prepared, arrays))
 
 
 def convert(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -107,6 +117,17 @@ def opaque(what: str) -> None:
     calls = getattr(_state, "calls", None)
     if calls is not None:
         calls.append(Opaque(what))
+
+
+def source(calls: list) -> str | None:
+    """Where recorded work ran: "numpy" if any of it was computed outside the kernels,
+    else "jit" if a JIT-compiled kernel ran, else "aot"; None if no kernel ran at all."""
+    kernels = [c.prepared.source for c in calls if isinstance(c, Kernel)]
+    if any(isinstance(c, Opaque) for c in calls):
+        return "numpy"
+    if not kernels:
+        return None
+    return "jit" if "jit" in kernels else "aot"
 
 
 def astype(a: np.ndarray, dtype) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Signatures: the frozen description of one kernel, its canonical key and exported symbol.
 
-Shared by the generator (what to compile), the manifest (what shipped) and the resolver
+Shared by the generator (what to compile), the manifest (what shipped) and the runtime
 (what a call needs), so the three can never disagree on a name.
 """
 
@@ -16,6 +16,9 @@ CODES = {"float64": "f8", "float32": "f4", "int64": "i8", "int32": "i4", "int16"
          "int8": "i1", "uint64": "u8", "uint32": "u4", "uint16": "u2", "uint8": "u1",
          "bool": "b1"}
 NAMES = {code: name for name, code in CODES.items()}
+
+#: Highest rank the catalog ships ``nd`` kernels for; higher collapsed ranks are JIT-compiled.
+MAX_NDIM = 4
 
 #: Layouts of an elementwise kernel: ``flat`` takes 1-D C-contiguous operands of one length;
 #: ``nd`` takes operands of a fixed rank with any strides (0 = broadcast, negative allowed).
@@ -60,6 +63,17 @@ class Signature:
         ins = "".join(CODES[d] for d in self.in_dtypes)
         digest = hashlib.sha256(f"{self.key}|{template_hash}".encode()).hexdigest()[:10]
         return f"aotk_{self.op}_{ins}_{CODES[self.out_dtype]}_{self.layout}{self.ndim}_{digest}"
+
+    @classmethod
+    def candidates(cls, family: str, op: str, ins: tuple[str, ...], out: str, ndim: int,
+                   flat: bool = False, pads: bool = True):
+        """Kernels that serve operands of collapsed rank ``ndim``, best first: ``flat`` when
+        they are one contiguous run, the ``nd`` kernel of that rank, then (``pads``: when
+        size-1 dimensions can pad the operands) ``nd`` kernels of higher ranks."""
+        if flat:
+            yield cls(family, op, ins, out, "flat", 1)
+        for n in range(ndim, (MAX_NDIM if pads else ndim) + 1):
+            yield cls(family, op, ins, out, "nd", n)
 
     @property
     def operands(self) -> list[tuple[str, int]]:

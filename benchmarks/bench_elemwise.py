@@ -95,14 +95,14 @@ def numba_funcs():
 
 def _measure(op, args, numpy_fn, numba_fn) -> dict:
     import aotkernels as ak
-    from aotkernels.resolver import prepare
+    from aotkernels.families.elemwise import prepare
 
     out = np.empty(np.broadcast_shapes(*(x.shape for x in args)))
     t_np = best(lambda: numpy_fn(*args, out=out))
     t_nb = best(lambda: numba_fn(*args, out))
     t_call = best(lambda: ak.elemwise(op, *args, out=out))
     p, arrays, _ = prepare(op, *args, out=out)
-    t_prep = best(lambda: p.run(arrays, out))
+    t_prep = best(lambda: p.run([*arrays, out]))
     data = (ctypes.c_void_p * p.n)(*[a.ctypes.data for a in arrays], out.ctypes.data)
     t_kern = best(lambda: p.fn(data, p.shapes, p.strides))
     assert np.allclose(out, numpy_fn(*args), rtol=1e-12), op

@@ -71,7 +71,8 @@ def _numpy(op: str):
 def worker() -> list[dict]:
     """Time every case at the level this process was started with."""
     import aotkernels as ak
-    from aotkernels.resolver import _prepare_reduce, _reduce_kernel, prepare
+    from aotkernels.families import reduce as reductions
+    from aotkernels.families.elemwise import prepare
 
     lib = ak.default_library()
     rows = []
@@ -89,18 +90,16 @@ def worker() -> list[dict]:
             rows.append(dict(case=f"{label} {dtype}", kernel=p.sig.key.split("/", 2)[2],
                              aot=t_aot, numpy=t_np))
         for label, op, x, axis in reduce_cases(dtype):
-            _, a, _, acc, call = _prepare_reduce(op, x, axis)
-            sig, fn, source = _reduce_kernel(call, op, a.dtype.name, acc.dtype.name)
-            assert source == "aot", sig
-            shapes, strides = call.geometry(sig)
+            p, a, _, acc = reductions.prepare(op, x, axis)
+            assert p.source == "aot", p.sig
             data = (ctypes.c_void_p * 2)(a.ctypes.data, acc.ctypes.data)
-            t_aot = best(lambda: fn(data, shapes, strides))
+            t_aot = best(lambda: p.fn(data, p.shapes, p.strides))
             np_fn = getattr(np, op)
             t_np = best(lambda: np_fn(x, axis=axis))
             np.testing.assert_allclose(ak.reduce(op, x, axis=axis),
                                        np_fn(x.astype("float64"), axis=axis),
                                        rtol=1e-9 if dtype == "float64" else 1e-5)
-            rows.append(dict(case=f"{label} {dtype}", kernel=sig.key.split("/", 2)[2],
+            rows.append(dict(case=f"{label} {dtype}", kernel=p.sig.key.split("/", 2)[2],
                              aot=t_aot, numpy=t_np))
     return [dict(r, target=lib.target) for r in rows]
 

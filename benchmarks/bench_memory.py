@@ -40,7 +40,7 @@ else:
     import pytensor
     import pytensor.tensor as pt
     if mode == "AOT":
-        import aotkernels.pytensor_mode
+        import aotkernels.pytensor
     rng = np.random.default_rng(0)
 
     def elemwise(k):

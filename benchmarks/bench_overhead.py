@@ -42,8 +42,8 @@ def main() -> None:
     import numpy as np
     import pytensor
 
-    import aotkernels.pytensor_mode as am
-    from aotkernels.plan import _Segment
+    import aotkernels.pytensor as am
+    from aotkernels.pytensor.executor import Segment
 
     print(f"# in-process steady state, {time.strftime('%Y-%m-%d')}, PyTensor "
           f"{pytensor.__version__}\n")
@@ -72,9 +72,9 @@ def main() -> None:
         run = median(lambda: plan.run(vm), n)
         segments = sum(median(lambda s=s: plan.run_steps(s.n, s.table_p, plan.roots_p,
                                                           s.status_p), n)
-                       for s in plan.items if isinstance(s, _Segment))
+                       for s in plan.items if isinstance(s, Segment))
         python = sum(median(item.thunk, n) for item in plan.items
-                     if not isinstance(item, _Segment))
+                     if not isinstance(item, Segment))
         kinds = ", ".join(f"{k} {v}" for k, v in am.plan_summary(fs["AOT"]).most_common())
         print(f"| {case} | {med['AOT']:.1f} | {med['NUMBA']:.1f} | {med['CVM']:.1f} "
               f"| {med['AOT'] / med['NUMBA']:.2f} | {run * 1e6:.1f} | {segments * 1e6:.1f} "

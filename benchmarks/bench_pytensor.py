@@ -74,7 +74,7 @@ CASE = BUILD + r"""
 import json, sys, time
 mode, case, repeat = sys.argv[1], sys.argv[2], int(sys.argv[3])
 if mode == "AOT":
-    import aotkernels.pytensor_mode as am
+    import aotkernels.pytensor as am
 
 inputs, outputs, values = build(case)
 t0 = time.perf_counter()

@@ -30,6 +30,7 @@ from aotkernels.build_tools.cross import (
     toolchain_file,
     wheel_platform,
 )
+from aotkernels.signature import MAX_NDIM
 from aotkernels.targets import TARGETS, default_targets, native_targets
 
 SOURCE_ROOT = Path(__file__).resolve().parent.parent
@@ -46,9 +47,11 @@ def parse_args(argv=None) -> argparse.Namespace:
                         f"this machine runs) (default: {','.join(default_targets())})")
     p.add_argument("--jobs", "-j", type=int, default=os.cpu_count() or 1,
                    help="compiler processes (default: all cores)")
-    p.add_argument("--ops", type=_csv, default=None, help="only these elementwise ops")
+    p.add_argument("--ops", type=_csv, default=None,
+                   help="only these ops, of any family (add,exp,sum,softmax,gemm,take,...)")
     p.add_argument("--dtypes", type=_csv, default=None, help="only these dtypes (f8 or float64)")
-    p.add_argument("--max-ndim", type=int, default=4, help="highest nd kernel rank (1-4)")
+    p.add_argument("--max-ndim", type=int, default=MAX_NDIM,
+                   help=f"highest nd kernel rank (1-{MAX_NDIM})")
     p.add_argument("--from-usage", type=Path, default=None, metavar="FILE",
                    help="also build the signatures recorded in FILE (the JIT cache's "
                         "misses.txt, see python -m aotkernels info)")

@@ -16,7 +16,7 @@ t0 = time.perf_counter()
 import numpy as np  # noqa: E402
 
 import aotkernels as ak  # noqa: E402
-from aotkernels.resolver import resolve  # noqa: E402
+from aotkernels.families.elemwise import resolve  # noqa: E402
 
 lib = ak.default_library()
 t_load = time.perf_counter() - t0
@@ -52,7 +52,7 @@ try:
 except ImportError:
     pytensor = None
 if pytensor is not None:
-    import aotkernels.pytensor_mode as am
+    import aotkernels.pytensor as am
 
     X = rng.normal(size=(10_000, 100))
     w_true = rng.normal(size=100)

@@ -18,6 +18,7 @@ from multiprocessing import get_context
 from pathlib import Path
 
 from aotkernels.kernels import builder, template_hash
+from aotkernels.process import atomic_write
 from aotkernels.signature import Signature
 
 
@@ -95,10 +96,7 @@ class IRCache:
     def put(self, k: KernelIR) -> None:
         if self.root is None:
             return
-        path = self._path(k.symbol)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(f"; inner {k.inner}\n{k.ir}")
-        os.replace(tmp, path)
+        atomic_write(self._path(k.symbol), f"; inner {k.inner}\n{k.ir}")
 
 
 def compile_all(

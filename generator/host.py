@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from aotkernels.process import atomic_write
+
 
 def host_object(key: str) -> bytes:
     from aotkernels.generator.compile import compile_kernel
@@ -27,10 +29,7 @@ def host_object(key: str) -> bytes:
 
 def main(argv: list[str]) -> int:
     key, out = argv
-    path = Path(out)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(host_object(key))
-    os.replace(tmp, path)  # atomic: readers see a whole object or none
+    atomic_write(Path(out), host_object(key))
     return 0
 
 

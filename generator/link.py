@@ -53,11 +53,12 @@ def _init() -> None:
         _initialised = True
 
 
-def target_machine(target: Target, jit: bool = False) -> llvm.TargetMachine:
+def target_machine(target: Target) -> llvm.TargetMachine:
+    """A shipped library's CPU target (the JIT uses ``host_machine``)."""
     _init()
     t = llvm.Target.from_triple(target.triple)
     return t.create_target_machine(cpu=target.cpu, features=target.features, opt=3,
-                                   reloc="pic", codemodel="jitdefault" if jit else "default")
+                                   reloc="pic", codemodel="default")
 
 
 def host_machine() -> llvm.TargetMachine:

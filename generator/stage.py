@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections import Counter
@@ -23,6 +22,7 @@ from pathlib import Path
 
 from aotkernels.generator.compile import IRCache, KernelCompileError, compile_all
 from aotkernels.kernels import FAMILIES, template_hash
+from aotkernels.process import atomic_write
 from aotkernels.signature import ABI_VERSION, Signature
 from aotkernels.targets import TARGETS
 
@@ -81,9 +81,7 @@ def _store_object(cache_dir: Path | None, key: str, obj: bytes) -> None:
         return
     path = cache_dir / "objects" / f"{key}.o"
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_bytes(obj)
-    os.replace(tmp, path)  # atomic: concurrent builds share the cache
+    atomic_write(path, obj)  # concurrent builds share the cache
 
 
 def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: int,

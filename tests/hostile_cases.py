@@ -573,7 +573,7 @@ def graphs():
 def run_pytensor(n: int) -> None:
     import pytensor
 
-    import aotkernels.pytensor_mode  # noqa: F401 - registers mode "AOT"
+    import aotkernels.pytensor  # noqa: F401 - registers mode "AOT"
 
     compiled = []
     for name, ins, outs in graphs():

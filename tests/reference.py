@@ -52,3 +52,12 @@ def reference(op: str, *arrays: np.ndarray, out_dtype: str | None = None) -> np.
     with np.errstate(all="ignore"):
         res = np.asarray(NUMPY[op](*args))
         return res.astype(out)
+
+
+def ran(fn, *args, **kwargs):
+    """``(fn(*args, **kwargs), where it ran)``: "aot", "jit", "numpy" (see ``record.source``)."""
+    from aotkernels import record
+
+    with record.capture() as calls:
+        res = fn(*args, **kwargs)
+    return res, record.source(calls)

@@ -1,8 +1,8 @@
 """aarch64 cross-build: an aarch64 library and wheel made on this machine, run under qemu.
 
 The library's kernels run under ``qemu-aarch64`` through ``tests/harness/aotk_call.c``
-(cross-compiled here), called with the geometry the runtime's own resolver computes
-(``aotkernels.resolver._Call``), and their outputs are compared with NumPy. Needs Debian's
+(cross-compiled here), called with the geometry the runtime itself computes
+(``aotkernels.call.Geometry``), and their outputs are compared with NumPy. Needs Debian's
 cross toolchain and qemu-user, which ``make setup`` installs (``build_tools/setup_cross.sh``).
 """
 
@@ -19,8 +19,10 @@ import numpy as np
 import pytest
 
 from aotkernels import library
+from aotkernels.call import Geometry
+from aotkernels.families import reduce as reductions
 from aotkernels.generator.catalog import catalog
-from aotkernels.resolver import _Call, _prepare_reduce
+from aotkernels.signature import Signature
 
 ROOT = Path(__file__).resolve().parent.parent
 HARNESS = Path(__file__).resolve().parent / "harness" / "aotk_call.c"
@@ -84,12 +86,14 @@ class Harness:
         self.lines: list[str] = []
         self.outs: list[tuple[Path, np.ndarray]] = []
 
-    def add(self, call: _Call, op: str, ins: list[np.ndarray], out: np.ndarray) -> int:
+    def add(self, geo: Geometry, family: str, op: str, ins: list[np.ndarray],
+            out: np.ndarray) -> int:
         """Queue ``op`` on ``ins`` into ``out`` (C-contiguous); returns the call's index."""
         dtypes = tuple(a.dtype.name for a in ins)
-        sig = next(s for s in call.candidates(op, dtypes, out.dtype.name)
+        sig = next(s for s in Signature.candidates(family, op, dtypes, out.dtype.name,
+                                                   geo.ndim, geo.flat)
                    if s.key in self.kernels)
-        shapes, strides = call.geometry(sig)
+        shapes, strides = geo.arrays(sig)
         fields = [self.kernels[sig.key], str(len(ins) + 1), str(sig.ndim)]
         for i, a in enumerate([*ins, out]):
             raw, offset = _operand(a)
@@ -121,13 +125,13 @@ def test_kernels_run_under_qemu_and_match_numpy(aarch64_lib, harness, tmp_path):
 
     def elemwise(op, ins, want, rtol):
         out = np.empty(np.broadcast_shapes(*[a.shape for a in ins]), want.dtype)
-        h.add(_Call(ins, out), op, ins, out)
+        h.add(Geometry.broadcast(ins, out), "elemwise", op, ins, out)
         expect.append(want)
         tolerance.append(rtol)
 
     def reduce(op, x, axis, want, rtol):
-        _, a, _, acc, call = _prepare_reduce(op, x, axis)
-        h.add(call, op, [a], acc)
+        _, a, _, acc = reductions.prepare(op, x, axis)
+        h.add(Geometry.reduction(a, acc), "reduce", op, [a], acc)
         expect.append(want.reshape(acc.shape).astype(acc.dtype))
         tolerance.append(rtol)
 

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from reference import PYTENSOR_DIFFERS, reference
 
 import aotkernels as ak
+from aotkernels.families.elemwise import resolve
 from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
-from aotkernels.resolver import resolve
 
 FLOAT_SPECIALS = [0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, 1e-300, 700.0, -700.0,
                   np.nan, np.inf, -np.inf]

@@ -34,7 +34,7 @@ from aotkernels.kernels.scalar_ops import CastError
 
 pytensor = pytest.importorskip("pytensor")
 pt = pytest.importorskip("pytensor.tensor")
-import aotkernels.pytensor_mode  # noqa: E402, F401 - registers mode "AOT"
+import aotkernels.pytensor  # noqa: E402, F401 - registers mode "AOT"
 
 INT_DTYPES = ["int64", "int32", "int8", "uint8"]
 

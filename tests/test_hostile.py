@@ -81,7 +81,7 @@ def test_mode_aot_refuses_runtime_broadcasting_like_pytensor(no_jit):
     import pytensor
     import pytensor.tensor as pt
 
-    import aotkernels.pytensor_mode  # noqa: F401
+    import aotkernels.pytensor  # noqa: F401
 
     x, y = pt.vector("x"), pt.vector("y")
     f = pytensor.function([x, y], x + y, mode="AOT")

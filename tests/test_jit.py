@@ -20,7 +20,7 @@ import json, sys
 import numpy as np
 import aotkernels as ak
 from aotkernels import jit
-from aotkernels.resolver import resolve
+from aotkernels.families.elemwise import resolve
 x = np.arange(24.0).reshape(4, 6)[:, :3]         # rows with gaps: an nd2 kernel
 y = np.linspace(-3, 3, 12).astype(np.float32).reshape(2, 3, 2)[:, ::-1]
 r1 = ak.elemwise("mul", x, x)
@@ -70,15 +70,15 @@ def test_jit_kernel_matches_the_aot_kernel(aot_lib, jit_cache):
     The JIT object is tuned for this CPU, the library for the baseline; the arithmetic is
     the same scalar code, so the bits are too.
     """
-    from aotkernels.resolver import _Call
+    from aotkernels.call import Geometry, Prepared
     from aotkernels.signature import Signature
 
     sig = Signature("elemwise", "exp", ("float64",), "float64", "nd", 2)
     x = np.linspace(-5, 5, 60).reshape(6, 10)[:, ::3]
     aot_out, jit_out = np.empty(x.shape), np.empty(x.shape)
-    call = _Call([x], aot_out)
-    assert aot_lib.function(sig.key)(*call.args(sig, [x], aot_out)) == 0
-    assert jit.function(sig)(*call.args(sig, [x], jit_out)) == 0
+    geo = Geometry.broadcast([x], aot_out)
+    Prepared(sig, aot_lib.function(sig.key), "aot", geo).run([x, aot_out])
+    Prepared(sig, jit.function(sig), "jit", geo).run([x, jit_out])
     np.testing.assert_array_equal(aot_out, jit_out)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from aotkernels import library
+from aotkernels.call import Geometry, Prepared
 from aotkernels.generator.catalog import catalog
-from aotkernels.resolver import _Call
 from aotkernels.targets import TARGETS, host_arch, host_level
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,8 +41,7 @@ def run_all(lib: library.Library) -> list[np.ndarray]:
         shape = (37,) if sig.layout == "flat" else (5, 7)[-sig.ndim:]
         ins = [rng.normal(size=shape).astype(d) for d in sig.in_dtypes]
         out = np.empty(shape, sig.out_dtype)
-        call = _Call(ins, out)
-        assert lib.function(key)(*call.args(sig, ins, out)) == 0
+        Prepared(sig, lib.function(key), "aot", Geometry.broadcast(ins, out)).run([*ins, out])
         results.append(out)
     return results
 

@@ -10,7 +10,7 @@ from aotkernels.kernels.scalar_ops import DTYPES, SCALAR_OPS
 
 ps = pytest.importorskip("pytensor.scalar")
 psm = pytest.importorskip("pytensor.scalar.math")
-from aotkernels.pytensor_mode import PYTENSOR_SCALAR_OPS  # noqa: E402
+from aotkernels.pytensor.servers import PYTENSOR_SCALAR_OPS  # noqa: E402
 
 PYTENSOR_NAMES = {"and": "and_", "or": "or_"}
 

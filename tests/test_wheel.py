@@ -17,7 +17,7 @@ USE = r"""
 import importlib.util, json, sys
 import numpy as np
 import aotkernels as ak
-from aotkernels.resolver import resolve
+from aotkernels.families.elemwise import resolve
 assert importlib.util.find_spec("numba") is None, "numba must not be installed here"
 assert importlib.util.find_spec("scipy") is None, "scipy must not be installed here"
 x = np.linspace(-4, 4, 1000).reshape(10, 100)

@@ -131,17 +131,19 @@ GEMV(aotk_sgemv, float, 3)
 DOT(aotk_ddot, double, 4)
 DOT(aotk_sdot, float, 5)
 
-/* The plan executor's inner loop (aotkernels/plan.py): run a prepared sequence of kernel
+/* The plan executor's inner loop (aotkernels/pytensor/executor.py): run a prepared sequence of kernel
  * calls with no Python in between. Operands are (root, byte offset) pairs: ``roots`` holds
  * one base pointer per buffer the plan knows (inputs, intermediates, results), which Python
  * rewrites per call only where it changes; a view is a root plus an offset, so views cost
  * nothing here. Returns 0, or the 1-based index of the step whose kernel failed, with its
  * status in *status. */
 #define AOTK_MAX_OPERANDS 16
+EXPORT int32_t aotk_max_operands(void) { return AOTK_MAX_OPERANDS; }
+
 typedef int32_t (*aotk_kernel)(void **, const int64_t *, const int64_t *);
 typedef struct {
     aotk_kernel fn;
-    int64_t n;               /* operands, at most AOTK_MAX_OPERANDS (checked by plan.py) */
+    int64_t n;               /* operands, at most AOTK_MAX_OPERANDS (the planner checks) */
     const int64_t *operands; /* n pairs: root index, byte offset */
     const int64_t *shapes;
     const int64_t *strides;

@@ -9,32 +9,15 @@ that are not a multiple of the item size) are copied first, as NumPy does.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 
-from aotkernels import record
+from aotkernels import call, record
 from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
-from aotkernels.library import default_library
-from aotkernels.resolver import KernelError, _check_out, _operand
-from aotkernels.signature import Signature
-
-#: where the last product of each op ran: "aot" or "numpy" (coverage reports read it)
-last_source: dict[str, str] = {}
 
 
-def _kernel(op: str, dtype: str):
-    """(Signature, ctypes function) of the shipped kernel, or (None, None); memoised."""
-    lib = default_library()
-    if lib is None or dtype not in BLAS_DTYPES:
-        return None, None
-    hit = lib.choices.get(("blas", op, dtype))
-    if hit is None:
-        spec = BLAS_OPS[op]
-        sig = Signature("blas", op, (dtype,) * spec.nin, dtype, "nd", spec.ndim)
-        fn = lib.function(sig.key)
-        hit = lib.choices[("blas", op, dtype)] = (sig, fn) if fn is not None else (None, None)
-    return hit
+def _ships(op: str, dtype: str) -> bool:
+    spec = BLAS_OPS[op]
+    return dtype in BLAS_DTYPES and call.ships("blas", op, (dtype,) * spec.nin, dtype, spec.ndim)
 
 
 def _blas_ready(a: np.ndarray) -> np.ndarray:
@@ -48,16 +31,11 @@ def _blas_ready(a: np.ndarray) -> np.ndarray:
     return record.convert(a, np.ascontiguousarray(a))
 
 
-def _call(sig: Signature, fn, operands: list[np.ndarray], update: bool = False) -> None:
-    shapes = [n for a in operands for n in a.shape]
-    strides = [s for a in operands for s in a.strides]
-    data = (ctypes.c_void_p * len(operands))(*[a.ctypes.data for a in operands])
-    shapes = (ctypes.c_int64 * max(1, len(shapes)))(*shapes)
-    strides = (ctypes.c_int64 * max(1, len(strides)))(*strides)
-    status = fn(data, shapes, strides)
-    if status:
-        raise KernelError(f"kernel {sig.key} failed with status {status}")
-    record.kernel(fn, sig, None, operands, shapes, strides, update)
+def _run(op: str, dtype: str, operands: list[np.ndarray], update: bool = False) -> None:
+    """The op's shipped kernel on ``operands`` (checked by ``_ships`` beforehand)."""
+    spec = BLAS_OPS[op]
+    geometry = call.Geometry.operands(operands, spec.ndim)
+    call.shipped("blas", op, (dtype,) * spec.nin, dtype, geometry, update=update).run(operands)
 
 
 def _unalias(inputs: list[np.ndarray], out: np.ndarray) -> list[np.ndarray]:
@@ -67,7 +45,7 @@ def _unalias(inputs: list[np.ndarray], out: np.ndarray) -> list[np.ndarray]:
 
 def _floats(*xs) -> tuple[list[np.ndarray], str]:
     """Operands in their common dtype (PyTensor upcasts products' inputs the same way)."""
-    arrays, dtypes = zip(*[_operand(x) for x in xs])
+    arrays, dtypes = zip(*[call.operand(x) for x in xs])
     if len(set(dtypes)) == 1:
         return list(arrays), dtypes[0]
     dtype = np.result_type(*arrays).name
@@ -80,15 +58,13 @@ def gemm(alpha, a, b, beta, c: np.ndarray) -> np.ndarray:
     (a, b), dtype = _floats(a, b)
     if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
         raise ValueError(f"gemm needs (m, k) @ (k, n), got {a.shape} @ {b.shape}")
-    c = _check_out(c, (a.shape[0], b.shape[1]), dtype)
+    c = call.check_out(c, (a.shape[0], b.shape[1]), dtype)
     return _product("gemm", alpha, a, b, beta, c, dtype)
 
 
 def _product(op: str, alpha, a, b, beta, out: np.ndarray, dtype: str) -> np.ndarray:
     """``out = alpha * a @ b + beta * out`` on the op's kernel (gemm, gemv), else NumPy."""
-    sig, fn = _kernel(op, dtype)
-    if fn is None:
-        last_source[op] = "numpy"
+    if not _ships(op, dtype):
         record.opaque("numpy")
         prod = np.dot(a, b) * alpha
         out[...] = prod if beta == 0 else prod + beta * out
@@ -96,8 +72,7 @@ def _product(op: str, alpha, a, b, beta, out: np.ndarray, dtype: str) -> np.ndar
     a, b = _unalias([_blas_ready(a), _blas_ready(b)], out)
     # BLAS reads ``out`` unless beta is a literal 0 (a runtime beta may be anything)
     update = not (type(beta) in (int, float) and beta == 0)
-    _call(sig, fn, [a, b, _scalar(alpha, dtype), _scalar(beta, dtype), out], update)
-    last_source[op] = "aot"
+    _run(op, dtype, [a, b, _scalar(alpha, dtype), _scalar(beta, dtype), out], update)
     return out
 
 
@@ -115,42 +90,30 @@ def gemv(alpha, a, x, beta, y: np.ndarray) -> np.ndarray:
     (a, x), dtype = _floats(a, x)
     if a.ndim != 2 or x.ndim != 1 or a.shape[1] != x.shape[0]:
         raise ValueError(f"gemv needs (m, n) @ (n,), got {a.shape} @ {x.shape}")
-    return _product("gemv", alpha, a, x, beta, _check_out(y, (a.shape[0],), dtype), dtype)
+    return _product("gemv", alpha, a, x, beta, call.check_out(y, (a.shape[0],), dtype), dtype)
 
 
 def dot(a, b, out: np.ndarray | None = None) -> np.ndarray:
     """``numpy.dot`` for 1-D and 2-D operands (PyTensor's ``Dot``), on BLAS kernels."""
-    out = _dot(a, b, out)
-    last_source["dot"] = last_source.get("gemm" if out.ndim == 2 else "gemv" if out.ndim
-                                         else "vdot", "numpy")
-    return out
-
-
-def _dot(a, b, out: np.ndarray | None) -> np.ndarray:
     (a, b), dtype = _floats(a, b)
     if a.ndim not in (1, 2) or b.ndim not in (1, 2) or dtype not in BLAS_DTYPES:
-        for op in ("gemm", "gemv", "vdot"):
-            last_source[op] = "numpy"
         record.opaque("numpy")
         return np.asarray(np.dot(a, b, out=out))
     if a.shape[-1] != b.shape[0]:
         raise ValueError(f"shapes {a.shape} and {b.shape} not aligned")
     shape = a.shape[:-1] + b.shape[1:]
-    out = np.empty(shape, dtype) if out is None else _check_out(out, shape, dtype)
+    out = np.empty(shape, dtype) if out is None else call.check_out(out, shape, dtype)
     if a.ndim == 2 and b.ndim == 2:
         return _product("gemm", 1.0, a, b, 0.0, out, dtype)
     if a.ndim == 2:
         return _product("gemv", 1.0, a, b, 0.0, out, dtype)
     if b.ndim == 2:  # x @ B is B' x
         return _product("gemv", 1.0, b.T, a, 0.0, out, dtype)
-    sig, fn = _kernel("dot", dtype)
-    if fn is None:
-        last_source["vdot"] = "numpy"
+    if not _ships("dot", dtype):
         record.opaque("numpy")
         out[()] = np.dot(a, b)
         return out
-    _call(sig, fn, [_blas_ready(a), _blas_ready(b), out])
-    last_source["vdot"] = "aot"
+    _run("dot", dtype, [_blas_ready(a), _blas_ready(b), out])
     return out
 
 
@@ -163,15 +126,12 @@ def matmul(a, b) -> np.ndarray:
     out = np.empty((*batch, a.shape[1], b.shape[2]), dtype)
     if out.size == 0:
         return out
-    sig, fn = _kernel("matmul", dtype)
-    if fn is None:
-        last_source["matmul"] = "numpy"
+    if not _ships("matmul", dtype):
         record.opaque("numpy")
         return np.matmul(a, b, out=out)
     a = np.broadcast_to(a, (*batch, *a.shape[1:]))
     b = np.broadcast_to(b, (*batch, *b.shape[1:]))
-    _call(sig, fn, [_blas_ready_batched(a), _blas_ready_batched(b), out])
-    last_source["matmul"] = "aot"
+    _run("matmul", dtype, [_blas_ready_batched(a), _blas_ready_batched(b), out])
     return out
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from test_elemwise import sample
 
-from aotkernels import along
+from aotkernels.families import axis as along
 from aotkernels.kernels.axis_ops import AXIS_OPS
 
 

@@ -13,59 +13,37 @@ the same answer.
 
 from __future__ import annotations
 
-import ctypes
-
 import numpy as np
 
-from aotkernels import record
+from aotkernels import call, record
 from aotkernels.assemble import copy_into
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS, OUT_OF_RANGE
-from aotkernels.library import default_library
-from aotkernels.resolver import MAX_NDIM, KernelError, _operand
-from aotkernels.signature import Signature
-
-#: where the last call of each op ran: "aot" or "numpy" (coverage reports read it)
-last_source: dict[str, str] = {}
+from aotkernels.signature import MAX_NDIM
 
 
-def _kernel(op: str, data: str, index: str, ndim: int):
-    """(Signature, ctypes function) of the shipped kernel, or (None, None); memoised."""
-    lib = default_library()
-    if (lib is None or data not in INDEX_OPS[op].dtypes or index not in INDEX_DTYPES
-            or not 1 <= ndim <= MAX_NDIM):
-        return None, None
-    key = ("index", op, data, index, ndim)
-    hit = lib.choices.get(key)
-    if hit is None:
-        sig = Signature("index", op, (data, index), data, "nd", ndim)
-        fn = lib.function(sig.key)
-        hit = lib.choices[key] = (sig, fn) if fn is not None else (None, None)
-    return hit
+def _ships(op: str, data: str, index: str, ndim: int) -> bool:
+    return (data in INDEX_OPS[op].dtypes and index in INDEX_DTYPES and 1 <= ndim <= MAX_NDIM
+            and call.ships("index", op, (data, index), data, ndim))
 
 
-def _call(op: str, sig: Signature, fn, operands: list[np.ndarray]) -> None:
-    shapes = (ctypes.c_int64 * sum(a.ndim for a in operands))(
-        *[n for a in operands for n in a.shape])
-    strides = (ctypes.c_int64 * len(shapes))(*[s for a in operands for s in a.strides])
-    data = (ctypes.c_void_p * len(operands))(*[o.ctypes.data for o in operands])
-    status = fn(data, shapes, strides)
-    if status == OUT_OF_RANGE:
-        raise IndexError(f"{op}: an index is out of bounds")
-    if status:
-        raise KernelError(f"kernel {sig.key} failed with status {status}")
-    record.kernel(fn, sig, None, operands, shapes, strides, INDEX_OPS[op].update)
+def _run(op: str, ndim: int, operands: list[np.ndarray]) -> None:
+    """The op's shipped kernel (checked by ``_ships``) on (data or values, *indices, out)."""
+    data, index = operands[-1].dtype.name, operands[1].dtype.name
+    errors = {OUT_OF_RANGE: (IndexError, f"{op}: an index is out of bounds")}
+    call.shipped("index", op, (data, index), data, call.Geometry.operands(operands, ndim),
+                 errors=errors, update=INDEX_OPS[op].update).run(operands)
 
 
 def _index(idx) -> np.ndarray:
     i = np.asarray(idx)
     if i.ndim != 1 or i.dtype.kind not in "iu":
         raise TypeError(f"indices must be a vector of integers, not {i.dtype} of rank {i.ndim}")
-    return _operand(i)[0]
+    return call.operand(i)[0]
 
 
 def take(x, idx) -> np.ndarray:
     """``x[idx]`` along axis 0 for an integer vector ``idx``."""
-    a, data = _operand(x)
+    a, data = call.operand(x)
     i = _index(idx)
     if a.ndim == 0:
         raise ValueError("take needs an array of rank >= 1")
@@ -74,14 +52,11 @@ def take(x, idx) -> np.ndarray:
 
 def _gather(op: str, a: np.ndarray, data: str, idx: list, out: np.ndarray) -> np.ndarray:
     """take and take_points: the kernel, or NumPy where none serves."""
-    sig, fn = _kernel(op, data, idx[0].dtype.name, a.ndim)
-    if fn is None or out.size == 0 or a.size == 0:
-        last_source[op] = "numpy"
+    if not _ships(op, data, idx[0].dtype.name, a.ndim) or out.size == 0 or a.size == 0:
         record.opaque("numpy")
         out[...] = a[idx[0] if len(idx) == 1 else tuple(idx)]
         return out
-    _call(op, sig, fn, [a, *idx, out])
-    last_source[op] = "aot"
+    _run(op, a.ndim, [a, *idx, out])
     return out
 
 
@@ -96,11 +71,11 @@ def put(x, idx, y, inplace: bool = False) -> np.ndarray:
 
 
 def _update(op: str, x, idx, y, inplace: bool) -> np.ndarray:
-    a, data = _operand(x)
+    a, data = call.operand(x)
     i = _index(idx)
     if a.ndim == 0:
         raise ValueError(f"{op} needs an array of rank >= 1")
-    v = np.broadcast_to(_operand(y)[0], (i.shape[0], *a.shape[1:]))  # refuses a y that
+    v = np.broadcast_to(call.operand(y)[0], (i.shape[0], *a.shape[1:]))  # refuses a y that
     return _write(op, x, a, data, [i], v, inplace)                  # does not fit
 
 
@@ -108,15 +83,14 @@ def _write(op: str, x, a: np.ndarray, data: str, idx: list, v: np.ndarray,
            inplace: bool) -> np.ndarray:
     """inc/put and their points forms: into ``x`` itself when inplace, else into a copy made
     by the identity kernel; NumPy where no kernel serves."""
-    sig, fn = _kernel(op, data, idx[0].dtype.name, a.ndim)
+    ships = _ships(op, data, idx[0].dtype.name, a.ndim)
     if inplace and a is x and a.flags.writeable:
         out = a
-    elif fn is not None and a.size:
+    elif ships and a.size:
         out = copy_into(a, np.empty(a.shape, a.dtype))
     else:
         out = a.copy()
-    if fn is None or v.size == 0 or out.size == 0:
-        last_source[op] = "numpy"
+    if not ships or v.size == 0 or out.size == 0:
         record.opaque("numpy")
         where = idx[0] if len(idx) == 1 else tuple(idx)
         if op.startswith("inc"):
@@ -128,8 +102,7 @@ def _write(op: str, x, a: np.ndarray, data: str, idx: list, v: np.ndarray,
         v = record.astype(v, out.dtype)  # PyTensor casts y to x's dtype
     elif np.may_share_memory(v, out):
         v = record.copy(v)
-    _call(op, sig, fn, [v, *idx, out])
-    last_source[op] = "aot"
+    _run(op, a.ndim, [v, *idx, out])
     return out
 
 
@@ -145,7 +118,7 @@ def _points(indices, ndim: int) -> list[np.ndarray]:
 
 def take_points(x, indices) -> np.ndarray:
     """``x[i0, i1, ...]`` for ``indices = (i0, i1, ...)``, one vector per dimension."""
-    a, data = _operand(x)
+    a, data = call.operand(x)
     idx = _points(indices, a.ndim)
     if a.ndim == 1:
         return take(a, idx[0])
@@ -163,9 +136,9 @@ def put_points(x, indices, y, inplace: bool = False) -> np.ndarray:
 
 
 def _update_points(op: str, x, indices, y, inplace: bool) -> np.ndarray:
-    a, data = _operand(x)
+    a, data = call.operand(x)
     idx = _points(indices, a.ndim)
     if a.ndim == 1:  # the points of a vector are its rows
         return _update(op.removesuffix("_points"), x, idx[0], y, inplace)
-    v = np.broadcast_to(_operand(y)[0], idx[0].shape)  # refuses y that does not fit
+    v = np.broadcast_to(call.operand(y)[0], idx[0].shape)  # refuses y that does not fit
     return _write(op, x, a, data, idx, v, inplace)

@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from aotkernels import jit, record
+from aotkernels import call, record
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.layout import collapse
-from aotkernels.resolver import Prepared, _axes, _Call, _find, _operand
-from aotkernels.signature import Signature
 
 
-def _rows(arrays: list[np.ndarray], out_t: np.ndarray, reduces: bool) -> _Call:
+def _rows(arrays: list[np.ndarray], out_t: np.ndarray, reduces: bool) -> call.Geometry:
     """Geometry with the axis last: outer dims collapsed, the axis kept even if size 1."""
     n = arrays[0].shape[-1]
     out_axis = 0 if reduces else out_t.strides[-1]
@@ -27,21 +25,7 @@ def _rows(arrays: list[np.ndarray], out_t: np.ndarray, reduces: bool) -> _Call:
     outer = [()] * len(strides)
     if any(s != 1 for s in outer_shape):
         shape, outer = collapse(outer_shape, [st[:-1] for st in strides])
-    return _Call.along((*shape, n), [(*o, st[-1]) for o, st in zip(outer, strides)])
-
-
-#: where the last call of each op ran: "aot" or "jit" (coverage reports read it)
-last_source: dict[str, str] = {}
-
-
-def _kernel(call: _Call, op: str, ins: tuple[str, ...], out: str) -> Prepared:
-    sig, fn = _find(call, op, ins, out)
-    source = "aot"
-    if sig is None:
-        sig, source = Signature("axis", op, ins, out, "nd", len(call.shape)), "jit"
-        fn = jit.function(sig)
-    last_source[op] = source
-    return Prepared(None, sig, fn, source, None, call)
+    return call.Geometry((*shape, n), [(*o, st[-1]) for o, st in zip(outer, strides)])
 
 
 def along(op: str, *inputs, axis=-1) -> np.ndarray:
@@ -55,7 +39,7 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
         raise ValueError(f"unknown axis op {op!r} (known: {', '.join(AXIS_OPS)})")
     if len(inputs) != spec.nin:
         raise TypeError(f"{op} takes {spec.nin} operand(s), got {len(inputs)}")
-    arrays, dtypes = zip(*[_operand(x) for x in inputs])
+    arrays, dtypes = zip(*[call.operand(x) for x in inputs])
     if len(set(dtypes)) != 1:
         raise TypeError(f"{op} operands must share a dtype, got {', '.join(dtypes)}")
     out_dtype = spec.out_dtype(dtypes[0])
@@ -63,7 +47,7 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
     arrays = [np.broadcast_to(a, shape) for a in arrays] if spec.nin > 1 else list(arrays)
     if op in ("cumsum", "cumprod") and axis is None:
         arrays, shape, axis = [arrays[0].reshape(-1)], (arrays[0].size,), 0
-    axes = _axes(axis, len(shape))
+    axes = call.axes(axis, len(shape))
     kept = tuple(d for d in range(len(shape)) if d not in axes)
     perm = (*kept, *axes)
     kept_shape = tuple(shape[d] for d in kept)
@@ -84,8 +68,8 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
         return result
     if n == 0:
         return record.full(result.shape, spec.empty, result.dtype)
-    call = _rows(views, out_t, spec.reduces)  # above MAX_NDIM, _kernel JIT-compiles
-    _kernel(call, op, dtypes, out_dtype).run(views, out_t)
+    geometry = _rows(views, out_t, spec.reduces)  # above MAX_NDIM: JIT-compiled
+    call.prepare("axis", op, dtypes, out_dtype, geometry).run([*views, out_t])
     return result
 
 

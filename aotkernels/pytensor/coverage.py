@@ -1,0 +1,60 @@
+"""Where each node of a mode-AOT function runs, and how its plans run it."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from pytensor.raise_op import CheckAndRaise
+from pytensor.tensor.basic import AllocEmpty, ScalarFromTensor, TensorFromScalar
+from pytensor.tensor.elemwise import DimShuffle
+from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
+from pytensor.tensor.subtensor import Subtensor
+
+from aotkernels.pytensor.linker import AOTLinker
+from aotkernels.pytensor.thunks import InnerGraphThunk, KernelThunk
+
+#: Ops whose ``perform`` only reshapes, views or reads shapes (NumPy metadata, no loop over
+#: the data): reported as "view", neither a kernel nor a fallback that computes.
+VIEW_OPS = (DimShuffle, Reshape, Shape, Shape_i, SpecifyShape, Subtensor, ScalarFromTensor,
+            TensorFromScalar, CheckAndRaise, AllocEmpty)
+
+
+def _linker(fn) -> AOTLinker:
+    linker = fn if isinstance(fn, AOTLinker) else fn.maker.linker
+    if not isinstance(linker, AOTLinker):
+        raise TypeError("not a function compiled with mode='AOT'")
+    return linker
+
+
+def coverage(fn) -> list[tuple[str, str]]:
+    """``(node, source)`` for each node of a compiled function (or of an ``AOTLinker``).
+
+    Sources: "aot" (prebuilt kernels), "jit" (a JIT-compiled kernel ran), "numpy" (served,
+    but NumPy computed it: no kernel for these operands), "view" (NumPy metadata only),
+    "pytensor" (PyTensor's ``perform``), or "pending" for a served node that has not run a
+    kernel yet. ``OpFromGraph`` nodes report their inner graph node by node.
+    """
+    linker = _linker(fn)
+    rows = []
+    for node, thunk in zip(linker.nodes, linker.thunks):
+        if isinstance(thunk, KernelThunk):
+            rows.append((str(node), thunk.source or "pending"))
+        elif isinstance(thunk, InnerGraphThunk) and thunk.fn is not None:
+            rows += [(f"{node} / {inner}", source) for inner, source in coverage(thunk.fn)]
+        elif isinstance(node.op, VIEW_OPS):
+            rows.append((str(node), "view"))
+        else:
+            rows.append((str(node), "pytensor"))
+    return rows
+
+
+def coverage_summary(fn) -> Counter:
+    return Counter(source for _, source in coverage(fn))
+
+
+def plan_summary(fn) -> Counter | None:
+    """How the nodes of a function's first plan run (``Plan.kinds``): "kernel" (a step of a
+    C segment), "view" (an offset), "static" (a value of shapes alone, computed once), or
+    "python"/"view (run)" (a thunk between segments); None before any plan exists."""
+    plans = getattr(_linker(fn).vm, "plans", None)
+    return next(iter(plans.values())).kinds() if plans else None

@@ -1,0 +1,446 @@
+"""The planner: a ``Plan`` from one recorded call of a mode-AOT function.
+
+``build_plan`` turns the log of one call (``loop.record_call``) into a program over a
+table of *roots*, the base pointers of the buffers a call touches:
+
+- ``input``: a graph input (pointer written per call; the geometry is the plan's key);
+- ``buffer``: a kernel node's own result, allocated once (``pinned``, and shared with other
+  intermediates whose lives do not overlap) or, when a result the caller receives shares
+  its memory, fresh every call (results are never internal buffers);
+- ``temp`` / ``fixed``: scratch a node writes before reading (a reduction's accumulator) and
+  contents that never change (constants, literals, values computed from shapes only);
+- ``python``: the value of a node the plan cannot replay, written per call after that node
+  ran and its geometry was compared with the recorded one.
+
+Every kernel operand is a root plus a byte offset, so views (DimShuffle, Reshape, Subtensor
+with constant indices, ...) cost nothing: they are offsets. A node is replayed only if its
+record explains every byte its kernels read (an input, a root, or scratch written earlier
+in the node) and its kernels write its whole result; any doubt leaves the node to its
+thunk, which is slower, never wrong. The phases, in order: ``classify`` each node (static,
+kernel steps, view, or thunk), find what Python ``needs`` to read, decide which buffers are
+``fresh`` per call and which are pinned, ``share`` pinned memory, then ``assemble`` the
+executor's items.
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+from pytensor.graph.basic import Constant
+from pytensor.tensor.basic import AllocEmpty
+
+from aotkernels import record
+from aotkernels.families.elemwise import prepare
+from aotkernels.pytensor.executor import (
+    KERNEL,
+    PYTHON,
+    STATIC,
+    VIEW,
+    VIEW_RUN,
+    Plan,
+    PyItem,
+    Segment,
+    geometry,
+)
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # NumPy 1.x
+    byte_bounds = np.byte_bounds
+
+
+def thunk_cells(vm) -> dict:
+    """var -> the storage cell its thunks read and write. Not ``vm.storage_map``: PyTensor
+    remaps that after making the thunks when it shares storage between variables
+    (``reduce_storage_allocations``), so for some variables it names another cell."""
+    cells = dict(zip(vm.fgraph.inputs, vm.input_storage))
+    for node, thunk in zip(vm.nodes, vm.thunks):
+        cells.update(zip(node.inputs, thunk.inputs))
+        cells.update(zip(node.outputs, thunk.outputs))
+    return cells
+
+
+
+class _Root:
+    __slots__ = ("kind", "value", "ptr", "lo", "hi", "index", "var")
+
+    def __init__(self, kind: str, value: np.ndarray, var=None):
+        self.kind, self.value, self.var = kind, value, var
+        self.ptr = value.ctypes.data
+        self.lo, self.hi = byte_bounds(value) if value.size else (self.ptr, self.ptr)
+        self.index = -1
+
+
+class _Planner:
+    """The state of ``build_plan``: the roots, where each variable lives, and per node its
+    kind and what the kind needs (steps, snapshots, values)."""
+
+    def __init__(self, vm, static: set, max_operands: int, kernel_thunk: type):
+        self.vm, self.static, self.kernel_thunk = vm, static, kernel_thunk
+        self.max_operands = max_operands
+        self.storage = thunk_cells(vm)
+        self.roots: list[_Root] = []
+        self.var_root: dict = {}  # var -> (root, byte offset of the value from root.ptr)
+        self.kinds: list[str] = []  # per node: KERNEL, VIEW, STATIC, PYTHON (VIEW_RUN)
+        self.infos: list = []  # per node: (steps, alias) | snapshots | output values | None
+        self.needed: set = set()  # variables whose cells Python reads
+        self.fresh: list = []  # (root index, cell, layout): buffers made anew every call
+        self.cells: list = []  # (cell, value, copy?): cells set at the start of every call
+
+    def add(self, root: _Root) -> _Root:
+        root.index = len(self.roots)
+        self.roots.append(root)
+        return root
+
+    def root_of(self, var, value):
+        ref = self.var_root.get(var)
+        if ref is None and isinstance(var, Constant) and isinstance(value, np.ndarray):
+            ref = self.var_root[var] = (self.add(_Root("fixed", value)), 0)
+        return ref
+
+    def is_static(self, var) -> bool:
+        return isinstance(var, Constant) or var in self.static
+
+    def view(self, node, ins, outs) -> bool:
+        """A view of one input (``view_map``) whose other inputs are static: an offset."""
+        view_map = getattr(node.op, "view_map", None) or {}
+        if len(node.outputs) != 1 or list(view_map) != [0] or len(view_map[0]) != 1:
+            return False
+        src = view_map[0][0]
+        out, value = outs[0], ins[src]
+        if not (isinstance(out, np.ndarray) and isinstance(value, np.ndarray)):
+            return False
+        if not all(self.is_static(v) for k, v in enumerate(node.inputs) if k != src):
+            return False
+        ref = self.root_of(node.inputs[src], value)
+        if ref is None:
+            return False
+        if out.size == 0:
+            self.var_root[node.outputs[0]] = ref
+            return True
+        lo, hi = byte_bounds(out)
+        vlo, vhi = byte_bounds(value)
+        if not (vlo <= lo and hi <= vhi):
+            return False  # a copy, not a view (Reshape of a non-contiguous input)
+        self.var_root[node.outputs[0]] = (ref[0], ref[1] + out.ctypes.data - value.ctypes.data)
+        return True
+
+    def alloc_empty(self, node, outs):
+        """``AllocEmpty`` of a static shape: a buffer no step needs to fill (its readers,
+        e.g. an inplace gemv with beta 0, write it first)."""
+        if (isinstance(node.op, AllocEmpty) and isinstance(outs[0], np.ndarray)
+                and all(self.is_static(v) for v in node.inputs)):
+            return [], [_Root("buffer", outs[0], node.outputs[0])], None
+        return None
+
+    def kernel(self, node, thunk, calls, ins, outs):
+        """The node's steps, or None if its record does not explain everything it does.
+
+        Returns (steps, new roots, inplace source var or None). Each operand must lie in
+        exactly one place: an input's value, this node's result, or scratch of this node
+        (recorded conversions and literals)."""
+        if (not isinstance(thunk, self.kernel_thunk) or len(node.outputs) != 1
+                or not all(self.is_static(node.inputs[k])
+                           for k in getattr(thunk, "shape_inputs", ()))):
+            return None
+        out = outs[0]
+        if not isinstance(out, np.ndarray):
+            return None
+        places = []  # (lo, hi, value pointer, root, offset of the value from the root)
+
+        def place(value, ref):
+            if value.size:
+                places.append((*byte_bounds(value), value.ctypes.data, *ref))
+
+        for var, value in zip(node.inputs, ins):
+            ref = self.root_of(var, value) if isinstance(value, np.ndarray) else None
+            if ref is not None:
+                place(value, ref)
+        new, written = [], {}  # roots made here; elements written so far into them
+        alias = next((v for v, value in zip(node.inputs, ins) if value is out), None)
+        if alias is not None:
+            ref = self.var_root.get(alias)
+            if ref is None or ref[0].kind in ("fixed", "input"):
+                return None  # never write into constants, static values or inputs
+        else:
+            if out.size and any(_overlap(p[0], p[1], out) for p in places):
+                return None  # shares memory with an input, but is not it
+            own = _Root("buffer", out, node.outputs[0])
+            new.append(own)
+            written[own] = 0
+            place(out, (own, 0))
+
+        def scratch(kind, a):
+            r = _Root(kind, a)
+            new.append(r)
+            place(a, (r, 0))
+            return r
+
+        def locate(a):
+            if not isinstance(a, np.ndarray) or a.size == 0:
+                return None
+            lo, hi = byte_bounds(a)
+            found = {(r, off + a.ctypes.data - ptr) for plo, phi, ptr, r, off in places
+                     if plo <= lo and hi <= phi}
+            return found.pop() if len(found) == 1 else None  # none, or ambiguous
+
+        steps = []
+        for call in calls:
+            if isinstance(call, record.Opaque):
+                return None  # NumPy made (part of) the result
+            if isinstance(call, record.Literal):
+                scratch("fixed", call.array)
+                continue
+            if isinstance(call, record.Convert):
+                if locate(call.dst) is None:
+                    written[scratch("temp", call.dst)] = 0
+                call = _convert_kernel(call)
+                if call is None:
+                    return None
+            if len(call.arrays) > self.max_operands:
+                return None
+            refs = []
+            for j, a in enumerate(call.arrays):
+                ref = locate(a)
+                if ref is None:
+                    return None
+                r = ref[0]
+                if r in written and written[r] < r.value.size and (
+                        j < len(call.arrays) - 1 or call.prepared.update):
+                    return None  # scratch read before it was written
+                refs.append(ref)
+            r = refs[-1][0]
+            if r.kind in ("fixed", "input"):
+                return None
+            if r in written:
+                written[r] += call.arrays[-1].size
+            steps.append((refs, call.prepared))
+        if alias is None and written[new[0]] < out.size:
+            return None  # part of the result was made outside the record (NumPy)
+        if alias is not None and not steps:
+            return None
+        return steps, new, alias
+
+    # -- phases of build_plan, in order --------------------------------------------------
+
+    def add_inputs(self, values: list) -> bool:
+        """The graph's inputs become ``input`` roots (False: one is not an array)."""
+        self.inputs = []
+        for var, value in zip(self.vm.fgraph.inputs, values):
+            if not isinstance(value, np.ndarray):
+                return False
+            root = self.add(_Root("input", value, var))
+            self.var_root[var] = (root, 0)
+            self.inputs.append((root.index, self.storage[var]))
+        return True
+
+    def classify(self, records: list) -> None:
+        """Each node is STATIC (snapshots), KERNEL (steps), VIEW (an offset) or PYTHON."""
+        for node, thunk, (calls, ins, outs, snaps) in zip(self.vm.nodes, self.vm.thunks,
+                                                          records):
+            if snaps is not None and all(geometry(s) == geometry(o)
+                                         for s, o in zip(snaps, outs)):
+                for var, snap in zip(node.outputs, snaps):
+                    if isinstance(snap, np.ndarray):
+                        self.var_root[var] = (self.add(_Root("fixed", snap)), 0)
+                self._kind(STATIC, snaps)
+                continue
+            made = self.kernel(node, thunk, calls, ins, outs) or self.alloc_empty(node, outs)
+            if made is not None:
+                steps, new, alias = made
+                for r in new:
+                    self.add(r)
+                out = node.outputs[0]
+                self.var_root[out] = self.var_root[alias] if alias is not None else (new[0], 0)
+                self._kind(KERNEL, (steps, alias))
+            elif self.view(node, ins, outs):
+                self._kind(VIEW, None)
+            else:
+                for var, value in zip(node.outputs, outs):
+                    if isinstance(value, np.ndarray):
+                        self.var_root[var] = (self.add(_Root("python", value, var)), 0)
+                self._kind(PYTHON, outs)
+
+    def _kind(self, kind: str, info) -> None:
+        self.kinds.append(kind)
+        self.infos.append(info)
+
+    def find_needed(self) -> None:
+        """What Python reads: results, inputs of thunk-run nodes, and (backwards) what the
+        views and inplace kernels among those read from; such views run their thunks."""
+        needed = self.needed
+        needed.update(self.vm.fgraph.outputs)
+        for node, kind in zip(self.vm.nodes, self.kinds):
+            if kind == PYTHON:
+                needed.update(node.inputs)
+        for i in reversed(range(len(self.kinds))):
+            node, kind, info = self.vm.nodes[i], self.kinds[i], self.infos[i]
+            if kind == VIEW and node.outputs[0] in needed:
+                self.kinds[i] = VIEW_RUN
+                needed.update(node.inputs)
+            elif kind == KERNEL and info[1] is not None and node.outputs[0] in needed:
+                needed.add(info[1])
+
+    def place_buffers(self) -> bool:
+        """Buffers a result shares memory with are fresh every call (False: one has a
+        layout ``np.empty`` cannot make); the others are pinned, and given to their cells
+        at the start of a call where Python reads them."""
+        results = [c[0] for c in self.vm.output_storage
+                   if isinstance(c[0], np.ndarray) and c[0].size]
+        self.fresh_ids = set()
+        for r in self.roots:
+            if r.kind != "buffer":
+                continue
+            if any(_overlap(r.lo, r.hi, v) for v in results):
+                layout = _layout(r.value)
+                if layout is None:
+                    return False
+                self.fresh.append((r.index, self.storage[r.var], layout))
+                self.fresh_ids.add(r.index)
+            elif r.var in self.needed:
+                self.cells.append((self.storage[r.var], r.value, False))
+        return True
+
+    def share(self) -> None:
+        """Pinned intermediates whose lives do not overlap share memory."""
+        busy = {self.var_root[v][0] for v in self.needed if v in self.var_root}
+        busy |= {r for r in self.roots if r.index in self.fresh_ids}
+        _share_buffers([info[0] for kind, info in zip(self.kinds, self.infos)
+                        if kind == KERNEL], busy)
+
+    def assemble(self) -> tuple[list, list]:
+        """The executor's items (segments of steps, thunk-run nodes) and, per node, how to
+        complete a call that leaves the plan (``Plan._finish``)."""
+        items, finish, seg = [], [], None
+        for pos, (node, thunk, kind, info) in enumerate(zip(self.vm.nodes, self.vm.thunks,
+                                                            self.kinds, self.infos)):
+            cells_out = [self.storage[v] for v in node.outputs]
+            if kind == STATIC:
+                pairs = list(zip(cells_out, info))
+                self.cells += [(c, v, isinstance(v, np.ndarray))
+                               for var, (c, v) in zip(node.outputs, pairs) if var in self.needed]
+                finish.append((kind, node, thunk, pairs))
+            elif kind == KERNEL:
+                steps, alias = info
+                if seg is None:
+                    seg = Segment()
+                    items.append(seg)
+                for refs, prepared in steps:
+                    fn = ctypes.cast(prepared.fn, ctypes.c_void_p).value
+                    seg.steps.append((fn, refs, prepared.shapes, prepared.strides))
+                    seg.owners.append((node, thunk, prepared))
+                if alias is not None:
+                    if node.outputs[0] in self.needed:
+                        seg.fixups.append((cells_out[0], self.storage[alias]))
+                    finish.append((kind, node, thunk,
+                                   ("alias", cells_out[0], self.storage[alias])))
+                else:
+                    root = self.var_root[node.outputs[0]][0]
+                    finish.append((kind, node, thunk, ("buffer", cells_out[0], root.value)
+                                   if root.index not in self.fresh_ids else None))
+            else:
+                if kind != VIEW:
+                    seg = None
+                    checks = []
+                    if kind == PYTHON:
+                        checks = [(c, geometry(v), self.var_root[var][0].index)
+                                  for var, c, v in zip(node.outputs, cells_out, info)
+                                  if isinstance(v, np.ndarray)]
+                    items.append(PyItem(pos, node, thunk, checks))
+                finish.append((kind, node, thunk, None))
+        return items, finish
+
+    def seal(self, run_steps, items: list, finish: list) -> Plan:
+        """The root table and the C step tables; the plan keeps what they point into (its
+        own buffers and constants, never the caller's arrays)."""
+        pinned = [r for r in self.roots if r.kind in ("fixed", "temp")
+                  or r.kind == "buffer" and r.index not in self.fresh_ids]
+        keep: list = [r.value for r in pinned]
+        for item in items:
+            if isinstance(item, Segment):
+                item.seal(keep)
+        roots = (ctypes.c_void_p * max(1, len(self.roots)))()
+        for r in pinned:
+            roots[r.index] = r.ptr
+        return Plan(run_steps, roots, items, self.inputs, self.fresh, self.cells, finish, keep)
+
+
+def _overlap(lo: int, hi: int, a: np.ndarray) -> bool:
+    alo, ahi = byte_bounds(a)
+    return alo < hi and lo < ahi
+
+
+def _share_buffers(node_steps: list, busy: set) -> None:
+    """Let intermediates whose lives do not overlap share memory, as PyTensor's garbage
+    collection would: a pinned buffer or scratch array that no step reads after step ``i``
+    is handed to one first written after ``i``. Only C-contiguous arrays are shared, and
+    nothing Python reads (``busy``)."""
+    first, last = {}, {}
+    for i, (refs, _) in enumerate(s for steps in node_steps for s in steps):
+        for r, _ in refs:
+            first.setdefault(r, i)
+            last[r] = i
+    free: list = []  # (last step, slab)
+    for r in sorted(first, key=first.get):
+        if (r.kind not in ("buffer", "temp") or r in busy or not r.value.flags.c_contiguous
+                or not r.value.size):
+            continue
+        fits = [(slab.nbytes, k) for k, (end, slab) in enumerate(free)
+                if end < first[r] and slab.nbytes >= r.value.nbytes]
+        if fits:
+            _, k = min(fits)
+            _, slab = free.pop(k)
+            r.value = np.frombuffer(slab, r.value.dtype, r.value.size).reshape(r.value.shape)
+            r.ptr = slab.ctypes.data
+        else:
+            slab = r.value
+        free.append((last[r], slab))
+
+
+def _layout(a: np.ndarray):
+    """(shape, dtype, axis order or None) with which ``np.empty`` reproduces ``a``'s strides
+    (C order, or a dense permutation such as a transpose), or None. Strides of size-1
+    dimensions address nothing and may differ."""
+    if a.flags.c_contiguous:
+        return a.shape, a.dtype, None
+    order = sorted(range(a.ndim), key=lambda d: -a.strides[d])
+    perm = tuple(int(i) for i in np.argsort(order))
+    made = np.empty([a.shape[d] for d in order], a.dtype).transpose(perm)
+    same = all(n == 1 or s == t for n, s, t in zip(a.shape, a.strides, made.strides))
+    return ([a.shape[d] for d in order], a.dtype, perm) if same else None  # size-1: any
+
+
+def _convert_kernel(conv: record.Convert) -> record.Kernel | None:
+    """``dst[...] = src`` as a kernel call (identity, or cast between dtypes)."""
+    src, dst = conv.src, conv.dst
+    op, dtype = ("identity", None) if src.dtype == dst.dtype else ("cast", dst.dtype)
+    try:
+        prepared, used, _ = prepare(op, src, out=dst, dtype=dtype)
+    except Exception:  # e.g. KernelNotAvailable with AOT_DISABLE_JIT: no plan for the node
+        return None
+    if prepared is None or used[0] is not src or prepared.casts:
+        return None
+    return record.Kernel(prepared, [src, dst])
+
+
+
+
+def build_plan(vm, records: list, static: set, executor, kernel_thunk: type) -> Plan | None:
+    """A plan from one recorded call (``loop.record_call``), or None if no kernel would
+    leave Python. ``executor``: (``aotk_run_steps``, its operand limit) from the library."""
+    if executor is None:
+        return None
+    run_steps, max_operands = executor
+    p = _Planner(vm, static, max_operands, kernel_thunk)
+    if not p.add_inputs(records[0]):
+        return None
+    p.classify(records[1:])
+    if KERNEL not in p.kinds:
+        return None
+    p.find_needed()
+    if not p.place_buffers():
+        return None
+    p.share()
+    items, finish = p.assemble()
+    return p.seal(run_steps, items, finish)

@@ -1,0 +1,152 @@
+"""Thunks that run PyTensor nodes on aotkernels (made by ``servers.serve``).
+
+A thunk reads its inputs' storage cells and writes its output cells, as PyTensor's own
+thunks do. Where a node ran ("aot", "jit", "numpy"; ``source``, for ``coverage``) is read
+off what its first call recorded (``record.source``): the kernel calls carry their source.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from pytensor.tensor.elemwise import Elemwise
+
+from aotkernels import record
+from aotkernels.families.elemwise import prepare
+
+
+class KernelThunk:
+    """Runs a node through ``run(*input values) -> output value`` on kernels.
+
+    ``shape_inputs``: inputs whose values (not only shapes) decide the output's geometry,
+    like a join's axis; a plan replays the node only if they are fixed.
+    """
+
+    lazy = False
+
+    def __init__(self, node, run: Callable | None, inputs, outputs,
+                 shape_inputs: tuple[int, ...] = ()):
+        self.node, self.run, self.inputs, self.outputs = node, run, inputs, outputs
+        self.shape_inputs = shape_inputs
+        self.source: str | None = None  # known once a call ran a kernel or NumPy
+
+    def __call__(self) -> None:
+        if self.source is not None:
+            self.compute()
+            return
+        with record.capture() as calls:  # inside a plan's recording, or on its own
+            self.compute()
+        self.source = record.source(calls)
+
+    def compute(self) -> None:
+        self.outputs[0][0] = self.run(*[c[0] for c in self.inputs])
+
+
+class CallSite:
+    """One elementwise call in a node: resolved again only when the operands' layout changes.
+
+    The resolved call (``Prepared``) is kept while shapes, strides and dtypes stay the same,
+    and only if the kernel read the caller's arrays as they are: an input that had to be
+    copied (partial overlap with ``out``, byte order, alignment) has another geometry.
+    """
+
+    __slots__ = ("key", "prepared")
+
+    def __init__(self):
+        self.key = self.prepared = None
+
+    def __call__(self, op: str, args: list, out: np.ndarray, dtype=None) -> None:
+        overlap = [np.may_share_memory(a, out) and not _same_view(a, out) for a in args]
+        key = (out.shape, out.strides, *[(a.shape, a.strides, a.dtype) for a in args])
+        if key != self.key or any(overlap):
+            prepared, used, out = prepare(op, *args, out=out, dtype=dtype)
+            same = all(u is a for u, a in zip(used, args))
+            self.key, self.prepared, args = (key if same else None), prepared, used
+        if self.prepared is not None:
+            self.prepared.run([*args, out])
+
+
+def _same_view(a: np.ndarray, out: np.ndarray) -> bool:
+    """``a`` is exactly ``out`` (in place, safe for elementwise kernels)."""
+    return (a.ctypes.data == out.ctypes.data and a.shape == out.shape
+            and a.strides == out.strides and a.dtype == out.dtype)
+
+
+class ElemwiseThunk(KernelThunk):
+    """Runs one ``Elemwise`` node on kernels, reusing its output buffer and resolved calls.
+
+    n-ary add/mul/... are applied pairwise into the output buffer, one call site a step;
+    the first step's operands are broadcast to the whole output (stride-0 views), since
+    the first two operands alone may broadcast to less than it.
+    """
+
+    def __init__(self, node, op: str, pairwise: bool, inputs, outputs):
+        super().__init__(node, None, inputs, outputs)
+        self.op = op
+        self.out_dtype = node.outputs[0].type.dtype
+        self.cast_to = self.out_dtype if op == "cast" else None
+        self.inplace = node.op.inplace_pattern.get(0)
+        self.pairwise = pairwise
+        self.sites = [CallSite() for _ in range(len(node.inputs) - 1 if pairwise else 1)]
+        self.checked = None  # input shapes last found free of runtime broadcasting
+
+    def _output(self, args) -> np.ndarray:
+        if self.inplace is not None:
+            return args[self.inplace]
+        shape = np.broadcast_shapes(*(a.shape for a in args))
+        prev = self.outputs[0][0]
+        if isinstance(prev, np.ndarray) and prev.shape == shape and prev.dtype == self.out_dtype:
+            return prev
+        return np.empty(shape, self.out_dtype)
+
+    def compute(self) -> None:
+        args = [np.asarray(c[0]) for c in self.inputs]
+        shapes = [a.shape for a in args]
+        if shapes != self.checked:
+            # PyTensor refuses to broadcast a length-1 dimension its type does not mark
+            # broadcastable (every mode raises); NumPy broadcasting would silently do it
+            Elemwise._check_runtime_broadcast(self.node, args)
+            self.checked = shapes
+        out = self._output(args)
+        if self.pairwise:
+            args = [a if a.dtype == self.out_dtype else record.astype(a, self.out_dtype)
+                    for a in args]  # exact n-ary upcast
+            if self.inplace is not None and self.inplace >= 2:
+                # the first pairwise step writes ``out`` before this input is read
+                args[self.inplace] = record.copy(args[self.inplace])
+            first = [a if a.shape == out.shape else np.broadcast_to(a, out.shape)
+                     for a in args[:2]]
+            self.sites[0](self.op, first, out)
+            for site, a in zip(self.sites[1:], args[2:]):
+                site(self.op, [out, a], out)
+        else:
+            self.sites[0](self.op, args, out, self.cast_to)
+        self.outputs[0][0] = out
+
+
+class InnerGraphThunk:
+    """An ``OpFromGraph`` node (softmax, log-softmax, ... wrappers) whose inner graph runs in
+    mode AOT too. PyTensor's ``perform`` would compile it in the default mode (NUMBA):
+    10-20 s of numba compilation inside the first call of a softmax classifier.
+    """
+
+    lazy = False
+
+    def __init__(self, node, inputs, outputs):
+        self.node, self.inputs, self.outputs = node, inputs, outputs
+        self.fn = None
+
+    def __call__(self) -> None:
+        if self.fn is None:
+            import pytensor
+            from pytensor.compile.mode import get_mode
+
+            op = self.node.op
+            kwargs = {k: v for k, v in op.kwargs.items() if k != "mode"}
+            self.fn = pytensor.function(
+                op.inner_inputs, op.inner_outputs,
+                mode=get_mode("AOT").excluding("symbolic_op_recognition"), **kwargs)
+            self.fn.trust_input = True
+        for cell, value in zip(self.outputs, self.fn(*[c[0] for c in self.inputs])):
+            cell[0] = value
