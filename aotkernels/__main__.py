@@ -5,6 +5,7 @@ ran on prebuilt kernels, JIT kernels, NumPy views or PyTensor's own implementati
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import sys
 from collections import Counter
@@ -29,12 +30,25 @@ def info() -> dict:
             generator=lib.manifest.get("generator"), numba=lib.manifest.get("numba"),
             kernels=len(sigs), families=dict(Counter(s.family for s in sigs)),
             ops=dict(sorted(Counter(s.op for s in sigs).items())), blas=lib.blas)
+    report.update(jit_cache=None, jit_no_cache=None)
     try:
         directory = jit.cache_dir()
-        report["jit_cache"] = str(directory)
-        report["jit_cached_kernels"] = len(list(directory.glob("*.o")))
     except ImportError:
-        report["jit_cache"] = None  # llvmlite not installed: no JIT fallback
+        report["jit_no_cache"] = "llvmlite is not installed (pip install aotkernels[jit])"
+    except RuntimeError as exc:  # no home directory to put it in
+        report["jit_no_cache"] = f"{exc}; misses compile into a private directory per process"
+    else:
+        problem = jit.cache_problem(directory)
+        if problem:
+            report["jit_no_cache"] = (f"{problem}; misses compile into a private directory "
+                                      "per process")
+        else:
+            report["jit_cache"] = str(directory)
+            report["jit_cached_kernels"] = len(list(directory.glob("*.o")))
+    if report["jit_cache"] and importlib.util.find_spec("numba") is None:
+        report["jit_no_compiler"] = ("numba is not installed: cached kernels load, other "
+                                     "misses raise KernelNotAvailable (pip install "
+                                     "aotkernels[jit])")
     return report
 
 
@@ -104,10 +118,13 @@ def main(argv=None) -> int:
         print(f"kernels:  {report['kernels']} ({fams})")
         print("by op:    " + ", ".join(f"{o} {n}" for o, n in report["ops"].items()))
         print(f"BLAS:     {report['blas']}")
-    jit_line = report["jit_cache"] or "unavailable (pip install aotkernels[jit])"
     if report["jit_cache"]:
-        jit_line += f" ({report['jit_cached_kernels']} kernels)"
-    print(f"JIT:      {'disabled' if report['jit_disabled'] else 'enabled'}; cache {jit_line}")
+        jit_line = f"cache {report['jit_cache']} ({report['jit_cached_kernels']} kernels)"
+        if "jit_no_compiler" in report:
+            jit_line += f"; {report['jit_no_compiler']}"
+    else:
+        jit_line = f"no cache: {report['jit_no_cache']}"
+    print(f"JIT:      {'disabled' if report['jit_disabled'] else 'enabled'}; {jit_line}")
     return 0
 
 

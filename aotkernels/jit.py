@@ -14,6 +14,13 @@ line and compiled again. Processes compiling the same symbol take a per-symbol f
 one compiles, the others wait and load its entry. The in-process lock is renewed in a
 forked child, which keeps every kernel its parent had loaded.
 
+A checksum does not say who wrote the entry, so only this user's own files are read
+(``aotkernels.trust``): the cache tree is created private (0700), and an entry, its lock and
+``misses.txt`` are used only if they and every directory from the cache root down are owned
+by this user and writable by no one else, checked on the descriptors that are then read,
+never through a symlink. Anything else is one warning line naming the path and the reason,
+and the kernel is compiled into a private directory of this process instead.
+
 ``AOT_DISABLE_JIT=1`` turns a miss into ``KernelNotAvailable``.
 """
 
@@ -25,16 +32,17 @@ import hashlib
 import logging
 import os
 import struct
-import threading
 from pathlib import Path
 
+from aotkernels import trust
 from aotkernels.library import KERNEL_FN
+from aotkernels.process import ForkSafeLock, atomic_write
 from aotkernels.signature import ABI_VERSION, Signature
 
 #: Counters for this process (tests and ``info`` read them).
 stats = {"compiled": 0, "loaded": 0}
 
-_lock = threading.RLock()
+_lock = ForkSafeLock(reentrant=True)
 _engines: list = []  # kept alive: they own the loaded code
 _fns: dict[str, object] = {}
 
@@ -47,15 +55,6 @@ _TRAILER = struct.Struct(f"<{len(_MAGIC)}sQ32s")
 COMPILE_TIMEOUT = 600
 
 
-def _renew_lock() -> None:
-    """A child forked while another thread held the lock would wait on it forever."""
-    global _lock
-    _lock = threading.RLock()
-
-
-os.register_at_fork(after_in_child=_renew_lock)
-
-
 class KernelNotAvailable(LookupError):
     """No prebuilt kernel for a signature, and JIT compilation is disabled or impossible."""
 
@@ -64,18 +63,73 @@ def jit_disabled() -> bool:
     return os.environ.get("AOT_DISABLE_JIT", "") not in ("", "0")
 
 
+def cache_root() -> Path:
+    """``$AOT_CACHE_DIR``, else the XDG rule: ``$XDG_CACHE_HOME`` (if absolute, as the spec
+    says) or ``~/.cache``, then ``aotkernels``."""
+    root = os.environ.get("AOT_CACHE_DIR")
+    if root:
+        return Path(root)
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "aotkernels"
+
+
 def cache_dir() -> Path:
     """Per-user cache, one folder per ABI, entry format and host CPU (objects are tuned
     for it); entries of the first, unverified format live in another folder."""
-    root = os.environ.get("AOT_CACHE_DIR")
-    if root is None:
-        import platformdirs
-
-        root = platformdirs.user_cache_dir("aotkernels")
+    root = cache_root()
     import llvmlite.binding as llvm
 
     cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|{_MAGIC}"
-    return Path(root) / f"abi{ABI_VERSION}-{hashlib.sha256(cpu.encode()).hexdigest()[:12]}"
+    return root / f"abi{ABI_VERSION}-{hashlib.sha256(cpu.encode()).hexdigest()[:12]}"
+
+
+def cache_problem(directory: Path) -> str | None:
+    """Why this process would not use ``directory`` as its cache, or None if it would (a
+    missing one is made private on the first miss). For ``info``: creates nothing."""
+    try:
+        os.close(trust.open_dir(directory.parent, [directory.name]))
+    except FileNotFoundError:
+        return None
+    except (trust.Untrusted, OSError) as exc:
+        return _why(exc)
+    return None
+
+
+def _why(exc: Exception) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(exc: Exception, then: str) -> None:
+    """One line per path and reason, however many kernels meet it."""
+    why = _why(exc)
+    if why not in _warned:
+        _warned.add(why)
+        log.warning("aotkernels: JIT cache: %s; %s", why, then)
+
+
+def _open_cache() -> tuple[int, Path]:
+    """The cache directory as (descriptor, path), checked from its root down and made
+    private (0700) where missing; this process's private directory if it cannot be trusted
+    or made."""
+    try:
+        directory = cache_dir()
+        return trust.open_dir(directory.parent, [directory.name], create=True), directory
+    except (trust.Untrusted, OSError, RuntimeError) as exc:  # RuntimeError: no home directory
+        _warn_once(exc, f"compiling into {trust.private_dir()} instead")
+        return _open_private()
+
+
+def _open_private() -> tuple[int, Path]:
+    directory = trust.private_dir()
+    try:
+        return trust.open_dir(directory), directory
+    except (trust.Untrusted, OSError) as exc:
+        raise KernelNotAvailable(f"no directory to JIT-compile into: {_why(exc)}") from None
 
 
 def _libm_aliases() -> dict[str, int]:
@@ -133,10 +187,15 @@ def unseal(symbol: str, entry: bytes) -> bytes:
     return obj
 
 
-def _read_entry(path: Path, symbol: str, warn: bool = True) -> bytes | None:
-    """The verified object of an entry, or None if it is missing or damaged."""
+def _read_entry(dir_fd: int, path: Path, symbol: str, warn: bool = True) -> bytes | None:
+    """The verified object of an entry, or None if it is missing or damaged; an entry that
+    is not this user's own raises ``trust.Untrusted``."""
     try:
-        entry = path.read_bytes()
+        fd = trust.open_file(dir_fd, path.name, path)
+        try:
+            entry = trust.read_fd(fd)
+        finally:
+            os.close(fd)
     except FileNotFoundError:
         return None
     except OSError as exc:
@@ -154,10 +213,11 @@ def _read_entry(path: Path, symbol: str, warn: bool = True) -> bytes | None:
 
 
 @contextlib.contextmanager
-def _file_lock(directory: Path, symbol: str):
+def _file_lock(dir_fd: int, directory: Path, symbol: str):
     """Exclusive per-symbol lock across processes; released explicitly (a forked child may
     hold a copy of the descriptor) and by the kernel if the holder dies."""
-    fd = os.open(directory / f".{symbol}.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    name = f".{symbol}.lock"
+    fd = trust.open_file(dir_fd, name, directory / name, os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
@@ -168,54 +228,82 @@ def _file_lock(directory: Path, symbol: str):
         os.close(fd)
 
 
-def _compile_object(sig: Signature, path: Path, symbol: str) -> bytes:
+def _compile_object(sig: Signature, dir_fd: int, path: Path, symbol: str) -> bytes:
     import importlib.util
     import subprocess
     import sys
+    import tempfile
 
     if importlib.util.find_spec("numba") is None:
         raise KernelNotAvailable(f"no prebuilt kernel for {sig.key}; install "
                                  "aotkernels[jit] to compile it on demand")
-    raw = path.with_name(f".{path.name}.{os.getpid()}.raw")
-    try:
-        res = subprocess.run([sys.executable, "-m", "aotkernels.generator.host", sig.key,
-                              str(raw)], capture_output=True, text=True,
-                             timeout=COMPILE_TIMEOUT)
-        if res.returncode:
-            err = (res.stderr.strip().splitlines() or ["no output"])[-1]
-            raise KernelNotAvailable(f"JIT compilation of {sig.key} failed: {err}")
-        obj = raw.read_bytes()
-    except subprocess.TimeoutExpired:
-        raise KernelNotAvailable(f"JIT compilation of {sig.key} took over "
-                                 f"{COMPILE_TIMEOUT} s") from None
-    finally:
-        raw.unlink(missing_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(seal(symbol, obj))
-    os.replace(tmp, path)  # atomic: readers see a whole entry or none
+    with tempfile.TemporaryDirectory(prefix="aotkernels-") as scratch:  # 0700, ours
+        raw = Path(scratch) / f"{symbol}.raw"
+        try:
+            res = subprocess.run([sys.executable, "-m", "aotkernels.generator.host", sig.key,
+                                  str(raw)], capture_output=True, text=True,
+                                 timeout=COMPILE_TIMEOUT)
+            if res.returncode:
+                err = (res.stderr.strip().splitlines() or ["no output"])[-1]
+                raise KernelNotAvailable(f"JIT compilation of {sig.key} failed: {err}")
+            obj = raw.read_bytes()
+        except subprocess.TimeoutExpired:
+            raise KernelNotAvailable(f"JIT compilation of {sig.key} took over "
+                                     f"{COMPILE_TIMEOUT} s") from None
+    # a private file (0600) in the checked directory: readers see a whole entry or none
+    atomic_write(Path(path.name), seal(symbol, obj), dir_fd=dir_fd, mode=0o600)
     stats["compiled"] += 1
     return obj
 
 
-def _compile_once(sig: Signature, directory: Path, path: Path, symbol: str) -> bytes:
+def _compile_once(sig: Signature, dir_fd: int, path: Path, symbol: str) -> bytes:
     """Compile under the per-symbol file lock, unless another process did meanwhile."""
-    directory.mkdir(parents=True, exist_ok=True)
-    with _file_lock(directory, symbol):
-        obj = _read_entry(path, symbol, warn=False)
+    with _file_lock(dir_fd, path.parent, symbol):
+        obj = _read_entry(dir_fd, path, symbol, warn=False)
         if obj is not None:
             stats["loaded"] += 1
             return obj
-        obj = _compile_object(sig, path, symbol)
-        _record_miss(directory, sig)
+        obj = _compile_object(sig, dir_fd, path, symbol)
+        _record_miss(dir_fd, path.parent, sig)
         return obj
 
 
-def _record_miss(directory: Path, sig: Signature) -> None:
+def _record_miss(dir_fd: int, directory: Path, sig: Signature) -> None:
+    """Append to ``misses.txt``, only if it is this user's own file."""
     try:
-        with open(directory / "misses.txt", "a") as f:
-            f.write(sig.key + "\n")
+        fd = trust.open_file(dir_fd, "misses.txt", directory / "misses.txt",
+                             os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    except trust.Untrusted as exc:
+        _warn_once(exc, "not recording misses there")
+        return
     except OSError:
-        pass  # the record is a hint for the next build, never a reason to fail a call
+        return  # the record is a hint for the next build, never a reason to fail a call
+    try:
+        os.write(fd, (sig.key + "\n").encode())
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _cached_object(sig: Signature, symbol: str) -> tuple[bytes, Path]:
+    """(verified object, its entry's path): from this user's cache or compiled into it; if
+    the cache, the entry or its lock is not this user's own, from this process's private
+    directory instead (one warning)."""
+    for open_dir in (_open_cache, _open_private):
+        dir_fd, directory = open_dir()
+        path = directory / f"{symbol}.o"
+        try:
+            obj = _read_entry(dir_fd, path, symbol)
+            if obj is None:
+                return _compile_once(sig, dir_fd, path, symbol), path
+            stats["loaded"] += 1
+            return obj, path
+        except trust.Untrusted as exc:
+            _warn_once(exc, f"compiling into {trust.private_dir()} instead")
+        finally:
+            os.close(dir_fd)
+    raise KernelNotAvailable(f"no directory to JIT-compile {sig.key} into")
 
 
 def function(sig: Signature):
@@ -238,13 +326,7 @@ def function(sig: Signature):
         from aotkernels.kernels import template_hash
 
         symbol = sig.symbol(template_hash(sig.family))
-        directory = cache_dir()
-        path = directory / f"{symbol}.o"
-        obj = _read_entry(path, symbol)
-        if obj is None:
-            obj = _compile_once(sig, directory, path, symbol)
-        else:
-            stats["loaded"] += 1
+        obj, path = _cached_object(sig, symbol)
         addr = _load_object(obj, symbol)
         if not addr:  # verified, so this is a generator bug rather than a damaged file
             raise KernelNotAvailable(f"JIT object {path} lacks {symbol}")

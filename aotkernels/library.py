@@ -5,6 +5,11 @@ The libraries and ``manifest.json`` live in ``aotkernels/_lib`` inside the wheel
 and template hashes must match this package, and its target must run on this CPU. Any
 problem raises ``LibraryError`` with one clear line; ``default_library()`` turns that into a
 logged warning and the runtime JIT-compiles what it needs instead.
+
+Before any of that, the directory, the manifest and the library must be owned by this user
+or root and writable by no one else (``aotkernels.trust``): the manifest's checksum is only
+worth what its writer is. They are checked and read through descriptors, and the loader
+maps the very file that was checked (``/proc/self/fd``), not whatever its path names later.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from aotkernels import trust
 from aotkernels.process import ForkSafeLock
 from aotkernels.signature import ABI_VERSION, Signature
 from aotkernels.targets import TARGETS, host_arch, host_level
@@ -38,14 +44,48 @@ def library_dir() -> Path:
     return Path(env).resolve() if env else PACKAGE_LIB_DIR
 
 
-def read_manifest(directory: Path) -> dict:
-    path = directory / "manifest.json"
+def _refused(exc: trust.Untrusted) -> LibraryError:
+    return LibraryError(f"refusing the kernel library: {exc}")
+
+
+def _open_dir(directory: Path) -> int:
+    """A descriptor of the library directory, checked: owned by this user or root and
+    writable by no one else."""
     try:
-        manifest = json.loads(path.read_text())
+        return trust.open_dir(directory, root_ok=True)
+    except FileNotFoundError:
+        raise LibraryError(f"no kernel library in {directory} (manifest.json missing)") from None
+    except trust.Untrusted as exc:
+        raise _refused(exc) from None
+    except OSError as exc:
+        raise LibraryError(f"cannot open {directory}: {exc.strerror}") from None
+
+
+def _open_file(dir_fd: int, path: Path) -> int:
+    """A descriptor of a file of the library, checked like its directory (never a symlink)."""
+    try:
+        return trust.open_file(dir_fd, path.name, path, root_ok=True)
+    except trust.Untrusted as exc:
+        raise _refused(exc) from None
+
+
+def read_manifest(directory: Path, dir_fd: int | None = None) -> dict:
+    """The checked manifest in ``directory`` (read through ``dir_fd`` if it is open)."""
+    path = directory / "manifest.json"
+    fd = _open_dir(directory) if dir_fd is None else dir_fd
+    try:
+        mfd = _open_file(fd, path)
+        try:
+            manifest = json.loads(trust.read_fd(mfd))
+        finally:
+            os.close(mfd)
     except FileNotFoundError:
         raise LibraryError(f"no kernel library in {directory} (manifest.json missing)") from None
     except (OSError, ValueError) as exc:
         raise LibraryError(f"unreadable manifest {path}: {exc}") from None
+    finally:
+        if dir_fd is None:
+            os.close(fd)
     if manifest.get("abi") != ABI_VERSION:
         raise LibraryError(f"{path} has kernel ABI {manifest.get('abi')}, this runtime "
                            f"needs {ABI_VERSION}: rebuild the library")
@@ -184,13 +224,14 @@ def check_elf(path: Path, data: bytes, arch: str) -> None:
                            f"this is {arch}")
 
 
-def verify_file(path: Path, entry: dict, arch: str | None = None) -> None:
+def verify_file(path: Path, entry: dict, arch: str | None = None,
+                data: bytes | None = None) -> None:
     """ELF header, size and SHA-256 as sealed at install time, checked before the loader
-    maps the file."""
+    maps the file (``data``: its bytes, if already read)."""
     if "sha256" not in entry:
         raise LibraryError(f"manifest has no checksum for {path.name} (not an installed build)")
     try:
-        data = path.read_bytes()
+        data = path.read_bytes() if data is None else data
     except OSError as exc:
         raise LibraryError(f"cannot load {path}: {exc.strerror}") from None
     check_elf(path, data, arch or host_arch())
@@ -201,17 +242,54 @@ def verify_file(path: Path, entry: dict, arch: str | None = None) -> None:
         raise LibraryError(f"cannot load {path}: checksum differs from the manifest (modified)")
 
 
+#: names this process gave the loader, which hands back the object it loaded under a name
+_dlopened: set[str] = set()
+
+
+def _dlopen(fd: int, path: Path) -> ctypes.CDLL:
+    """Map the checked file itself, through its descriptor: its path may name another file
+    by now. A descriptor number that named an earlier library is dup'ed to an unused one."""
+    if not os.path.isdir("/proc/self/fd"):  # no /proc: the path, as checked just before
+        return ctypes.CDLL(str(path))
+    held: list[int] = []
+    try:
+        name = f"/proc/self/fd/{fd}"
+        while name in _dlopened:
+            held.append(os.dup(fd))
+            name = f"/proc/self/fd/{held[-1]}"
+        dll = ctypes.CDLL(name)
+        _dlopened.add(name)
+        return dll
+    finally:
+        for h in held:
+            os.close(h)
+
+
 def load(directory: Path | None = None) -> Library:
     directory = Path(directory) if directory else library_dir()
-    manifest = read_manifest(directory)
-    target, reason = choose_target(manifest)
-    path = directory / TARGETS[target].library
-    verify_file(path, next(t for t in manifest["targets"] if t["name"] == target),
-                TARGETS[target].arch)
+    dir_fd = _open_dir(directory)
     try:
-        dll = ctypes.CDLL(str(path))
+        manifest = read_manifest(directory, dir_fd)
+        target, reason = choose_target(manifest)
+        path = directory / TARGETS[target].library
+        try:
+            fd = _open_file(dir_fd, path)
+        except OSError as exc:
+            raise LibraryError(f"cannot load {path}: {exc.strerror}") from None
+    finally:
+        os.close(dir_fd)
+    try:
+        try:
+            data = trust.read_fd(fd)
+        except OSError as exc:
+            raise LibraryError(f"cannot load {path}: {exc.strerror}") from None
+        verify_file(path, next(t for t in manifest["targets"] if t["name"] == target),
+                    TARGETS[target].arch, data)
+        dll = _dlopen(fd, path)
     except OSError as exc:
         raise LibraryError(f"cannot load {path}: {exc}") from None
+    finally:
+        os.close(fd)
     try:
         abi, probed = dll.aotk_abi_version(), dll.aotk_x86_level()
     except AttributeError:

@@ -8,24 +8,36 @@ waiting forever on a copy nobody will release.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import weakref
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file renamed over it: readers see the
-    whole old file, the whole new one, or none."""
+def atomic_write(path: Path, data: bytes | str, dir_fd: int | None = None,
+                 mode: int = 0o644) -> None:
+    """Write ``data`` to ``path`` through a new file renamed over it: readers see the whole
+    old file, the whole new one, or none. With ``dir_fd``, ``path`` is a name in that
+    (already checked) directory. The new file is created here (``O_EXCL``, never through a
+    symlink), so nobody else holds it open."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    if isinstance(data, str):
+        data = data.encode()
     try:
-        if isinstance(data, str):
-            tmp.write_text(data)
-        else:
-            tmp.write_bytes(data)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     mode, dir_fd=dir_fd)
+    except FileExistsError:  # left by a dead process that had this pid and thread id
+        os.unlink(tmp, dir_fd=dir_fd)
+        return atomic_write(path, data, dir_fd, mode)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
 
 
 class ForkSafeLock:
