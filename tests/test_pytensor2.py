@@ -1,5 +1,6 @@
-"""Mode AOT on the PyTensor line PyMC uses (2.38.x): the mode-AOT suite again, in a second
-environment (``build/pymc-venv``, made by ``make setup``), against the same kernel library."""
+"""Mode AOT on the PyTensor line PyMC uses (2.38.x): the mode-AOT suite, its plans and the
+generated graphs (tests/test_graphs.py) again, in a second environment (``build/pymc-venv``,
+made by ``make setup``), against the same kernel library."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ def test_mode_aot_suite_passes_on_pytensor_2(aot_lib):
     assert version.startswith("2.38"), version
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
     res = subprocess.run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                          "tests/test_pytensor_mode.py", "tests/test_plan.py"], cwd=ROOT, env=env,
+                          "tests/test_pytensor_mode.py", "tests/test_plan.py",
+                          "tests/test_graphs.py"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]
     assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-2000:]

@@ -1,0 +1,463 @@
+"""Generated graphs, not only generated operands: mode AOT against PyTensor's Python linker.
+
+Hypothesis draws the *structure* of a graph: 2-5 inputs with random static shapes (``None``,
+``1`` or a size per dimension, ranks that broadcast together), random dtypes, a random tree
+of n-ary add/mul, binary maximum/sub/true_div/pow, unary exp/log1p/sigmoid/abs and
+comparisons with switch, then optionally a tail on its result: a reduction (keepdims or
+not), basic or advanced indexing (an input index vector, one per dimension for points), a
+join with a second tree, an alloc; and the gradients of scalar-valued float graphs. Each graph
+is compiled in mode AOT and with the Python linker under the same rewrites, and called as a
+user would: three calls of one input geometry (recorded, then planned and replayed from C),
+bad inputs three times (an index out of range has the good geometry, so a plan replays it;
+another size for an input is a geometry of its own, refused unless it broadcasts), a good
+call again, a second geometry (other sizes where the types allow; strided, reversed and
+Fortran-order inputs), and a copy made by pickling. Every call must give what the Python
+linker gives: the same results, or the same exception class.
+
+Only public entry points: mode "AOT" registered by importing ``aotkernels.pytensor_mode``.
+``tests/test_pytensor2.py`` runs this file again on PyTensor 2.38.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass, field
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, event, given, note, settings
+from hypothesis import strategies as st
+
+pytensor = pytest.importorskip("pytensor")
+pt = pytest.importorskip("pytensor.tensor")
+pytest.importorskip("aotkernels.pytensor_mode")  # registers mode "AOT"
+
+from pytensor.compile.mode import Mode  # noqa: E402
+from pytensor.graph import ancestors  # noqa: E402
+
+#: the reference: PyTensor's Python linker (every node's ``perform``) after the rewrites
+#: mode AOT applies (fast_run without fusion, which AOTLinker declares incompatible)
+REF = Mode(linker="py", optimizer="fast_run").excluding("fusion", "local_careduce_fusion")
+
+SETTINGS = dict(deadline=None, derandomize=True, database=None, print_blob=True,
+                suppress_health_check=list(HealthCheck))
+
+FLOATS = ("float64", "float32")
+DTYPES = (*FLOATS, "int64", "int32", "bool")
+SIZES = (1, 2, 3, 5, 1, 2, 3, 5, 0)  # an empty dimension now and then
+
+
+# -- the cases --------------------------------------------------------------------------------
+
+@dataclass
+class Leaf:
+    var: object
+    dtype: str
+    static: tuple  # per dimension: None, 1, or the size it must have
+
+
+@dataclass
+class Index:
+    """An integer index-vector input ``var`` into ``axis`` of the tree's result."""
+    var: object
+    axis: int
+    length: int
+
+
+@dataclass
+class Case:
+    rank: int  # of the elementwise tree's result
+    sizes: tuple  # the result's sizes where not broadcast (geometry 0)
+    leaves: list
+    indices: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+    text: list = field(default_factory=list)
+
+    @property
+    def inputs(self) -> list:
+        return [leaf.var for leaf in self.leaves] + [i.var for i in self.indices]
+
+    def free(self) -> list[bool]:
+        """Result dimensions whose size no input type fixes (another geometry may change it)."""
+        free = [True] * self.rank
+        for leaf in self.leaves:
+            off = self.rank - len(leaf.static)
+            for j, s in enumerate(leaf.static):
+                if s is not None and s != 1:
+                    free[off + j] = False
+        return free
+
+    def shape(self, leaf: Leaf, sizes) -> tuple:
+        off = self.rank - len(leaf.static)
+        return tuple(1 if s == 1 else sizes[off + j] for j, s in enumerate(leaf.static))
+
+    def result_shape(self, sizes) -> tuple:
+        return np.broadcast_shapes(*(self.shape(leaf, sizes) for leaf in self.leaves))
+
+    def values(self, sizes, seed: int, strided: bool = False, shapes=None) -> list:
+        """Input values for a geometry; ``shapes`` overrides some leaves' shapes."""
+        rng = np.random.default_rng(seed)
+        vals = []
+        for k, leaf in enumerate(self.leaves):
+            shape = (shapes or {}).get(k) or self.shape(leaf, sizes)
+            layout = LAYOUTS[(seed + k) % len(LAYOUTS)] if strided else "contiguous"
+            vals.append(_array(rng, shape, leaf.dtype, layout))
+        res = self.result_shape(sizes)
+        for ix in self.indices:
+            n = res[ix.axis]  # an empty axis has no valid index: every mode refuses
+            i = rng.integers(-n, n, ix.length) if n else np.zeros(ix.length)
+            vals.append(i.astype(ix.var.type.dtype))
+        return vals
+
+    def describe(self) -> str:
+        ins = [f"{leaf.var.name}: {leaf.dtype}{list(leaf.static)}" for leaf in self.leaves]
+        ins += [f"{i.var.name}: {i.var.type.dtype} index into axis {i.axis}" for i in self.indices]
+        return f"inputs {', '.join(ins)}; sizes {self.sizes}; " + "; ".join(self.text)
+
+
+LAYOUTS = ("every other", "reversed", "fortran", "contiguous")
+
+
+def _array(rng, shape, dtype: str, layout: str = "contiguous") -> np.ndarray:
+    if layout == "every other" and shape:  # a view with twice the last axis' stride
+        return _array(rng, (*shape[:-1], 2 * shape[-1]), dtype)[..., ::2]
+    if layout == "reversed":  # negative strides
+        return _array(rng, shape, dtype)[(slice(None, None, -1),) * len(shape)]
+    if layout == "fortran":
+        return np.asfortranarray(_array(rng, shape, dtype))
+    if dtype == "bool":
+        return rng.random(shape) < 0.5
+    if dtype in FLOATS:
+        return rng.uniform(-2, 2, shape).astype(dtype)
+    return rng.integers(-3, 4, shape).astype(dtype)
+
+
+def _arith(v):
+    """Bools are not numbers for sub/true_div/abs (PyTensor refuses some): as int8."""
+    return pt.cast(v, "int8") if v.dtype == "bool" else v
+
+
+def _float(v):
+    return v if v.dtype in FLOATS else pt.cast(v, "float64")
+
+
+UNARY = {"exp": pt.exp, "log1p": pt.log1p, "sigmoid": pt.sigmoid,
+         "abs": lambda v: pt.abs(_arith(v))}
+BINARY = {"sub": lambda a, b: _arith(a) - _arith(b),
+          "true_div": lambda a, b: pt.true_div(_arith(a), _arith(b)),
+          "pow": lambda a, b: pt.abs(_arith(a)) ** _float(b),  # no int ** negative int
+          "maximum": pt.maximum}
+NARY = {"add": pt.add, "mul": pt.mul}
+COMPARE = {"gt": pt.gt, "le": pt.le, "eq": pt.eq, "neq": pt.neq}
+
+
+@st.composite
+def tree(draw, pool: list):
+    """Combine ``(var, text)`` pairs until one is left: every input takes part, and the
+    first n-ary nodes get inputs directly, with their broadcast patterns."""
+    pool = list(pool)
+    while len(pool) > 1 or draw(st.integers(0, 3)) == 0:
+        kind = draw(st.sampled_from(["nary", "nary", "binary", "switch", "unary", "const"]))
+        if len(pool) == 1:
+            kind = draw(st.sampled_from(["unary", "const"]))
+        k = {"nary": draw(st.integers(2, min(4, len(pool)))) if len(pool) > 1 else 1,
+             "binary": 2, "switch": min(3, len(pool)), "unary": 1, "const": 1}[kind]
+        picks = draw(st.permutations(range(len(pool))))[:k]
+        args = [pool[i] for i in picks]
+        pool = [p for i, p in enumerate(pool) if i not in picks]
+        vs, ts = [a[0] for a in args], [a[1] for a in args]
+        if kind == "nary":
+            name = draw(st.sampled_from(sorted(NARY)))
+            made = (NARY[name](*vs), f"{name}({', '.join(ts)})")
+        elif kind == "binary":
+            name = draw(st.sampled_from(sorted(BINARY)))
+            made = (BINARY[name](*vs), f"{name}({ts[0]}, {ts[1]})")
+        elif kind == "switch":
+            name = draw(st.sampled_from(sorted(COMPARE)))
+            a, b = vs[0], vs[1]
+            c = vs[2] if len(vs) > 2 else vs[0]
+            made = (pt.switch(COMPARE[name](a, b), b, c),
+                    f"switch({name}({ts[0]}, {ts[1]}), {ts[1]}, {ts[-1]})")
+        elif kind == "unary":
+            name = draw(st.sampled_from(sorted(UNARY)))
+            made = (UNARY[name](vs[0]), f"{name}({ts[0]})")
+        else:
+            c = draw(st.sampled_from([2, 0.5]))
+            made = (vs[0] * c, f"{ts[0]} * {c}") if draw(st.booleans()) else (
+                vs[0] + c, f"{ts[0]} + {c}")
+        pool.append(made)
+    return pool[0]
+
+
+@st.composite
+def leaves(draw, floats_only: bool = False):
+    """2-5 inputs whose static shapes broadcast together, and the sizes of their result."""
+    rank = draw(st.integers(1, 3))
+    sizes = tuple(draw(st.sampled_from(SIZES)) for _ in range(rank))
+    n = draw(st.integers(2, 5))
+    out = []
+    for k in range(n):
+        r = rank if k == 0 else draw(st.integers(1, rank))  # one of full rank
+        static = tuple(draw(st.sampled_from([None, 1, sizes[rank - r + j]]))
+                       for j in range(r))
+        dtype = draw(st.sampled_from(FLOATS if floats_only and k == 0 else DTYPES))
+        out.append(Leaf(pt.tensor(f"x{k}", dtype=dtype, shape=static), dtype, static))
+    return Case(rank, sizes, out)
+
+
+@st.composite
+def with_tail(draw, case: Case, y, text: str, tails=None):
+    """``y`` (the tree's result) and a tail applied to it: (outputs, description)."""
+    tail = draw(st.sampled_from(tails or ["none", "reduce", "slice", "take", "points", "join",
+                                          "alloc"]))
+    r = case.rank
+    event(f"tail: {tail if tail != 'points' or r >= 2 else 'none'}")
+    if tail == "reduce":
+        name = draw(st.sampled_from(["sum", "max", "prod"]))
+        axes = draw(st.none() | st.lists(st.integers(0, r - 1), min_size=1, max_size=r,
+                                         unique=True).map(tuple))
+        keep = draw(st.booleans())
+        return getattr(pt, name)(y, axis=axes, keepdims=keep), (
+            f"{name}({text}, axis={axes}, keepdims={keep})")
+    if tail == "slice":
+        axis = draw(st.integers(0, r - 1))
+        sl = draw(st.sampled_from([slice(1, None), slice(None, None, -1), slice(None, None, 2),
+                                   0, -1]))
+        key = (slice(None),) * axis + (sl,)
+        return y[key], f"{text}[{key}]"
+    if tail == "take":
+        dtype = draw(st.sampled_from(["int64", "int32"]))
+        ix = Index(pt.vector(f"i{len(case.indices)}", dtype=dtype), 0,
+                   draw(st.integers(1, 4)))
+        case.indices.append(ix)
+        return y[ix.var], f"{text}[{ix.var.name}]"
+    if tail == "points" and r >= 2:
+        length = draw(st.integers(1, 4))
+        dtype = draw(st.sampled_from(["int64", "int32"]))
+        ixs = [Index(pt.vector(f"i{len(case.indices) + a}", dtype=dtype), a, length)
+               for a in range(2)]
+        case.indices += ixs
+        return y[ixs[0].var, ixs[1].var], f"{text}[i0, i1]"
+    if tail == "join":
+        other, other_text = draw(tree([(leaf.var, leaf.var.name) for leaf in case.leaves]))
+        axis = draw(st.integers(0, r - 1))
+        return pt.concatenate([y, other], axis=axis), f"join({axis}, {text}, {other_text})"
+    if tail == "alloc":
+        how = draw(st.sampled_from(["alloc", "broadcast_to", "zeros"]))
+        if how == "alloc":
+            return pt.alloc(y, 2, *y.shape), f"alloc({text}, 2, *shape)"
+        if how == "broadcast_to":  # size-1 dimensions of the result grow to 4
+            shape = [4 if n == 1 else y.shape[d] for d, n in enumerate(y.type.shape)]
+            return pt.broadcast_to(y, shape), f"broadcast_to({text}, {shape})"
+        return pt.zeros((3, *y.shape), dtype=y.dtype) + y, f"zeros((3, *shape)) + {text}"
+    return y, text
+
+
+@st.composite
+def graphs(draw):
+    case = draw(leaves())
+    y, text = draw(tree([(leaf.var, leaf.var.name) for leaf in case.leaves]))
+    out, out_text = draw(with_tail(case, y, text))
+    case.outputs = [out, y] if out is not y and draw(st.booleans()) else [out]
+    case.text = [out_text] + ([f"and {text}"] if len(case.outputs) > 1 else [])
+    return case
+
+
+@st.composite
+def gradients(draw):
+    """A scalar cost of float inputs (and maybe others), and its gradient w.r.t. the float
+    inputs: inc_subtensor, n-ary adds of broadcast gradients, reductions of broadcast axes."""
+    case = draw(leaves(floats_only=True))
+    y, text = draw(tree([(leaf.var, leaf.var.name) for leaf in case.leaves]))
+    y = _float(y)
+    out, out_text = draw(with_tail(case, y, text,
+                                   ["none", "reduce", "slice", "take", "points", "join"]))
+    cost = pt.sum(out * out) if draw(st.booleans()) else pt.sum(out)
+    wrt = [leaf.var for leaf in case.leaves if leaf.dtype in FLOATS]
+    case.outputs = [cost, *pytensor.grad(cost, wrt)]
+    case.text = [f"grad of sum({out_text}) w.r.t. {[v.name for v in wrt]}"]
+    return case
+
+
+# -- running them ---------------------------------------------------------------------------
+
+def _close(got, want, single: bool = False) -> None:
+    """Exact for integers and bools; floats within their precision, float32's wherever a
+    float32 value took part (a float64 result of float32 sums carries their rounding)."""
+    got, want = np.asarray(got), np.asarray(want)
+    assert got.dtype == want.dtype, (got.dtype, want.dtype)
+    assert got.shape == want.shape, (got.shape, want.shape)
+    if want.dtype.kind != "f":
+        np.testing.assert_array_equal(got, want)
+        return
+    finite = np.abs(want[np.isfinite(want)])
+    scale = float(finite.max(initial=1.0))
+    if want.dtype == np.float32 or single:
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
+    else:
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12 * scale)
+
+
+def _outcome(fn, vals):
+    """(exception class or None, copies of the results)."""
+    try:
+        out = fn(*vals)
+    except Exception as exc:
+        return type(exc), str(exc).splitlines()[0][:300]
+    return None, [np.array(o, copy=True) for o in out]
+
+
+def _show(outcome) -> str:
+    exc, res = outcome
+    if exc is not None:
+        return f"raised {exc.__name__}: {res}"
+    return "returned " + ", ".join(f"{r.dtype}{list(r.shape)}" for r in res)
+
+
+def _single(outputs) -> bool:
+    """A float32 value takes part in computing ``outputs``."""
+    return any(getattr(v.type, "dtype", None) == "float32" for v in ancestors(outputs))
+
+
+def _same(fn, ref, vals, what: str):
+    """Both functions give the same results or raise the same exception class (or a
+    subclass: CastError is a ValueError and an OverflowError); returns that class or None."""
+    got, want = _outcome(fn, vals), _outcome(ref, vals)
+    if want[0] is not None or got[0] is not None:
+        assert got[0] is not None and want[0] is not None and issubclass(got[0], want[0]), (
+            f"{what}: mode AOT {_show(got)}, Python linker {_show(want)}")
+        return want[0]
+    single = _single(fn.maker.fgraph.outputs)
+    for g, w in zip(got[1], want[1]):
+        _close(g, w, single)
+    return None
+
+
+def _bad_inputs(case: Case, seed: int) -> list[tuple[str, list]]:
+    """Inputs every mode should refuse: an index out of range (the good geometry), and a
+    leaf whose unfixed dimension has another size (a geometry of its own)."""
+    bad = []
+    res = case.result_shape(case.sizes)
+    if case.indices:
+        vals = case.values(case.sizes, seed)
+        k = len(case.leaves) + seed % len(case.indices)
+        ix = case.indices[k - len(case.leaves)]
+        vals[k] = vals[k].copy()
+        vals[k][-1] = res[ix.axis] if seed % 2 else -res[ix.axis] - 1
+        bad.append(("index out of range", vals))
+    for k, leaf in enumerate(case.leaves):
+        off = case.rank - len(leaf.static)
+        dims = [j for j, s in enumerate(leaf.static) if s is None]
+        if dims:
+            j = dims[seed % len(dims)]
+            shape = list(case.shape(leaf, case.sizes))
+            shape[j] = 1 if case.sizes[off + j] > 1 else 3
+            bad.append((f"another shape of an input: x{k} {tuple(shape)}",
+                        case.values(case.sizes, seed, shapes={k: tuple(shape)})))
+            break
+    return bad
+
+
+def check(case: Case, seed: int = 0) -> None:
+    note(case.describe())
+    f = pytensor.function(case.inputs, case.outputs, mode="AOT")
+    ref = pytensor.function(case.inputs, case.outputs, mode=REF)
+    for k in range(3):  # recorded, planned, replayed
+        _same(f, ref, case.values(case.sizes, seed + k), f"call {k}")
+    for what, vals in _bad_inputs(case, seed):
+        for k in range(3):  # a first call and replays must refuse alike
+            exc = _same(f, ref, vals, f"{what}, call {k}")
+        event(f"{what.split(':')[0]}: {exc.__name__ if exc else 'accepted'}")
+    _same(f, ref, case.values(case.sizes, seed + 3), "a good call after bad ones")
+    free = case.free()
+    event(f"geometry 2 changes sizes: {any(free)}")
+    other = tuple(n + 1 if fr else n for n, fr in zip(case.sizes, free))
+    for k in range(3):  # another geometry: other sizes where the types allow, strided inputs
+        _same(f, ref, case.values(other, seed + 10 + k, strided=True), f"geometry 2, call {k}")
+    try:
+        pickle.dumps(ref)
+    except Exception:
+        # PyTensor's own limit, in every mode: once an n-ary Elemwise without a NumPy ufunc
+        # of its arity has run ``perform``, its node's tag holds an np.frompyfunc ufunc
+        # (Elemwise.prepare_node), which does not pickle
+        event("pickle: the Python linker's function does not pickle either")
+        return
+    copy = pickle.loads(pickle.dumps(f))
+    for k in range(2):
+        _same(copy, ref, case.values(case.sizes, seed + 20 + k), f"unpickled, call {k}")
+
+
+@pytest.mark.usefixtures("aot_lib")
+@settings(max_examples=80, **SETTINGS)
+@given(graphs(), st.integers(0, 2**16))
+def test_generated_graphs(case, seed):
+    check(case, seed)
+
+
+@pytest.mark.usefixtures("aot_lib")
+@settings(max_examples=40, **SETTINGS)
+@given(gradients(), st.integers(0, 2**16))
+def test_generated_gradients(case, seed):
+    check(case, seed)
+
+
+# -- the bugs these graphs found, as small fixed cases ----------------------------------------
+
+def _modes(inputs, outputs):
+    return (pytensor.function(inputs, outputs, mode="AOT"),
+            pytensor.function(inputs, outputs, mode=REF))
+
+
+def test_nary_elemwise_whose_first_operands_broadcast_to_less(aot_lib):
+    """mul(a, b, c) with a, b of shape (1,) and c of (400,): the pairwise steps' first
+    result is smaller than the output."""
+    a, b = pt.vector("a", shape=(1,)), pt.vector("b", shape=(1,))
+    c = pt.vector("c", shape=(400,))
+    f, ref = _modes([a, b, c], [a * b * c, pt.add(a, b, c), pt.add(c, a, b)])
+    for k in range(3):
+        vals = [np.full(1, 2.0 + k), np.full(1, 3.0), np.linspace(0, 1, 400)]
+        _same(f, ref, vals, f"call {k}")
+
+
+def test_replayed_index_errors_stay_index_errors(aot_lib):
+    """``n[idx]`` with an index out of range raises IndexError on every call, the plan's
+    replays included."""
+    from pytensor import shared
+
+    idx = pt.lvector("idx")
+    n = shared(np.arange(3.0).reshape(1, 3), shape=(1, None))
+    f = pytensor.function([idx], n[idx], mode="AOT")
+    for _ in range(2):
+        np.testing.assert_array_equal(f(np.array([0, 0])), np.zeros((2, 3)) + np.arange(3.0))
+    for _ in range(3):
+        with pytest.raises(IndexError):
+            f(np.array([0, 1]))
+    np.testing.assert_array_equal(f(np.array([0, -1])), np.zeros((2, 3)) + np.arange(3.0))
+
+
+def test_points_index_errors_stay_index_errors(aot_lib):
+    x, i, j = pt.matrix("x"), pt.lvector("i"), pt.lvector("j")
+    f = pytensor.function([x, i, j], [x[i, j] * 2, pt.inc_subtensor(x[i], 1.0)], mode="AOT")
+    m = np.arange(6.0).reshape(2, 3)
+    for _ in range(2):
+        f(m, np.array([0, 1]), np.array([2, 0]))
+    for bad in (([0, 2], [2, 0]), ([0, 1], [3, 0])):
+        for _ in range(3):
+            with pytest.raises(IndexError):
+                f(m, np.array(bad[0]), np.array(bad[1]))
+
+
+def test_compiled_functions_pickle(aot_lib):
+    """A function compiled in mode AOT pickles, before and after it has plans, and its copy
+    gives the same results (every other mode's functions pickle)."""
+    x, i = pt.vector("x"), pt.lvector("i")
+    outs = [pt.exp(x).sum(), pt.sigmoid(x)[i] * 2, pt.concatenate([x, pt.log1p(x * x)])]
+    f, ref = _modes([x, i], outs)
+    v, idx = np.linspace(-1, 1, 7), np.array([0, 6, -1])
+    copies = [pickle.loads(pickle.dumps(f))]
+    for _ in range(3):
+        _same(f, ref, [v, idx], "original")
+    copies.append(pickle.loads(pickle.dumps(f)))
+    for g in copies:
+        for k in range(3):
+            _same(g, ref, [v * (k + 1), idx], "copy")
