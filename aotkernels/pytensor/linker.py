@@ -13,10 +13,10 @@ import sys
 import types
 from contextlib import contextmanager
 
-from pytensor.compile.mode import Mode
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import Loop, VMLinker
 
+from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.loop import PlannedLoop, executor
 from aotkernels.pytensor.servers import serve
 
@@ -71,7 +71,7 @@ class AOTLinker(VMLinker):
             vm = super().make_vm(nodes, mine, *args, **kwargs)
         if type(vm) is Loop and executor() is not None:
             vm.__class__ = PlannedLoop
-            vm.init_plans()
+            vm.init_plans(eager=RECORDED is not None)
         self.vm = vm
         return vm
 
@@ -83,4 +83,4 @@ class AOTLinker(VMLinker):
         return state
 
 
-AOT = Mode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run"]))
+AOT = CachedMode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run"]))
