@@ -458,11 +458,11 @@ def _install(fgraph, payload: dict) -> None:
     for node in _toposort(cached_out):
         node.inputs = [to_mine.get(v, v) for v in node.inputs]
     outputs = [to_mine.get(v, v) for v in cached_out]
-    if payload["destroy_handler"]:
-        fgraph.attach_feature(DestroyHandler())
     clients = [fgraph.get_output_client(i)[0] for i in range(len(fgraph.outputs))]
     for client, new in zip(clients, outputs):
         fgraph.change_node_input(client, 0, new, reason="aotkernels_graph_cache")
+    if payload["destroy_handler"]:  # attached once the old graph is gone: it sees the new
+        fgraph.attach_feature(DestroyHandler())
     fgraph.validate()
 
 

@@ -57,7 +57,10 @@ class AOTLinker(VMLinker):
         super().__init__(allow_gc=allow_gc, use_cloop=False, callback=callback,
                          callback_input=callback_input, lazy=lazy, schedule=schedule,
                          c_thunks=False, allow_partial_eval=allow_partial_eval)
-        self.incompatible_rewrites = ("cxx_only", "fusion", "local_careduce_fusion")
+        # c_blas: PyTensor 2.x tags its CGemv/CGer rewrite fast_run but not cxx_only; it
+        # reads config.blas__ldflags (a ~0.8 s toolchain probe) and makes C Ops, which run
+        # here as the Gemv/Ger they subclass
+        self.incompatible_rewrites = ("cxx_only", "c_blas", "fusion", "local_careduce_fusion")
         self.nodes: list = []
         self.thunks: list = []
         self.vm = None
