@@ -51,6 +51,7 @@ from pytensor.graph.basic import Constant
 from pytensor.graph.destroyhandler import DestroyHandler
 from pytensor.graph.rewriting.basic import GraphRewriter
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
+from pytensor.tensor.type import TensorType
 
 from aotkernels import __version__ as AOTKERNELS_VERSION
 from aotkernels import jit, trust
@@ -110,6 +111,8 @@ _ATOMS = (type(None), bool, int, float, complex, str, bytes)
 
 #: class -> its checked ``module:qualname`` (classes live as long as their module)
 _names: dict[type, str] = {}
+#: (dtype, shape) -> the text of that TensorType
+_tensor_texts: dict[tuple, str] = {}
 
 
 class _Walk:
@@ -210,7 +213,14 @@ class _Walk:
         """``repr`` of the canonical form: the text hashed into the key."""
         text = self.texts.get(id(value))
         if text is None:
-            text = self.texts[id(value)] = repr(self.canon(value))
+            if type(value) is TensorType:  # most of a graph's types: (dtype, shape) say all
+                text = _tensor_texts.get((value.dtype, value.shape))
+                if text is None:
+                    text = _tensor_texts[(value.dtype, value.shape)] = repr(self.canon(value))
+                self.packages.add("pytensor")
+            else:
+                text = repr(self.canon(value))
+            self.texts[id(value)] = text
             self.keep.append(value)
         return text
 
@@ -493,20 +503,23 @@ class CachedRewriter(GraphRewriter):
         if enabled():
             try:
                 key = graph_key(fgraph, self.mode)
-            except Uncachable as exc:
+            except Exception as exc:  # Uncachable, or an Op whose props fail to read
                 stats["uncachable"] += 1
                 log.debug("aotkernels: graph cache: not caching this graph: %s", exc)
             if key is not None and self._hit(fgraph, key):
                 return None
             stats["misses"] += key is not None
-        result = self.real.rewrite(fgraph)
+        result = self.real.rewrite(fgraph)  # its errors are the caller's
         if key is not None:
-            store(key, fgraph)
+            try:
+                store(key, fgraph)
+            except Exception as exc:  # a cache never fails a compile
+                log.debug("aotkernels: graph cache: not storing %s: %s", key, exc)
         return result
 
     def _hit(self, fgraph, key: str) -> bool:
         payload = load(key)
-        if payload is None:
+        if payload is None or not hasattr(fgraph, "checkpoint"):
             return False
         checkpoint = fgraph.checkpoint()
         try:
