@@ -167,18 +167,19 @@ def _digest(symbol: str, obj: bytes) -> bytes:
     return hashlib.sha256(symbol.encode() + b"\0" + obj).digest()
 
 
-def seal(symbol: str, obj: bytes) -> bytes:
-    """A cache entry: the object, then the trailer that lets a reader verify it."""
-    return obj + _TRAILER.pack(_MAGIC, len(obj), _digest(symbol, obj))
+def seal(symbol: str, obj: bytes, magic: bytes = _MAGIC) -> bytes:
+    """A cache entry: the object, then the trailer that lets a reader verify it (the graph
+    cache seals its entries the same way, with its own 8-byte ``magic``)."""
+    return obj + _TRAILER.pack(magic, len(obj), _digest(symbol, obj))
 
 
-def unseal(symbol: str, entry: bytes) -> bytes:
+def unseal(symbol: str, entry: bytes, magic: bytes = _MAGIC) -> bytes:
     """The object in a cache entry; ``ValueError`` (why, in a few words) if damaged."""
     if len(entry) < _TRAILER.size:
         raise ValueError(f"{len(entry)} bytes, shorter than its trailer")
-    magic, size, digest = _TRAILER.unpack(entry[-_TRAILER.size:])
+    found, size, digest = _TRAILER.unpack(entry[-_TRAILER.size:])
     obj = entry[:-_TRAILER.size]
-    if magic != _MAGIC:
+    if found != magic:
         raise ValueError("no trailer (truncated or not written by aotkernels)")
     if size != len(obj):
         raise ValueError(f"{len(obj)} bytes of object, trailer says {size}")

@@ -51,6 +51,32 @@ def build(case):
         return [x, w, b, y], [loss, *pytensor.grad(loss, [w, b])], [
             rng.normal(size=(500, 20)), rng.normal(size=(20, 5)), np.zeros(5),
             rng.integers(0, 5, 500)]
+    if case == "radon-like":  # radon's logp and dlogp written in PyTensor (no pymc needed)
+        from pytensor.raise_op import Assert
+        n_county, n = 85, 919
+        county = rng.integers(0, n_county, n)
+        floor = rng.integers(0, 2, n).astype(float)
+        obs = 1.5 + 0.3 * rng.normal(size=n_county)[county] - 0.6 * floor + 0.7 * rng.normal(size=n)
+        check = Assert("sigma > 0")
+
+        def normal(x, mu, sigma):
+            sigma = check(sigma, pt.all(pt.gt(sigma, 0)))
+            return -0.5 * ((x - mu) / sigma) ** 2 - pt.log(sigma) - 0.5 * np.log(2 * np.pi)
+
+        def halfnormal_log(v, s):  # logp of exp(v), plus the log transform's jacobian v
+            return 0.5 * np.log(2 / np.pi) - np.log(s) - 0.5 * (pt.exp(v) / s) ** 2 + v
+
+        mu_a, sa_log = pt.scalar("mu_a"), pt.scalar("sigma_a_log__")
+        a, b, s_log = pt.vector("a"), pt.scalar("b"), pt.scalar("sigma_log__")
+        logp = (normal(mu_a, 0.0, 10.0) + halfnormal_log(sa_log, 5.0)
+                + pt.sum(normal(a, mu_a, pt.exp(sa_log))) + normal(b, 0.0, 10.0)
+                + halfnormal_log(s_log, 5.0)
+                + pt.sum(normal(pt.constant(obs), a[pt.constant(county)] + b * floor,
+                                pt.exp(s_log))))
+        inputs = [mu_a, sa_log, a, b, s_log]
+        return inputs, [logp, *pytensor.grad(logp, inputs)], [
+            np.asarray(0.1), np.asarray(0.1), np.full(n_county, 0.1), np.asarray(0.1),
+            np.asarray(0.1)]
     if case == "radon":  # a hierarchical PyMC model's logp and dlogp (synthetic radon data)
         import pymc as pm
         n_county, n = 85, 919

@@ -5,16 +5,18 @@
     am.coverage(f)                    # per node: "aot", "jit", "view", "pytensor", ...
     am.use_as_default()               # mode AOT for every pytensor.function
 
-Where each job lives: ``linker`` (the linker and the mode), ``servers`` (which thunk runs
-each Op class), ``thunks`` (the thunks), ``loop`` (the VM loop: record a call, keep a plan
-per input geometry), ``planner`` (a plan from a recorded call), ``executor`` (run a plan),
-``coverage`` (reports). Served on kernels: ``Elemwise`` (every op of the table, ``Cast``,
-``Identity``, n-ary add/mul, inplace variants), ``CAReduce`` (Sum, Prod, Max, Min, All,
-Any over any axes), Argmax, CumOp, Softmax, LogSoftmax, SoftmaxGrad, Join, Alloc, Dot,
-Dot22, Gemv, Gemm, AdvancedSubtensor1, AdvancedIncSubtensor1, and AdvancedSubtensor /
-AdvancedIncSubtensor with one index vector per dimension; ``OpFromGraph`` inner graphs run
-in mode AOT. Views (DimShuffle, Reshape, Subtensor, ...) run PyTensor's ``perform``, a NumPy
-view; every other Op runs its ``perform``, so no op is ever refused.
+Where each job lives: ``linker`` (the linker and the mode), ``graph_cache`` (rewritten
+graphs kept across processes: a second process skips PyTensor's rewriting), ``servers``
+(which thunk runs each Op class), ``thunks`` (the thunks), ``loop`` (the VM loop: record a
+call, keep a plan per input geometry), ``planner`` (a plan from a recorded call),
+``executor`` (run a plan), ``coverage`` (reports). Served on kernels: ``Elemwise`` (every op
+of the table, ``Cast``, ``Identity``, n-ary add/mul, inplace variants), ``CAReduce`` (Sum,
+Prod, Max, Min, All, Any over any axes), Argmax, CumOp, Softmax, LogSoftmax, SoftmaxGrad,
+Join, Alloc, Dot, Dot22, Gemv, Gemm, AdvancedSubtensor1, AdvancedIncSubtensor1, and
+AdvancedSubtensor / AdvancedIncSubtensor with one index vector per dimension;
+``OpFromGraph`` inner graphs run in mode AOT. Views (DimShuffle, Reshape, Subtensor, ...)
+run PyTensor's ``perform``, a NumPy view; every other Op runs its ``perform``, so no op is
+ever refused.
 """
 
 from __future__ import annotations

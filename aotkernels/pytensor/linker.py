@@ -13,10 +13,10 @@ import sys
 import types
 from contextlib import contextmanager
 
-from pytensor.compile.mode import Mode
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import Loop, VMLinker
 
+from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.loop import PlannedLoop, executor
 from aotkernels.pytensor.servers import serve
 
@@ -57,7 +57,10 @@ class AOTLinker(VMLinker):
         super().__init__(allow_gc=allow_gc, use_cloop=False, callback=callback,
                          callback_input=callback_input, lazy=lazy, schedule=schedule,
                          c_thunks=False, allow_partial_eval=allow_partial_eval)
-        self.incompatible_rewrites = ("cxx_only", "fusion", "local_careduce_fusion")
+        # c_blas: PyTensor 2.x tags its CGemv/CGer rewrite fast_run but not cxx_only; it
+        # reads config.blas__ldflags (a ~0.8 s toolchain probe) and makes C Ops, which run
+        # here as the Gemv/Ger they subclass
+        self.incompatible_rewrites = ("cxx_only", "c_blas", "fusion", "local_careduce_fusion")
         self.nodes: list = []
         self.thunks: list = []
         self.vm = None
@@ -71,7 +74,7 @@ class AOTLinker(VMLinker):
             vm = super().make_vm(nodes, mine, *args, **kwargs)
         if type(vm) is Loop and executor() is not None:
             vm.__class__ = PlannedLoop
-            vm.init_plans()
+            vm.init_plans(eager=RECORDED is not None)
         self.vm = vm
         return vm
 
@@ -83,4 +86,4 @@ class AOTLinker(VMLinker):
         return state
 
 
-AOT = Mode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run"]))
+AOT = CachedMode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run"]))

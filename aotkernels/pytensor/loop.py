@@ -1,9 +1,9 @@
 """The VM loop of mode AOT: PyTensor's Python ``Loop``, plus recording and plans.
 
-The first call with an input geometry (shapes, strides, dtypes) runs thunk by thunk while
-``aotkernels.record`` logs every kernel call and array conversion (``record_call``); the
-planner turns that log into a ``Plan`` (``planner.build_plan``) and later calls with that
-geometry run the plan (``executor``).
+The first call with an input geometry (shapes, strides, dtypes) runs thunk by thunk; the
+second runs thunk by thunk while ``aotkernels.record`` logs every kernel call and array
+conversion (``record_call``); the planner turns that log into a ``Plan``
+(``planner.build_plan``) and later calls with that geometry run the plan (``executor``).
 """
 
 from __future__ import annotations
@@ -90,16 +90,19 @@ def executor():
 
 class PlannedLoop(Loop):
     """PyTensor's Python loop, plus a plan per input geometry: the first call with a
-    geometry runs thunk by thunk and is recorded, later ones run the plan. A geometry
-    whose plan fails (a value inside changes geometry) is planned at most ``MAX_TRIES``
-    times, then runs thunk by thunk."""
+    geometry runs thunk by thunk, the second is also recorded, later ones run the plan. A
+    geometry whose plan fails (a value inside changes geometry) is planned at most
+    ``MAX_TRIES`` times, then runs thunk by thunk."""
 
     MAX_PLANS = 8  # per function; each holds its intermediates' buffers
     MAX_TRIES = 3
 
-    def init_plans(self) -> None:
+    def init_plans(self, eager: bool = False) -> None:
+        """``eager``: record the first call of a geometry already (``python -m aotkernels
+        coverage`` reports the plans of scripts that call a function once)."""
+        self._eager = eager
         self._plans: dict = {}  # input geometry -> Plan
-        self._tries: dict = {}  # input geometry -> recorded calls
+        self._tries: dict = {}  # input geometry -> recorded calls (0: seen, not recorded)
         self._static = static_vars(self.nodes)
         self._cells = [cell for thunk in self.thunks for cell in thunk.outputs]
 
@@ -115,10 +118,16 @@ class PlannedLoop(Loop):
         return self._record(key)
 
     def _record(self, key):
-        """Run thunk by thunk; record the call and plan its geometry unless tried enough."""
+        """Run thunk by thunk; record the call and plan its geometry unless tried enough.
+        The first call of a geometry only runs: recording and planning cost about twice a
+        plain run, which a function called once (an initial point, a check) never repays,
+        and the first call already pays for everything run for the first time."""
         plans, tries = self._plans, self._tries
         for cell in self._cells:  # a plan leaves values in cells: thunks must not reuse them
             cell[0] = None
+        if key is not None and key not in tries and not self._eager:
+            tries[key] = 0
+            return super().__call__()
         if key is None or tries.get(key, 0) >= self.MAX_TRIES:
             return super().__call__()
         for cell in self.pre_call_clear:
