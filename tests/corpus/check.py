@@ -1,0 +1,194 @@
+"""Check the corpus in mode AOT: every model's logp and gradient against PyTensor's Python
+implementation of the same graph, plus where each node ran.
+
+    build/pymc-venv/bin/python -m tests.corpus.check [--report] [MODEL ...]
+    build/pymc-venv/bin/python tests/corpus/check.py [--report] [MODEL ...]
+
+Per model: compile ``logp_dlogp`` (what ``pm.sample`` compiles for NUTS) in mode AOT, and
+run the same rewritten graph with PyTensor's Python linker as the reference (``reference``:
+every node on its ``perform``; its docstring says why this reference and not FAST_COMPILE).
+Evaluate at 3 points (the transformed initial point, two jittered ones), calling the AOT
+function 3 times per point (the first call of the first point records and plans, every later
+call replays the plan), and compare every call with the reference.
+
+The error of a value is ``|aot - ref| / max(|ref|, 1)`` (relative, absolute below 1: gradient
+components that cancel to about zero carry rounding of their larger terms), maximised over
+logp, every gradient component, every point and call; non-finite values must match exactly.
+``RTOL`` is the bound; ``TOLERANCE`` lists any model that needs more, with the reason.
+
+Prints one JSON line per model (name, ok, max_error, coverage counts, plan kinds, python
+plan items, ops off the prebuilt path, JIT compiles, seconds) or, with ``--report``, a table.
+Exit status 1 if any model mismatches or fails.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import subprocess
+import sys
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+RTOL = 1e-9
+#: model -> (bound, why) for models whose kernels legitimately round differently
+TOLERANCE: dict[str, tuple[float, str]] = {}
+POINTS, CALLS = 3, 3
+COMPUTING = ("aot", "jit", "numpy", "pytensor", "pending")
+
+
+def _corpus():
+    if __package__:
+        return importlib.import_module(__package__)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
+    return importlib.import_module("tests.corpus")
+
+
+def error(aot, ref) -> float:
+    """Max ``|aot - ref| / max(|ref|, 1)`` over the elements; inf where non-finite values
+    differ (NaN matches NaN, an infinity its own sign)."""
+    aot, ref = np.asarray(aot, dtype=float), np.asarray(ref, dtype=float)
+    if aot.shape != ref.shape:
+        return float("inf")
+    fin = np.isfinite(ref)
+    same = (np.isnan(aot) & np.isnan(ref)) | (aot == ref)
+    if not np.all(same[~fin]) or not np.all(np.isfinite(aot[fin])):
+        return float("inf")
+    if not fin.any():
+        return 0.0
+    return float(np.max(np.abs(aot[fin] - ref[fin]) / np.maximum(np.abs(ref[fin]), 1.0)))
+
+
+def op_name(row: str) -> str:
+    """The Op of a ``coverage`` row (``"node"`` or ``"outer / inner"``): the node's text up to
+    its argument list (parentheses inside an Op's braces are part of its name)."""
+    text = row.rsplit(" / ", 1)[-1]
+    depth = 0
+    for i, ch in enumerate(text):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if ch == "(" and depth == 0:
+            return text[:i]
+    return text
+
+
+def check(name: str, build, corpus, am, jit) -> dict:
+    t0 = time.perf_counter()
+    m = build()
+    pts = corpus.points(m, POINTS)
+    jit_before = dict(jit.stats)
+    f = corpus.logp_dlogp(m, "AOT")
+    t_aot = time.perf_counter()
+    ref = corpus.reference(f)
+    t_ref = time.perf_counter()
+    worst, finite = 0.0, True
+    for x in pts:
+        want = [np.array(v, copy=True) for v in ref(x.copy())]
+        finite &= bool(np.isfinite(want[0]))
+        for _ in range(CALLS):
+            got = [np.array(v, copy=True) for v in f(x.copy())]
+            worst = max(worst, *(error(g, w) for g, w in zip(got, want)))
+    rows = am.coverage(f)
+    cov = Counter(source for _, source in rows)
+    plan = am.plan_summary(f)
+    off = Counter(op_name(row) for row, source in rows if source in ("pytensor", "numpy"))
+    bound, why = TOLERANCE.get(name, (RTOL, None))
+    out = {"name": name, "ok": worst <= bound, "max_error": worst, "rtol": bound,
+           "finite": finite, "n": int(pts[0].size),
+           "coverage": {k: cov.get(k, 0) for k in ("aot", "jit", "numpy", "pytensor", "view",
+                                                  "pending")},
+           "plan": dict(plan) if plan else None,
+           "python_items": (plan or {}).get("python", 0) + (plan or {}).get("view (run)", 0),
+           "off_path": dict(off.most_common()),
+           "jit_compiled": jit.stats["compiled"] - jit_before["compiled"],
+           "jit_loaded": jit.stats["loaded"] - jit_before["loaded"],
+           "seconds": {"build_compile": round(t_aot - t0, 2), "reference": round(t_ref - t_aot, 2),
+                       "total": round(time.perf_counter() - t0, 2)}}
+    if why:
+        out["tolerance_why"] = why
+    return out
+
+
+def report_table(results: list[dict]) -> str:
+    lines = ["| model | computing nodes | prebuilt % | jit % | perform % | numpy % | views "
+             "| python plan items | max error | ops off the prebuilt path |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in results:
+        if "coverage" not in r:
+            lines.append(f"| {r['name']} | failed: {r.get('error', '')[:80]} |||||||||")
+            continue
+        c = r["coverage"]
+        n = sum(c[k] for k in COMPUTING) or 1
+        off = ", ".join(f"{k} x{v}" if v > 1 else k for k, v in r["off_path"].items())
+        flag = "" if r["ok"] else " MISMATCH"
+        lines.append(f"| {r['name']} | {n} | {100 * c['aot'] / n:.0f} | {100 * c['jit'] / n:.0f}"
+                     f" | {100 * c['pytensor'] / n:.0f} | {100 * c['numpy'] / n:.0f} "
+                     f"| {c['view']} | {r['python_items']} | {r['max_error']:.1e}{flag} "
+                     f"| {off} |")
+    return "\n".join(lines)
+
+
+def in_processes(names: list[str], jobs: int, echo: bool) -> list[dict]:
+    """Check ``names`` in ``jobs`` worker processes (this script, a share of the models
+    each, round robin); results in ``names`` order."""
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *names[k::jobs]],
+                              stdout=subprocess.PIPE, text=True) for k in range(jobs)]
+    found = {}
+    for proc in procs:
+        out, _ = proc.communicate()
+        for line in out.splitlines():
+            if line.startswith("{"):
+                r = json.loads(line)
+                found[r["name"]] = r
+    results = [found.get(n, {"name": n, "ok": False, "error": "no result from its worker"})
+               for n in names]
+    if echo:
+        for r in results:
+            print(json.dumps(r), flush=True)
+    return results
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("models", nargs="*", help="model names (default: all)")
+    p.add_argument("--report", action="store_true", help="print a table instead of JSON")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="check the models in this many processes (default 1)")
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    corpus = _corpus()
+    import aotkernels.pytensor as am
+    from aotkernels import jit
+
+    unknown = sorted(set(args.models) - set(corpus.MODELS))
+    if unknown:
+        p.error(f"unknown models {unknown}; known: {', '.join(corpus.MODELS)}")
+    names = args.models or list(corpus.MODELS)
+    if args.jobs > 1:
+        results = in_processes(names, args.jobs, not args.report)
+    else:
+        results = []
+        for name in names:
+            try:
+                r = check(name, corpus.MODELS[name], corpus, am, jit)
+            except Exception as exc:  # a model that cannot compile or run is a failure too
+                r = {"name": name, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+            results.append(r)
+            if not args.report:
+                print(json.dumps(r), flush=True)
+    if args.report:
+        print(report_table(results))
+        bad = [r["name"] for r in results if not r["ok"]]
+        jits = sum(r.get("jit_compiled", 0) for r in results)
+        print(f"\n{len(results) - len(bad)}/{len(results)} models match"
+              + (f"; mismatched: {', '.join(bad)}" if bad else "")
+              + f"; {jits} kernels JIT-compiled in this run")
+    return 0 if all(r["ok"] for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
