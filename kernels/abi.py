@@ -2,7 +2,7 @@
 
 Every kernel, AOT or JIT, has the C signature
 ``int32 kernel(void **data, const int64 *shapes, const int64 *strides)``
-(see ``aotkernels.abi``). ``view`` builds a numba array struct from a pointer plus
+(the runtime side is ``aotkernels.call``). ``view`` builds a numba array struct from a pointer plus
 shape/stride slots with ``meminfo=NULL``, so kernel bodies are ordinary numba array code
 that can never allocate: they are compiled with ``_nrt=False``.
 """

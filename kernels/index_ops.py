@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aotkernels.kernels.scalar_ops import FLOATS
+from aotkernels.signature import MAX_NDIM
 
 #: index dtypes the catalog ships (PyTensor's ``x[idx]`` takes any integer vector)
 INDEX_DTYPES = ("int64", "int32")
@@ -35,7 +36,7 @@ class IndexOp:
     @property
     def ranks(self) -> range:
         """Ranks the catalog ships (points of a vector are ``take``'s rows)."""
-        return range(2 if self.points else 1, 5)
+        return range(2 if self.points else 1, MAX_NDIM + 1)
 
 
 _DATA = (*FLOATS, "int64", "int32")
