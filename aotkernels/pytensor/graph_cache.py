@@ -47,7 +47,7 @@ import pytensor
 from pytensor.compile.mode import Mode
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.configdefaults import config
-from pytensor.graph.basic import Constant
+from pytensor.graph.basic import Constant, clone_get_equiv
 from pytensor.graph.destroyhandler import DestroyHandler
 from pytensor.graph.rewriting.basic import GraphRewriter
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
@@ -366,8 +366,8 @@ def _warn_once(message: str) -> None:
 
 def _open_dir(create: bool) -> tuple[int, Path] | None:
     """The checked entries' directory, or None (missing, or untrusted: one warning)."""
-    directory = cache_dir()
     try:
+        directory = cache_dir()
         return trust.open_dir(directory.parent, [directory.name], create=create), directory
     except FileNotFoundError:
         return None
@@ -418,11 +418,7 @@ def _reject(path: Path, why: str) -> None:
 
 def store(key: str, fgraph) -> bool:
     """Write the rewritten ``fgraph`` under ``key``; False if it could not be."""
-    memo = {v: v.type() for v in fgraph.inputs}  # no names, no shared values
-    for v, bare in memo.items():
-        bare.name = v.name
-    from pytensor.graph.basic import clone_get_equiv
-
+    memo = {v: v.type(name=v.name) for v in fgraph.inputs}  # bare: no shared value
     equiv = clone_get_equiv(fgraph.inputs, fgraph.outputs, copy_inputs=False,
                             copy_orphans=True, memo=memo)
     payload = {"key": key, "versions": versions(),
