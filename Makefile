@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 JOBS   ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup cross-tools test demo bench bench-pymc clean
+.PHONY: setup cross-tools test demo bench bench-pymc bench-corpus clean
 
 # The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
 # PyTensor and the test tools, with aotkernels installed editable from this checkout.
@@ -61,6 +61,11 @@ bench-pymc: setup
 	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
 	$(BIN)/python benchmarks/bench_pytensor.py --python $(PYMC_VENV)/bin/python --cases radon
 	$(PYMC_VENV)/bin/python benchmarks/bench_overhead.py --cases radon
+
+# The model corpus (tests/corpus) in modes AOT, NUMBA and C, on PyTensor 2.38.x with PyMC.
+bench-corpus: setup
+	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
+	$(BIN)/python benchmarks/bench_corpus.py
 
 clean:
 	rm -rf build $(VENV) wheels/*.whl
