@@ -1,6 +1,7 @@
 """What a call did, for the plan executor: every kernel call and array conversion, in order.
 
-Mode AOT records one call per input geometry (``aotkernels.plan``) and replays it from C.
+Mode AOT records one call per input geometry (``aotkernels.pytensor.loop``) and replays it
+from C (``planner``, ``executor``).
 Replaying is only sound if nothing the call did escapes the record, so every place that
 calls a kernel or fills, copies or converts an array that a kernel then reads reports it
 here, and every NumPy fallback that computes a result says so (``opaque``). A plan refuses

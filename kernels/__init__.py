@@ -41,7 +41,7 @@ class Family:
 
 
 def _elemwise(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
-    """Every dtype the op's type rule takes with all inputs of one dtype (the resolver casts
+    """Every dtype the op's type rule takes with all inputs of one dtype (the runtime casts
     mixed inputs to that form), ``cast`` for every ordered pair of distinct dtypes,
     ``switch`` with a bool condition; a ``flat`` kernel plus ``nd`` kernels of rank
     1..max_ndim (rank 0 runs on ``flat``)."""

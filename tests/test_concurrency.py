@@ -166,7 +166,7 @@ def aot_function(aot_lib):
 
 
 def test_eight_threads_share_the_resolver_and_mode_aot(aot_function, jit_cache):
-    """8 threads at once: elementwise, reductions and casts through the resolver, a mode-AOT
+    """8 threads at once: elementwise, reductions and casts through the call path, a mode-AOT
     function each, and the same JIT-only signature requested by all (compiled once)."""
     fns = [aot_function() for _ in range(8)]
     start = threading.Barrier(8)
