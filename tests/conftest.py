@@ -67,6 +67,19 @@ def aot_lib() -> library.Library:
 
 
 @pytest.fixture
+def pymc_python() -> Path:
+    """The interpreter of ``build/pymc-venv`` (PyMC with PyTensor 2.38, made by ``make
+    setup``); its absence skips the test, or fails it under CI, where setup makes it."""
+    python = ROOT / "build" / "pymc-venv" / "bin" / "python"
+    if not python.exists():
+        message = f"no {python.parent.parent} (make setup creates it)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return python
+
+
+@pytest.fixture
 def no_jit(monkeypatch, aot_lib):
     """Any kernel that is not prebuilt raises: proves a test ran on the AOT library."""
     monkeypatch.setenv("AOT_DISABLE_JIT", "1")

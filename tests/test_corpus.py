@@ -12,21 +12,13 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ROOT / "build" / "pymc-venv" / "bin" / "python"
 
 
-def test_corpus_matches_python_implementation_in_mode_aot(aot_lib):
-    if not PYTHON.exists():
-        message = f"no {PYTHON.parent.parent} (make setup creates it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
+def test_corpus_matches_python_implementation_in_mode_aot(aot_lib, pymc_python):
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
-    res = subprocess.run([PYTHON, "-m", "tests.corpus.check", "--jobs", "2"], cwd=ROOT, env=env,
-                         capture_output=True, text=True, timeout=900)
+    res = subprocess.run([pymc_python, "-m", "tests.corpus.check", "--jobs", "2"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=900)
     results = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert len(results) >= 20, res.stdout[-3000:] + res.stderr[-3000:]
     bad = [r for r in results if not r["ok"]]

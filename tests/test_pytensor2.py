@@ -8,23 +8,15 @@ import os
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
-PYTHON = ROOT / "build" / "pymc-venv" / "bin" / "python"
 
 
-def test_mode_aot_suite_passes_on_pytensor_2(aot_lib):
-    if not PYTHON.exists():
-        message = f"no {PYTHON.parent.parent} (make setup creates it)"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    version = subprocess.run([PYTHON, "-c", "import pytensor; print(pytensor.__version__)"],
+def test_mode_aot_suite_passes_on_pytensor_2(aot_lib, pymc_python):
+    version = subprocess.run([pymc_python, "-c", "import pytensor; print(pytensor.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     assert version.startswith("2.38"), version
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
-    res = subprocess.run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    res = subprocess.run([pymc_python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "tests/test_pytensor_mode.py", "tests/test_plan.py",
                           "tests/test_graphs.py"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=1800)
