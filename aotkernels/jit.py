@@ -34,7 +34,7 @@ import os
 import struct
 from pathlib import Path
 
-from aotkernels import trust
+from aotkernels import special, trust
 from aotkernels.library import KERNEL_FN
 from aotkernels.process import ForkSafeLock, atomic_write
 from aotkernels.signature import ABI_VERSION, Signature
@@ -154,6 +154,7 @@ def _load_object(obj: bytes, symbol: str) -> int:
     if not _engines:
         for name, addr in _libm_aliases().items():
             llvm.add_symbol(name, addr)
+        special.link_symbol()
     tm = host_machine()
     engine = llvm.create_mcjit_compiler(llvm.parse_assembly(f'target triple = "{tm.triple}"'),
                                         tm)

@@ -115,6 +115,7 @@ class Library:
     manifest: dict
     dll: ctypes.CDLL
     blas: str = "none"  # what the BLAS trampolines call (``bind_blas``)
+    special: bool = False  # its SciPy slot table is filled (``aotkernels.special.bind``)
     kernels: dict[str, str] = field(init=False)
     #: ``find``'s memo: its arguments -> (Signature, fn) or (None, None)
     _choices: dict = field(default_factory=dict, init=False, repr=False)

@@ -35,6 +35,13 @@ class Convert(NamedTuple):
     dst: np.ndarray
 
 
+class Scratch(NamedTuple):
+    """A buffer the runtime allocated for a node's intermediate values; the node's kernels
+    write it before they read it (a fused expression's temporaries)."""
+
+    array: np.ndarray
+
+
 class Opaque(NamedTuple):
     """Work the record cannot show (NumPy computed it): the node cannot be replayed."""
 
@@ -110,6 +117,15 @@ def literal(array: np.ndarray) -> np.ndarray:
     calls = getattr(_state, "calls", None)
     if calls is not None:
         calls.append(Literal(array))
+    return array
+
+
+def scratch(shape, dtype) -> np.ndarray:
+    """``np.empty(shape, dtype)`` for intermediate values, recorded."""
+    array = np.empty(shape, dtype)
+    calls = getattr(_state, "calls", None)
+    if calls is not None:
+        calls.append(Scratch(array))
     return array
 
 

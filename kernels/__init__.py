@@ -23,7 +23,7 @@ from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.reductions import REDUCTIONS
-from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.kernels.scalar_ops import FLOATS, SCALAR_OPS
 from aotkernels.signature import ABI_VERSION, Signature
 
 _HERE = Path(__file__).resolve().parent
@@ -43,13 +43,16 @@ class Family:
 def _elemwise(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
     """Every dtype the op's type rule takes with all inputs of one dtype (the runtime casts
     mixed inputs to that form), ``cast`` for every ordered pair of distinct dtypes,
-    ``switch`` with a bool condition; a ``flat`` kernel plus ``nd`` kernels of rank
-    1..max_ndim (rank 0 runs on ``flat``)."""
+    ``switch`` with a bool condition (others are cast), SciPy-backed ops for floats only (the
+    runtime casts integers); a ``flat`` kernel plus ``nd`` kernels of rank 1..max_ndim (rank
+    0 runs on ``flat``)."""
     if op.name == "cast":
         forms = [((a,), b) for a, b in itertools.permutations(dtypes, 2)]
     else:
         forms = []
         for d in dtypes:
+            if op.scipy and d not in FLOATS:
+                continue
             ins = ("bool", d, d) if op.name == "switch" else (d,) * op.nin
             try:
                 forms.append((ins, op.types(ins)[0]))
@@ -97,7 +100,7 @@ _COMMON = ("scalar_ops.py", "abi.py")
 
 #: every family; op names are unique across them, so ``--ops`` needs no prefix
 FAMILIES: dict[str, Family] = {f.name: f for f in [
-    Family("elemwise", SCALAR_OPS, ("elemwise.py", *_COMMON), _elemwise),
+    Family("elemwise", SCALAR_OPS, ("elemwise.py", "special.py", *_COMMON), _elemwise),
     Family("reduce", REDUCTIONS, ("reduce.py", "reductions.py", "elemwise.py", *_COMMON),
            _reduce),
     Family("axis", AXIS_OPS, ("axis.py", "axis_ops.py", *_COMMON), _axis),

@@ -90,9 +90,15 @@ def _bitwise(ins):  # all bool (logical) or all integer (bitwise), never mixed
     return out, (out,) * len(ins)
 
 
-def _switch(ins):
+def _bool_only(ins):
+    if ins[0] != "bool":
+        raise TypeError("only bool operands are supported")
+    return "bool", (None,)
+
+
+def _switch(ins):  # a condition of any dtype is its truth value (the cast to bool)
     out = upcast(*ins[1:])
-    return out, (None, out, out)
+    return out, ("bool", out, out)
 
 
 # -- bodies (numba nopython over scalars) -----------------------------------------------------
@@ -182,6 +188,12 @@ def cast_body(in_dtype: str, out_dtype: str) -> Callable:
     return checked
 
 
+def _check(c):  # a condition that must hold (CheckAndRaise); the caller names the error
+    if not c:
+        raise AssertionError("a checked condition is false")
+    return c
+
+
 def _clip(x, lo, hi):
     if x < lo:
         return lo
@@ -196,6 +208,8 @@ class ScalarOp:
 
     ``impls['*']`` serves every kind without its own entry. ``raises`` is the exception
     (class, message) a non-zero kernel status stands for: a body can fail no other way.
+    ``scipy``: the op is that ``scipy.special`` function, called through the library's slot
+    table (``kernels/special.py``); it ships for float operands only (integers are cast).
     """
 
     name: str
@@ -203,6 +217,7 @@ class ScalarOp:
     rule: Callable | None
     impls: dict = field(hash=False, compare=False)
     raises: tuple[type[Exception], str] | None = None
+    scipy: str | None = None
 
     def types(self, in_dtypes: tuple[str, ...], out: str | None = None) -> tuple[str, tuple]:
         """(out dtype, compute dtypes) for these inputs; TypeError where PyTensor has none.
@@ -221,6 +236,10 @@ class ScalarOp:
         return res, comp
 
     def impl(self, compute_dtype: str | None) -> Callable:
+        if self.scipy is not None:
+            from aotkernels.kernels.special import body  # numba: templates only
+
+            return body(SCIPY_FUNCTIONS.index(self.scipy), self.nin)
         k = kind(compute_dtype) if compute_dtype else "*"
         fn = self.impls.get(k, self.impls.get("*"))
         if fn is None:
@@ -232,6 +251,63 @@ def _op(name, nin, rule, body=None, raises=None, **impls):
     if body is not None:
         impls["*"] = body
     return ScalarOp(name, nin, rule, impls, raises)
+
+
+#: ``scipy.special.cython_special`` functions a kernel may call, in slot order (an ABI
+#: fact: append only); the shim's ``aotk_special`` table holds their addresses
+SCIPY_FUNCTIONS = ("psi", "erfcx", "erfinv", "erfcinv", "gammainc", "gammaincc",
+                   "gammaincinv", "gammainccinv", "j0", "j1", "jv", "i0", "i1", "iv", "ive",
+                   "kve", "owens_t", "betainc", "betaincinv", "hyp2f1")
+#: capacity of the table the shim defines; the symbol kernels read it through
+SPECIAL_SLOTS, TABLE_SYMBOL = 64, "aotk_special"
+_SCIPY_MISSING = (RuntimeError, "scipy.special is not available to aotkernels kernels")
+
+
+def _scipy_op(name: str, nin: int) -> ScalarOp:
+    """PyTensor's op of that name computes ``scipy.special.<name>``: so does the kernel."""
+    return ScalarOp(name, nin, _float, {}, _SCIPY_MISSING, scipy=name)
+
+
+# -- bodies of PyTensor's special functions that SciPy does not export to Cython ----------
+
+def _tri_gamma(x):
+    """``polygamma(1, x)`` (PyTensor's perform): upward recurrence (positive terms, no
+    cancellation) to x >= 10, then the asymptotic series; x < -100 by reflection first.
+    Poles (0, -1, ..., and -inf) give inf, like SciPy."""
+    if x != x:
+        return x
+    if x <= 0.0 and (x == -math.inf or x == math.floor(x)):
+        return math.inf
+    head, sign = 0.0, 1.0
+    if x < -100.0:  # psi1(x) = pi^2 / sin^2(pi x) - psi1(1 - x); sin^2(pi x) has period 1
+        s = math.sin(math.pi * (x - math.floor(x)))
+        head, sign, x = math.pi * math.pi / (s * s), -1.0, 1.0 - x
+    r = 0.0
+    while x < 10.0:
+        r += 1.0 / (x * x)
+        x += 1.0
+    y = 1.0 / (x * x)  # 1/x + 1/(2x^2) + sum B_2k / x^(2k+1), to the x^-15 term
+    series = 1.0 / x + y / 2.0 + (y / x) * (1.0 / 6.0 + y * (-1.0 / 30.0 + y * (1.0 / 42.0 + y * (
+        -1.0 / 30.0 + y * (5.0 / 66.0 + y * (-691.0 / 2730.0 + y * (7.0 / 6.0)))))))
+    return head + sign * (r + series)
+
+
+def _log1mexp(x):  # PyTensor's Log1mexp: log(1 - exp(x))
+    if x < -0.6931471805599453:
+        return math.log1p(-math.exp(x))
+    return math.log(-math.expm1(x))
+
+
+def _xlogx(x):
+    if x == 0.0:
+        return x - x
+    return x * math.log(x)
+
+
+def _xlogy0(x, y):
+    if x == 0.0:
+        return x - x
+    return x * math.log(y)
 
 
 SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
@@ -279,6 +355,15 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("erfc", 1, _float, lambda x: math.erfc(x)),
     _op("gamma", 1, _float, lambda x: math.gamma(x)),
     _op("gammaln", 1, _float, lambda x: math.lgamma(x)),
+    _op("tri_gamma", 1, _float, _tri_gamma),
+    _op("log1mexp", 1, _float, _log1mexp),
+    _op("xlogx", 1, _float, _xlogx),
+    _op("xlogy0", 2, _float, _xlogy0),
+    *[_scipy_op(name, nin) for name, nin in (
+        ("psi", 1), ("erfcx", 1), ("erfinv", 1), ("erfcinv", 1), ("gammainc", 2),
+        ("gammaincc", 2), ("gammaincinv", 2), ("gammainccinv", 2), ("j0", 1), ("j1", 1),
+        ("jv", 2), ("i0", 1), ("i1", 1), ("iv", 2), ("ive", 2), ("kve", 2), ("owens_t", 2),
+        ("betainc", 3), ("betaincinv", 3), ("hyp2f1", 4))],
     # rounding
     _op("floor", 1, _float, lambda x: np.floor(x)),
     _op("ceil", 1, _float, lambda x: np.ceil(x)),
@@ -297,6 +382,7 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("isnan", 1, _predicate, f=lambda x: x != x, **{"*": lambda x: False}),
     _op("isinf", 1, _predicate, f=lambda x: abs(x) == math.inf, **{"*": lambda x: False}),
     _op("switch", 3, _switch, lambda c, x, y: x if c else y),
+    _op("check", 1, _bool_only, _check, raises=(AssertionError, "a checked condition is false")),
     # copies (join, alloc and PyTensor's tensor_copy) and conversion, the one op whose
     # output dtype is a parameter (rule None)
     _op("identity", 1, _same, lambda x: x),

@@ -81,6 +81,22 @@ def graphs():
             x[rows, rows % 5] * 3, pt.inc_subtensor(x[rows, rows[::-1] % 5], c),
             pytensor.grad(pt.sum(pt.log(pt.special.softmax(x, axis=1)[rows, rows % 5])), x)],
            [M, V5, V6])
+    u = pt.matrix("u")  # values in (0, 1)
+    yield ("special functions (SciPy's, and PyTensor's own)", [x, u],
+           [pt.psi(x) + pt.tri_gamma(x) - pt.erfcx(x) + pt.erfinv(u) * pt.erfcinv(u)
+            + pt.log1mexp(-x) + pt.gammainc(x, 1.5) - pt.gammaincc(x, x)
+            + pt.betainc(x, 2.0, u) + pt.owens_t(x, 0.5) + pt.j0(x) + pt.i1(x)
+            + pt.hyp2f1(1.0, 2.0, 3.0, u * 0.5) + pt.gammaincinv(x, u) + pt.kve(1.5, x),
+            pytensor.grad(pt.sum(pt.gammaln(x) * pt.psi(x)), x)], [P, P / 3.5])
+    yield ("integer switch conditions and composites", [x, y, i],
+           [pt.switch(i, x, y), pt.switch(i > 0, i, 0) * x, x**3 - y**3, (x + 1)**4],
+           [M, M[::-1], I8 % 2])
+    s = pt.dscalar("s")
+    yield ("make_vector, split, set and inc of basic slices, scalar subtensor", [x, r, s],
+           [pt.stack([s, s * 2, pt.exp(s)]), *pt.split(r, [2, 3], n_splits=2),
+            pt.set_subtensor(x[1:3, ::2], 0.5), pt.inc_subtensor(x[:, 1], x[:, 0] * 2),
+            pt.set_subtensor(r[-2:], s), x[2, 3] * s, pt.inc_subtensor(x[1:, 2:], s)],
+           [M, V5, np.array(0.3)])
 
 
 CASES = list(graphs())

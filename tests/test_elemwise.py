@@ -47,6 +47,8 @@ def operands(op: str, in_dtypes, out_dtype, shape, rng, specials=True) -> list[n
     arrays = [sample(d, shape, rng, specials) for d in in_dtypes]
     if op in ("int_div", "mod") and np.dtype(in_dtypes[1]).kind in "iub":
         arrays[1] = np.where(arrays[1] == 0, np.ones((), in_dtypes[1]), arrays[1])
+    if op == "check":  # a false condition fails (test_check_raises)
+        arrays[0] = np.ones_like(arrays[0])
     if op == "pow" and np.dtype(in_dtypes[1]).kind in "iu":
         arrays[1] = (np.abs(arrays[1].astype(np.int64)) % 6).astype(in_dtypes[1])
     if op == "cast" and np.dtype(in_dtypes[0]).kind == "f" and np.dtype(out_dtype).kind in "iu":
@@ -247,6 +249,15 @@ def test_integer_division_extremes(no_jit):
     with np.errstate(all="ignore"):
         assert_matches(ak.elemwise("int_div", lo, m1), np.floor_divide(lo, m1))
         assert_matches(ak.elemwise("mod", lo, m1), np.mod(lo, m1))
+
+
+def test_check_raises(no_jit):
+    """``check`` (what serves PyTensor's CheckAndRaise) fails on any false element."""
+    c = np.ones(100, bool)
+    np.testing.assert_array_equal(ak.elemwise("check", c), c)
+    c[57] = False
+    with pytest.raises(AssertionError, match="checked condition is false"):
+        ak.elemwise("check", c)
 
 
 def test_negative_integer_power_raises(no_jit):

@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 pytensor = pytest.importorskip("pytensor")
 pt = pytest.importorskip("pytensor.tensor")
-pytest.importorskip("aotkernels.pytensor_mode")  # registers mode "AOT"
+am = pytest.importorskip("aotkernels.pytensor")  # registers mode "AOT"
 
 from pytensor.compile.mode import Mode  # noqa: E402
 from pytensor.graph import ancestors  # noqa: E402
@@ -461,3 +461,24 @@ def test_compiled_functions_pickle(aot_lib):
     for g in copies:
         for k in range(3):
             _same(g, ref, [v * (k + 1), idx], "copy")
+
+
+def test_checks_raise_the_ops_error_on_every_call(aot_lib):
+    """``CheckAndRaise`` (PyMC's parameter checks) runs as a ``check`` kernel inside the
+    plan, and a false condition raises the Op's own exception and message on the first
+    call and on replays alike."""
+    from pytensor.raise_op import CheckAndRaise
+
+    x, s = pt.vector("x"), pt.dscalar("s")
+    checked = CheckAndRaise(ValueError, "s must be positive")(pt.exp(x) * s, pt.gt(s, 0),
+                                                              pt.all(pt.isfinite(x)))
+    f, ref = _modes([x, s], [checked.sum(), checked * 2])
+    v = np.linspace(-1, 1, 5)
+    for k in range(3):
+        _same(f, ref, [v, np.array(1.0 + k)], f"call {k}")
+    assert am.plan_summary(f)["python"] == 0, am.plan_summary(f)
+    for bad in ([v, np.array(-1.0)], [np.append(v[:4], np.inf), np.array(1.0)]):
+        for _ in range(3):
+            with pytest.raises(ValueError, match="s must be positive"):
+                f(*bad)
+    _same(f, ref, [v, np.array(2.0)], "after the errors")

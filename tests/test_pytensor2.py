@@ -18,7 +18,7 @@ def test_mode_aot_suite_passes_on_pytensor_2(aot_lib, pymc_python):
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
     res = subprocess.run([pymc_python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "tests/test_pytensor_mode.py", "tests/test_plan.py",
-                          "tests/test_graphs.py"], cwd=ROOT, env=env,
+                          "tests/test_graphs.py", "tests/test_type_rules.py"], cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]
     assert " passed" in res.stdout and "skipped" not in res.stdout, res.stdout[-2000:]

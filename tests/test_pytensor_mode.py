@@ -230,3 +230,49 @@ def test_coverage_cli_reports_every_function_of_a_script(aot_lib, tmp_path):
     assert "function 0:" in out and "function 1:" in out and "total: 2 functions" in out
     assert "Softmax" in out and "Dot22" in out and "pytensor " not in out, out
     assert out.count("plan (from the 2nd call of a geometry): kernel") == 2, out
+
+
+MODEL_OPS = ("special functions (SciPy's, and PyTensor's own)",
+             "integer switch conditions and composites",
+             "make_vector, split, set and inc of basic slices, scalar subtensor")
+
+
+@pytest.mark.parametrize("name", MODEL_OPS)
+def test_ops_real_models_use_run_on_kernels_in_plans(name, aot_lib):
+    """What the model corpus needed (issue 12): SciPy's special functions, conditions of
+    any dtype, Composites, MakeVector, Split, basic Set/IncSubtensor and scalar Subtensor
+    run on kernels or as views, and the plan replays them with no Python item."""
+    _, inputs, outputs, values = next(c for c in CASES if c[0] == name)
+    f, ref = modes(inputs, outputs)
+    replays(f, ref, values)
+    sources = am.coverage_summary(f)
+    assert sources["pytensor"] == sources["numpy"] == sources["pending"] == 0, am.coverage(f)
+    kinds = am.plan_summary(f)
+    assert kinds is not None and kinds["python"] == 0, kinds
+
+
+def test_scan_inner_graphs_run_in_aot_mode(aot_lib):
+    """A Scan's inner graph (and its gradient's) runs in mode AOT, one plan replayed every
+    iteration, instead of being compiled with PyTensor's C backend. (The gradient's inner
+    plan keeps its last node in Python: it writes a preallocated MIT-MOT output.)"""
+    import warnings
+
+    from pytensor.scan.op import Scan
+
+    from aotkernels.pytensor import AOTLinker
+
+    x, a = pt.vector("x"), pt.dscalar("a")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.x: return_updates
+        hs, _ = pytensor.scan(lambda xt, h, a: a * h + pt.exp(-xt) * 0.1, sequences=[x],
+                              outputs_info=[pt.zeros(())], non_sequences=[a])
+    outs = [hs.sum(), *pytensor.grad(hs.sum(), [x, a])]
+    f, ref = modes([x, a], outs)
+    replays(f, ref, [np.linspace(0, 1, 20), np.array(0.5)])
+    scans = [n.op for n in f.maker.fgraph.apply_nodes if isinstance(n.op, Scan)]
+    assert len(scans) == 2
+    for op in scans:
+        assert isinstance(op.fn.maker.linker, AOTLinker)
+        sources = am.coverage_summary(op.fn)
+        assert sources["pytensor"] == sources["numpy"] == 0, am.coverage(op.fn)
+        assert am.plan_summary(op.fn)["kernel"] >= 2, am.plan_summary(op.fn)

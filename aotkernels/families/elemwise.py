@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from aotkernels import call
+from aotkernels import call, special
 from aotkernels.kernels.scalar_ops import SCALAR_OPS, ScalarOp
 from aotkernels.layout import broadcast_strides
+from aotkernels.library import default_library
 from aotkernels.signature import CODES, Signature
 
 _types_cache: dict = {}
@@ -51,6 +52,8 @@ def prepare(op: str, *inputs, out: np.ndarray | None = None, dtype=None):
     sop = SCALAR_OPS.get(op)
     if sop is None:
         raise ValueError(f"unknown elementwise op {op!r}")
+    if sop.scipy is not None:
+        special.bind(default_library())
     arrays, ins = zip(*[call.operand(x) for x in inputs]) if inputs else ((), ())
     arrays = list(arrays)
     out_dtype, compute = _types(sop, ins, dtype)

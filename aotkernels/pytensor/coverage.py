@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from pytensor.raise_op import CheckAndRaise
-from pytensor.tensor.basic import AllocEmpty, ScalarFromTensor, TensorFromScalar
+from pytensor.tensor.basic import AllocEmpty, ScalarFromTensor, Split, TensorFromScalar
 from pytensor.tensor.elemwise import DimShuffle
 from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from pytensor.tensor.subtensor import Subtensor
@@ -16,7 +16,7 @@ from aotkernels.pytensor.thunks import InnerGraphThunk, KernelThunk
 #: Ops whose ``perform`` only reshapes, views or reads shapes (NumPy metadata, no loop over
 #: the data): reported as "view", neither a kernel nor a fallback that computes.
 VIEW_OPS = (DimShuffle, Reshape, Shape, Shape_i, SpecifyShape, Subtensor, ScalarFromTensor,
-            TensorFromScalar, CheckAndRaise, AllocEmpty)
+            TensorFromScalar, CheckAndRaise, AllocEmpty, Split)
 
 
 def _linker(fn) -> AOTLinker:
@@ -37,8 +37,9 @@ def coverage(fn) -> list[tuple[str, str]]:
     linker = _linker(fn)
     rows = []
     for node, thunk in zip(linker.nodes, linker.thunks):
-        if isinstance(thunk, KernelThunk):
-            rows.append((str(node), thunk.source or "pending"))
+        if isinstance(thunk, KernelThunk):  # a view op's thunk runs no kernel
+            view = isinstance(node.op, VIEW_OPS)
+            rows.append((str(node), thunk.source or ("view" if view else "pending")))
         elif isinstance(thunk, InnerGraphThunk) and thunk.fn is not None:
             rows += [(f"{node} / {inner}", source) for inner, source in coverage(thunk.fn)]
         elif isinstance(node.op, VIEW_OPS):

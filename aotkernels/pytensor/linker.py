@@ -12,9 +12,11 @@ from __future__ import annotations
 import sys
 import types
 from contextlib import contextmanager
+from copy import copy
 
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import Loop, VMLinker
+from pytensor.scan.op import Scan
 
 from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.loop import PlannedLoop, executor
@@ -64,6 +66,17 @@ class AOTLinker(VMLinker):
         self.nodes: list = []
         self.thunks: list = []
         self.vm = None
+
+    def make_all(self, *args, **kwargs):
+        """Scan loops run their inner graph in mode AOT too (PyTensor would compile it with
+        the C backend): each Scan node of this function's graph gets its own copy of the
+        Op with that mode, before thunks are made."""
+        for node in self.fgraph.apply_nodes:
+            if isinstance(node.op, Scan) and node.op.mode in (None, "FAST_RUN"):
+                op = copy(node.op)
+                op.mode, op._fn = "AOT", None
+                node.op = op
+        return super().make_all(*args, **kwargs)
 
     def make_vm(self, nodes, thunks, *args, **kwargs):
         mine = [serve(node.op, node, thunk) for node, thunk in zip(nodes, thunks)]

@@ -103,27 +103,35 @@ class _Planner:
         return isinstance(var, Constant) or var in self.static
 
     def view(self, node, ins, outs) -> bool:
-        """A view of one input (``view_map``) whose other inputs are static: an offset."""
+        """Views of one input (``view_map``; Split makes several) whose other inputs are
+        static: offsets."""
         view_map = getattr(node.op, "view_map", None) or {}
-        if len(node.outputs) != 1 or list(view_map) != [0] or len(view_map[0]) != 1:
+        if sorted(view_map) != list(range(len(node.outputs))):
+            return False
+        sources = {tuple(v) for v in view_map.values()}
+        if len(sources) != 1 or len(view_map[0]) != 1:
             return False
         src = view_map[0][0]
-        out, value = outs[0], ins[src]
-        if not (isinstance(out, np.ndarray) and isinstance(value, np.ndarray)):
+        value = ins[src]
+        if not (isinstance(value, np.ndarray)
+                and all(isinstance(out, np.ndarray) for out in outs)):
             return False
         if not all(self.is_static(v) for k, v in enumerate(node.inputs) if k != src):
             return False
         ref = self.root_of(node.inputs[src], value)
         if ref is None:
             return False
-        if out.size == 0:
-            self.var_root[node.outputs[0]] = ref
-            return True
-        lo, hi = byte_bounds(out)
         vlo, vhi = byte_bounds(value)
-        if not (vlo <= lo and hi <= vhi):
-            return False  # a copy, not a view (Reshape of a non-contiguous input)
-        self.var_root[node.outputs[0]] = (ref[0], ref[1] + out.ctypes.data - value.ctypes.data)
+        placed = []
+        for var, out in zip(node.outputs, outs):
+            if out.size == 0:
+                placed.append((var, ref))
+                continue
+            lo, hi = byte_bounds(out)
+            if not (vlo <= lo and hi <= vhi):
+                return False  # a copy, not a view (Reshape of a non-contiguous input)
+            placed.append((var, (ref[0], ref[1] + out.ctypes.data - value.ctypes.data)))
+        self.var_root.update(placed)
         return True
 
     def alloc_empty(self, node, outs):
@@ -159,7 +167,11 @@ class _Planner:
                 place(value, ref)
         new, written = [], {}  # roots made here; elements written so far into them
         alias = next((v for v, value in zip(node.inputs, ins) if value is out), None)
-        if alias is not None:
+        through = getattr(thunk, "passes_through", None)  # the result is that input, unread
+        if through is not None:
+            if alias is not node.inputs[through] or self.var_root.get(alias) is None:
+                return None
+        elif alias is not None:
             ref = self.var_root.get(alias)
             if ref is None or ref[0].kind in ("fixed", "input"):
                 return None  # never write into constants, static values or inputs
@@ -192,6 +204,9 @@ class _Planner:
             if isinstance(call, record.Literal):
                 scratch("fixed", call.array)
                 continue
+            if isinstance(call, record.Scratch):
+                written[scratch("temp", call.array)] = 0
+                continue
             if isinstance(call, record.Convert):
                 if locate(call.dst) is None:
                     written[scratch("temp", call.dst)] = 0
@@ -211,7 +226,7 @@ class _Planner:
                     return None  # scratch read before it was written
                 refs.append(ref)
             r = refs[-1][0]
-            if r.kind in ("fixed", "input"):
+            if r.kind in ("fixed", "input") or through is not None and r.kind != "temp":
                 return None
             if r in written:
                 written[r] += call.arrays[-1].size
@@ -276,7 +291,7 @@ class _Planner:
                 needed.update(node.inputs)
         for i in reversed(range(len(self.kinds))):
             node, kind, info = self.vm.nodes[i], self.kinds[i], self.infos[i]
-            if kind == VIEW and node.outputs[0] in needed:
+            if kind == VIEW and any(out in needed for out in node.outputs):
                 self.kinds[i] = VIEW_RUN
                 needed.update(node.inputs)
             elif kind == KERNEL and info[1] is not None and node.outputs[0] in needed:

@@ -14,7 +14,9 @@ import numpy as np
 import pytensor.scalar as ps
 import pytensor.scalar.math as psm
 from pytensor.compile.builders import OpFromGraph
-from pytensor.tensor.basic import Alloc, Join
+from pytensor.compile.ops import DeepCopyOp
+from pytensor.raise_op import CheckAndRaise
+from pytensor.tensor.basic import Alloc, Join, MakeVector
 from pytensor.tensor.blas import Dot22, Gemm, Gemv
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp
@@ -25,6 +27,8 @@ from pytensor.tensor.subtensor import (
     AdvancedIncSubtensor1,
     AdvancedSubtensor,
     AdvancedSubtensor1,
+    IncSubtensor,
+    Subtensor,
 )
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
@@ -34,13 +38,20 @@ except ImportError:
 
 import aotkernels as ak
 from aotkernels import record
+from aotkernels.assemble import copy_into
 from aotkernels.families.axis import along
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
-from aotkernels.pytensor.thunks import ElemwiseThunk, InnerGraphThunk, KernelThunk
+from aotkernels.pytensor.thunks import (
+    CheckThunk,
+    CompositeThunk,
+    ElemwiseThunk,
+    InnerGraphThunk,
+    KernelThunk,
+)
 from aotkernels.signature import CODES
 
 #: PyTensor scalar op class -> aotkernels op name (the op table is ``SCALAR_OPS``)
@@ -57,8 +68,23 @@ PYTENSOR_SCALAR_OPS: dict[type, str] = {
     ps.RoundHalfToEven: "round_half_to_even", ps.LT: "lt", ps.LE: "le", ps.GT: "gt",
     ps.GE: "ge", ps.EQ: "eq", ps.NEQ: "neq", ps.AND: "and", ps.OR: "or", ps.XOR: "xor",
     ps.Invert: "invert", ps.IsNan: "isnan", ps.IsInf: "isinf", ps.Switch: "switch",
-    ps.Identity: "identity", ps.Cast: "cast",
+    ps.Identity: "identity", ps.Cast: "cast", psm.TriGamma: "tri_gamma",
+    psm.Log1mexp: "log1mexp",
 }
+# ops SciPy computes (kernels call ``scipy.special.cython_special``: ``aotkernels.special``)
+PYTENSOR_SCALAR_OPS.update({getattr(psm, cls): name for cls, name in (
+    ("Psi", "psi"), ("Erfcx", "erfcx"), ("Erfinv", "erfinv"), ("Erfcinv", "erfcinv"),
+    ("GammaInc", "gammainc"), ("GammaIncC", "gammaincc"), ("GammaIncInv", "gammaincinv"),
+    ("GammaIncCInv", "gammainccinv"), ("J0", "j0"), ("J1", "j1"), ("Jv", "jv"), ("I0", "i0"),
+    ("I1", "i1"), ("Iv", "iv"), ("Ive", "ive"), ("Kve", "kve"), ("Owens_t", "owens_t"),
+    ("BetaInc", "betainc"), ("BetaIncInv", "betaincinv"), ("Hyp2F1", "hyp2f1"))
+    if hasattr(psm, cls)})
+try:  # PyTensor 2.x; 3.x writes xlogy with switch, mul and log
+    from pytensor.tensor.xlogx import XlogX, XlogY0
+
+    PYTENSOR_SCALAR_OPS.update({XlogX: "xlogx", XlogY0: "xlogy0"})
+except ImportError:
+    pass
 
 #: CAReduce scalar op -> aotkernels reduction (``REDUCTIONS``)
 PYTENSOR_REDUCTIONS: dict[type, str] = {
@@ -86,6 +112,8 @@ def _kernel(node, thunk, run, shape_inputs: tuple[int, ...] = ()) -> KernelThunk
 
 @serve.register(Elemwise)
 def _elemwise(op, node, thunk):
+    if isinstance(op.scalar_op, ps.Composite):
+        return _composite(op, node, thunk)
     name = PYTENSOR_SCALAR_OPS.get(type(op.scalar_op))
     dtypes = _dtypes(node)
     if len(node.outputs) != 1 or name is None or any(d not in CODES for d in dtypes):
@@ -97,6 +125,48 @@ def _elemwise(op, node, thunk):
     except TypeError:
         return thunk
     return ElemwiseThunk(node, name, pairwise, thunk.inputs, thunk.outputs)
+
+
+def _composite(op, node, thunk):
+    """The program of a ``Composite``'s inner graph for ``CompositeThunk``, or PyTensor's
+    thunk if an inner node is not an op of the table with the types PyTensor gave it."""
+    fgraph = op.scalar_op.fgraph
+    where = {v: ("in", k) for k, v in enumerate(fgraph.inputs)}
+    first_out = {}
+    for k, v in enumerate(fgraph.outputs):
+        first_out.setdefault(v, k)
+    program = []
+    for inner in fgraph.toposort():
+        name = PYTENSOR_SCALAR_OPS.get(type(inner.op))
+        if name is None or len(inner.outputs) != 1:
+            return thunk
+        operands = []
+        for v in inner.inputs:
+            if v in where:
+                operands.append(where[v])
+            elif isinstance(v, ps.ScalarConstant):
+                operands.append(("const", np.array(v.data, v.type.dtype)))
+            else:
+                return thunk
+        ins, out = tuple(v.type.dtype for v in inner.inputs), inner.outputs[0].type.dtype
+        pairwise = name in NARY and len(ins) > 2
+        try:
+            SCALAR_OPS[name].types((out, out) if pairwise else ins, out)
+        except TypeError:
+            return thunk
+        if any(d not in CODES for d in (*ins, out)):
+            return thunk
+        where[inner.outputs[0]] = ("tmp", len(program))
+        program.append((name, operands, out, first_out.get(inner.outputs[0])))
+    outs = []
+    for v in fgraph.outputs:
+        if v in where:
+            outs.append(where[v])
+        elif isinstance(v, ps.ScalarConstant):
+            outs.append(("const", np.array(v.data, v.type.dtype)))
+        else:
+            return thunk
+    return CompositeThunk(node, program, outs, thunk.inputs, thunk.outputs)
 
 
 @serve.register(CAReduce)
@@ -177,6 +247,74 @@ def _alloc(op, node, thunk):
         op._check_runtime_broadcast(node, np.asarray(value), shape)
         return ak.alloc(value, shape, dtype)
     return _kernel(node, thunk, run, tuple(range(1, len(node.inputs))))
+
+
+@serve.register(DeepCopyOp)
+def _deep_copy(op, node, thunk):
+    """A function's result that would alias an input or another result: a copy kernel."""
+    if getattr(node.inputs[0].type, "dtype", None) not in CODES:
+        return thunk
+    return _kernel(node, thunk, lambda x: copy_into(x, np.empty(x.shape, x.dtype)))
+
+
+@serve.register(CheckAndRaise)
+def _check_and_raise(op, node, thunk):
+    if any(c.type.dtype != "bool" for c in node.inputs[1:]):
+        return thunk
+    return CheckThunk(node, (op.exc_type, op.msg), thunk.inputs, thunk.outputs)
+
+
+@serve.register(MakeVector)
+def _make_vector(op, node, thunk):
+    if not node.inputs or not all(d in CODES for d in _dtypes(node)):
+        return thunk
+    dtype = node.outputs[0].type.dtype
+
+    def run(*scalars):  # each 0-d input is a length-1 view: one copy kernel a piece
+        return ak.join(0, *[np.asarray(x).reshape(1) for x in scalars], dtype=dtype)
+    return _kernel(node, thunk, run)
+
+
+def _indices(idx_list, values) -> tuple:
+    """The index tuple of a basic (Inc)Subtensor: ``idx_list`` (slices, and a type or a
+    position per scalar index) filled with the index inputs' values, as its perform does."""
+    it = iter(values)
+    return tuple(slice(*[None if e is None else int(next(it)) for e in
+                         (entry.start, entry.stop, entry.step)])
+                 if isinstance(entry, slice) else int(next(it)) for entry in idx_list)
+
+
+@serve.register(Subtensor)
+def _subtensor(op, node, thunk):
+    """Only the scalar result: PyTensor 2.x returns a 0-d copy of the element, which a plan
+    cannot replay; ``x[i, j, ...]`` is the same element as a 0-d view."""
+    if node.outputs[0].type.ndim != 0:
+        return thunk
+    idx_list = op.idx_list
+    return _kernel(node, thunk, lambda x, *i: x[(*_indices(idx_list, i), Ellipsis)],
+                   tuple(range(1, len(node.inputs))))
+
+
+@serve.register(IncSubtensor)
+def _inc_subtensor(op, node, thunk):
+    """``x[idx] = y`` / ``x[idx] += y`` with basic indices: a copy of ``x`` (unless in
+    place), then one kernel writing into the view ``x[idx]``."""
+    x, y = node.inputs[:2]
+    if (not all(d in CODES for d in _dtypes(node))
+            or np.result_type(x.type.dtype, y.type.dtype) != x.type.dtype):
+        return thunk
+    idx_list, inplace, set_ = op.idx_list, op.inplace, op.set_instead_of_inc
+
+    def run(x, y, *i):
+        out = x if inplace and x.flags.writeable else record.copy(x)
+        view = out[(*_indices(idx_list, i), Ellipsis)]
+        if view.size:
+            if set_:
+                copy_into(y, view)
+            else:
+                ak.elemwise("add", view, np.broadcast_to(y, view.shape), out=view)
+        return out
+    return _kernel(node, thunk, run, tuple(range(2, len(node.inputs))))
 
 
 def _floats(node) -> bool:

@@ -13,6 +13,7 @@ import numpy as np
 from pytensor.tensor.elemwise import Elemwise
 
 from aotkernels import record
+from aotkernels.assemble import copy_into
 from aotkernels.families.elemwise import prepare
 
 
@@ -123,6 +124,90 @@ class ElemwiseThunk(KernelThunk):
         else:
             self.sites[0](self.op, args, out, self.cast_to)
         self.outputs[0][0] = out
+
+
+class CheckThunk(KernelThunk):
+    """``CheckAndRaise``: the value passes through (``passes_through``: the input the
+    result is, which the planner aliases) after a ``check`` kernel tested each condition
+    into scratch; a false one raises the Op's exception, on a replayed plan too."""
+
+    passes_through = 0
+
+    def __init__(self, node, error: tuple, inputs, outputs):
+        super().__init__(node, None, inputs, outputs)
+        self.errors = {1: error}
+        self.sites: list = [None] * (len(node.inputs) - 1)
+
+    def compute(self) -> None:
+        value, *conds = [c[0] for c in self.inputs]
+        for k, c in enumerate(conds):
+            c = np.asarray(c)
+            if c.size == 0:
+                continue
+            key = (c.shape, c.strides)
+            site = self.sites[k]
+            if site is None or site[0] != key:
+                prepared, used, out = prepare("check", c, out=np.empty(c.shape, bool))
+                prepared.errors = self.errors  # this Op's exception and message
+                site = self.sites[k] = (key if used[0] is c else None, prepared)
+            site[1].run([c, record.scratch(c.shape, bool)])
+        self.outputs[0][0] = value
+
+
+class CompositeThunk(KernelThunk):
+    """An ``Elemwise{Composite}`` (mode AOT does not fuse, but rewrites such as
+    ``local_pow_to_nested_squaring`` make small ones) as one elementwise call per inner
+    node, in order, over the whole output shape: intermediates go to scratch buffers, the
+    values of the outputs to the output buffers.
+
+    ``program``: per inner node (op name, operands, output dtype, output index or None),
+    an operand being ("in", k), ("tmp", j) or ("const", 0-d array); made by the server.
+    """
+
+    def __init__(self, node, program: list, outs: list, inputs, outputs):
+        super().__init__(node, None, inputs, outputs)
+        self.program, self.outs = program, outs  # outs: per output, its operand
+        self.sites = [[CallSite() for _ in range(max(1, len(ops) - 1))]
+                      for _, ops, _, _ in program]
+        self.checked = None
+
+    def compute(self) -> None:
+        args = [np.asarray(c[0]) for c in self.inputs]
+        shapes = [a.shape for a in args]
+        if shapes != self.checked:
+            Elemwise._check_runtime_broadcast(self.node, args)
+            self.checked = shapes
+        shape = np.broadcast_shapes(*shapes)
+        results = [None] * len(self.outputs)
+        temps: list = []
+
+        def value(ref):
+            kind, x = ref
+            a = args[x] if kind == "in" else temps[x] if kind == "tmp" else record.literal(x)
+            return a if a.shape == shape else np.broadcast_to(a, shape)
+
+        for (op, operands, dtype, k), sites in zip(self.program, self.sites):
+            if k is None:
+                dest = record.scratch(shape, dtype)
+            else:
+                prev = self.outputs[k][0]
+                fits = (isinstance(prev, np.ndarray) and prev.shape == shape
+                        and prev.dtype == dtype and prev.flags.writeable)
+                dest = results[k] = prev if fits else np.empty(shape, dtype)
+            temps.append(dest)
+            vals = [value(r) for r in operands]
+            if len(vals) > 2:  # n-ary add, mul, ...: pairwise into dest, exact upcast
+                vals = [v if v.dtype == dtype else record.astype(v, dtype) for v in vals]
+                sites[0](op, vals[:2], dest)
+                for site, v in zip(sites[1:], vals[2:]):
+                    site(op, [dest, v], dest)
+            else:
+                sites[0](op, vals, dest, dtype if op == "cast" else None)
+        for k, ref in enumerate(self.outs):
+            if results[k] is None:  # an output that is an input, a constant or another output
+                results[k] = np.empty(shape, self.node.outputs[k].type.dtype)
+                copy_into(value(ref), results[k])
+            self.outputs[k][0] = results[k]
 
 
 class InnerGraphThunk:

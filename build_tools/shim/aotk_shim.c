@@ -164,3 +164,18 @@ EXPORT int32_t aotk_run_steps(int64_t n, const aotk_step *steps, char *const *ro
     }
     return 0;
 }
+
+/* SciPy's special functions (psi, erfcx, gammainc, ...). Kernels of SciPy-backed ops call
+ * through this table (kernels/special.py); the runtime fills it from scipy.special's
+ * cython_special capsules when such an op is first resolved (aotk_set_special). An empty
+ * slot makes the kernel fail with status 1 before any call through it. */
+#define AOTK_SPECIAL_SLOTS 64 /* kernels/scalar_ops.py SPECIAL_SLOTS */
+HIDDEN void *aotk_special[AOTK_SPECIAL_SLOTS];
+
+EXPORT int32_t aotk_set_special(int64_t n, void *const *fns) {
+    if (n < 0 || n > AOTK_SPECIAL_SLOTS) return -1;
+    for (int64_t i = 0; i < n; i++)
+        if (!fns[i]) return -1;
+    for (int64_t i = 0; i < n; i++) aotk_special[i] = fns[i];
+    return 0;
+}
