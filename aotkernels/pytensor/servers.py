@@ -19,7 +19,6 @@ from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
-from pytensor.tensor.slinalg import Cholesky, SolveTriangular
 from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.subtensor import (
     AdvancedIncSubtensor,
@@ -27,6 +26,11 @@ from pytensor.tensor.subtensor import (
     AdvancedSubtensor,
     AdvancedSubtensor1,
 )
+
+try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
+    from pytensor.tensor.linalg import Cholesky, SolveTriangular
+except ImportError:
+    from pytensor.tensor.slinalg import Cholesky, SolveTriangular
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
