@@ -43,6 +43,8 @@ def _lapack_ready(m: np.ndarray) -> np.ndarray:
     size along the other axis), else a recorded column-major copy."""
     size = m.dtype.itemsize
     dims = [(n, s) for n, s in zip(m.shape, m.strides) if n > 1]
+    if not dims:
+        return m
     if all(s > 0 and s % size == 0 for _, s in dims) and any(s == size for _, s in dims):
         return m
     return record.convert(m, np.asfortranarray(m))
