@@ -72,9 +72,9 @@ def _run(op: str, dtype: str, operands: list[np.ndarray]) -> None:
         operands)
 
 
-def _result_dtype(*arrays: np.ndarray) -> str:
+def _result_dtype(*names: str) -> str:
     """PyTensor's (SciPy's) result dtype: float32 stays, anything else computes in float64."""
-    dtype = np.result_type(*arrays).name
+    dtype = names[0] if len(set(names)) == 1 else np.result_type(*names).name
     return dtype if dtype in LAPACK_DTYPES else "float64"
 
 
@@ -83,12 +83,12 @@ def cholesky(a, lower: bool = True, *, on_error: str = "raise",
     """The Cholesky factor of a symmetric positive definite matrix: ``L`` with
     ``L @ L.T == a`` read from its lower triangle (``lower``), else ``U`` with
     ``U.T @ U == a`` from its upper one; the other triangle of the result is zero."""
-    a, _ = call.operand(a)
+    a, name = call.operand(a)
     if a.ndim != 2:
         raise ValueError(f"cholesky needs a matrix, got an array of shape {a.shape}")
     if a.shape[0] != a.shape[1]:
         raise ValueError(f"Input array is expected to be square but has the shape: {a.shape}.")
-    dtype = _result_dtype(a)
+    dtype = _result_dtype(name)
     flags = _flags(lower, False, on_error)
     a = _float(a, dtype)
     if check_finite:
@@ -114,7 +114,7 @@ def solve_triangular(a, b, *, trans=0, lower: bool = False, unit_diagonal: bool 
     """``x`` with ``a @ x == b`` (``trans`` 1, 'T' or 2, 'C': ``a.T @ x == b``) for a
     triangular ``a``, read from its lower triangle (``lower``) or its upper one, with ones
     on its diagonal if ``unit_diagonal``; ``b`` is a vector or a matrix."""
-    (a, _), (b, _) = call.operand(a), call.operand(b)
+    (a, a_name), (b, b_name) = call.operand(a), call.operand(b)
     if trans not in (0, 1, 2, "N", "T", "C"):
         raise ValueError(f"trans must be 0, 1, 2, 'N', 'T' or 'C', not {trans!r}")
     if a.ndim != 2 or a.shape[0] != a.shape[1]:
@@ -123,7 +123,7 @@ def solve_triangular(a, b, *, trans=0, lower: bool = False, unit_diagonal: bool 
         raise ValueError(f"shapes of a {a.shape} and b {b.shape} are incompatible")
     if trans in (1, 2, "T", "C"):  # real matrices: a.T, whose other triangle is the one
         a, lower = a.T, not lower
-    dtype = _result_dtype(a, b)
+    dtype = _result_dtype(a_name, b_name)
     flags = _flags(lower, unit_diagonal, on_error)
     a, b = _float(a, dtype), _float(b, dtype)
     if check_finite:
