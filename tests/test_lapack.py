@@ -111,9 +111,10 @@ def test_bad_arguments_are_refused(no_jit):
     assert got.dtype == np.float64
 
 
-NO_SCIPY = r"""
+LAPACK_ENV = r"""
 import json, sys
-sys.modules["scipy"] = None  # as if SciPy were not installed
+if sys.argv[1:] == ["no-scipy"]:
+    sys.modules["scipy"] = None  # as if SciPy were not installed
 import numpy as np, aotkernels as ak
 a = np.array([[4.0, 2.0], [2.0, 5.0]])
 ok = bool(np.allclose(ak.cholesky(a), np.linalg.cholesky(a)))
@@ -128,12 +129,24 @@ def test_without_scipy_or_without_the_library(aot_lib, library):
     """No SciPy: the kernels run their own loops (logged); no library: NumPy computes."""
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory) if library else "/nonexistent",
                AOT_DISABLE_JIT="1")
-    res = subprocess.run([sys.executable, "-c", NO_SCIPY], env=env, capture_output=True,
-                         text=True)
+    res = subprocess.run([sys.executable, "-c", LAPACK_ENV, "no-scipy"], env=env,
+                         capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads(res.stdout.strip().splitlines()[-1])
     assert report["ok"], report
     assert report["lapack"] == ("none (the kernels' own loops)" if library else None)
+
+
+@pytest.mark.parametrize("value,expect", [("loop", "none"), ("scipy", "scipy"),
+                                          ("bogus", "scipy")])
+def test_aot_lapack_chooses_the_binding(aot_lib, value, expect):
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), AOT_LAPACK=value)
+    res = subprocess.run([sys.executable, "-c", LAPACK_ENV], env=env, capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["ok"] and report["lapack"].startswith(expect), report
+    assert ("AOT_LAPACK=bogus" in res.stderr) == (value == "bogus")
 
 
 # -- PyTensor's Ops in mode AOT: served, replayed by plans, NaN and errors as PyTensor -------
