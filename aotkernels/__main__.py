@@ -29,7 +29,8 @@ def info() -> dict:
             targets=[t["name"] for t in lib.manifest["targets"]],
             generator=lib.manifest.get("generator"), numba=lib.manifest.get("numba"),
             kernels=len(sigs), families=dict(Counter(s.family for s in sigs)),
-            ops=dict(sorted(Counter(s.op for s in sigs).items())), blas=lib.blas)
+            ops=dict(sorted(Counter(s.op for s in sigs).items())), blas=lib.blas,
+            lapack=lib.lapack)
     report.update(jit_cache=None, jit_no_cache=None)
     try:
         directory = jit.cache_dir()
@@ -118,6 +119,7 @@ def main(argv=None) -> int:
         print(f"kernels:  {report['kernels']} ({fams})")
         print("by op:    " + ", ".join(f"{o} {n}" for o, n in report["ops"].items()))
         print(f"BLAS:     {report['blas']}")
+        print(f"LAPACK:   {report['lapack']}")
     if report["jit_cache"]:
         jit_line = f"cache {report['jit_cache']} ({report['jit_cached_kernels']} kernels)"
         if "jit_no_compiler" in report:

@@ -116,6 +116,7 @@ class Library:
     dll: ctypes.CDLL
     blas: str = "none"  # what the BLAS trampolines call (``bind_blas``)
     special: bool = False  # its SciPy slot table is filled (``aotkernels.special.bind``)
+    lapack: str = "none"  # what the LAPACK trampolines call (``bind_lapack``)
     kernels: dict[str, str] = field(init=False)
     #: ``find``'s memo: its arguments -> (Signature, fn) or (None, None)
     _choices: dict = field(default_factory=dict, init=False, repr=False)
@@ -303,6 +304,7 @@ def load(directory: Path | None = None) -> Library:
                            f"probe in the library says {probed}")
     lib = Library(directory, target, reason, manifest, dll)
     bind_blas(lib)
+    bind_lapack(lib)
     return lib
 
 
@@ -317,6 +319,19 @@ def bind_blas(lib: Library, prefer: str | None = None) -> str:
     elif set_blas(kind, *[ctypes.c_void_p(f) for f in fns]) != 0:
         raise LibraryError(f"{lib.path} refused the BLAS binding ({lib.blas})")
     return lib.blas
+
+
+def bind_lapack(lib: Library, prefer: str | None = None) -> str:
+    """Point the library's LAPACK trampolines at SciPy's LAPACK (``lapack_source``)."""
+    from aotkernels import lapack_source
+
+    fns, lib.lapack = lapack_source.find(prefer)
+    set_lapack = getattr(lib.dll, "aotk_set_lapack", None)
+    if set_lapack is None:  # built before the lapack family: nothing calls a trampoline
+        lib.lapack = "none (library without LAPACK kernels)"
+    elif set_lapack(*[ctypes.c_void_p(f) for f in fns]) != 0:
+        raise LibraryError(f"{lib.path} refused the LAPACK binding ({lib.lapack})")
+    return lib.lapack
 
 
 _default: list = []

@@ -22,6 +22,7 @@ from pathlib import Path
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
+from aotkernels.kernels.lapack_ops import LAPACK_DTYPES, LAPACK_OPS
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import FLOATS, SCALAR_OPS
 from aotkernels.signature import ABI_VERSION, Signature
@@ -96,6 +97,13 @@ def _index(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
                         yield Signature("index", op.name, (d, i), d, "nd", n)
 
 
+def _lapack(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
+    """float64 and float32 matrices with their int64 flags (one rank, like ``_blas``)."""
+    for d in dtypes:
+        if d in LAPACK_DTYPES:
+            yield Signature("lapack", op.name, op.in_dtypes(d), d, "nd", op.ndim)
+
+
 _COMMON = ("scalar_ops.py", "abi.py")
 
 #: every family; op names are unique across them, so ``--ops`` needs no prefix
@@ -106,6 +114,7 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("axis", AXIS_OPS, ("axis.py", "axis_ops.py", *_COMMON), _axis),
     Family("blas", BLAS_OPS, ("blas.py", "blas_ops.py", *_COMMON), _blas),
     Family("index", INDEX_OPS, ("index.py", "index_ops.py", *_COMMON), _index),
+    Family("lapack", LAPACK_OPS, ("lapack.py", "lapack_ops.py", *_COMMON), _lapack),
 ]}
 
 

@@ -2,8 +2,8 @@
 
 The session library holds every catalog signature in the ``flat`` layout (all ops, all
 dtypes) plus ``nd`` kernels of every rank for a few ops of each arity, and every kernel of
-the reduce, axis, blas and index families, so the suite covers every scalar body, row body and
-loop-nest shape while compiling about a third of the catalog. It goes to
+the reduce, axis, blas, index and lapack families, so the suite covers every scalar body,
+row body and loop-nest shape while compiling about a third of the catalog. It goes to
 ``build/test-lib`` and reuses the IR cache in ``build/ir-cache``.
 """
 
@@ -41,7 +41,7 @@ def session_signatures() -> list[Signature]:
              and (s.in_dtypes[0], s.out_dtype) in ND_CASTS]
     sigs += [s for s in full if s.layout == "nd" and s.ndim <= 3
              and (s.op, s.in_dtypes[0]) in ND_GRAPH]
-    sigs += [s for s in full if s.family in ("reduce", "axis", "blas", "index")]  # all of them
+    sigs += [s for s in full if s.family in ("reduce", "axis", "blas", "index", "lapack")]
     return sorted(set(sigs))
 
 

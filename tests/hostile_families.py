@@ -1,4 +1,5 @@
-"""Hostile operands for the axis, blas, copy and index families, run by test_hostile_families.py in
+"""Hostile operands for the axis, blas, copy, index and lapack families, run by
+test_hostile_families.py in
 a child interpreter: every case must give NumPy's numbers or a clear exception.
 
 Operand variants: every dtype of the ABI and some outside it, ranks 0-3, foreign byte
@@ -130,6 +131,36 @@ def np_inc_points(x, idx, y):
     return a
 
 
+def scipy_cholesky_or_nan(x):
+    """PyTensor's Cholesky: SciPy's factor, or NaN where the matrix is not positive definite."""
+    import scipy.linalg as sl
+
+    try:
+        return sl.cholesky(x, lower=True, check_finite=False)
+    except np.linalg.LinAlgError:
+        return np.full(np.shape(x), np.nan)
+
+
+def solvers(log, counts) -> None:
+    """Cholesky and triangular solves of square (and not square) matrices; a singular one is
+    a ``LinAlgError``, a ``ValueError``."""
+    import scipy.linalg as sl
+
+    for shape, dtype in itertools.product([(0, 0), (1, 1), (4, 4), (3, 4), (2, 2, 2)],
+                                          ["float64", "float32", "int32", "complex128"]):
+        for i, x in enumerate(variants(shape, dtype)):
+            tag = f"{shape} {dtype} v{i}"
+            check(log, f"cholesky {tag}",
+                  lambda: ak.cholesky(x, on_error="nan", check_finite=False),
+                  lambda: scipy_cholesky_or_nan(x), counts)
+            for j, b in enumerate(variants(shape[:1], dtype) + variants(shape[:1] + (2,),
+                                                                        dtype)):
+                check(log, f"solve_triangular {tag} b{j}",
+                      lambda: ak.solve_triangular(x, b, lower=True, check_finite=False),
+                      lambda: sl.solve_triangular(x, b, lower=True, check_finite=False),
+                      counts)
+
+
 def main(path: str) -> int:
     counts = {"correct": 0, "refused": 0}
     with open(path, "w") as log:
@@ -168,6 +199,7 @@ def main(path: str) -> int:
                     check(log, f"inc_points {tag}",
                           lambda: ak.inc_points(x, (idx, idx), 1),
                           lambda: np_inc_points(x, idx, 1), counts)
+        solvers(log, counts)
     print(json.dumps({"total": sum(counts.values()), "counts": counts}))
     return 0
 

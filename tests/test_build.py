@@ -16,6 +16,7 @@ from aotkernels.generator.compile import IRCache, _compile_task, compile_all, sy
 from aotkernels.signature import Signature
 
 SHIM_EXPORTS = {"aotk_abi_version", "aotk_x86_level", "aotk_set_blas", "aotk_blas_kind",
+                "aotk_set_lapack", "aotk_lapack_bound",
                 "aotk_run_steps", "aotk_max_operands"}
 
 

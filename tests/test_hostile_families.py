@@ -1,5 +1,5 @@
-"""The axis, blas and copy families under hostile operands, in a child interpreter (a crash
-is a negative return code naming the case, not a dead test runner)."""
+"""The axis, blas, copy, index and lapack families under hostile operands, in a child
+interpreter (a crash is a negative return code naming the case, not a dead test runner)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 
 from pytensor.raise_op import CheckAndRaise
-from pytensor.tensor.basic import AllocEmpty, ScalarFromTensor, Split, TensorFromScalar
+from pytensor.tensor.basic import AllocEmpty, ExtractDiag, ScalarFromTensor, Split, TensorFromScalar
 from pytensor.tensor.elemwise import DimShuffle
 from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from pytensor.tensor.subtensor import Subtensor
@@ -14,9 +14,10 @@ from aotkernels.pytensor.linker import AOTLinker
 from aotkernels.pytensor.thunks import InnerGraphThunk, KernelThunk
 
 #: Ops whose ``perform`` only reshapes, views or reads shapes (NumPy metadata, no loop over
-#: the data): reported as "view", neither a kernel nor a fallback that computes.
+#: the data): reported as "view", neither a kernel nor a fallback that computes. An Op with
+#: a ``view`` property (``ExtractDiag``) is one only when it is set.
 VIEW_OPS = (DimShuffle, Reshape, Shape, Shape_i, SpecifyShape, Subtensor, ScalarFromTensor,
-            TensorFromScalar, CheckAndRaise, AllocEmpty, Split)
+            TensorFromScalar, CheckAndRaise, AllocEmpty, Split, ExtractDiag)
 
 
 def _linker(fn) -> AOTLinker:
@@ -42,7 +43,7 @@ def coverage(fn) -> list[tuple[str, str]]:
             rows.append((str(node), thunk.source or ("view" if view else "pending")))
         elif isinstance(thunk, InnerGraphThunk) and thunk.fn is not None:
             rows += [(f"{node} / {inner}", source) for inner, source in coverage(thunk.fn)]
-        elif isinstance(node.op, VIEW_OPS):
+        elif isinstance(node.op, VIEW_OPS) and getattr(node.op, "view", True):
             rows.append((str(node), "view"))
         else:
             rows.append((str(node), "pytensor"))

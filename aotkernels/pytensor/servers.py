@@ -16,8 +16,8 @@ import pytensor.scalar.math as psm
 from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.ops import DeepCopyOp
 from pytensor.raise_op import CheckAndRaise
-from pytensor.tensor.basic import Alloc, Join, MakeVector
-from pytensor.tensor.blas import Dot22, Gemm, Gemv
+from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
+from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
@@ -31,6 +31,11 @@ from pytensor.tensor.subtensor import (
     Subtensor,
 )
 
+try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
+    from pytensor.tensor.linalg import Cholesky, SolveTriangular
+except ImportError:
+    from pytensor.tensor.slinalg import Cholesky, SolveTriangular
+
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
 except ImportError:
@@ -43,6 +48,7 @@ from aotkernels.families.axis import along
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
+from aotkernels.kernels.lapack_ops import LAPACK_DTYPES
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
 from aotkernels.pytensor.thunks import (
@@ -413,3 +419,89 @@ def _inc_points(op, node, thunk):
         return thunk
     update, inplace = getattr(ak, name), op.inplace
     return _kernel(node, thunk, lambda x, y, *i: update(x, i, y, inplace=inplace))
+
+
+# -- dense linear algebra: LAPACK-backed solvers, the rank-1 update, diagonals -------------
+
+def _lapack_floats(node) -> bool:
+    """Matrices of one float dtype in and out (mixed or integer inputs run ``perform``)."""
+    dtypes = _dtypes(node)
+    return len(set(dtypes)) == 1 and dtypes[0] in LAPACK_DTYPES
+
+
+@serve.register(Cholesky)
+def _cholesky(op, node, thunk):
+    """PyTensor's Cholesky gives NaN, not an error, for a matrix that is not positive
+    definite (``on_error="raise"`` is a CheckAndRaise node after it); ``overwrite_a`` only
+    allows writing into the input, and a fresh result is as good."""
+    if not _lapack_floats(node):
+        return thunk
+    lower = op.lower
+    return _kernel(node, thunk, lambda x: ak.cholesky(x, lower=lower, on_error="nan",
+                                                      check_finite=False))
+
+
+@serve.register(SolveTriangular)
+def _solve_triangular(op, node, thunk):
+    """NaN for a zero on the diagonal, like ``perform``; ``overwrite_b`` as ``overwrite_a``
+    above; ``b`` a vector or a matrix (``b_ndim``)."""
+    if not _lapack_floats(node):
+        return thunk
+    lower, unit = op.lower, op.unit_diagonal
+
+    def run(a, b):
+        return ak.solve_triangular(a, b, lower=lower, unit_diagonal=unit, on_error="nan",
+                                   check_finite=False)
+    return _kernel(node, thunk, run)
+
+
+@serve.register(Ger)
+def _ger(op, node, thunk):
+    """``A + alpha * outer(x, y)``: a rank-1 ``gemm`` into ``A`` or a copy of it."""
+    if not _floats(node):
+        return thunk
+    destructive = op.destructive
+
+    def run(a, alpha, x, y):
+        if a.size == 0:
+            return a if destructive else a.copy()
+        if not destructive or not a.flags.writeable:
+            a = record.copy(a)
+        return ak.gemm(alpha, x[:, None], y[None, :], 1.0, a)
+    return _kernel(node, thunk, run)
+
+
+@serve.register(ExtractDiag)
+def _extract_diag(op, node, thunk):
+    """A copied diagonal (``view=False``) is an identity kernel from the diagonal's view; a
+    viewed one stays a view (``coverage.VIEW_OPS``; the planner makes it an offset)."""
+    dtype = node.outputs[0].type.dtype
+    if op.view or dtype not in CODES:
+        return thunk
+    offset, axis1, axis2 = op.offset, op.axis1, op.axis2
+
+    def run(x):
+        return ak.elemwise("identity", np.diagonal(x, offset, axis1, axis2))
+    return _kernel(node, thunk, run)
+
+
+@serve.register(AllocDiag)
+def _alloc_diag(op, node, thunk):
+    """A vector's diagonal matrix: zeros (``alloc``), then an identity kernel into the
+    diagonal's strided view (offset ``k`` shifts it right, or down if negative). Its inner
+    graph would run as a Python item of a plan: a scatter PyTensor builds from two aranges."""
+    (v,) = node.inputs
+    dtype = node.outputs[0].type.dtype
+    if v.type.ndim != 1 or v.type.dtype != dtype or dtype not in CODES:
+        return thunk
+    k = op.offset
+
+    def run(v):
+        n = v.shape[0] + abs(k)
+        out = ak.alloc(record.literal(np.zeros((), dtype)), (n, n))
+        s0, s1 = out.strides
+        diag = np.ndarray(v.shape, dtype, out, max(0, -k) * s0 + max(0, k) * s1, (s0 + s1,))
+        if v.size:
+            ak.elemwise("identity", v, out=diag)
+        return out
+    return _kernel(node, thunk, run)

@@ -131,6 +131,53 @@ GEMV(aotk_sgemv, float, 3)
 DOT(aotk_ddot, double, 4)
 DOT(aotk_sdot, float, 5)
 
+/* LAPACK trampolines. Kernels of the ``lapack`` family call aotk_{d,s}{potrf,trtrs} on
+ * column-major matrices; the runtime points them at the LP64 Fortran LAPACK that SciPy
+ * exports as cython_lapack capsules when it loads the library (aotk_set_lapack). A
+ * trampoline returns LAPACK's info, or LAPACK_NONE when none is bound or a size does not
+ * fit its 32-bit integers: the kernel then runs its own loop. */
+#define LAPACK_NONE INT32_MIN
+
+static void *lapack_fn[4]; /* dpotrf spotrf dtrtrs strtrs */
+
+EXPORT int32_t aotk_set_lapack(void *dpotrf, void *spotrf, void *dtrtrs, void *strtrs) {
+    void *fns[4] = {dpotrf, spotrf, dtrtrs, strtrs};
+    int bound = 0;
+    for (int i = 0; i < 4; i++) bound += fns[i] != 0;
+    if (bound != 0 && bound != 4) return -1; /* all or none */
+    for (int i = 0; i < 4; i++) lapack_fn[i] = fns[i];
+    return 0;
+}
+
+EXPORT int32_t aotk_lapack_bound(void) { return lapack_fn[0] != 0; }
+
+#define POTRF(NAME, T, SLOT)                                                                 \
+    HIDDEN int32_t NAME(int32_t lower, int64_t n, intptr_t a, int64_t lda) {                 \
+        if (!lapack_fn[SLOT] || !fits32(n, lda, 0, 0, 0, 0)) return LAPACK_NONE;             \
+        char uplo = lower ? 'L' : 'U';                                                       \
+        int in = (int)n, ilda = (int)lda, info = 0;                                          \
+        ((void (*)(char *, int *, T *, int *, int *))lapack_fn[SLOT])(&uplo, &in, (T *)a,    \
+                                                                      &ilda, &info);         \
+        return info;                                                                         \
+    }
+
+#define TRTRS(NAME, T, SLOT)                                                                 \
+    HIDDEN int32_t NAME(int32_t lower, int32_t trans, int32_t unit, int64_t n, int64_t nrhs, \
+                        intptr_t a, int64_t lda, intptr_t b, int64_t ldb) {                  \
+        if (!lapack_fn[SLOT] || !fits32(n, nrhs, lda, ldb, 0, 0)) return LAPACK_NONE;        \
+        char uplo = lower ? 'L' : 'U', tr = trans ? 'T' : 'N', diag = unit ? 'U' : 'N';      \
+        int in = (int)n, irhs = (int)nrhs, ilda = (int)lda, ildb = (int)ldb, info = 0;       \
+        ((void (*)(char *, char *, char *, int *, int *, T *, int *, T *, int *,             \
+                   int *))lapack_fn[SLOT])(&uplo, &tr, &diag, &in, &irhs, (T *)a, &ilda,     \
+                                           (T *)b, &ildb, &info);                            \
+        return info;                                                                         \
+    }
+
+POTRF(aotk_dpotrf, double, 0)
+POTRF(aotk_spotrf, float, 1)
+TRTRS(aotk_dtrtrs, double, 2)
+TRTRS(aotk_strtrs, float, 3)
+
 /* The plan executor's inner loop (aotkernels/pytensor/executor.py): run a prepared sequence of kernel
  * calls with no Python in between. Operands are (root, byte offset) pairs: ``roots`` holds
  * one base pointer per buffer the plan knows (inputs, intermediates, results), which Python

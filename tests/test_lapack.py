@@ -1,0 +1,208 @@
+"""Cholesky factors and triangular solves against SciPy, for both LAPACK bindings (SciPy's
+cython_lapack, the kernels' own loops), with C, Fortran, strided and reversed matrices,
+vector and matrix right-hand sides, their error statuses, and PyTensor's Ops in plans."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.linalg as sl
+from reference import ran
+
+import aotkernels as ak
+from aotkernels.library import bind_lapack
+
+DTYPES = ["float64", "float32"]
+
+
+@pytest.fixture(params=["scipy", "loop"])
+def lapack(request, no_jit):
+    bind_lapack(no_jit, request.param)
+    yield request.param
+    bind_lapack(no_jit)
+
+
+def tol(dtype: str) -> dict:
+    return {"rtol": 1e-4, "atol": 1e-5} if dtype == "float32" else {"rtol": 1e-11, "atol": 1e-12}
+
+
+def layouts(m: np.ndarray) -> list[np.ndarray]:
+    """C, Fortran, a strided view (copied for LAPACK) and a reversed view of ``m``."""
+    big = np.zeros((m.shape[0] * 2, m.shape[1] * 3), m.dtype)
+    big[::2, ::3] = m
+    return [m, np.asfortranarray(m), big[::2, ::3], m[::-1].copy()[::-1]]
+
+
+def spd(n: int, dtype: str, seed: int = 0) -> np.ndarray:
+    m = np.random.default_rng(seed).normal(size=(n, n))
+    return (m @ m.T + n * np.eye(n)).astype(dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cholesky_matches_scipy(lapack, dtype):
+    for n in (1, 2, 7, 40):
+        a = spd(n, dtype, n)
+        junk = 100 * np.ones((n, n), dtype)  # only the chosen triangle may be read
+        for lower in (True, False):
+            want = sl.cholesky(a, lower=lower)
+            for av in layouts(a + (np.triu(junk, 1) if lower else np.tril(junk, -1))):
+                got, where = ran(ak.cholesky, av, lower=lower)
+                assert got.dtype == dtype and got.flags.f_contiguous and where == "aot"
+                np.testing.assert_allclose(got, want, **tol(dtype))
+    assert ak.cholesky(np.zeros((0, 0))).shape == (0, 0)
+    np.testing.assert_allclose(ak.cholesky(np.array([[4, 2], [2, 5]])), [[2, 0], [1, 2]])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_solve_triangular_matches_scipy(lapack, dtype):
+    rng = np.random.default_rng(1)
+    n = 9
+    a = (rng.normal(size=(n, n)) + 4 * np.eye(n)).astype(dtype)
+    b = rng.normal(size=(n, 4)).astype(dtype)
+    for lower in (True, False):
+        for trans in (0, "T"):
+            for unit in (False, True):
+                for av in layouts(a):
+                    for bv in (b, np.asfortranarray(b), b[:, 1], b[::-1, ::2]):
+                        kw = {"lower": lower, "trans": trans, "unit_diagonal": unit}
+                        got, where = ran(ak.solve_triangular, av, bv, **kw)
+                        want = sl.solve_triangular(av, bv, **kw)
+                        assert got.shape == want.shape and got.dtype == want.dtype
+                        assert where == "aot"
+                        np.testing.assert_allclose(got, want, **tol(dtype))
+    assert ak.solve_triangular(a, b[:, :0]).shape == (n, 0)
+
+
+def test_failures_raise_or_give_nan(lapack):
+    """Not positive definite (NaN included) and a zero on a triangle's diagonal: LinAlgError,
+    or a result all NaN with on_error='nan' (what PyTensor's Ops return)."""
+    for bad in ([[1.0, 2.0], [2.0, 1.0]], [[-1.0, 0.0], [0.0, 1.0]]):
+        with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+            ak.cholesky(bad)
+        assert np.isnan(ak.cholesky(bad, on_error="nan")).all()
+    z = np.array([[1.0, 0.0], [3.0, 0.0]])
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        ak.solve_triangular(z, np.ones(2), lower=True)
+    assert np.isnan(ak.solve_triangular(z, np.ones((2, 3)), lower=True, on_error="nan")).all()
+    # a unit diagonal is never read, so the same matrix solves
+    np.testing.assert_allclose(ak.solve_triangular(z, [1.0, 5.0], lower=True,
+                                                   unit_diagonal=True), [1.0, 2.0])
+
+
+def test_bad_arguments_are_refused(no_jit):
+    with pytest.raises(ValueError, match="square"):
+        ak.cholesky(np.ones((2, 3)))
+    with pytest.raises(ValueError, match="infs or NaNs"):
+        ak.cholesky(np.array([[np.nan]]))
+    with pytest.raises(ValueError, match="on_error"):
+        ak.cholesky(np.eye(2), on_error="warn")
+    with pytest.raises(ValueError, match="square"):
+        ak.solve_triangular(np.ones((2, 3)), np.ones(2))
+    with pytest.raises(ValueError, match="incompatible"):
+        ak.solve_triangular(np.eye(3), np.ones(2))
+    with pytest.raises(ValueError, match="trans"):
+        ak.solve_triangular(np.eye(2), np.ones(2), trans=3)
+    got = ak.solve_triangular(np.eye(2, dtype=np.float32), np.ones(2))  # upcast, as SciPy
+    assert got.dtype == np.float64
+
+
+LAPACK_ENV = r"""
+import json, sys
+if sys.argv[1:] == ["no-scipy"]:
+    sys.modules["scipy"] = None  # as if SciPy were not installed
+import numpy as np, aotkernels as ak
+a = np.array([[4.0, 2.0], [2.0, 5.0]])
+ok = bool(np.allclose(ak.cholesky(a), np.linalg.cholesky(a)))
+ok &= bool(np.allclose(ak.solve_triangular(a, [8.0, 10.0]), [1.0, 2.0]))
+lib = ak.default_library()
+print(json.dumps({"lapack": lib.lapack if lib else None, "ok": ok}))
+"""
+
+
+@pytest.mark.parametrize("library", [True, False])
+def test_without_scipy_or_without_the_library(aot_lib, library):
+    """No SciPy: the kernels run their own loops (logged); no library: NumPy computes."""
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory) if library else "/nonexistent",
+               AOT_DISABLE_JIT="1")
+    res = subprocess.run([sys.executable, "-c", LAPACK_ENV, "no-scipy"], env=env,
+                         capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["ok"], report
+    assert report["lapack"] == ("none (the kernels' own loops)" if library else None)
+
+
+@pytest.mark.parametrize("value,expect", [("loop", "none"), ("scipy", "scipy"),
+                                          ("bogus", "scipy")])
+def test_aot_lapack_chooses_the_binding(aot_lib, value, expect):
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), AOT_LAPACK=value)
+    res = subprocess.run([sys.executable, "-c", LAPACK_ENV], env=env, capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    report = json.loads(res.stdout.strip().splitlines()[-1])
+    assert report["ok"] and report["lapack"].startswith(expect), report
+    assert ("AOT_LAPACK=bogus" in res.stderr) == (value == "bogus")
+
+
+# -- PyTensor's Ops in mode AOT: served, replayed by plans, NaN and errors as PyTensor -------
+
+pytensor = pytest.importorskip("pytensor")
+pt = pytest.importorskip("pytensor.tensor")
+am = pytest.importorskip("aotkernels.pytensor")
+
+from pytensor_cases import modes, plan_of, replays  # noqa: E402
+
+
+def test_gaussian_logp_and_gradient_replay_without_python(aot_lib):
+    """An MvNormal-like logp (Cholesky, triangular solves, the diagonal's logs) and its
+    gradient (more triangular solves, a rank-1 update): every solver node a plan step."""
+    cov, y = pt.matrix("cov"), pt.vector("y")
+    chol = pt.linalg.cholesky(cov)
+    z = pt.linalg.solve_triangular(chol, y, lower=True)
+    logp = -0.5 * (z @ z) - pt.log(pt.diagonal(chol)).sum()
+    g = pytensor.grad(logp, [cov, y])
+    f, ref = modes([cov, y], [logp, *g])
+    replays(f, ref, [spd(6, "float64"), np.linspace(-1, 1, 6)])
+    served = ("Cholesky", "SolveTriangular", "Ger", "ExtractDiag")
+    rows = [(node, src) for node, src in am.coverage(f) if node.startswith(served)]
+    assert rows and all(src in ("aot", "view") for _, src in rows), rows
+    python = [str(node) for kind, node, *_ in plan_of(f).finish if kind == "python"]
+    assert not any(name.startswith(served) for name in python), python
+
+
+def test_not_positive_definite_is_nan_or_raises_on_every_call(aot_lib):
+    """PyTensor's Cholesky gives NaN for a matrix that is not positive definite; with
+    on_error='raise' its CheckAndRaise raises LinAlgError: the first call and a replayed
+    plan alike."""
+    x = pt.matrix("x")
+    bad = np.array([[1.0, 2.0], [2.0, 1.0]])
+    with pytest.warns(FutureWarning):
+        raising = pt.linalg.cholesky(x, on_error="raise")
+    f_nan, ref = modes([x], [pt.linalg.cholesky(x) * 2])
+    f_raise = pytensor.function([x], raising * 2, mode="AOT")
+    for f in (f_nan, f_raise):
+        f(spd(2, "float64"))
+    for call in range(3):  # the first call records, the later ones replay
+        assert np.isnan(f_nan(bad)[0]).all() and np.isnan(ref(bad)[0]).all()
+        with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+            f_raise(bad)
+        np.testing.assert_allclose(f_raise(spd(2, "float64", call)),
+                                   2 * sl.cholesky(spd(2, "float64", call), lower=True))
+    assert plan_of(f_nan) is not None and plan_of(f_raise) is not None
+
+
+def test_singular_triangle_is_nan_in_plans(aot_lib):
+    a, b = pt.matrix("a"), pt.matrix("b")
+    f, ref = modes([a, b], [pt.linalg.solve_triangular(a, b, lower=False) + 1])
+    good, rhs = np.triu(spd(4, "float64")), np.ones((4, 2))
+    sing = good.copy()
+    sing[2, 2] = 0
+    for _ in range(3):
+        np.testing.assert_allclose(f(good, rhs)[0], ref(good, rhs)[0], rtol=1e-12)
+        assert np.isnan(f(sing, rhs)[0]).all() and np.isnan(ref(sing, rhs)[0]).all()
+    assert plan_of(f) is not None
