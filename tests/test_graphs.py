@@ -471,7 +471,7 @@ def test_checks_raise_the_ops_error_on_every_call(aot_lib):
 
     x, s = pt.vector("x"), pt.dscalar("s")
     checked = CheckAndRaise(ValueError, "s must be positive")(pt.exp(x) * s, pt.gt(s, 0),
-                                                              pt.all(pt.isfinite(x)))
+                                                              pt.all(pt.lt(abs(x), np.inf)))
     f, ref = _modes([x, s], [checked.sum(), checked * 2])
     v = np.linspace(-1, 1, 5)
     for k in range(3):

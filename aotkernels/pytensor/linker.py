@@ -18,6 +18,7 @@ from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.vm import Loop, VMLinker
 from pytensor.scan.op import Scan
 
+from aotkernels.pytensor import rewrites
 from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.loop import PlannedLoop, executor
 from aotkernels.pytensor.servers import serve
@@ -99,4 +100,4 @@ class AOTLinker(VMLinker):
         return state
 
 
-AOT = CachedMode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run"]))
+AOT = CachedMode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run", rewrites.TAG]))
