@@ -93,7 +93,7 @@ def _index(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
                         yield Signature("index", op.name, (d, i), d, "nd", n)
 
 
-_COMMON = ("scalar_ops.py", "abi.py")
+_COMMON = ("scalar_ops.py", "vecmath.py", "abi.py")
 
 #: every family; op names are unique across them, so ``--ops`` needs no prefix
 FAMILIES: dict[str, Family] = {f.name: f for f in [
