@@ -246,7 +246,7 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
         raises=(ZeroDivisionError, "integer division by zero")),
     _op("mod", 2, _same, f=lambda x, y: x % y, i=_mod_i, b=_mod_i,
         raises=(ZeroDivisionError, "integer modulo by zero")),
-    _op("pow", 2, _min8, f=VecBody("pow"), i=_pow_i,
+    _op("pow", 2, _min8, f=lambda x, y: x**y, i=_pow_i,
         raises=(ValueError, "integers to negative integer powers are not allowed")),
     _op("neg", 1, _nobool, lambda x: -x),
     _op("abs", 1, _same, lambda x: abs(x)),
@@ -268,8 +268,8 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("sigmoid", 1, _float, VecBody("sigmoid")),
     _op("softplus", 1, _float, VecBody("softplus")),
     # trigonometric and hyperbolic
-    _op("sin", 1, _float, VecBody("sin")),
-    _op("cos", 1, _float, VecBody("cos")),
+    _op("sin", 1, _float, lambda x: math.sin(x)),
+    _op("cos", 1, _float, lambda x: math.cos(x)),
     _op("tan", 1, _float, lambda x: math.tan(x)),
     _op("sinh", 1, _float, lambda x: math.sinh(x)),
     _op("cosh", 1, _float, lambda x: math.cosh(x)),
@@ -277,8 +277,8 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("arcsinh", 1, _float, lambda x: math.asinh(x)),
     _op("arctanh", 1, _float, lambda x: math.atanh(x)),
     # special functions
-    _op("erf", 1, _float, VecBody("erf")),
-    _op("erfc", 1, _float, VecBody("erfc")),
+    _op("erf", 1, _float, lambda x: math.erf(x)),
+    _op("erfc", 1, _float, lambda x: math.erfc(x)),
     _op("gamma", 1, _float, lambda x: math.gamma(x)),
     _op("gammaln", 1, _float, lambda x: math.lgamma(x)),
     # rounding

@@ -204,29 +204,3 @@ def tanh(x):
     e = expm1(2.0 * xc)
     return e / (e + 2.0)
 
-
-# -- not vectorised yet: libm, as before -------------------------------------------------------
-
-@inline
-def sin(x):
-    return math.sin(x)
-
-
-@inline
-def cos(x):
-    return math.cos(x)
-
-
-@inline
-def erf(x):
-    return math.erf(x)
-
-
-@inline
-def erfc(x):
-    return math.erfc(x)
-
-
-@inline
-def pow(x, y):
-    return x**y
