@@ -26,8 +26,9 @@ F32_ULPS = 0.501
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("op", OPS)
 def test_ulp_bound(op, dtype, no_jit):
-    x = samples(op, 100_000, seed=7).astype(dtype)
-    err = ulp_errors(ak.elemwise(op, x), reference(op, x, dtype))
+    with np.errstate(over="ignore"):  # float32: huge samples become inf, on purpose
+        x = samples(op, 100_000, seed=7).astype(dtype)
+    err = ulp_errors(ak.elemwise(op, x), reference(op, x))
     bound = F64_ULPS[op] if dtype == "float64" else F32_ULPS
     worst = int(np.argmax(err))
     assert err[worst] <= bound, f"{op}({x[worst]!r}) is {err[worst]:.2f} ulp off"
@@ -37,9 +38,10 @@ def test_ulp_bound(op, dtype, no_jit):
 @pytest.mark.parametrize("op", OPS)
 def test_specials(op, dtype, no_jit):
     """inf, nan, signed zeros and thresholds: the same class and sign as NumPy's, in bound."""
-    x = np.array(SPECIALS + [-s for s in SPECIALS]).astype(dtype)
+    with np.errstate(over="ignore"):
+        x = np.array(SPECIALS + [-s for s in SPECIALS]).astype(dtype)
     got = ak.elemwise(op, x)
-    want = reference(op, x, dtype)
+    want = reference(op, x)
     err = ulp_errors(got, want)
     bound = F64_ULPS[op] if dtype == "float64" else F32_ULPS
     assert np.all(err <= bound), list(zip(x[err > bound], got[err > bound]))

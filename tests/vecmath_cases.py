@@ -68,7 +68,7 @@ def samples(op: str, n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def reference(op: str, x: np.ndarray, dtype: str) -> np.ndarray:
+def reference(op: str, x: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         return REFERENCE[op](x.astype(LD))
 
@@ -94,7 +94,7 @@ def measure(op: str, dtype: str, n: int, seed: int = 0, chunk: int = 1_000_000):
     for i, start in enumerate(range(0, n, chunk)):
         with np.errstate(over="ignore"):
             x = samples(op, min(chunk, n - start), seed + i).astype(dtype)
-        err = ulp_errors(ak.elemwise(op, x), reference(op, x, dtype))
+        err = ulp_errors(ak.elemwise(op, x), reference(op, x))
         j = int(np.argmax(err))
         if err[j] > worst:
             worst, at = float(err[j]), float(x[j])
