@@ -12,7 +12,7 @@ double conversion instructions exist only from AVX-512DQ on.
 No fused multiply-add is used (numba emits none without fastmath), so every target, AOT or
 JIT, computes the same bits. Everything is float64; float32 ops call the same functions
 (the kernel's store rounds the result once). Measured errors are in README ("Vector math")
-and ``benchmarks/ulp_table.py``; ``tests/test_vecmath.py`` checks them. This module imports
+and ``tests/vecmath_cases.py``; ``tests/test_vecmath.py`` checks them. This module imports
 numba: ``scalar_ops`` names its bodies here by ``VecBody`` and resolves them only when a
 kernel is built.
 """
