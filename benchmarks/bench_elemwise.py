@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import ctypes
 import json
+import math
 import os
 import platform
 import shutil
@@ -58,6 +59,55 @@ def best(fn, min_time=0.2, repeat=5) -> float:
     return min(res)
 
 
+#: the transcendental ops (kernels/vecmath.py): NumPy's function and the scalar libm body
+#: they replaced, which numba ``@njit`` compiles as a loop (the peer, and "today")
+TRANSCENDENTAL = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh")
+
+
+def numpy_fn(op: str):
+    import scipy.special
+
+    return {"add": np.add, "mul": np.multiply, "exp": np.exp, "expm1": np.expm1,
+            "log": np.log, "log1p": np.log1p, "sigmoid": scipy.special.expit,
+            "softplus": lambda x, out=None: np.logaddexp(np.zeros((), x.dtype), x, out=out),
+            "tanh": np.tanh}[op]
+
+
+def _libm_softplus(x):  # the piecewise form (PyTensor's) the kernels used before vecmath
+    if x < -37.0:
+        return math.exp(x)
+    if x < 18.0:
+        return math.log1p(math.exp(x))
+    if x < 33.3:
+        return x + math.exp(-x)
+    return x
+
+
+LIBM_BODIES = {"exp": lambda x: math.exp(x), "expm1": lambda x: math.expm1(x),
+               "log": lambda x: math.log(x), "log1p": lambda x: math.log1p(x),
+               "sigmoid": lambda x: 1.0 / (1.0 + math.exp(-x)), "softplus": _libm_softplus,
+               "tanh": lambda x: math.tanh(x)}
+
+
+def numba_loop(op: str):
+    """``@njit`` loop ``f(a, out)`` over any-rank arrays with the libm body of ``op``."""
+    from numba import njit
+
+    body = njit(LIBM_BODIES[op])
+
+    @njit
+    def loop(a, o):
+        for idx in np.ndindex(a.shape):
+            o[idx] = body(a[idx])
+
+    return loop
+
+
+def positive(op: str) -> bool:
+    """Ops benchmarked on |x| (their domain)."""
+    return op in ("log", "log1p")
+
+
 def cases(n: int):
     rng = np.random.default_rng(0)
     side = int(round(n**0.5))
@@ -71,26 +121,19 @@ def cases(n: int):
             yield op, "broadcast row", (m, row)
         else:
             yield op, "2-d reversed", (m[::-1],)
+    for op in TRANSCENDENTAL:
+        if op not in ("exp", "sigmoid"):
+            yield op, "contiguous", (np.abs(a) if positive(op) else a,)
 
 
 def numba_funcs():
     from numba import njit
-    from scipy.special import expit  # noqa: F401  (numba has no expit; the formula instead)
 
     @njit
     def add(a, b, o):
         np.add(a, b, o)
 
-    @njit
-    def exp(a, o):
-        np.exp(a, o)
-
-    @njit
-    def sigmoid(a, o):
-        for idx in np.ndindex(a.shape):
-            o[idx] = 1.0 / (1.0 + np.exp(-a[idx]))
-
-    return {"add": add, "exp": exp, "sigmoid": sigmoid}
+    return {"add": add, **{op: numba_loop(op) for op in TRANSCENDENTAL}}
 
 
 def _measure(op, args, numpy_fn, numba_fn) -> dict:
@@ -105,21 +148,18 @@ def _measure(op, args, numpy_fn, numba_fn) -> dict:
     t_prep = best(lambda: p.run([*arrays, out]))
     data = (ctypes.c_void_p * p.n)(*[a.ctypes.data for a in arrays], out.ctypes.data)
     t_kern = best(lambda: p.fn(data, p.shapes, p.strides))
-    assert np.allclose(out, numpy_fn(*args), rtol=1e-12), op
+    assert np.allclose(out, numpy_fn(*args), rtol=1e-12, atol=1e-300), op
     return dict(kernel=p.sig.key.split("/", 2)[2], source=p.source, numpy=t_np, numba=t_nb,
                 call=t_call, prepared=t_prep, kern=t_kern)
 
 
 def bench_speed(quick: bool) -> list[dict]:
-    import scipy.special
-
-    numpy_fns = {"add": np.add, "exp": np.exp, "sigmoid": scipy.special.expit}
     nb = numba_funcs()
     rows = []
     for n in (1_000, 1_000_000):
         for op, layout, args in cases(n):
             rows.append(dict(n=n, op=op, layout=layout,
-                             **_measure(op, args, numpy_fns[op], nb[op])))
+                             **_measure(op, args, numpy_fn(op), nb[op])))
             if quick and n == 1_000_000:
                 break
     return rows

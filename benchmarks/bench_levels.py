@@ -9,8 +9,10 @@ set, ``AOT_DISABLE_JIT=1`` so a missing kernel fails instead of being compiled).
 in separate processes because a process loads one library, and in interleaved rounds so
 that load from other work on the machine falls on every level alike. Times are the kernel
 called through ctypes with prebuilt arguments (what differs between levels; the Python call
-adds ~15 µs at any level), best of 5 batches in each round, best over rounds; NumPy is
-timed in every process and its best is shown.
+adds ~15 µs at any level), best of 5 batches in each round, best over rounds; NumPy and
+numba ``@njit`` (a loop over the libm body the kernels had before ``kernels/vecmath.py``:
+the peer, and what "today" was) are timed in every process and their best is shown;
+``spread`` is the worst level's slowest round over its best.
 Reductions accumulate into a prefilled output (the kernels' ABI), so repeated calls keep
 adding into it: the work per call is the same. float32 sums accumulate in float64, as in
 PyTensor; NumPy's float32 sum stays in float32.
@@ -29,26 +31,31 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_elemwise import ROOT, best
+from bench_elemwise import ROOT, TRANSCENDENTAL, best, numba_loop, numpy_fn, positive
 
 LEVELS = ("x86_64", "x86_64_v3", "x86_64_v4")
-ELEMWISE_OPS, REDUCE_OPS = ("add", "mul", "exp", "sigmoid"), ("sum", "max")
+ELEMWISE_OPS, REDUCE_OPS = ("add", "mul", *TRANSCENDENTAL), ("sum", "max")
 DTYPES = ("float64", "float32")
 N, SIDE = 1_000_000, 1000
 
 
 def elemwise_cases(dtype: str):
-    """(label, op, inputs): 1e6 elements contiguous, and 1000x1000 with a broadcast row."""
+    """(label, op, inputs): 1e6 elements contiguous, 1000x1000 with a broadcast row (add, mul,
+    exp, sigmoid), and 1e3 contiguous for the transcendental ops."""
     rng = np.random.default_rng(0)
     a, b = (rng.normal(size=N).astype(dtype) for _ in range(2))
     m = rng.normal(size=(SIDE, SIDE)).astype(dtype)
     row = rng.normal(size=SIDE).astype(dtype)
     for op in ELEMWISE_OPS:
         binary = op in ("add", "mul")
-        yield f"{op} contiguous", op, (a, b) if binary else (a,)
+        x = np.abs(a) if positive(op) else a
+        if not binary:
+            yield f"{op} 1e3", op, (x[:1000].copy(),)
+        yield f"{op} contiguous", op, (a, b) if binary else (x,)
         # a unary op's broadcast input is a stride-0 view of one row
-        yield f"{op} broadcast row", op, (m, row) if binary else (
-            np.broadcast_to(row, (SIDE, SIDE)),)
+        if op in ("add", "mul", "exp", "sigmoid"):
+            yield f"{op} broadcast row", op, (m, row) if binary else (
+                np.broadcast_to(row, (SIDE, SIDE)),)
 
 
 def reduce_cases(dtype: str):
@@ -61,13 +68,6 @@ def reduce_cases(dtype: str):
         yield f"{op} 1000x1000 axis 1", op, m, 1
 
 
-def _numpy(op: str):
-    import scipy.special
-
-    return {"add": np.add, "mul": np.multiply, "exp": np.exp,
-            "sigmoid": scipy.special.expit}[op]
-
-
 def worker() -> list[dict]:
     """Time every case at the level this process was started with."""
     import aotkernels as ak
@@ -75,6 +75,7 @@ def worker() -> list[dict]:
     from aotkernels.families.elemwise import prepare
 
     lib = ak.default_library()
+    loops = {op: numba_loop(op) for op in TRANSCENDENTAL}
     rows = []
     for dtype in DTYPES:
         for label, op, args in elemwise_cases(dtype):
@@ -83,12 +84,13 @@ def worker() -> list[dict]:
             assert p.source == "aot", (op, p.sig)
             data = (ctypes.c_void_p * p.n)(*[x.ctypes.data for x in arrays], out.ctypes.data)
             t_aot = best(lambda: p.fn(data, p.shapes, p.strides))
-            fn = _numpy(op)
+            fn = numpy_fn(op)
             t_np = best(lambda: fn(*args, out=out))
-            np.testing.assert_allclose(ak.elemwise(op, *args), fn(*args),
+            t_nb = best(lambda: loops[op](*args, out)) if op in loops else np.nan
+            np.testing.assert_allclose(ak.elemwise(op, *args), fn(*args), atol=1e-300,
                                        rtol=1e-12 if dtype == "float64" else 1e-5)
             rows.append(dict(case=f"{label} {dtype}", kernel=p.sig.key.split("/", 2)[2],
-                             aot=t_aot, numpy=t_np))
+                             aot=t_aot, numpy=t_np, numba=t_nb))
         for label, op, x, axis in reduce_cases(dtype):
             p, a, _, acc = reductions.prepare(op, x, axis)
             assert p.source == "aot", p.sig
@@ -100,7 +102,7 @@ def worker() -> list[dict]:
                                        np_fn(x.astype("float64"), axis=axis),
                                        rtol=1e-9 if dtype == "float64" else 1e-5)
             rows.append(dict(case=f"{label} {dtype}", kernel=p.sig.key.split("/", 2)[2],
-                             aot=t_aot, numpy=t_np))
+                             aot=t_aot, numpy=t_np, numba=np.nan))
     return [dict(r, target=lib.target) for r in rows]
 
 
@@ -121,7 +123,10 @@ def run_level(level: str, lib: Path) -> list[dict]:
 
 
 def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
-    return [dict(rows[0], aot=min(r["aot"] for r in rows), numpy=min(r["numpy"] for r in rows))
+    """Best per case over rounds; ``spread`` is the kernel's worst/best over rounds."""
+    return [dict(rows[0], aot=min(r["aot"] for r in rows), numpy=min(r["numpy"] for r in rows),
+                 numba=min(r["numba"] for r in rows),
+                 spread=max(r["aot"] for r in rows) / min(r["aot"] for r in rows))
             for rows in zip(*rounds)]
 
 
@@ -130,15 +135,20 @@ def report(results: dict[str, list[dict]]) -> None:
     base = results["x86_64"]
     cols = " | ".join(f"{lv} µs" for lv in levels)
     ratios = " | ".join(f"{lv.removeprefix('x86_64_')}/base" for lv in levels[1:])
-    print(f"| case | kernel | numpy µs | {cols} | {ratios} | best/numpy |")
-    print("|---|---|---" + "|---" * (2 * len(levels)) + "|")
+    print(f"| case | kernel | numpy µs | numba µs | {cols} | {ratios} | best/numpy "
+          "| best/numba | spread |")
+    print("|---|---|---|---" + "|---" * (2 * len(levels)) + "|---|---|")
     for i, row in enumerate(base):
         times = [results[lv][i]["aot"] for lv in levels]
         t_np = min(results[lv][i]["numpy"] for lv in levels)
-        cells = " | ".join(f"{t * 1e6:.0f}" for t in times)
+        t_nb = min(results[lv][i]["numba"] for lv in levels)
+        cells = " | ".join(f"{t * 1e6:.1f}" for t in times)
         rel = " | ".join(f"{t / times[0]:.2f}" for t in times[1:])
-        print(f"| {row['case']} | {row['kernel']} | {t_np * 1e6:.0f} | {cells} | {rel} "
-              f"| {min(times) / t_np:.2f} |")
+        nb = "" if np.isnan(t_nb) else f"{t_nb * 1e6:.1f}"
+        nb_ratio = "" if np.isnan(t_nb) else f"{min(times) / t_nb:.2f}"
+        spread = max(results[lv][i]["spread"] for lv in levels)
+        print(f"| {row['case']} | {row['kernel']} | {t_np * 1e6:.1f} | {nb} | {cells} | {rel} "
+              f"| {min(times) / t_np:.2f} | {nb_ratio} | {spread:.2f} |")
 
 
 def _cpu_name() -> str:

@@ -108,7 +108,8 @@ _COMMON = ("scalar_ops.py", "abi.py")
 
 #: every family; op names are unique across them, so ``--ops`` needs no prefix
 FAMILIES: dict[str, Family] = {f.name: f for f in [
-    Family("elemwise", SCALAR_OPS, ("elemwise.py", "special.py", *_COMMON), _elemwise),
+    Family("elemwise", SCALAR_OPS, ("elemwise.py", "special.py", "vecmath.py", *_COMMON),
+           _elemwise),
     Family("reduce", REDUCTIONS, ("reduce.py", "reductions.py", "elemwise.py", *_COMMON),
            _reduce),
     Family("axis", AXIS_OPS, ("axis.py", "axis_ops.py", *_COMMON), _axis),

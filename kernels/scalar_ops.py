@@ -9,6 +9,7 @@ module does not import numba, so the runtime can use the type rules without it.
 
 from __future__ import annotations
 
+import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -153,16 +154,6 @@ def _minimum_f(x, y):
     return x if (x <= y) | (x != x) else y
 
 
-def _softplus(x):  # PyTensor's piecewise form: no overflow, exact in the tails
-    if x < -37.0:
-        return math.exp(x)
-    if x < 18.0:
-        return math.log1p(math.exp(x))
-    if x < 33.3:
-        return x + math.exp(-x)
-    return x
-
-
 class CastError(ValueError, OverflowError):
     """A float that is NaN, infinite or out of range cast to an integer dtype.
 
@@ -200,6 +191,17 @@ def _clip(x, lo, hi):
     if x > hi:
         return hi
     return x
+
+
+@dataclass(frozen=True)
+class VecBody:
+    """A body in ``kernels/vecmath.py`` (vectorisable exp, log, ...), named rather than
+    imported because that module imports numba; ``ScalarOp.impl`` resolves it."""
+
+    name: str
+
+    def resolve(self) -> Callable:
+        return getattr(importlib.import_module("aotkernels.kernels.vecmath"), self.name).py_func
 
 
 @dataclass(frozen=True)
@@ -244,7 +246,7 @@ class ScalarOp:
         fn = self.impls.get(k, self.impls.get("*"))
         if fn is None:
             raise TypeError(f"{self.name} has no body for {compute_dtype}")
-        return fn
+        return fn.resolve() if isinstance(fn, VecBody) else fn
 
 
 def _op(name, nin, rule, body=None, raises=None, **impls):
@@ -331,23 +333,23 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("minimum", 2, _same, f=_minimum_f, **{"*": lambda x, y: min(x, y)}),
     _op("clip", 3, _same, _clip),
     # exponentials, logarithms, powers
-    _op("exp", 1, _float, lambda x: math.exp(x)),
+    _op("exp", 1, _float, VecBody("exp")),
     _op("exp2", 1, _float, lambda x: np.exp2(x)),
-    _op("expm1", 1, _float, lambda x: math.expm1(x)),
-    _op("log", 1, _float, lambda x: math.log(x)),
+    _op("expm1", 1, _float, VecBody("expm1")),
+    _op("log", 1, _float, VecBody("log")),
     _op("log2", 1, _float, lambda x: math.log2(x)),
     _op("log10", 1, _float, lambda x: math.log10(x)),
-    _op("log1p", 1, _float, lambda x: math.log1p(x)),
+    _op("log1p", 1, _float, VecBody("log1p")),
     _op("sqrt", 1, _float, lambda x: math.sqrt(x)),
-    _op("sigmoid", 1, _float, lambda x: 1.0 / (1.0 + math.exp(-x))),
-    _op("softplus", 1, _float, _softplus),
+    _op("sigmoid", 1, _float, VecBody("sigmoid")),
+    _op("softplus", 1, _float, VecBody("softplus")),
     # trigonometric and hyperbolic
     _op("sin", 1, _float, lambda x: math.sin(x)),
     _op("cos", 1, _float, lambda x: math.cos(x)),
     _op("tan", 1, _float, lambda x: math.tan(x)),
     _op("sinh", 1, _float, lambda x: math.sinh(x)),
     _op("cosh", 1, _float, lambda x: math.cosh(x)),
-    _op("tanh", 1, _float, lambda x: math.tanh(x)),
+    _op("tanh", 1, _float, VecBody("tanh")),
     _op("arcsinh", 1, _float, lambda x: math.asinh(x)),
     _op("arctanh", 1, _float, lambda x: math.atanh(x)),
     # special functions

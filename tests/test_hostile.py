@@ -45,7 +45,8 @@ def test_self_overlapping_out_gets_numpys_result(no_jit):
     a, b = (as_strided(m, shape=(3, 4), strides=(0, 8)) for m in (mine, theirs))
     ak.elemwise("exp", a, out=a)
     np.exp(b, out=b)
-    np.testing.assert_array_equal(mine, theirs)
+    # exp once is within an ulp of NumPy's (kernels/vecmath.py); twice would be exp(e)
+    np.testing.assert_allclose(mine, theirs, rtol=4.5e-16)
 
 
 @pytest.mark.parametrize("dtype", ["complex128", "float16", "object", "datetime64[s]"])

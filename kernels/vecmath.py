@@ -1,0 +1,206 @@
+"""Vectorisable transcendental functions: the bodies of exp, log, sigmoid, ... in ``scalar_ops``.
+
+numba on LLVM 20 has no SVML: ``math.exp`` in a loop is a scalar libm call per element, so
+loops around it never widen. These are range reduction plus a polynomial, written only with
+arithmetic, comparisons whose two arms are both computed (LLVM turns them into selects) and
+float <-> int bit reinterpretation (``np.float64(x).view(np.int64)``, a bitcast in numba),
+so the loop vectoriser widens them to the target's lanes (SSE2, AVX2, AVX-512, NEON) with
+no call and no instruction the target lacks. Integer <-> float conversions go through the
+``SHIFT`` trick (x + 1.5 * 2**52 holds round(x) in its low mantissa bits) because int64 <->
+double conversion instructions exist only from AVX-512DQ on.
+
+No fused multiply-add is used (numba emits none without fastmath), so every target, AOT or
+JIT, computes the same bits. Everything is float64; float32 ops call the same functions
+(the kernel's store rounds the result once). Measured errors are in README ("Vector math")
+and ``tests/vecmath_cases.py``; ``tests/test_vecmath.py`` checks them. This module imports
+numba: ``scalar_ops`` names its bodies here by ``VecBody`` and resolves them only when a
+kernel is built.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+#: compiled once per worker and dtype (inline="always" recompiled them into every kernel:
+#: 3-8x slower builds); LLVM inlines them into the kernel loop at link time
+inline = njit(error_model="numpy")
+
+SHIFT = 6755399441055744.0  # 1.5 * 2**52: round-to-int by adding and subtracting it
+SHIFT_BITS = 0x4338000000000000
+LOG2E = 1.4426950408889634
+LN2_HI = 6.93147180369123816490e-01  # ln 2 split (fdlibm): k * LN2_HI is exact for |k| < 2**20
+LN2_LO = 1.90821492927058770002e-10
+TWO52 = 4503599627370496.0
+MIN_NORMAL = 2.2250738585072014e-308
+SQRT_HALF_BITS = 0x3FE6A09E667F3BCD
+INF = math.inf
+NAN = math.nan
+
+# 1/n! for the Taylor series of expm1 on |r| <= ln2/2: the n = 14 term is < 2**-57 of the sum
+E2, E3, E4, E5, E6, E7, E8, E9, E10, E11, E12, E13 = (1.0 / math.factorial(n)
+                                                      for n in range(2, 14))
+
+# fdlibm's log kernel: log(1+f) = f - f*f/2 + s*(f*f/2 + R(s*s)), s = f/(2+f); error < 1 ulp
+LG1 = 6.666666666666735130e-01
+LG2 = 3.999999999940941908e-01
+LG3 = 2.857142874366239149e-01
+LG4 = 2.222219843214978396e-01
+LG5 = 1.818357216161805012e-01
+LG6 = 1.531383769920937332e-01
+LG7 = 1.479819860511658591e-01
+
+
+@inline
+def as_bits(x):
+    """The IEEE bits of a float64 as int64 (a bitcast)."""
+    return np.float64(x).view(np.int64)
+
+
+@inline
+def from_bits(i):
+    return np.int64(i).view(np.float64)
+
+
+@inline
+def to_int(xf):
+    """An integral float64 ``xf`` (|xf| < 2**51) as int64, with no conversion instruction."""
+    return as_bits(xf + SHIFT) - SHIFT_BITS
+
+
+@inline
+def to_float(k):
+    """An int64 ``k`` (|k| < 2**51) as float64, with no conversion instruction."""
+    return from_bits(k + SHIFT_BITS) - SHIFT
+
+
+@inline
+def pow2(kf):
+    """2**kf for an integral float64 kf in [-1022, 1023]."""
+    return from_bits((to_int(kf) + 1023) << 52)
+
+
+@inline
+def ldexp(p, kf):
+    """p * 2**kf for an integral kf in [-2044, 2046], rounded once even into subnormals.
+
+    Two factors, each a normal power of two: the first product stays normal and exact.
+    """
+    k1 = (kf * 0.5 + SHIFT) - SHIFT
+    return p * pow2(k1) * pow2(kf - k1)
+
+
+@inline
+def expm1_poly(r):
+    """expm1(r) for |r| <= ln2/2 + tiny, within 0.5 ulp of the rounding of its last add."""
+    q = E10 + r * (E11 + r * (E12 + r * E13))
+    q = E6 + r * (E7 + r * (E8 + r * (E9 + r * q)))
+    q = E2 + r * (E3 + r * (E4 + r * (E5 + r * q)))
+    return r + (r * r) * q
+
+
+@inline
+def reduce_ln2(x):
+    """(k, r): x = k ln2 + r, k integral, |r| <= ln2/2 (|x| < 2**20)."""
+    kf = (x * LOG2E + SHIFT) - SHIFT
+    return kf, (x - kf * LN2_HI) - kf * LN2_LO
+
+
+@inline
+def exp(x):
+    x = np.float64(x)
+    # clamp so 2**k stays in ldexp's range; the rounding in ldexp gives inf and 0 beyond
+    # the thresholds (709.78, -745.13); NaN passes both comparisons unchanged
+    x = -746.0 if x < -746.0 else x
+    x = 710.0 if x > 710.0 else x
+    kf, r = reduce_ln2(x)
+    return ldexp(1.0 + expm1_poly(r), kf)
+
+
+@inline
+def expm1(x):
+    x = np.float64(x)
+    xc = -45.0 if x < -45.0 else x  # expm1(-45) rounds to -1
+    xc = 710.0 if xc > 710.0 else xc
+    kf, r = reduce_ln2(xc)
+    # expm1(x) = 2**k * (expm1(r) + 1 - 2**-k); 1 - 2**-k is exact for |k| <= 53, and 1 beyond
+    nk = -kf if kf < 60.0 else -60.0
+    res = ldexp(expm1_poly(r) + (1.0 - pow2(nk)), kf)
+    return x if x == 0.0 else res  # keeps -0.0
+
+
+@inline
+def split_exponent(x):
+    """(k, m): x = m * 2**k, m in [sqrt(1/2), sqrt(2)), for a positive normal x."""
+    ix = as_bits(x)
+    k = (ix - SQRT_HALF_BITS) >> 52
+    return to_float(k), from_bits(ix - (k << 52))
+
+
+@inline
+def log_kernel(kf, f, c):
+    """log(2**k * (1 + f)) + c for f in [sqrt(1/2) - 1, sqrt(2) - 1) and a tiny c (fdlibm)."""
+    s = f / (2.0 + f)
+    z = s * s
+    w = z * z
+    r = z * (LG1 + w * (LG3 + w * (LG5 + w * LG7))) + w * (LG2 + w * (LG4 + w * LG6))
+    hfsq = 0.5 * f * f
+    return kf * LN2_HI - ((hfsq - (s * (hfsq + r) + (kf * LN2_LO + c))) - f)
+
+
+@inline
+def log(x):
+    x = np.float64(x)
+    tiny = x < MIN_NORMAL
+    kf, m = split_exponent(x * TWO52 if tiny else x)
+    kf = kf - 52.0 if tiny else kf
+    res = log_kernel(kf, m - 1.0, 0.0)
+    res = res if x < INF else x  # inf, nan
+    res = -INF if x == 0.0 else res
+    return NAN if x < 0.0 else res
+
+
+@inline
+def log1p(x):
+    x = np.float64(x)
+    u = 1.0 + x
+    kf, m = split_exponent(u)
+    # u's rounding error, relative to u (fdlibm); x itself where no scaling happened
+    c = (1.0 - (u - x)) if kf > 0.0 else (x - (u - 1.0))
+    c = c / u if u < 9007199254740992.0 else 0.0
+    small = kf == 0.0
+    res = log_kernel(kf, x if small else m - 1.0, 0.0 if small else c)
+    res = res if x < INF else x
+    res = x if x == 0.0 else res  # keeps -0.0
+    res = -INF if x == -1.0 else res
+    return NAN if x < -1.0 else res
+
+
+@inline
+def sigmoid(x):
+    """1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|): no overflow, no underflow
+    to 0 before the true result does."""
+    x = np.float64(x)
+    e = exp(-abs(x))
+    s = 1.0 / (1.0 + e)
+    return s if x >= 0.0 else e * s
+
+
+@inline
+def softplus(x):
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|)): no overflow, exact in both tails."""
+    x = np.float64(x)
+    return (x if x > 0.0 else 0.0) + log1p(exp(-abs(x)))
+
+
+@inline
+def tanh(x):
+    """expm1(2x) / (expm1(2x) + 2): relative accuracy near 0, tanh(+-20) rounds to +-1."""
+    x = np.float64(x)
+    xc = 20.0 if x > 20.0 else x
+    xc = -20.0 if xc < -20.0 else xc
+    e = expm1(2.0 * xc)
+    return e / (e + 2.0)
+

@@ -1,0 +1,131 @@
+"""Inputs and an ulp measure for the vectorised transcendental ops (``kernels/vecmath.py``).
+
+The reference is NumPy in ``np.longdouble`` (x87 extended on x86-64, quad on aarch64): its
+libm results carry 11 or more bits beyond float64, so the error it adds to a float64 ulp
+measure is below 1/1000 ulp. ``tests/test_vecmath.py`` checks 1e5 samples per op in CI;
+
+    python tests/vecmath_cases.py [--samples 10000000] [--lib DIR] [--target x86_64_v3]
+
+prints the ulp table of README's "Vector math" (AOT kernels of the library in use).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+import numpy as np
+
+LD = np.longdouble
+LN2 = np.log(2.0)
+
+#: op -> reference on longdouble arrays
+REFERENCE = {
+    "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "softplus": lambda x: np.logaddexp(np.zeros((), x.dtype), x),
+}
+OPS = tuple(REFERENCE)
+
+#: values every op must get exactly right (sign of zero, inf, nan, thresholds)
+SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 5e-324, -5e-324, 2.2250738585072014e-308,
+            1e-310, -1e-310, 1.0, -1.0, 0.5, 2.0, 709.782712893384, 709.7827128933841,
+            -745.1332191019411, -745.1332191019412, -708.4, 88.72283, 88.72284, -103.97,
+            -87.33, 20.0, -20.0, 40.0, -45.0, 1.7976931348623157e308, -1.7976931348623157e308]
+
+
+def _near(centres: np.ndarray, n: int, rng, width: int = 4) -> np.ndarray:
+    """Values within ``width`` ulps of random picks of ``centres``."""
+    c = rng.choice(centres, n)
+    steps = rng.integers(-width, width + 1, n).astype(np.float64)
+    return c + steps * np.spacing(c)
+
+
+def samples(op: str, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` float64 inputs for ``op``: its whole range log-uniformly, dense near the range
+    reduction's boundaries (k ln2/2, powers of two, sqrt(2) 2**k), the overflow and
+    underflow thresholds, subnormals and zeros."""
+    rng = np.random.default_rng(seed)
+    q = n // 8
+    mags = np.exp2(rng.uniform(-1074, 1024, q))  # every binade
+    wide = mags * rng.choice([-1.0, 1.0], q)
+    small = rng.normal(0, 1, q) * np.exp2(rng.uniform(-60, 0, q))
+    k = np.arange(-2200, 2200)
+    half_ln2 = _near((k + 0.5) * LN2, q, rng)  # exp/expm1: round(x/ln2) changes here
+    twos = np.ldexp(1.0, np.arange(-1074, 1024))
+    binades = _near(np.concatenate([twos, twos * np.sqrt(2.0)]), q, rng)
+    thresholds = _near(np.array([709.782712893384, -745.1332191019411, -708.39641853226,
+                                 -45.0, 20.0, -20.0, 40.0, -37.0, 18.0, 33.3, -1.0,
+                                 np.sqrt(0.5) - 1, np.sqrt(2.0) - 1, 1.0]), q, rng, 64)
+    dense = rng.uniform(-50, 50, q)
+    rest = n - 6 * q
+    body = rng.uniform(-750, 750, rest)
+    x = np.concatenate([wide, small, half_ln2, binades, thresholds, dense, body])
+    if op in ("log", "log1p"):  # mostly in the domain
+        x = np.where(rng.random(n) < 0.9, np.abs(x), x)
+        if op == "log1p":
+            x = np.where(rng.random(n) < 0.3, x - 1.0, x)
+    return x
+
+
+def reference(op: str, x: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return REFERENCE[op](x.astype(LD))
+
+
+def ulp_errors(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """|got - want| in units of the last place of ``want`` rounded to got's dtype (0 where
+    they agree, including inf and nan; inf where one is nan or inf and the other is not)."""
+    dt = got.dtype
+    with np.errstate(all="ignore"):
+        w = want.astype(dt)
+        agree = (got == w) | (np.isnan(got) & np.isnan(w))
+        spacing = np.spacing(np.abs(w)).astype(LD)
+        err = np.abs(got.astype(LD) - want) / spacing
+    err = np.where(agree, 0.0, err)
+    return np.where(np.isfinite(err), err, np.inf).astype(np.float64)
+
+
+def measure(op: str, dtype: str, n: int, seed: int = 0, chunk: int = 1_000_000):
+    """(max ulp error, input where it occurs) over ``n`` samples through ``ak.elemwise``."""
+    import aotkernels as ak
+
+    worst, at = 0.0, np.nan
+    for i, start in enumerate(range(0, n, chunk)):
+        with np.errstate(over="ignore"):
+            x = samples(op, min(chunk, n - start), seed + i).astype(dtype)
+        err = ulp_errors(ak.elemwise(op, x), reference(op, x))
+        j = int(np.argmax(err))
+        if err[j] > worst:
+            worst, at = float(err[j]), float(x[j])
+    return worst, at
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--samples", type=float, default=1e7)
+    p.add_argument("--lib", help="library directory (sets AOT_LIBRARY_DIR)")
+    p.add_argument("--target", help="CPU target to load (sets AOT_CPU_TARGET)")
+    args = p.parse_args()
+    if args.lib:
+        os.environ["AOT_LIBRARY_DIR"] = args.lib
+    if args.target:
+        os.environ["AOT_CPU_TARGET"] = args.target
+    os.environ["AOT_DISABLE_JIT"] = "1"
+    import aotkernels as ak
+
+    n = int(args.samples)
+    print(f"# max error in ulps over {n:.0e} samples per op and dtype, library target "
+          f"{ak.default_library().target} (0: every sample correctly rounded)\n")
+    print("| op | float64 ulp | at x | float32 ulp | at x |")
+    print("|---|---|---|---|---|")
+    for op in OPS:
+        cells = []
+        for dtype in ("float64", "float32"):
+            worst, at = measure(op, dtype, n)
+            cells += [f"{worst:.2f}", "-" if worst == 0 else f"{at:.6g}"]
+        print(f"| {op} | {' | '.join(cells)} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
