@@ -97,6 +97,12 @@ def graphs():
             pt.set_subtensor(x[1:3, ::2], 0.5), pt.inc_subtensor(x[:, 1], x[:, 0] * 2),
             pt.set_subtensor(r[-2:], s), x[2, 3] * s, pt.inc_subtensor(x[1:, 2:], s)],
            [M, V5, np.array(0.3)])
+    ar, ys = pt.constant(np.arange(6)), pt.constant(np.array([1, 4, 0, 2, 3, 1]))
+    yield ("broadcasting point indices (PyMC's p[arange(n)[:, None], y[:, None]])", [x, c],
+           [x[ar[:, None], ys[:, None]] * 2, pt.inc_subtensor(x[ar[:, None], ys[:, None]],
+                                                            c[:, None]),
+            x[ar[:3, None], ys[None, :]], pt.set_subtensor(x[ar[None, :2], ys[:2, None]], 7.0)],
+           [M, V6])
 
 
 CASES = list(graphs())

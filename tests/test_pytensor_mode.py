@@ -234,7 +234,8 @@ def test_coverage_cli_reports_every_function_of_a_script(aot_lib, tmp_path):
 
 MODEL_OPS = ("special functions (SciPy's, and PyTensor's own)",
              "integer switch conditions and composites",
-             "make_vector, split, set and inc of basic slices, scalar subtensor")
+             "make_vector, split, set and inc of basic slices, scalar subtensor",
+             "broadcasting point indices (PyMC's p[arange(n)[:, None], y[:, None]])")
 
 
 @pytest.mark.parametrize("name", MODEL_OPS)

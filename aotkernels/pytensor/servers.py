@@ -392,12 +392,19 @@ def _inc(op, node, thunk):
 
 
 def _point_vectors(op, x, indices) -> bool:
-    """One integer vector per dimension of ``x`` and nothing else (no slices, no scalars)."""
+    """One integer index array per dimension of ``x`` and nothing else (no slices); the
+    arrays broadcast together (PyMC's ``p[arange(n)[:, None], y[:, None]]``)."""
     idx_list = getattr(op, "idx_list", None)  # PyTensor 3 keeps slices there
     return (len(indices) == x.type.ndim >= 2
             and (idx_list is None or all(isinstance(e, int) for e in idx_list))
-            and all(getattr(i.type, "ndim", None) == 1 and i.type.dtype in INDEX_DTYPES
-                    for i in indices))
+            and all(getattr(i.type, "dtype", None) in INDEX_DTYPES for i in indices))
+
+
+def _flat_points(indices) -> tuple[tuple, list]:
+    """The broadcast shape of the index arrays and each one as a vector over it (views
+    where NumPy can: a copy would only keep the node out of plans)."""
+    shape = np.broadcast_shapes(*(i.shape for i in indices))
+    return shape, [np.broadcast_to(i, shape).reshape(-1) for i in indices]
 
 
 @serve.register(AdvancedSubtensor)
@@ -406,7 +413,11 @@ def _take_points(op, node, thunk):
     if (x.type.dtype not in INDEX_OPS["take_points"].dtypes
             or not _point_vectors(op, x, indices)):
         return thunk
-    return _kernel(node, thunk, lambda x, *i: ak.take_points(x, i))
+
+    def run(x, *i):
+        shape, flat = _flat_points(i)
+        return ak.take_points(x, flat).reshape(shape)
+    return _kernel(node, thunk, run)
 
 
 @serve.register(AdvancedIncSubtensor)
@@ -418,7 +429,11 @@ def _inc_points(op, node, thunk):
             or not _point_vectors(op, x, indices)):
         return thunk
     update, inplace = getattr(ak, name), op.inplace
-    return _kernel(node, thunk, lambda x, y, *i: update(x, i, y, inplace=inplace))
+
+    def run(x, y, *i):
+        shape, flat = _flat_points(i)
+        return update(x, flat, np.broadcast_to(y, shape).reshape(-1), inplace=inplace)
+    return _kernel(node, thunk, run)
 
 
 # -- dense linear algebra: LAPACK-backed solvers, the rank-1 update, diagonals -------------
