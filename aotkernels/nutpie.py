@@ -70,12 +70,15 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
         with lock:
             return point_fn(seed)
 
-    # nutpie's own builder, so the graphs are exactly those its numba backend compiles
-    (n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info,
-     reparameterized) = compile_pymc._make_functions(
+    # nutpie's own builder, so the graphs are exactly those its numba backend compiles;
+    # 0.16.9 (Python >= 3.12) added the names of reparameterized values
+    made = compile_pymc._make_functions(
         model, mode=AOT, compute_grad=True, join_expanded=True,
         pymc_initial_point_fn=locked_point_fn, var_names=var_names)
-    dims, coords = compile_pymc._prepare_dims_and_coords(model, shape_info, reparameterized)
+    n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info = made[:6]
+    reparameterized = made[6] if len(made) > 6 else None
+    dims, coords = compile_pymc._prepare_dims_and_coords(
+        model, shape_info, *([] if reparameterized is None else [reparameterized]))
     x0 = initial_point_fn(0)
     entries = entry_points()
     try:
@@ -88,7 +91,7 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
                       "Python instead", RuntimeWarning, stacklevel=2)
         return python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info,
                             reparameterized, dims, coords)
-    return CompiledPlanModel(
+    fields = dict(
         _n_dim=n_dim, dims=dims, _coords=coords,
         _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
         compiled_logp_func=Address(plans.logp_address),
@@ -97,6 +100,8 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
         user_data=plans.user_data, n_expanded=n_expanded, shape_info=shape_info,
         logp_func=logp_fn, expand_func=expand_fn, reparameterized_names=reparameterized,
         plans=plans)
+    known = {f.name for f in dataclasses.fields(CompiledPlanModel)}
+    return CompiledPlanModel(**{k: v for k, v in fields.items() if k in known})
 
 
 def python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized,
@@ -121,8 +126,9 @@ def python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info, repara
                     for name, s, shape in zip(names, slices, shapes)}
         return expand
 
+    extra = {} if reparameterized is None else {"reparameterized_names": reparameterized}
     return from_pyfunc(ndim=n_dim, make_logp_fn=make_logp_fn, make_expand_fn=make_expand_fn,
                        expanded_dtypes=[np.dtype(np.float64)] * len(names),
                        expanded_shapes=shapes, expanded_names=names,
                        make_initial_point_fn=initial_point_fn, dims=dims, coords=coords,
-                       reparameterized_names=reparameterized)
+                       **extra)

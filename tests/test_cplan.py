@@ -12,6 +12,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.graph import clone_replace
 
 import aotkernels.pytensor  # noqa: F401  (mode "AOT")
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
@@ -24,15 +25,19 @@ N = 7
 
 
 def model_functions(grad_of=None):
-    """A small hierarchical-looking logp of one vector (value variables are views into it)
-    and its gradient, plus an expand function (the values and a transformed one)."""
-    x = pt.dvector("x")
-    mu, log_sigma, z = x[0], x[1], x[2:].reshape((1, N - 2))
+    """A small hierarchical logp and gradient built as nutpie builds them: of value variables,
+    then each replaced by a slice of one vector, reshaped; plus an expand function."""
+    mu, log_sigma, z = pt.dscalar("mu"), pt.dscalar("log_sigma"), pt.dmatrix("z")
     y = np.linspace(-1, 2, N - 2)
     theta = mu + pt.exp(log_sigma) * z
     logp = (-0.5 * pt.sum(z ** 2) - 0.5 * mu ** 2 - pt.sum((y - theta) ** 2)
             + pt.log(pt.sigmoid(log_sigma)))
-    grad = pytensor.grad(logp, x) if grad_of is None else grad_of(x)
+    values = [mu, log_sigma, z]
+    grad = (pt.concatenate([g.ravel() for g in pytensor.grad(logp, values)])
+            if grad_of is None else grad_of(values))
+    x = pt.dvector("x")
+    slices = [x[0:1].reshape(()), x[1:2].reshape(()), x[2:].reshape((1, N - 2))]
+    logp, grad, theta = clone_replace([logp, grad, theta], dict(zip(values, slices)))
     f = pytensor.function([x], [logp, grad], mode="AOT")
     e = pytensor.function([x], [pt.concatenate([x, theta.ravel()])], mode="AOT")
     return f, e
@@ -93,7 +98,8 @@ def test_logp_and_expand_match_python_and_threads_match_sequential(entries):
 
 def test_error_codes_are_nutpies(entries):
     # a "gradient" that casts to integers: a NaN makes the cast kernel fail (status 1)
-    f, e = model_functions(lambda x: pt.cast(pt.cast(x, "int64"), "float64"))
+    f, e = model_functions(lambda values: pt.cast(pt.cast(pt.concatenate(
+        [v.ravel() for v in values]), "int64"), "float64"))
     x = np.linspace(0.1, 0.7, N)
     model = Model(export(f, x, (1, N)), export(e, x, (2 * N - 2,)), entries)
     call = caller(entries, model)

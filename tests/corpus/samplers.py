@@ -127,7 +127,8 @@ def check_nutpie(name: str, draws: int = 100) -> dict:
         return {"name": name, "check": "nutpie", "ok": True, "c_plan": False, "why": fallback}
     python = an.python_model(compiled.n_dim, compiled.logp_func, compiled.expand_func,
                              compiled.initial_point_func, compiled.shape_info,
-                             compiled.reparameterized_names, compiled.dims, compiled.coords)
+                             getattr(compiled, "reparameterized_names", None), compiled.dims,
+                             compiled.coords)
     kw = dict(chains=2, tune=draws, draws=draws, seed=1, progress_bar=False, cores=2)
     t = time.perf_counter()
     a = nutpie.sample(compiled, **kw)
