@@ -84,8 +84,8 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
     try:
         if entries is None:
             raise NotExportable("the kernel library has no plan entry points")
-        plans = Model(export(logp_fn, x0, (1, n_dim)), export(expand_fn, x0, (n_expanded,)),
-                      entries)
+        plans = Model(exported("logp", logp_fn, x0, (1, n_dim)),
+                      exported("expand", expand_fn, x0, (n_expanded,)), entries)
     except NotExportable as exc:
         warnings.warn(f"aotkernels.nutpie: {exc}; nutpie calls the mode-AOT functions from "
                       "Python instead", RuntimeWarning, stacklevel=2)
@@ -102,6 +102,14 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
         plans=plans)
     known = {f.name for f in dataclasses.fields(CompiledPlanModel)}
     return CompiledPlanModel(**{k: v for k, v in fields.items() if k in known})
+
+
+def exported(what: str, fn, x0: np.ndarray, sizes: tuple[int, ...]):
+    """``cplan.export``, naming the function in its refusal."""
+    try:
+        return export(fn, x0, sizes)
+    except NotExportable as exc:
+        raise NotExportable(f"the {what} function: {exc}") from None
 
 
 def python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized,

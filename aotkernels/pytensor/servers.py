@@ -25,7 +25,19 @@ from pytensor.tensor.subtensor import (
     AdvancedIncSubtensor1,
     AdvancedSubtensor,
     AdvancedSubtensor1,
+    Subtensor,
 )
+
+try:  # PyTensor 3.x
+    from pytensor.tensor.subtensor import unflatten_index_variables
+
+    def _subtensor_indices(op, values) -> tuple:
+        return tuple(unflatten_index_variables(values[1:], op.idx_list))
+except ImportError:  # PyTensor 2.x
+    from pytensor.tensor.subtensor import get_idx_list
+
+    def _subtensor_indices(op, values) -> tuple:
+        return tuple(get_idx_list(values, op.idx_list))
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
@@ -40,7 +52,12 @@ from aotkernels.kernels.blas_ops import BLAS_DTYPES
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
-from aotkernels.pytensor.thunks import ElemwiseThunk, InnerGraphThunk, KernelThunk
+from aotkernels.pytensor.thunks import (
+    ElementViewThunk,
+    ElemwiseThunk,
+    InnerGraphThunk,
+    KernelThunk,
+)
 from aotkernels.signature import CODES
 
 #: PyTensor scalar op class -> aotkernels op name (the op table is ``SCALAR_OPS``)
@@ -110,6 +127,16 @@ def _careduce(op, node, thunk):
         return thunk
     axis = op.axis
     return _kernel(node, thunk, lambda x: ak.reduce(name, x, axis=axis))
+
+
+@serve.register(Subtensor)
+def _subtensor(op, node, thunk):
+    """Integer indices only: a 0-d view of the element, not ``perform``'s copy."""
+    if node.outputs[0].ndim != 0 or node.inputs[0].ndim != len(op.idx_list) or any(
+            isinstance(i, slice) for i in op.idx_list):
+        return thunk
+    return ElementViewThunk(node, lambda values: _subtensor_indices(op, values), thunk.inputs,
+                            thunk.outputs)
 
 
 @serve.register(OpFromGraph)

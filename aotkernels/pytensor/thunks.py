@@ -150,3 +150,19 @@ class InnerGraphThunk:
             self.fn.trust_input = True
         for cell, value in zip(self.outputs, self.fn(*[c[0] for c in self.inputs])):
             cell[0] = value
+
+
+class ElementViewThunk:
+    """A ``Subtensor`` with only integer indices, as a 0-d view of the element (what
+    PyTensor's C implementation returns, and its ``view_map`` allows) instead of
+    ``perform``'s copy: a plan reads the element in place (an offset), so a model's
+    scalar value variables, slices of nutpie's vector, need no Python item."""
+
+    lazy = False
+
+    def __init__(self, node, indices: Callable, inputs, outputs):
+        self.node, self.indices, self.inputs, self.outputs = node, indices, inputs, outputs
+
+    def __call__(self) -> None:
+        values = [c[0] for c in self.inputs]
+        self.outputs[0][0] = values[0][(*self.indices(values), Ellipsis)]
