@@ -12,9 +12,9 @@ the first draw (all chains), gradient evaluations per second, and the process's 
 (children included: ``pm.sample`` samples in worker processes).
 
 - nutpie samplers: compile (``aotkernels.nutpie.compile_pymc_model`` / ``nutpie.
-  compile_pymc_model``), then a 1-draw run of one chain (first draw = compile + that run),
-  then the full run, timed alone (whole run = compile + full run). Gradient evaluations per
-  second: nutpie's ``benchmark_logp`` (one thread, 2000 evaluations at the initial point).
+  compile_pymc_model``), then a run of one chain with 1 tuning step and 1 draw (first draw
+  = compile + that run; nutpie 0.16.8 panics with tune=0), then the full run, timed alone
+  (whole run = compile + full run). Gradient evaluations per second: nutpie's ``benchmark_logp`` (one thread, 2000 evaluations at the initial point).
 - ``pm.sample``: one call with ``compile_kwargs={"mode": ...}``, NUTS; first draw is the
   first ``callback``; gradient evaluations per second: ``sum(n_steps)`` over tuning and
   draws, divided by the seconds after the first draw and by the chains sampling at once.
@@ -60,7 +60,7 @@ if sampler.endswith("nutpie"):
         compiled = nutpie.compile_pymc_model(model)
     t_compile = time.perf_counter() - t0
     t = time.perf_counter()
-    nutpie.sample(compiled, chains=1, tune=0, draws=1, seed=2, progress_bar=False, cores=1)
+    nutpie.sample(compiled, chains=1, tune=1, draws=1, seed=2, progress_bar=False, cores=1)
     out["first_draw"] = t_compile + time.perf_counter() - t
     t = time.perf_counter()
     trace = nutpie.sample(compiled, chains=chains, tune=tune, draws=draws, seed=1,
