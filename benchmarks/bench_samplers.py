@@ -14,7 +14,8 @@ the first draw (all chains), gradient evaluations per second, and the process's 
 - nutpie samplers: compile (``aotkernels.nutpie.compile_pymc_model`` / ``nutpie.
   compile_pymc_model``), then a run of one chain with 1 tuning step and 1 draw (first draw
   = compile + that run; nutpie 0.16.8 panics with tune=0), then the full run, timed alone
-  (whole run = compile + full run). Gradient evaluations per second: nutpie's ``benchmark_logp`` (one thread, 2000 evaluations at the initial point).
+  (whole run = compile + full run). Gradient evaluations per second: nutpie's
+  ``benchmark_logp`` (one thread, 2000 evaluations at the initial point).
 - ``pm.sample``: one call with ``compile_kwargs={"mode": ...}``, NUTS; first draw is the
   first ``callback``; gradient evaluations per second: ``sum(n_steps)`` over tuning and
   draws, divided by the seconds after the first draw and by the chains sampling at once.
