@@ -109,10 +109,12 @@ def library() -> tuple[Path, str]:
                                          "are JIT-compiled in the run's fresh cache)")
 
 
-def run(python: str, args: list[str], lib: Path) -> dict:
+def run(python: str, args: list[str], lib: Path, jit_cache: Path | None) -> dict:
     with tempfile.TemporaryDirectory(prefix="aotk-samplers-") as d:
         cache = Path(d)
-        env = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(cache / "aot"),
+        env = dict(os.environ, AOT_LIBRARY_DIR=str(lib),
+                   AOT_CACHE_DIR=str(jit_cache or cache / "aot"),
+                   AOT_GRAPH_CACHE_DIR=str(cache / "graphs"),
                    NUMBA_CACHE_DIR=str(cache / "numba"),
                    PYTENSOR_FLAGS=f"base_compiledir={cache / 'pytensor'}",
                    OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -138,6 +140,9 @@ def main() -> None:
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1)
     p.add_argument("--lib", type=Path, default=None)
+    p.add_argument("--jit-cache", type=Path, default=None,
+                   help="kernels the library lacks come from this JIT cache, as if the library "
+                        "had them (default: a fresh one, so they are compiled in the run)")
     args = p.parse_args()
     lib, which = (args.lib.resolve(), str(args.lib)) if args.lib else library()
     version = subprocess.run([args.python, "-c", "import pytensor, pymc, nutpie; print("
@@ -146,7 +151,8 @@ def main() -> None:
     print(f"# Samplers, {time.strftime('%Y-%m-%d')}: {platform.machine()}, {os.cpu_count()} "
           f"cores, PyTensor {version[0]}, PyMC {version[1]}, nutpie {version[2]}; library "
           f"{which}; {args.tune} tune + {args.draws} draws x {args.chains} chains on "
-          f"{args.cores} cores\n")
+          f"{args.cores} cores; JIT cache {args.jit_cache or 'fresh'}; load average "
+          f"{os.getloadavg()[0]:.1f} at the start\n")
     print("| model | sampler | first draw s | whole run s | vs numba+nutpie | draws/s "
           "| grad evals/s | vs numba+nutpie | peak RSS MiB | import s |")
     print("|---|---|---|---|---|---|---|---|---|---|")
@@ -154,7 +160,8 @@ def main() -> None:
         rows = {}
         for sampler in args.samplers.split(","):
             rows[sampler] = run(args.python, [sampler, name, str(args.tune), str(args.draws),
-                                              str(args.chains), str(args.cores)], lib)
+                                              str(args.chains), str(args.cores)], lib,
+                                   args.jit_cache and args.jit_cache.resolve())
         base = rows.get("numba+nutpie", {})
         for sampler, r in rows.items():
             if "error" in r:
