@@ -14,11 +14,11 @@ the first draw (all chains), gradient evaluations per second, and the process's 
 - nutpie samplers: compile (``aotkernels.nutpie.compile_pymc_model`` / ``nutpie.
   compile_pymc_model``), then a run of one chain with 1 tuning step and 1 draw (first draw
   = compile + that run; nutpie 0.16.8 panics with tune=0), then the full run, timed alone
-  (whole run = compile + full run). Gradient evaluations per second: nutpie's
-  ``benchmark_logp`` (one thread, 2000 evaluations at the initial point).
+  (whole run = compile + full run).
 - ``pm.sample``: one call with ``compile_kwargs={"mode": ...}``, NUTS; first draw is the
-  first ``callback``; gradient evaluations per second: ``sum(n_steps)`` over tuning and
-  draws, divided by the seconds after the first draw and by the chains sampling at once.
+  first ``callback``.
+- Gradient evaluations per second (per core): ``sum(n_steps)`` over tuning and draws,
+  divided by the sampling seconds (after the first draw) and by the chains sampling at once.
 
 BLAS runs single-threaded (the corpus's matrices are tiny; see bench_corpus.py).
 """
@@ -69,11 +69,9 @@ if sampler.endswith("nutpie"):
     sampling = time.perf_counter() - t
     out.update(compile=t_compile, whole=t_compile + sampling,
                draws_per_s=chains * (tune + draws) / sampling)
-    x = compiled.initial_point_func(0) if hasattr(compiled, "initial_point_func") else None
-    times = compiled.benchmark_logp(x, 2000, 1)
-    out["grads_per_s"] = 2000 / float(np.asarray(times.values, dtype=float).sum())
     stats = (trace.warmup_sample_stats, trace.sample_stats)
-    out["n_steps"] = int(sum(s["n_steps"].values.sum() for s in stats))
+    steps = int(sum(s["n_steps"].values.sum() for s in stats))
+    out.update(grads_per_s=steps / sampling / min(chains, cores), n_steps=steps)
 else:
     mode = {"pm AOT": "AOT", "pm NUMBA": "NUMBA", "pm C": "CVM"}[sampler]
     firsts = []
