@@ -20,14 +20,17 @@ from __future__ import annotations
 import dataclasses
 import threading
 import warnings
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
+import pytensor
 from nutpie import compile_pymc
 from nutpie.compiled_pyfunc import from_pyfunc
 
 from aotkernels.pytensor import AOT
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
+from aotkernels.pytensor.linker import without_c_backend
 
 __all__ = ["CompiledPlanModel", "compile_pymc_model"]
 
@@ -56,7 +59,28 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
                        default_initialization_strategy: str = "support_point"):
     """``nutpie.compile_pymc_model(model)`` on aotkernels: the model's logp+gradient and
     expand functions in mode AOT, sampled through their C plans (see the module docstring).
-    The keywords are nutpie's."""
+    The keywords are nutpie's. The other functions PyMC and nutpie compile on the way
+    (initial points, shapes) get mode AOT too, and PyTensor's C VM is not imported: in a
+    fresh process either would compile C for seconds."""
+    with aot_default():
+        return compile_model(model, var_names, initial_points, jitter_rvs,
+                             default_initialization_strategy)
+
+
+@contextmanager
+def aot_default():
+    """Mode AOT as the default, and no C VM, for the duration."""
+    old = pytensor.config.mode
+    pytensor.config.mode = AOT
+    try:
+        with without_c_backend():
+            yield
+    finally:
+        pytensor.config.mode = old
+
+
+def compile_model(model, var_names, initial_points, jitter_rvs,
+                  default_initialization_strategy):
     from pymc.initial_point import make_initial_point_fn
 
     if default_initialization_strategy == "support_point" and jitter_rvs is None:
