@@ -81,6 +81,7 @@ def aot_default():
 
 def compile_model(model, var_names, initial_points, jitter_rvs,
                   default_initialization_strategy):
+    """``compile_pymc_model`` inside ``aot_default``."""
     from pymc.initial_point import make_initial_point_fn
 
     if default_initialization_strategy == "support_point" and jitter_rvs is None:
@@ -112,7 +113,7 @@ def compile_model(model, var_names, initial_points, jitter_rvs,
                       exported("expand", expand_fn, x0, (n_expanded,)), entries)
     except NotExportable as exc:
         warnings.warn(f"aotkernels.nutpie: {exc}; nutpie calls the mode-AOT functions from "
-                      "Python instead", RuntimeWarning, stacklevel=2)
+                      "Python instead", RuntimeWarning, stacklevel=4)
         return python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info,
                             reparameterized, dims, coords)
     fields = dict(
