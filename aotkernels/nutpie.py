@@ -113,7 +113,7 @@ def compile_model(model, var_names, initial_points, jitter_rvs,
                       exported("expand", expand_fn, x0, (n_expanded,)), entries)
     except NotExportable as exc:
         warnings.warn(f"aotkernels.nutpie: {exc}; nutpie calls the mode-AOT functions from "
-                      "Python instead", RuntimeWarning, stacklevel=4)
+                      "Python instead", RuntimeWarning, stacklevel=3)
         return python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info,
                             reparameterized, dims, coords)
     fields = dict(
