@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 JOBS   ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup cross-tools test demo bench bench-pymc bench-corpus clean
+.PHONY: setup cross-tools test demo bench bench-pymc bench-corpus bench-samplers clean
 
 # The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
 # PyTensor and the test tools, with aotkernels installed editable from this checkout.
@@ -66,6 +66,11 @@ bench-pymc: setup
 bench-corpus: setup
 	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
 	$(BIN)/python benchmarks/bench_corpus.py
+
+# nutpie on C plans against nutpie's numba backend, and pm.sample in modes AOT/NUMBA/C.
+bench-samplers: setup
+	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
+	$(BIN)/python benchmarks/bench_samplers.py
 
 clean:
 	rm -rf build $(VENV) wheels/*.whl

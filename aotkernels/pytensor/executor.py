@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 from collections import Counter
+from typing import NamedTuple
 
 import numpy as np
 
@@ -84,11 +85,24 @@ class PyItem:
         self.pos, self.node, self.thunk, self.checks = pos, node, thunk, checks
 
 
+class Layout(NamedTuple):
+    """Where a plan's values live, for callers that run it without Python
+    (``cplan.export``): per root its kind (``planner``'s), the writable pinned roots
+    (index, array), and per graph output (root index, byte offset from the root, recorded
+    geometry), or None where the output has no root."""
+
+    kinds: tuple
+    pinned: tuple
+    outputs: tuple
+
+
 class Plan:
     """A program for one input geometry of one function (see the module docstring)."""
 
-    def __init__(self, run_steps, roots, items, inputs, fresh, cells, finish, keep):
+    def __init__(self, run_steps, roots, items, inputs, fresh, cells, finish, keep,
+                 layout: Layout):
         self.run_steps, self.roots, self.items = run_steps, roots, items
+        self.layout = layout
         self.roots_p = ctypes.c_void_p(ctypes.addressof(roots))
         self.inputs = inputs  # [(root index, cell)]
         self.seen = [None] * len(inputs)  # the input arrays whose pointers are in ``roots``

@@ -29,7 +29,7 @@ RECORDED: list | None = None
 
 
 @contextmanager
-def _without_c_backend():
+def without_c_backend():
     """``VMLinker.make_vm`` imports the C VM even when it will not use it (use_cloop=False):
     in a fresh compiledir that import compiles PyTensor's lazylinker (~1.3 s of a cold
     start), and the ``MissingGXX`` it imports first loads setuptools (~0.4 s). Stand-ins
@@ -84,7 +84,7 @@ class AOTLinker(VMLinker):
         self.nodes, self.thunks = list(nodes), mine
         if RECORDED is not None:
             RECORDED.append(self)
-        with _without_c_backend():
+        with without_c_backend():
             vm = super().make_vm(nodes, mine, *args, **kwargs)
         if type(vm) is Loop and executor() is not None:
             vm.__class__ = PlannedLoop

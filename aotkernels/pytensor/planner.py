@@ -38,6 +38,7 @@ from aotkernels.pytensor.executor import (
     STATIC,
     VIEW,
     VIEW_RUN,
+    Layout,
     Plan,
     PyItem,
     Segment,
@@ -378,7 +379,15 @@ class _Planner:
         roots = (ctypes.c_void_p * max(1, len(self.roots)))()
         for r in pinned:
             roots[r.index] = r.ptr
-        return Plan(run_steps, roots, items, self.inputs, self.fresh, self.cells, finish, keep)
+        outputs = []
+        for var, cell in zip(self.vm.fgraph.outputs, self.vm.output_storage):
+            ref = self.var_root.get(var)
+            outputs.append(None if ref is None else (ref[0].index, ref[1], geometry(cell[0])))
+        layout = Layout(tuple(r.kind for r in self.roots),
+                        tuple((r.index, r.value) for r in pinned if r.kind != "fixed"),
+                        tuple(outputs))
+        return Plan(run_steps, roots, items, self.inputs, self.fresh, self.cells, finish, keep,
+                    layout)
 
 
 def _overlap(lo: int, hi: int, a: np.ndarray) -> bool:

@@ -226,3 +226,93 @@ EXPORT int32_t aotk_set_special(int64_t n, void *const *fns) {
     for (int64_t i = 0; i < n; i++) aotk_special[i] = fns[i];
     return 0;
 }
+
+/* Plans as C functions for samplers (aotkernels/pytensor/cplan.py, aotkernels/nutpie.py):
+ * nutpie's logp and expand signatures over a plan whose every item is a kernel step. The
+ * plan is read-only and shared; each call makes its own arena (root table, intermediates,
+ * scratch), so any number of threads may call it at once, and no Python object is touched.
+ * The sampler's x is the input root itself (value variables are offsets into it); an
+ * output that is a whole root is computed in the caller's buffer, any other is copied
+ * there. Return codes are nutpie's numba backend's: 0, -1 (wrong sizes), 1 (a kernel's
+ * error status, recoverable), 3 (non-finite gradient), 4 (non-finite logp); -2 for no
+ * memory (fatal) and for a failed expand. */
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t root;   /* root index */
+    int64_t offset; /* byte offset of the value from the root */
+    int64_t size;   /* doubles (C-contiguous float64, checked by the planner's caller) */
+    int64_t direct; /* 1: the root is exactly this value: it points at the caller's buffer */
+} aotk_out;
+
+typedef struct {
+    int64_t n_roots;
+    char *const *shared;    /* pointers shared by every call (constants, static values,
+                               other graph inputs); 0 where a call sets its own */
+    int64_t x_root, x_size; /* the input vector's root, its length in doubles */
+    int64_t n_scratch;
+    const int64_t *scratch; /* pairs: root index, byte offset into the arena */
+    int64_t arena_bytes;    /* root table first, then scratch; a multiple of 64 */
+    int64_t n_steps;
+    const aotk_step *steps;
+    int64_t n_outs;
+    const aotk_out *outs;
+} aotk_plan;
+
+static int64_t plan_call(const aotk_plan *p, const double *x, double *const *dst) {
+    char *arena = aligned_alloc(64, (size_t)p->arena_bytes);
+    if (!arena) return -2;
+    char **roots = (char **)arena;
+    memcpy(roots, p->shared, (size_t)p->n_roots * sizeof(char *));
+    roots[p->x_root] = (char *)x;
+    for (int64_t i = 0; i < p->n_scratch; i++)
+        roots[p->scratch[2 * i]] = arena + p->scratch[2 * i + 1];
+    for (int64_t i = 0; i < p->n_outs; i++)
+        if (p->outs[i].direct) roots[p->outs[i].root] = (char *)dst[i];
+    int32_t status = 0;
+    int32_t failed = aotk_run_steps(p->n_steps, p->steps, roots, &status);
+    if (!failed)
+        for (int64_t i = 0; i < p->n_outs; i++)
+            if (!p->outs[i].direct)
+                memcpy(dst[i], roots[p->outs[i].root] + p->outs[i].offset,
+                       (size_t)p->outs[i].size * sizeof(double));
+    free(arena);
+    return failed ? 1 : 0;
+}
+
+static int all_finite(const double *v, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(v[i])) return 0;
+    return 1;
+}
+
+/* nutpie hands one user_data to both functions of a model: an aotk_model. */
+typedef struct {
+    const aotk_plan *logp;   /* outputs: logp (one double), gradient (dim doubles) */
+    const aotk_plan *expand; /* output: the values a trace stores (n_expanded doubles) */
+} aotk_model;
+
+EXPORT int64_t aotk_nutpie_logp(uint64_t dim, const double *x, double *grad, double *logp,
+                                void *user_data) {
+    const aotk_plan *p = user_data ? ((const aotk_model *)user_data)->logp : 0;
+    if (!p || p->n_outs != 2 || (int64_t)dim != p->x_size || p->outs[0].size != 1 ||
+        p->outs[1].size != (int64_t)dim)
+        return -1;
+    double *dst[2] = {logp, grad};
+    int64_t rc = plan_call(p, x, dst);
+    if (rc) return rc;
+    if (!all_finite(grad, (int64_t)dim)) return 3;
+    if (!isfinite(*logp)) return 4;
+    return 0;
+}
+
+EXPORT int64_t aotk_nutpie_expand(uint64_t dim, uint64_t n_expanded, const double *x,
+                                  double *out, void *user_data) {
+    const aotk_plan *p = user_data ? ((const aotk_model *)user_data)->expand : 0;
+    if (!p || p->n_outs != 1 || (int64_t)dim != p->x_size ||
+        p->outs[0].size != (int64_t)n_expanded)
+        return -1;
+    double *dst[1] = {out};
+    return plan_call(p, x, dst) ? -2 : 0;
+}

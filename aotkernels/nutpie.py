@@ -1,0 +1,167 @@
+"""nutpie on aotkernels: a PyMC model sampled by nutpie's Rust NUTS on C plans.
+
+    import aotkernels.nutpie
+    compiled = aotkernels.nutpie.compile_pymc_model(model)   # no numba compile
+    trace = nutpie.sample(compiled, chains=4)
+
+nutpie's numba backend compiles the model's logp+gradient and expand functions with numba
+(tens of seconds); here the same functions (nutpie's own graph builder) compile in mode
+AOT, run until they have plans, and the plans become nutpie's C callbacks
+(``aotk_nutpie_logp`` / ``aotk_nutpie_expand``, ``pytensor.cplan``): each of nutpie's
+chain threads calls them with no Python and no GIL. A model whose plan keeps a node in
+Python falls back, with one warning naming the node, to nutpie's Python-callback path
+(``nutpie.compiled_pyfunc.from_pyfunc``) on the same mode-AOT functions. Needs nutpie
+0.16 (``pip install aotkernels[nutpie]``); shared data (``pm.Data``) is taken as it is at
+compile time: after ``pm.set_data``, compile again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import warnings
+from contextlib import contextmanager
+from typing import Any
+
+import numpy as np
+import pytensor
+from nutpie import compile_pymc
+from nutpie.compiled_pyfunc import from_pyfunc
+
+from aotkernels.pytensor import AOT
+from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
+from aotkernels.pytensor.linker import without_c_backend
+
+__all__ = ["CompiledPlanModel", "compile_pymc_model"]
+
+
+@dataclasses.dataclass(frozen=True)
+class CompiledPlanModel(compile_pymc.CompiledPyMCModel):
+    """nutpie's compiled PyMC model with aotkernels plans as its C functions: nutpie reads
+    ``compiled_logp_func.address``, ``compiled_expand_func.address`` and
+    ``user_data.ctypes.data``; ``plans`` keeps what they point to alive."""
+
+    plans: Any = None
+
+    def with_data(self, **updates):
+        raise NotImplementedError("the plans hold the shared data of compile time: set the "
+                                  "data with pm.set_data and compile the model again")
+
+
+@dataclasses.dataclass(frozen=True)
+class Address:
+    """What nutpie reads of a numba cfunc."""
+
+    address: int
+
+
+def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs=None,
+                       default_initialization_strategy: str = "support_point"):
+    """``nutpie.compile_pymc_model(model)`` on aotkernels: the model's logp+gradient and
+    expand functions in mode AOT, sampled through their C plans (see the module docstring).
+    The keywords are nutpie's. The other functions PyMC and nutpie compile on the way
+    (initial points, shapes) get mode AOT too, and PyTensor's C VM is not imported: in a
+    fresh process either would compile C for seconds."""
+    with aot_default():
+        return compile_model(model, var_names, initial_points, jitter_rvs,
+                             default_initialization_strategy)
+
+
+@contextmanager
+def aot_default():
+    """Mode AOT as the default, and no C VM, for the duration."""
+    old = pytensor.config.mode
+    pytensor.config.mode = AOT
+    try:
+        with without_c_backend():
+            yield
+    finally:
+        pytensor.config.mode = old
+
+
+def compile_model(model, var_names, initial_points, jitter_rvs,
+                  default_initialization_strategy):
+    """``compile_pymc_model`` inside ``aot_default``."""
+    from pymc.initial_point import make_initial_point_fn
+
+    if default_initialization_strategy == "support_point" and jitter_rvs is None:
+        jitter_rvs = set(model.free_RVs)
+    point_fn = make_initial_point_fn(model=model, overrides=initial_points,
+                                     default_strategy=default_initialization_strategy,
+                                     jitter_rvs=jitter_rvs, return_transformed=True)
+    lock = threading.Lock()
+
+    def locked_point_fn(seed):  # nutpie calls it from its chain threads
+        with lock:
+            return point_fn(seed)
+
+    # nutpie's own builder, so the graphs are exactly those its numba backend compiles;
+    # 0.16.9 (Python >= 3.12) added the names of reparameterized values
+    made = compile_pymc._make_functions(
+        model, mode=AOT, compute_grad=True, join_expanded=True,
+        pymc_initial_point_fn=locked_point_fn, var_names=var_names)
+    n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info = made[:6]
+    reparameterized = made[6] if len(made) > 6 else None
+    dims, coords = compile_pymc._prepare_dims_and_coords(
+        model, shape_info, *([] if reparameterized is None else [reparameterized]))
+    x0 = initial_point_fn(0)
+    entries = entry_points()
+    try:
+        if entries is None:
+            raise NotExportable("the kernel library has no plan entry points")
+        plans = Model(exported("logp", logp_fn, x0, (1, n_dim)),
+                      exported("expand", expand_fn, x0, (n_expanded,)), entries)
+    except NotExportable as exc:
+        warnings.warn(f"aotkernels.nutpie: {exc}; nutpie calls the mode-AOT functions from "
+                      "Python instead", RuntimeWarning, stacklevel=3)
+        return python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info,
+                            reparameterized, dims, coords)
+    fields = dict(
+        _n_dim=n_dim, dims=dims, _coords=coords,
+        _shapes={name: tuple(shape) for name, _, shape in zip(*shape_info)},
+        compiled_logp_func=Address(plans.logp_address),
+        compiled_expand_func=Address(plans.expand_address),
+        initial_point_func=initial_point_fn, shared_data={}, shared_var_keys={},
+        user_data=plans.user_data, n_expanded=n_expanded, shape_info=shape_info,
+        logp_func=logp_fn, expand_func=expand_fn, reparameterized_names=reparameterized,
+        plans=plans)
+    known = {f.name for f in dataclasses.fields(CompiledPlanModel)}
+    return CompiledPlanModel(**{k: v for k, v in fields.items() if k in known})
+
+
+def exported(what: str, fn, x0: np.ndarray, sizes: tuple[int, ...]):
+    """``cplan.export``, naming the function in its refusal."""
+    try:
+        return export(fn, x0, sizes)
+    except NotExportable as exc:
+        raise NotExportable(f"the {what} function: {exc}") from None
+
+
+def python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info, reparameterized,
+                 dims, coords):
+    """nutpie's Python-callback model on the mode-AOT functions. A function's kernels
+    release the GIL, so another chain could enter it mid-call: a lock serialises them."""
+    lock = threading.Lock()
+    names, slices, shapes = shape_info
+
+    def make_logp_fn():
+        def logp(x, **shared):
+            with lock:
+                value, grad = logp_fn(x)
+            return float(value), np.array(grad, dtype=np.float64, order="C")
+        return logp
+
+    def make_expand_fn(seed1, seed2, chain):
+        def expand(x, **shared):
+            with lock:
+                (joined,) = expand_fn(x)
+            return {name: np.array(joined[s], dtype=np.float64).reshape(shape)
+                    for name, s, shape in zip(names, slices, shapes)}
+        return expand
+
+    extra = {} if reparameterized is None else {"reparameterized_names": reparameterized}
+    return from_pyfunc(ndim=n_dim, make_logp_fn=make_logp_fn, make_expand_fn=make_expand_fn,
+                       expanded_dtypes=[np.dtype(np.float64)] * len(names),
+                       expanded_shapes=shapes, expanded_names=names,
+                       make_initial_point_fn=initial_point_fn, dims=dims, coords=coords,
+                       **extra)

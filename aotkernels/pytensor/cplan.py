@@ -1,0 +1,212 @@
+"""A mode-AOT plan as a C function: what samplers call with no Python per gradient.
+
+``export`` turns the plan of a function of one float64 vector (a model's logp and
+gradient, or its expand function) into an ``aotk_plan`` for the shim's entry points
+``aotk_nutpie_logp`` / ``aotk_nutpie_expand`` (nutpie's C signatures). The plan must run
+every node from C: a node left to Python (its thunk) makes it ``NotExportable``, naming the
+node. The C struct shares the plan's read-only parts (step tables, constants, static
+values, other inputs' values as they are at export) and describes everything a call
+writes (intermediates, scratch, results) as offsets into an arena that each call allocates
+for itself, so concurrent callers never share written memory.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+
+import numpy as np
+
+from aotkernels.library import default_library
+from aotkernels.pytensor.executor import VIEW_RUN, Segment, Step, pointer
+
+try:
+    from numpy.lib.array_utils import byte_bounds
+except ImportError:  # NumPy 1.x
+    byte_bounds = np.byte_bounds
+
+ALIGN = 64
+PRIMING_CALLS = 3  # a mode-AOT function plans its input geometry at the third call
+
+
+class NotExportable(Exception):
+    """The plan cannot run without Python; the message says why (which node)."""
+
+
+class Out(ctypes.Structure):
+    """``aotk_out`` in the shim."""
+
+    _fields_ = [("root", ctypes.c_int64), ("offset", ctypes.c_int64), ("size", ctypes.c_int64),
+                ("direct", ctypes.c_int64)]
+
+
+class PlanStruct(ctypes.Structure):
+    """``aotk_plan`` in the shim."""
+
+    _fields_ = [("n_roots", ctypes.c_int64), ("shared", ctypes.c_void_p),
+                ("x_root", ctypes.c_int64), ("x_size", ctypes.c_int64),
+                ("n_scratch", ctypes.c_int64), ("scratch", ctypes.c_void_p),
+                ("arena_bytes", ctypes.c_int64), ("n_steps", ctypes.c_int64),
+                ("steps", ctypes.c_void_p), ("n_outs", ctypes.c_int64), ("outs", ctypes.c_void_p)]
+
+
+class CPlan:
+    """An exported plan: ``struct`` (an ``aotk_plan``) and everything it points into."""
+
+    def __init__(self, struct: PlanStruct, keep: list, steps: int):
+        self.struct, self.keep, self.steps = struct, keep, steps
+
+    @property
+    def address(self) -> int:
+        return ctypes.addressof(self.struct)
+
+
+class Model:
+    """A logp plan and an expand plan as nutpie's C functions (``aotk_model`` in the shim:
+    nutpie passes one ``user_data`` to both). ``user_data`` is an array whose data is the
+    ``aotk_model`` struct; ``logp_address`` / ``expand_address`` are the entry points."""
+
+    def __init__(self, logp: CPlan, expand: CPlan, entries: tuple[int, int]):
+        self.logp, self.expand = logp, expand
+        self.user_data = np.array([logp.address, expand.address], dtype=np.uintp)
+        self.logp_address, self.expand_address = entries
+
+
+def entry_points() -> tuple[int, int] | None:
+    """Addresses of ``aotk_nutpie_logp`` and ``aotk_nutpie_expand``, or None (no library, or
+    one built before them)."""
+    lib = default_library()
+    if lib is None:
+        return None
+    fns = [getattr(lib.dll, name, None) for name in ("aotk_nutpie_logp", "aotk_nutpie_expand")]
+    if None in fns:
+        return None
+    return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in fns)
+
+
+def planned(fn, x: np.ndarray):
+    """Call ``fn(x)`` until it has a plan for x's geometry; return that plan."""
+    vm = getattr(fn, "vm", None)
+    if vm is None or not hasattr(vm, "plans"):
+        raise NotExportable("the function is not a mode-AOT function with plans")
+    want = (x.shape, x.strides, x.dtype)
+    for _ in range(PRIMING_CALLS):
+        fn(x)  # the VM clears its input cells after a call: find the plan by x's geometry
+        found = [plan for key, plan in vm.plans.items() if key[0] == want]
+        if found:
+            return found[-1]
+    raise NotExportable("the function made no plan (no kernel node, or no executor in the "
+                        "library)")
+
+
+def export(fn, x: np.ndarray, sizes: tuple[int, ...]) -> CPlan:
+    """The plan of ``fn`` (a mode-AOT function whose first input is the float64 vector
+    ``x``, its others shared variables) as an ``aotk_plan``; its outputs must be
+    C-contiguous float64 of ``sizes`` doubles each. Raises ``NotExportable``."""
+    x = np.ascontiguousarray(x, dtype=np.float64)
+    if copies_its_input(fn) and sizes == (x.size,):
+        return identity(x.size)
+    plan = planned(fn, x)
+    layout = plan.layout
+    for item in plan.items:
+        if item.__class__ is not Segment and plan.finish[item.pos][0] != VIEW_RUN:
+            raise NotExportable(f"node {item.node} runs in Python")
+    if "python" in layout.kinds:
+        raise NotExportable("a value of the plan is made in Python")
+    keep: list = [plan]
+    n_roots = len(layout.kinds)
+    shared = (ctypes.c_void_p * max(1, n_roots))()
+    for kind, (i, value) in zip(layout.kinds, enumerate(plan.roots)):
+        shared[i] = value if kind == "fixed" else None
+    (x_root, _), *others = plan.inputs
+    for index, cell in others:  # shared variables: their values now
+        value = cell[0]
+        keep.append(value)
+        shared[index] = pointer(value)
+    keep.append(shared)
+
+    # outputs: C-contiguous float64 values; a fresh root that is exactly one is the caller's
+    fresh = {index: math.prod(shape) * np.dtype(dtype).itemsize
+             for index, _, (shape, dtype, _) in plan.fresh}
+    outs = (Out * max(1, len(sizes)))()
+    direct: set = set()
+    if len(layout.outputs) != len(sizes):
+        raise NotExportable(f"{len(layout.outputs)} outputs, expected {len(sizes)}")
+    for out, where, size in zip(outs, layout.outputs, sizes):
+        if where is None:
+            raise NotExportable("an output has no place in the plan")
+        root, offset, (shape, strides, dtype) = where
+        if dtype != np.float64 or math.prod(shape) != size or not _c_contiguous(shape, strides):
+            raise NotExportable(f"an output is not {size} C-contiguous float64 values")
+        out.root, out.offset, out.size = root, offset, size
+        if root in fresh and root not in direct and offset == 0 and fresh[root] == 8 * size:
+            out.direct = 1
+            direct.add(root)
+
+    # the arena: the root table, then each written region at its recorded alignment
+    scratch: list = []
+    end = _up(8 * n_roots)
+    regions = sorted((*byte_bounds(v), index, v.ctypes.data)
+                     for index, v in layout.pinned if v.size)
+    k = 0
+    while k < len(regions):  # overlapping pinned roots (shared buffers) stay one region
+        lo, hi = regions[k][0], regions[k][1]
+        j = k
+        while j + 1 < len(regions) and regions[j + 1][0] < hi:
+            j += 1
+            hi = max(hi, regions[j][1])
+        base = _up(end) + lo % ALIGN
+        scratch += [(index, base + ptr - lo) for _, _, index, ptr in regions[k:j + 1]]
+        end, k = base + hi - lo, j + 1
+    scratch += [(index, _up(end)) for index, v in layout.pinned if not v.size]
+    for index, nbytes in fresh.items():
+        if index not in direct:
+            scratch.append((index, _up(end)))
+            end = _up(end) + nbytes
+    pairs = (ctypes.c_int64 * max(1, 2 * len(scratch)))(*[v for p in scratch for v in p])
+
+    steps = [s for item in plan.items if item.__class__ is Segment for s in item.table]
+    table = (Step * max(1, len(steps)))()
+    for dst, src in zip(table, steps):
+        dst.fn, dst.n, dst.operands = src.fn, src.n, src.operands
+        dst.shapes, dst.strides = src.shapes, src.strides
+    keep += [outs, pairs, table]
+    struct = PlanStruct(n_roots, ctypes.addressof(shared), x_root, x.size, len(scratch),
+                        ctypes.addressof(pairs), _up(max(end, 8)), len(steps),
+                        ctypes.addressof(table), len(sizes), ctypes.addressof(outs))
+    return CPlan(struct, keep, len(steps))
+
+
+def copies_its_input(fn) -> bool:
+    """The function returns its input vector (a model without deterministics expands to
+    its values): no kernel, so no plan, but nothing to compute either."""
+    fgraph = getattr(getattr(fn, "maker", None), "fgraph", None)
+    if fgraph is None or len(fgraph.outputs) != 1 or not fgraph.inputs:
+        return False
+    out = fgraph.outputs[0]
+    if out.owner is not None and type(out.owner.op).__name__ == "DeepCopyOp":
+        out = out.owner.inputs[0]
+    return out is fgraph.inputs[0]
+
+
+def identity(size: int) -> CPlan:
+    """An ``aotk_plan`` with no step whose output is a copy of x."""
+    shared = (ctypes.c_void_p * 1)()
+    outs = (Out * 1)(Out(0, 0, size, 0))
+    pairs = (ctypes.c_int64 * 1)()
+    struct = PlanStruct(1, ctypes.addressof(shared), 0, size, 0, ctypes.addressof(pairs), ALIGN,
+                        0, None, 1, ctypes.addressof(outs))
+    return CPlan(struct, [shared, outs, pairs], 0)
+
+
+def _up(n: int) -> int:
+    return -(-n // ALIGN) * ALIGN
+
+
+def _c_contiguous(shape, strides) -> bool:
+    step = 8
+    for n, s in zip(reversed(shape), reversed(strides)):
+        if n != 1 and s != step:
+            return False
+        step *= n
+    return True
