@@ -18,6 +18,9 @@
     @cat.array("(f8[:, :], f8[:]) -> f8[:]", shape=lambda x, w: x.shape[:1])
     def matvec(x, w, out): ...                      # a whole-array kernel: writes its outputs
 
+    @cat.helper                                     # a plain function the kernels call
+    def clamp(x, lo, hi): ...
+
 Then ``build-kernels --catalog mymodule --targets x86_64,x86_64_v3,x86_64_v4`` writes the
 wheel ``mykernels-<version>-py3-none-<platform>.whl`` (``import mykernels;
 mykernels.huber(x, 1.5, out=y)``), which needs NumPy and the aotkernels runtime, not numba.
@@ -43,6 +46,7 @@ from aotkernels.kernels import Family, register
 from aotkernels.kernels.user_ops import (
     ArrayOp,
     ElementwiseOp,
+    Helper,
     ReductionOp,
     check_array,
     check_elementwise,
@@ -148,6 +152,14 @@ class Catalog:
             op = ArrayOp(op_name, fn, check_array(op_name, list(signatures)), shape, raises)
             return self._add(op_name, op, Array(self, op))
         return declare
+
+    def helper(self, fn):
+        """Declare a plain function the kernels call (numba compiles it into each of them;
+        the module still imports without numba). Returns ``fn`` unchanged."""
+        if fn.__name__ in self.table:
+            raise ValueError(f"{self.name}: {fn.__name__!r} is declared twice")
+        self.table[fn.__name__] = Helper(fn.__name__, fn)
+        return fn
 
     def bind(self, directory: Path) -> None:
         """Run this catalog on the library in ``directory`` (its wheel's ``_lib``)."""

@@ -26,6 +26,7 @@ import hashlib
 import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -159,15 +160,24 @@ def _work_dir(kind: str, out: Path, arch: str = "") -> Path:
     return work_root() / kind / hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
+def _tools_path() -> str:
+    """PATH with this interpreter's scripts first: ``pip install aotkernels[build]`` puts
+    cmake and ninja there, and a venv's ``build-kernels`` runs without activating it."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
 def link_with_cmake(stage: Path, out: Path, arch: str) -> None:
     build = _work_dir("cmake-lib", out, arch)
     toolchain = toolchain_file(arch)
-    _run(["cmake", "-S", str(CMAKE_PROJECT), "-B", str(build), "-G", "Ninja",
+    cmake = shutil.which("cmake", path=_tools_path()) or "cmake"
+    ninja = shutil.which("ninja", path=_tools_path())
+    _run([cmake, "-S", str(CMAKE_PROJECT), "-B", str(build), "-G", "Ninja",
           *([f"--toolchain={toolchain}"] if toolchain else []),
+          *([f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []),
           f"-DAOTK_STAGE_DIR={stage}", "-DAOTK_INSTALL_DIR=.",
           f"-DCMAKE_INSTALL_PREFIX={out}"], CMAKE_PROJECT)
-    _run(["cmake", "--build", str(build)], CMAKE_PROJECT)
-    _run(["cmake", "--install", str(build)], CMAKE_PROJECT)
+    _run([cmake, "--build", str(build)], CMAKE_PROJECT)
+    _run([cmake, "--install", str(build)], CMAKE_PROJECT)
 
 
 def wheel_project(package: Package, out: Path) -> Path:
@@ -197,7 +207,7 @@ def build_wheel(package: Package, stage: Path, out: Path, arch: str) -> Path:
     settings = {"cmake.define.AOTK_STAGE_DIR": str(stage),
                 "cmake.define.AOTK_INSTALL_DIR": f"{package.name}/_lib",
                 "build-dir": str(_work_dir("cmake-wheel", out, arch))}
-    env = dict(os.environ)
+    env = dict(os.environ, PATH=_tools_path())
     toolchain = toolchain_file(arch)
     if toolchain:
         settings["cmake.toolchain-file"] = str(toolchain)

@@ -8,7 +8,8 @@ this module parses the signatures and says which kernels ship for them. Three ki
 * ``ReductionOp``: a binary elementwise op folded along axes from an identity, compiled into
   the reduction template (``<name>.reduce``);
 * ``ArrayOp``: a whole-array function with explicit array signatures,
-  ``"(f8[:, :], f8) -> f8[:]"``: inputs, then the outputs it writes (destination passing).
+  ``"(f8[:, :], f8) -> f8[:]"``: inputs, then the outputs it writes (destination passing);
+* ``Helper``: a plain function the others call (compiled into them, no kernel of its own).
 
 Numba-free, like ``scalar_ops``: the runtime reads these records to check and dispatch calls.
 """
@@ -135,6 +136,15 @@ class ArrayOp:
         return next((s for s in self.sigs if tuple(d for d, _ in s.ins) == ins), None)
 
 
+@dataclass(frozen=True)
+class Helper:
+    """A plain function the catalog's kernels call: compiled into each of them, no kernel
+    of its own."""
+
+    name: str
+    fn: Callable = field(compare=False)
+
+
 def check_elementwise(name: str, sigs: list[str]) -> tuple[tuple[tuple[str, ...], str], ...]:
     parsed = tuple(parse_scalar(s) for s in sigs)
     if not parsed:
@@ -181,7 +191,7 @@ def user_signatures(family: str):
                 if wanted(d):
                     for n in range(1, max_ndim + 1):
                         yield Signature(family, op.name, (d,), d, "nd", n)
-        else:
+        elif isinstance(op, ArrayOp):
             for s in op.sigs:
                 if wanted(*(d for d, _ in (*s.ins, *s.outs))):
                     yield array_signature(family, op, s)
