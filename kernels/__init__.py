@@ -142,6 +142,8 @@ def import_catalog(module: str, file: str) -> None:
         spec = importlib.util.find_spec(module)
     except (ImportError, ValueError):
         pass
+    if module in sys.modules:  # finding it imported its package, which imported it
+        return
     if spec is None or spec.origin is None or Path(spec.origin).resolve() != Path(file).resolve():
         spec = importlib.util.spec_from_file_location(module, file)
     mod = importlib.util.module_from_spec(spec)

@@ -32,7 +32,7 @@ def _compiled(fn, helpers: dict):
         return fn
     env = dict(fn.__globals__)
     for helper in helpers.values():
-        env[helper.__name__] = njit(inline="always")(_rebind(helper, env))
+        env[helper.name] = njit(inline="always")(_rebind(helper.fn, env))
     return _rebind(fn, env)
 
 
