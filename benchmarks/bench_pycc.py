@@ -73,8 +73,8 @@ else:
     m.mult(1.2, 3.4)
     mult, huber = m.mult, (lambda x, d, out: m.huber(x, d, out=out))
 first = time.perf_counter() - t0
-def best(fn, number, repeat=7):
-    ts = sorted(t / number for t in timeit.repeat(fn, number=number, repeat=repeat))
+def best(fn, number, scale, repeat=7):  # (best, median) per call, in 1/scale seconds
+    ts = sorted(t / number * scale for t in timeit.repeat(fn, number=number, repeat=repeat))
     return ts[0], ts[len(ts) // 2]
 x = np.random.default_rng(0).normal(0, 3, 1_000_000)
 out = np.empty_like(x)
@@ -82,11 +82,11 @@ small, small_out = x[:1000].copy(), np.empty(1000)
 huber(x, 1.5, out)
 ref = np.where(np.abs(x) <= 1.5, 0.5 * x * x, 1.5 * (np.abs(x) - 0.75))
 assert np.allclose(out, ref, rtol=1e-14)
-res = {"first_ms": first * 1e3, "scalar_us": best(lambda: mult(1.2, 3.4), 20000),
-       "small_us": best(lambda: huber(small, 1.5, small_out), 5000),
-       "huber_ms": best(lambda: huber(x, 1.5, out), 20)}
+res = {"first_ms": first * 1e3, "scalar_us": best(lambda: mult(1.2, 3.4), 20000, 1e6),
+       "small_us": best(lambda: huber(small, 1.5, small_out), 5000, 1e6),
+       "huber_ms": best(lambda: huber(x, 1.5, out), 20, 1e3)}
 res["numpy_ms"] = best(lambda: np.where(np.abs(x) <= 1.5, 0.5 * x * x,
-                                        1.5 * (np.abs(x) - 0.75)), 20)
+                                        1.5 * (np.abs(x) - 0.75)), 20, 1e3)
 if kind != "pycc":
     res["target"] = m.info()["target"]
 print(json.dumps(res))
@@ -153,7 +153,29 @@ def main() -> None:
     for level in ("x86_64", "x86_64_v3"):
         report["ours"][level] = _child("ours", site, dict(env, AOT_CPU_TARGET=level))
     (out / "report.json").write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
+    print_table(report)
+
+
+def print_table(report: dict) -> None:
+    """Markdown, as pasted into RESULTS.md: best (median)."""
+    def bm(v, fmt="{:.2f}"):
+        return f"{fmt.format(v[0])} ({fmt.format(v[1])})"
+
+    ours, pycc = report["ours"], report["pycc"]
+    print("| | numba.pycc | aotkernels `--catalog` |\n|---|---|---|")
+    print(f"| build, cold (s) | {pycc['x86_64']['build_s']:.0f} per CPU level "
+          f"| {ours['build']['build_s']:.0f} for 3 levels ({ours['build']['kernels']} kernels) |")
+    print(f"| what ships (KB) | {pycc['x86_64']['bytes'] / 1024:.0f} (.so, one Python, one CPU) "
+          f"| {ours['build']['bytes'] / 1024:.0f} (wheel, py3, 3 levels) |")
+    print(f"| import + first call (ms) | {bm(pycc['x86_64']['first_ms'], '{:.1f}')} "
+          f"| {bm(ours['x86_64']['first_ms'], '{:.0f}')} |")
+    print(f"| scalar call `mult(1.2, 3.4)` (us) | {bm(pycc['x86_64']['scalar_us'])} "
+          f"| {bm(ours['x86_64']['scalar_us'], '{:.1f}')} |")
+    print(f"| `huber` on 1000 float64 (us) | {bm(pycc['x86_64']['small_us'])} "
+          f"| {bm(ours['x86_64']['small_us'], '{:.1f}')} |")
+    for level in ("x86_64", "x86_64_v3"):
+        print(f"| `huber` on 1e6 float64, {level} (ms) | {bm(pycc[level]['huber_ms'])} "
+              f"| {bm(ours[level]['huber_ms'])} (NumPy {bm(ours[level]['numpy_ms'], '{:.1f}')}) |")
 
 
 if __name__ == "__main__":

@@ -36,8 +36,8 @@ def _choose(name: str, declared: list[tuple[str, ...]], dtypes: list[str],
                     f"({have})")
 
 
-def _cast(arrays: list[np.ndarray], dtypes: tuple[str, ...]) -> list[np.ndarray]:
-    return [a if a.dtype.name == d else a.astype(d) for a, d in zip(arrays, dtypes)]
+def _cast(arrays: list[np.ndarray], have: list[str], want: tuple[str, ...]) -> list[np.ndarray]:
+    return [a if h == w else a.astype(w) for a, h, w in zip(arrays, have, want)]
 
 
 def _errors(name: str, raises) -> dict:
@@ -50,7 +50,7 @@ def prepare_elementwise(family: str, op: ElementwiseOp, inputs, out=None):
         raise TypeError(f"{op.name} takes {op.nin} inputs, got {len(inputs)}")
     arrays, dtypes, weak = _operands(inputs)
     ins = _choose(op.name, [i for i, _ in op.sigs], dtypes, weak)
-    arrays, out_dtype = _cast(arrays, ins), op.out_dtype(ins)
+    arrays, out_dtype = _cast(arrays, dtypes, ins), op.out_dtype(ins)
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     if out is None:
         out = np.empty(shape, out_dtype)
@@ -79,7 +79,7 @@ def reduce(family: str, op: ReductionOp, x, axis=None, keepdims: bool = False) -
     """Fold ``x`` along ``axis`` (None: all) with the op, starting from its identity."""
     arrays, dtypes, weak = _operands([x])
     (d,) = _choose(op.name, [(t,) for t in op.dtypes], dtypes, weak)
-    (a,) = _cast(arrays, (d,))
+    (a,) = _cast(arrays, dtypes, (d,))
     reduced = call.axes(axis, a.ndim)
     if a.ndim == 0:  # a scalar: folded once into the identity
         a, reduced = a.reshape(1), (0,)
@@ -118,7 +118,7 @@ def array(family: str, op: ArrayOp, inputs, out=None):
     arrays, dtypes, weak = _operands(inputs)
     ins = _choose(op.name, [tuple(d for d, _ in s.ins) for s in op.sigs], dtypes, weak)
     s = op.find(ins)
-    arrays = _cast(arrays, ins)
+    arrays = _cast(arrays, dtypes, ins)
     for i, (a, (_, n)) in enumerate(zip(arrays, s.ins)):
         if a.ndim != n:
             raise ValueError(f"input {i} of {op.name} has rank {a.ndim}, its signature {n}")
