@@ -141,7 +141,8 @@ def main() -> None:
     env = dict(os.environ, AOT_CACHE_DIR=str(out / "cache"))
     seconds = _timed([sys.executable, "-m", "aotkernels.build_tools.cli", "--catalog", CATALOG,
                       "--ops", "mult,square,huber", "--max-ndim", "1", "--jobs", "2",
-                      "--targets", "x86_64,x86_64_v3,x86_64_v4", "--out", out / "wheel", "-q"],
+                      "--targets", "x86_64,x86_64_v3,x86_64_v4", "--out", out / "wheel",
+                      "--cache-dir", out / "cache" / "ir-cache", "-q"],
                      env=env, cwd=out)
     (whl,) = (out / "wheel").glob("mykernels-*.whl")
     site = out / "site"
