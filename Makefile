@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 JOBS   ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup cross-tools test demo bench bench-pymc bench-corpus bench-samplers clean
+.PHONY: setup cross-tools test demo bench bench-pymc bench-corpus bench-samplers bench-pycc \
+        clean
 
 # The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
 # PyTensor and the test tools, with aotkernels installed editable from this checkout.
@@ -55,6 +56,10 @@ bench: setup
 	$(BIN)/python benchmarks/bench_pytensor.py
 	$(BIN)/python benchmarks/bench_overhead.py
 	$(BIN)/python benchmarks/bench_levels.py
+
+# numba.pycc against build-kernels --catalog (examples/user_kernels): builds both, times both.
+bench-pycc: setup
+	$(BIN)/python benchmarks/bench_pycc.py
 
 # A hierarchical PyMC model's logp+dlogp in modes AOT, NUMBA and C, on PyTensor 2.38.x.
 bench-pymc: setup

@@ -18,7 +18,7 @@ import numpy as np
 
 from aotkernels import jit, record
 from aotkernels.layout import broadcast_strides, collapse, is_flat
-from aotkernels.library import default_library
+from aotkernels.library import library_for
 from aotkernels.signature import CODES, Signature
 
 try:
@@ -185,8 +185,8 @@ def prepare(family: str, op: str, ins: tuple[str, ...], out: str, geometry: Geom
 
 def shipped(family: str, op: str, ins: tuple[str, ...], out: str, geometry: Geometry,
             **kwargs) -> Prepared | None:
-    """The best kernel the library ships for this call, or None."""
-    lib = default_library()
+    """The best kernel the family's library ships for this call, or None."""
+    lib = library_for(family)
     if lib is None:
         return None
     sig, fn = lib.find(family, op, ins, out, geometry.ndim, geometry.flat,
@@ -197,5 +197,5 @@ def shipped(family: str, op: str, ins: tuple[str, ...], out: str, geometry: Geom
 def ships(family: str, op: str, ins: tuple[str, ...], out: str, ndim: int) -> bool:
     """Whether the library has the kernel of fixed rank ``ndim`` (``blas``, ``index``): those
     families decide it before making their operands ready, and compute with NumPy if not."""
-    lib = default_library()
+    lib = library_for(family)
     return lib is not None and lib.find(family, op, ins, out, ndim, pads=False)[0] is not None

@@ -242,8 +242,12 @@ def _compile_object(sig: Signature, dir_fd: int, path: Path, symbol: str) -> byt
     with tempfile.TemporaryDirectory(prefix="aotkernels-") as scratch:  # 0700, ours
         raw = Path(scratch) / f"{symbol}.raw"
         try:
+            from aotkernels.kernels import FAMILIES
+
+            origin = FAMILIES[sig.family].origin  # a user catalog: the child imports it
+            catalog = ["=".join(origin)] if origin else []
             res = subprocess.run([sys.executable, "-m", "aotkernels.generator.host", sig.key,
-                                  str(raw)], capture_output=True, text=True,
+                                  str(raw), *catalog], capture_output=True, text=True,
                                  timeout=COMPILE_TIMEOUT)
             if res.returncode:
                 err = (res.stderr.strip().splitlines() or ["no output"])[-1]

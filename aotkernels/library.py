@@ -128,7 +128,7 @@ class Library:
 
     @property
     def path(self) -> Path:
-        return self.directory / TARGETS[self.target].library
+        return self.directory / library_file(self.manifest, self.target)
 
     def find(self, family: str, op: str, ins: tuple[str, ...], out: str, ndim: int,
              flat: bool = False, pads: bool = True):
@@ -181,6 +181,11 @@ class Library:
                 return None
             self._fns[key] = fn
         return fn
+
+
+def library_file(manifest: dict, target: str) -> str:
+    """The file name of ``target``'s library (``lib<name>_<target>.so``, as staged)."""
+    return next(t["library"] for t in manifest["targets"] if t["name"] == target)
 
 
 def choose_target(manifest: dict) -> tuple[str, str]:
@@ -273,7 +278,7 @@ def load(directory: Path | None = None) -> Library:
     try:
         manifest = read_manifest(directory, dir_fd)
         target, reason = choose_target(manifest)
-        path = directory / TARGETS[target].library
+        path = directory / library_file(manifest, target)
         try:
             fd = _open_file(dir_fd, path)
         except OSError as exc:
@@ -350,3 +355,33 @@ def default_library() -> Library | None:
                     lib = None
                 _default.append(lib)
     return _default[0]
+
+
+#: user catalogs' libraries: family -> directory (``bind``), and what loading it gave
+_bound: dict[str, Path] = {}
+_bound_libs: dict[str, Library | None] = {}
+
+
+def bind(family: str, directory: Path) -> None:
+    """Take ``family``'s kernels from the library in ``directory`` (a user catalog's wheel
+    binds its ``_lib``); other families keep using ``default_library()``."""
+    with _lock:
+        _bound[family] = Path(directory)
+        _bound_libs.pop(family, None)
+
+
+def library_for(family: str) -> Library | None:
+    """The library holding ``family``'s kernels, loaded once; None (one warning) if unusable."""
+    directory = _bound.get(family)
+    if directory is None:
+        return default_library()
+    if family not in _bound_libs:
+        with _lock:
+            if family not in _bound_libs:
+                try:
+                    lib = load(directory)
+                except LibraryError as exc:
+                    log.warning("aotkernels: %s; %s kernels will be JIT-compiled", exc, family)
+                    lib = None
+                _bound_libs[family] = lib
+    return _bound_libs[family]

@@ -62,7 +62,8 @@ class Signature:
         """
         ins = "".join(CODES[d] for d in self.in_dtypes)
         digest = hashlib.sha256(f"{self.key}|{template_hash}".encode()).hexdigest()[:10]
-        return f"aotk_{self.op}_{ins}_{CODES[self.out_dtype]}_{self.layout}{self.ndim}_{digest}"
+        op = self.op.replace(".", "_")  # a user reduction is named ``<op>.reduce``
+        return f"aotk_{op}_{ins}_{CODES[self.out_dtype]}_{self.layout}{self.ndim}_{digest}"
 
     @classmethod
     def candidates(cls, family: str, op: str, ins: tuple[str, ...], out: str, ndim: int,

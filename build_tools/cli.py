@@ -1,7 +1,8 @@
-"""``build-kernels``: compile the catalog, link a library per target, package a wheel.
+"""``build-kernels``: compile a catalog, link a library per target, package a wheel.
 
     build-kernels --targets x86_64 --jobs 2 [--ops add,exp] [--dtypes f8,f4] [--max-ndim 2]
                   [--out wheels/] [--no-wheel] [--repair] [--cache-dir build/ir-cache]
+    build-kernels --catalog mymodule [--name mykernels] --targets x86_64,x86_64_v3,x86_64_v4
 
 Compilation runs in a process pool with an IR cache (a rebuild recompiles only kernels
 whose template changed); linking is per target (``generator.link``); CMake links the
@@ -10,18 +11,27 @@ objects with the C shim, driven by scikit-build-core for a wheel, or directly wi
 layout ``AOT_LIBRARY_DIR`` expects). One run is for one architecture; another one than the
 host's (``--targets aarch64`` on x86-64) cross-links with Debian's GNU toolchain
 (``build_tools/cross.py``) and gets that platform's wheel tag.
+
+Everything the build needs ships in the package (the CMake project and the shim), so it
+runs from an installed ``aotkernels[build]`` as from a checkout; outside a checkout the
+wheel's project is written on the fly (``build_tools/project.py``) and scratch files and
+the IR cache go under the user's cache (``~/.cache/aotkernels/build``). ``--catalog``
+builds a user's own kernels (``aotkernels.user``) into the user's own wheel.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from aotkernels.build_tools.cross import (
@@ -33,7 +43,37 @@ from aotkernels.build_tools.cross import (
 from aotkernels.signature import MAX_NDIM
 from aotkernels.targets import TARGETS, default_targets, native_targets
 
-SOURCE_ROOT = Path(__file__).resolve().parent.parent
+#: the CMake project that links a stage (shipped in the package)
+CMAKE_PROJECT = Path(__file__).resolve().parent / "cmake"
+
+
+def checkout() -> Path | None:
+    """This project's checkout, when aotkernels runs from one (an editable install)."""
+    root = Path(__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file() and (root / "aotkernels" / "__init__.py").is_file():
+        return root
+    return None
+
+
+def work_root() -> Path:
+    """Scratch space and the IR cache: the checkout's ``build/``, else the user's cache."""
+    root = checkout()
+    if root is not None:
+        return root / "build"
+    from aotkernels.jit import cache_root
+
+    return cache_root() / "build"
+
+
+@dataclass(frozen=True)
+class Package:
+    """What a wheel is: its distribution (and import) name, version, and, for a user
+    catalog, the catalog and its module (None: the aotkernels wheel)."""
+
+    name: str = "aotkernels"
+    version: str = ""
+    catalog: object = None
+    module: object = None
 
 
 def _csv(value: str) -> list[str]:
@@ -63,10 +103,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--repair", action="store_true",
                    help="run auditwheel repair on the wheel: it gets the manylinux tag "
                         "its libraries are compatible with (needs auditwheel, patchelf)")
-    p.add_argument("--cache-dir", type=Path, default=SOURCE_ROOT / "build" / "ir-cache",
-                   help="compiled-IR cache (default: build/ir-cache)")
-    p.add_argument("--source", type=Path, default=SOURCE_ROOT,
-                   help="project checkout holding CMakeLists.txt (default: this one)")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="compiled-IR cache (default: build/ir-cache in a checkout, else "
+                        "~/.cache/aotkernels/build/ir-cache)")
+    p.add_argument("--catalog", default=None, metavar="MODULE",
+                   help="build a user catalog instead of this project's: a module name "
+                        "(importable from here) or a .py file declaring an "
+                        "aotkernels.user.Catalog")
+    p.add_argument("--name", default=None,
+                   help="with --catalog: the wheel's distribution and package name "
+                        "(default: the catalog's name)")
+    p.add_argument("--version", default=None,
+                   help="with --catalog: the wheel's version (default: the catalog's)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
@@ -103,27 +151,51 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise SystemExit(f"build-kernels: command failed: {' '.join(cmd)}")
 
 
-def _work_dir(source: Path, kind: str, out: Path, arch: str = "") -> Path:
+def _work_dir(kind: str, out: Path, arch: str = "") -> Path:
     """Per-output scratch dirs, so builds into different outputs can run side by side.
 
     The architecture is part of the key: a CMake build dir keeps its compiler for good.
     """
     key = f"{out}|{arch}" if arch else str(out)
-    return source / "build" / kind / hashlib.sha256(key.encode()).hexdigest()[:10]
+    return work_root() / kind / hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
-def link_with_cmake(source: Path, stage: Path, out: Path, arch: str) -> None:
-    build = _work_dir(source, "cmake-lib", out, arch)
+def _tools_path() -> str:
+    """PATH with this interpreter's scripts first: ``pip install aotkernels[build]`` puts
+    cmake and ninja there, and a venv's ``build-kernels`` runs without activating it."""
+    return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+
+
+def link_with_cmake(stage: Path, out: Path, arch: str) -> None:
+    build = _work_dir("cmake-lib", out, arch)
     toolchain = toolchain_file(arch)
-    _run(["cmake", "-S", str(source), "-B", str(build), "-G", "Ninja",
+    cmake = shutil.which("cmake", path=_tools_path()) or "cmake"
+    ninja = shutil.which("ninja", path=_tools_path())
+    _run([cmake, "-S", str(CMAKE_PROJECT), "-B", str(build), "-G", "Ninja",
           *([f"--toolchain={toolchain}"] if toolchain else []),
+          *([f"-DCMAKE_MAKE_PROGRAM={ninja}"] if ninja else []),
           f"-DAOTK_STAGE_DIR={stage}", "-DAOTK_INSTALL_DIR=.",
-          f"-DCMAKE_INSTALL_PREFIX={out}"], source)
-    _run(["cmake", "--build", str(build)], source)
-    _run(["cmake", "--install", str(build)], source)
+          f"-DCMAKE_INSTALL_PREFIX={out}"], CMAKE_PROJECT)
+    _run([cmake, "--build", str(build)], CMAKE_PROJECT)
+    _run([cmake, "--install", str(build)], CMAKE_PROJECT)
 
 
-def build_wheel(source: Path, stage: Path, out: Path, arch: str) -> Path:
+def wheel_project(package: Package, out: Path) -> Path:
+    """The directory scikit-build-core builds: the checkout for the aotkernels wheel in
+    one, else a project written for this build (``build_tools/project.py``)."""
+    from aotkernels.build_tools import project
+
+    root = checkout()
+    if package.catalog is None and root is not None:
+        return root
+    directory = _work_dir("project", out)
+    if package.catalog is None:
+        return project.runtime_project(directory)
+    return project.catalog_project(directory, package.catalog, package.module, package.name,
+                                   package.version)
+
+
+def build_wheel(package: Package, stage: Path, out: Path, arch: str) -> Path:
     """Run scikit-build-core's PEP 517 hook (the same one pip calls) with our stage.
 
     Cross builds pass the toolchain file, and ``_PYTHON_HOST_PLATFORM`` (the variable
@@ -131,9 +203,11 @@ def build_wheel(source: Path, stage: Path, out: Path, arch: str) -> Path:
     wheel the target's platform tag while ``wheel.py-api`` keeps it ``py3-none``.
     """
     out.mkdir(parents=True, exist_ok=True)
+    source = wheel_project(package, out)
     settings = {"cmake.define.AOTK_STAGE_DIR": str(stage),
-                "build-dir": str(_work_dir(source, "cmake-wheel", out, arch))}
-    env = dict(os.environ)
+                "cmake.define.AOTK_INSTALL_DIR": f"{package.name}/_lib",
+                "build-dir": str(_work_dir("cmake-wheel", out, arch))}
+    env = dict(os.environ, PATH=_tools_path())
     toolchain = toolchain_file(arch)
     if toolchain:
         settings["cmake.toolchain-file"] = str(toolchain)
@@ -148,8 +222,8 @@ def build_wheel(source: Path, stage: Path, out: Path, arch: str) -> Path:
     return out / res.stdout.strip().splitlines()[-1]
 
 
-def _library_sizes(targets, out: Path, wheel: Path | None) -> dict[str, int]:
-    names = {TARGETS[t].library: t for t in targets}
+def _library_sizes(targets, out: Path, wheel: Path | None, prefix: str) -> dict[str, int]:
+    names = {f"lib{prefix}_{t}.so": t for t in targets}
     if wheel is None:
         return {t: (out / lib).stat().st_size for lib, t in names.items()}
     with zipfile.ZipFile(wheel) as z:
@@ -158,17 +232,13 @@ def _library_sizes(targets, out: Path, wheel: Path | None) -> dict[str, int]:
 
 
 def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
-          cache_dir: Path | None, source: Path = SOURCE_ROOT, quiet: bool = False,
-          repair: bool = False) -> dict:
-    """Stage, link and (optionally) package ``sigs``; returns the build report.
-
-    Checks the architecture and its toolchain before compiling anything.
+          cache_dir: Path | None, quiet: bool = False, repair: bool = False,
+          package: Package = Package()) -> dict:
+    """Stage, link and (optionally) package ``sigs`` as ``package``; returns the build
+    report. Checks the architecture and its toolchain before compiling anything.
     """
     from aotkernels.generator.stage import stage
 
-    if not (source / "CMakeLists.txt").is_file():
-        raise SystemExit(f"build-kernels: {source} is not an aotkernels checkout "
-                         "(no CMakeLists.txt); pass --source")
     if repair and not wheel:
         raise SystemExit("build-kernels: --repair repairs a wheel; it cannot go with --no-wheel")
     try:
@@ -179,8 +249,9 @@ def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
     say = (lambda *_: None) if quiet else (lambda m: print(m, file=sys.stderr))
     say(f"build-kernels: {len(sigs)} kernels for {', '.join(targets)} with {jobs} jobs")
     out = out.resolve()
-    stage_dir = _work_dir(source, "stage", out).resolve()
-    report = stage(sigs, targets, stage_dir, jobs, cache_dir, Progress(not quiet), say)
+    stage_dir = _work_dir("stage", out).resolve()
+    report = stage(sigs, targets, stage_dir, jobs, cache_dir, Progress(not quiet), say,
+                   prefix=package.name)
     if report.failures:
         for err in report.failures:
             print(f"FAILED {err}", file=sys.stderr)
@@ -188,7 +259,7 @@ def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
     t1 = time.perf_counter()
     platform_tag = None
     if wheel:
-        wheel_path = build_wheel(source, stage_dir, out, arch)
+        wheel_path = build_wheel(package, stage_dir, out, arch)
         if repair:
             from aotkernels.build_tools.repair import AuditwheelError, repair_wheel
 
@@ -197,7 +268,7 @@ def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
             except AuditwheelError as exc:
                 raise SystemExit(f"build-kernels: {exc}") from None
     else:
-        link_with_cmake(source, stage_dir, out, arch)
+        link_with_cmake(stage_dir, out, arch)
         wheel_path = None
     summary = {
         "kernels": report.kernels, "cached": report.cached,
@@ -205,7 +276,7 @@ def build(sigs, targets: list[str], out: Path, *, wheel: bool, jobs: int,
         "link_seconds": {t: round(s, 2) for t, s in report.link_seconds.items()},
         "cmake_seconds": round(time.perf_counter() - t1, 2),
         "arch": arch,
-        "library_bytes": _library_sizes(targets, out, wheel_path),
+        "library_bytes": _library_sizes(targets, out, wheel_path, package.name),
         "families": dict(report.families),
         "linked_chunks": report.linked_chunks,
         "wheel": str(wheel_path) if wheel_path else None,
@@ -231,6 +302,32 @@ def print_summary(summary: dict) -> None:
     print(f"output: {summary['output']}")
 
 
+def load_catalog(spec: str, name: str | None = None, version: str | None = None) -> Package:
+    """Import the module ``spec`` (a name importable from the working directory, or a
+    ``.py`` file) and take its ``aotkernels.user.Catalog``."""
+    from aotkernels.user import Catalog
+
+    path = Path(spec)
+    if spec.endswith(".py") or path.is_file():
+        sys.path.insert(0, str(path.resolve().parent))
+        spec = path.stem
+    else:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(spec)
+    except ImportError as exc:
+        raise SystemExit(f"build-kernels: cannot import catalog module {spec!r}: {exc}") from None
+    found = [v for v in vars(module).values() if isinstance(v, Catalog)]
+    if len(found) != 1:
+        raise SystemExit(f"build-kernels: {spec} must declare exactly one "
+                         f"aotkernels.user.Catalog (found {len(found)})")
+    cat = found[0]
+    pkg = name or cat.name
+    if not pkg.isidentifier():
+        raise SystemExit(f"build-kernels: --name {pkg!r} is not a Python identifier")
+    return Package(pkg, version or cat.version, cat, module)
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     from aotkernels.generator.catalog import catalog
@@ -240,17 +337,25 @@ def main(argv=None) -> int:
         targets = [t for t in targets if t != "native"] + list(native_targets())
     if not targets:
         raise SystemExit("build-kernels: no target for this machine; pass --targets")
+    if (args.name or args.version) and not args.catalog:
+        raise SystemExit("build-kernels: --name and --version go with --catalog")
+    package = Package() if args.catalog is None else load_catalog(args.catalog, args.name,
+                                                                  args.version)
+    families = None if package.catalog is None else [package.catalog.name]
     try:
-        sigs = catalog(args.ops, args.dtypes, args.max_ndim, args.from_usage)
+        sigs = catalog(args.ops, args.dtypes, args.max_ndim, args.from_usage, families)
     except ValueError as exc:
         raise SystemExit(f"build-kernels: {exc}") from None
     if not sigs:
         raise SystemExit("build-kernels: the selection is empty")
     default_out = "build/lib" if args.no_wheel else "wheels"
-    out = args.out or args.source / default_out
+    root = checkout()
+    out = args.out or (root / default_out if root and package.catalog is None
+                       else Path(default_out))
+    cache_dir = args.cache_dir or work_root() / "ir-cache"
     summary = build(sigs, targets, out, wheel=not args.no_wheel, jobs=args.jobs,
-                    cache_dir=args.cache_dir, source=args.source, quiet=args.quiet,
-                    repair=args.repair)
+                    cache_dir=cache_dir, quiet=args.quiet, repair=args.repair,
+                    package=package)
     print_summary(summary)
     return 0
 

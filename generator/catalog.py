@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from aotkernels.kernels import FAMILIES
+from aotkernels.kernels import BUILTIN, FAMILIES
 from aotkernels.kernels.scalar_ops import DTYPES
 from aotkernels.signature import CODES, MAX_NDIM, NAMES, Signature
 
@@ -41,26 +41,32 @@ def usage_signatures(path) -> list[Signature]:
 
 
 def catalog(ops: Iterable[str] | None = None, dtypes: Iterable[str] | None = None,
-            max_ndim: int = MAX_NDIM, usage=None) -> list[Signature]:
+            max_ndim: int = MAX_NDIM, usage=None,
+            families: Iterable[str] | None = None) -> list[Signature]:
     """Every signature to build, deduplicated and in a stable order.
 
     ``ops`` selects by name across families (``add``, ``sum``, ``softmax``, ``gemm``, ...);
-    ``dtypes`` the data dtypes (``f8`` or ``float64``); ``max_ndim`` the highest ``nd``
-    rank. ``usage``: a misses file whose signatures are added (``--from-usage``).
+    ``dtypes`` the data dtypes (``f8`` or ``float64``; a user catalog's default: the ones
+    it declares); ``max_ndim`` the highest ``nd`` rank. ``usage``: a misses file whose
+    signatures are added (``--from-usage``). ``families``: these (default: the built-in
+    ones, not the user catalogs that happen to be imported).
     """
+    chosen = [FAMILIES[f] for f in (BUILTIN if families is None else families)]
     if ops is not None:
         ops = set(ops)
-        unknown = sorted(o for o in ops if not any(o in f.table for f in FAMILIES.values()))
+        unknown = sorted(o for o in ops if not any(o in f.table for f in chosen))
         if unknown:
             raise ValueError(f"unknown ops: {', '.join(unknown)}")
     if not 1 <= max_ndim <= MAX_NDIM:
         raise ValueError(f"max_ndim must be in 1..{MAX_NDIM}")
-    dts = DTYPES if dtypes is None else tuple(dtype_name(d) for d in dtypes)
+    dts = None if dtypes is None else tuple(dtype_name(d) for d in dtypes)
     sigs = set()
-    for family in FAMILIES.values():
+    for family in chosen:
         for name, op in family.table.items():
             if ops is None or name in ops:
-                sigs.update(family.signatures(op, dts, max_ndim))
+                default = DTYPES if family.origin is None else None
+                sigs.update(family.signatures(op, dts or default, max_ndim))
     if usage is not None:
-        sigs.update(usage_signatures(usage))
+        names = {f.name for f in chosen}
+        sigs.update(s for s in usage_signatures(usage) if s.family in names)
     return sorted(sigs)

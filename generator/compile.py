@@ -53,8 +53,21 @@ def compile_kernel(sig: Signature) -> KernelIR:
     return KernelIR(sig, symbol, wrapper.removeprefix("cfunc."), cf._library.get_llvm_str())
 
 
-def _worker_init() -> None:
+def _worker_init(catalogs: tuple[tuple[str, str], ...] = ()) -> None:
+    """numba at O0; the user catalogs being built imported (they register their family)."""
     os.environ["NUMBA_OPT"] = "0"
+    from aotkernels.kernels import import_catalog
+
+    for module, file in catalogs:
+        import_catalog(module, file)
+
+
+def catalogs_of(sigs: Iterable[Signature]) -> tuple[tuple[str, str], ...]:
+    """The (module, file) of every user catalog among ``sigs``' families."""
+    from aotkernels.kernels import FAMILIES
+
+    return tuple(sorted({FAMILIES[s.family].origin for s in sigs
+                         if FAMILIES[s.family].origin is not None}))
 
 
 def _compile_task(sig: Signature):
@@ -118,7 +131,8 @@ def compile_all(
         progress(done, len(sigs), cached)
     if todo:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
-                                 initializer=_worker_init) as pool:
+                                 initializer=_worker_init,
+                                 initargs=(catalogs_of(sigs[i] for i in todo),)) as pool:
             chunk = max(1, min(16, len(todo) // (4 * jobs)))
             for i, res in zip(todo, pool.map(_compile_task, [sigs[i] for i in todo],
                                              chunksize=chunk)):

@@ -86,7 +86,9 @@ def _store_object(cache_dir: Path | None, key: str, obj: bytes) -> None:
 
 def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: int,
           cache_dir: Path | None, progress: Callable[[int, int, int], None] | None = None,
-          log: Callable[[str], None] = print) -> StageReport:
+          log: Callable[[str], None] = print, prefix: str = "aotkernels") -> StageReport:
+    """Compile ``sigs`` and link them per target into ``out`` with their manifest; the
+    libraries will be ``lib<prefix>_<target>.so``."""
     import llvmlite
     import numba
 
@@ -135,7 +137,7 @@ def stage(sigs: Sequence[Signature], targets: Sequence[str], out: Path, jobs: in
         "numba": numba.__version__,
         "llvmlite": llvmlite.__version__,
         "families": {f: template_hash(f) for f in families if f in FAMILIES},
-        "targets": [{"name": t, "arch": TARGETS[t].arch, "library": TARGETS[t].library,
+        "targets": [{"name": t, "arch": TARGETS[t].arch, "library": f"lib{prefix}_{t}.so",
                      "cpu": TARGETS[t].cpu,
                      "level": TARGETS[t].level, "objects": objects[t]} for t in targets],
         "kernels": {k.sig.key: k.symbol for k in kernels},

@@ -7,13 +7,20 @@ signatures of an op ship (``signatures``). The catalog (``generator/catalog.py``
 loop over ``FAMILIES``; the runtime reads the tables; the sources' hash goes into every
 exported symbol (``Signature.symbol``), so editing a template renames, and therefore
 rebuilds, only that family's kernels. Reading this registry does not import numba.
+
+A user's catalog (``aotkernels.user.Catalog``) is one more family, registered when its
+module is imported (``register``); its ``origin`` (module name and file) lets compiler
+processes import it again (``import_catalog``), and the module's own source is part of its
+template hash.
 """
 
 from __future__ import annotations
 
 import hashlib
 import importlib
+import importlib.util
 import itertools
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -39,6 +46,8 @@ class Family:
     table: dict  # op name -> op record
     sources: tuple[str, ...]
     signatures: Enumerate
+    #: (module name, file) of the user catalog declaring the family; None: built in
+    origin: tuple[str, str] | None = None
 
 
 def _elemwise(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
@@ -119,11 +128,51 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
 ]}
 
 
+#: families of this project; a user catalog may not take their names
+BUILTIN = frozenset(FAMILIES)
+
+
+def register(family: Family) -> None:
+    """Add a user catalog's family; importing its module again replaces it."""
+    if family.name in BUILTIN or "/" in family.name or not family.name.isidentifier():
+        raise ValueError(f"invalid catalog name {family.name!r}: a Python identifier that is "
+                         f"none of {', '.join(sorted(BUILTIN))}")
+    old = FAMILIES.get(family.name)
+    if old is not None and old.origin[0] != family.origin[0]:
+        raise ValueError(f"catalog {family.name!r} is declared by both {old.origin[0]} and "
+                         f"{family.origin[0]}")
+    FAMILIES[family.name] = family
+    template_hash.cache_clear()
+
+
+def import_catalog(module: str, file: str) -> None:
+    """Import a user catalog in this process (a compiler worker, the JIT's child): by its
+    name if that finds the same file, else from the file itself."""
+    if module in sys.modules:
+        return
+    spec = None
+    try:
+        spec = importlib.util.find_spec(module)
+    except (ImportError, ValueError):
+        pass
+    if module in sys.modules:  # finding it imported its package, which imported it
+        return
+    if spec is None or spec.origin is None or Path(spec.origin).resolve() != Path(file).resolve():
+        spec = importlib.util.spec_from_file_location(module, file)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[module] = mod
+    spec.loader.exec_module(mod)
+
+
 @cache
 def template_hash(family: str) -> str:
+    """Hash of the family's template sources (and of a user catalog's module)."""
+    fam = FAMILIES[family]
     h = hashlib.sha256(f"abi{ABI_VERSION}".encode())
-    for name in FAMILIES[family].sources:
+    for name in fam.sources:
         h.update((_HERE / name).read_bytes())
+    if fam.origin is not None:
+        h.update(Path(fam.origin[1]).read_bytes())
     return h.hexdigest()[:16]
 
 

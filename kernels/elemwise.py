@@ -38,7 +38,7 @@ def _scalar_expr(converters: list, reads: list[str]) -> str:
     return f"f({', '.join(args)})"
 
 
-def _flat_source(nin: int, converters: list) -> list[str]:
+def flat_source(nin: int, converters: list) -> list[str]:
     ins = ", ".join(f"a{i}" for i in range(nin))
     expr = _scalar_expr(converters, [f"a{i}[j]" for i in range(nin)])
     return [
@@ -49,7 +49,7 @@ def _flat_source(nin: int, converters: list) -> list[str]:
     ]
 
 
-def _nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int]) -> list[str]:
+def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int]) -> list[str]:
     """Branch on inner strides once, then run the loop nest specialised for that case."""
     ins = ", ".join(f"a{i}" for i in range(nin))
     last = ndim - 1
@@ -113,10 +113,10 @@ def build(sig: Signature, name: str):
         body = op.impl(next((c for c in compute if c), sig.in_dtypes[-1]))
     scalar = njit(inline="always")(body)
     if sig.layout == "flat":
-        src = _flat_source(op.nin, converters)
+        src = flat_source(op.nin, converters)
     else:
         itemsizes = [np.dtype(d).itemsize for d in (*sig.in_dtypes, sig.out_dtype)]
-        src = _nd_source(op.nin, sig.ndim, converters, itemsizes)
+        src = nd_source(op.nin, sig.ndim, converters, itemsizes)
     env = {"f": scalar, "assume_c": assume_c}
     env.update({f"c{i}": c for i, c in enumerate(converters) if c is not None})
     src[0] = src[0].replace("def kernel", f"def {name}")

@@ -32,7 +32,7 @@ def _tree(terms: list[str]) -> str:
     return terms[0]
 
 
-def _source(ndim: int, convert: bool, in_size: int, acc_size: int,
+def source(ndim: int, convert: bool, in_size: int, acc_size: int,
             nan_lane: bool = False) -> list[str]:
     """``nan_lane``: float max/min, whose lanes use the plain comparison ``g`` (one
     ``maxpd``) and note NaNs in separate flags, resolved once per row."""
@@ -119,7 +119,7 @@ def build(sig: Signature, name: str):
     env = {"f": njit(inline="always")(SCALAR_OPS[red.combine].impl(acc)),
            "g": _PLAIN.get(sig.op), "NAN": np.dtype(acc).type(np.nan) if nan_lane else None,
            "assume_c": assume_c, "c": converter(acc) if acc != in_dtype else None}
-    src = _source(sig.ndim, acc != in_dtype, np.dtype(in_dtype).itemsize,
+    src = source(sig.ndim, acc != in_dtype, np.dtype(in_dtype).itemsize,
                   np.dtype(acc).itemsize, nan_lane)
     src[0] = src[0].replace("def kernel", f"def {name}")
     exec(compile("\n".join(src), f"<aotkernels {sig.key}>", "exec"), env)

@@ -33,7 +33,7 @@ def _errors(sop: ScalarOp) -> dict | None:
     return {1: sop.raises} if sop.raises else None
 
 
-def _unalias(a: np.ndarray, out: np.ndarray) -> np.ndarray:
+def unalias(a: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Copy an input that overlaps ``out`` unless it is exactly ``out`` (in-place is safe)."""
     if not np.may_share_memory(a, out):
         return a
@@ -64,7 +64,7 @@ def prepare(op: str, *inputs, out: np.ndarray | None = None, dtype=None):
         out = np.empty(shape, out_dtype)
     else:
         out = call.check_out(out, shape, out_dtype)
-        arrays = [_unalias(a, out) for a in arrays]
+        arrays = [unalias(a, out) for a in arrays]
     if out.size == 0:
         return None, arrays, out
     geometry = call.Geometry.broadcast(arrays, out)
@@ -90,7 +90,7 @@ def elemwise(op: str, *inputs, out: np.ndarray | None = None,
     Inputs broadcast like NumPy; ``out`` (optional) receives the result and must have the
     broadcast shape and the result dtype. ``dtype`` is the target of ``cast``.
     """
-    if out is not None and _self_overlapping(out):  # as NumPy: compute, then copy back
+    if out is not None and self_overlapping(out):  # as NumPy: compute, then copy back
         if not out.flags.writeable or not out.flags.aligned:
             raise ValueError("out is read-only" if not out.flags.writeable
                              else "out is not aligned")
@@ -102,7 +102,7 @@ def elemwise(op: str, *inputs, out: np.ndarray | None = None,
     return out
 
 
-def _self_overlapping(a) -> bool:
+def self_overlapping(a) -> bool:
     """True unless ``a``'s elements provably occupy distinct bytes (stride 0, as_strided).
 
     Sorted by stride, each dimension must step over everything the inner ones span; views
