@@ -154,9 +154,10 @@ def _run(cmd: list[str], cwd: Path) -> None:
 def _work_dir(kind: str, out: Path, arch: str = "") -> Path:
     """Per-output scratch dirs, so builds into different outputs can run side by side.
 
-    The architecture is part of the key: a CMake build dir keeps its compiler for good.
+    The architecture and the CMake project are part of the key: a CMake build dir keeps its
+    compiler and its source directory for good.
     """
-    key = f"{out}|{arch}" if arch else str(out)
+    key = f"{CMAKE_PROJECT}|{out}|{arch}"
     return work_root() / kind / hashlib.sha256(key.encode()).hexdigest()[:10]
 
 

@@ -34,10 +34,13 @@ am = pytest.importorskip("aotkernels.pytensor")  # registers mode "AOT"
 
 from pytensor.compile.mode import Mode  # noqa: E402
 from pytensor.graph import ancestors  # noqa: E402
+from pytensor.graph.rewriting.db import RewriteDatabaseQuery  # noqa: E402
 
 #: the reference: PyTensor's Python linker (every node's ``perform``) after the rewrites
-#: mode AOT applies (fast_run without fusion, which AOTLinker declares incompatible)
-REF = Mode(linker="py", optimizer="fast_run").excluding("fusion", "local_careduce_fusion")
+#: mode AOT applies (fast_run and its own, without fusion, which AOTLinker declares
+#: incompatible): the same graph, so the same node fails first on bad input
+REF = Mode(linker="py", optimizer=RewriteDatabaseQuery(include=["fast_run", "aotkernels"])
+           ).excluding("fusion", "local_careduce_fusion")
 
 SETTINGS = dict(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))

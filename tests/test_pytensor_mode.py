@@ -15,6 +15,7 @@ pt = pytest.importorskip("pytensor.tensor")
 am = pytest.importorskip("aotkernels.pytensor")
 
 
+from pytensor.compile.builders import OpFromGraph  # noqa: E402
 from pytensor.tensor.elemwise import CAReduce  # noqa: E402
 from pytensor_cases import CASES, V5, M, P, close, modes, replays, rng, variants  # noqa: E402
 
@@ -133,18 +134,28 @@ def test_softmax_runs_on_kernels_not_numba(aot_lib, tmp_path):
     assert report["softmax"] and set(report["softmax"]) == {"aot"}, report
 
 
-def test_inner_graphs_run_in_aot_mode(aot_lib):
-    """An OpFromGraph without a kernel runs its inner graph in mode AOT, node by node."""
-    from pytensor.compile.builders import OpFromGraph
+class Wrapped(OpFromGraph):
+    """An OpFromGraph subclass (like PyTensor's softmax wrappers): not inlined."""
 
+
+def test_inner_graphs_run_in_aot_mode(aot_lib):
+    """A plain OpFromGraph is inlined (its nodes are kernel steps of the outer plan); a
+    subclass without a kernel runs its inner graph in mode AOT, node by node."""
     a = pt.vector("a")
-    op = OpFromGraph([a], [pt.exp(a) * 2 + pt.sum(a)])
+    inner = [pt.exp(a) * 2 + pt.sum(a)]
     x = pt.vector("x")
-    f = pytensor.function([x], op(x) + 1, mode="AOT")
     v = np.linspace(0, 1, 5)
-    np.testing.assert_allclose(f(v), np.exp(v) * 2 + v.sum() + 1)
-    inner = [source for node, source in am.coverage(f) if " / " in node]
-    assert inner and "aot" in inner and "pytensor" not in inner, am.coverage(f)
+    for op, inlined in ((OpFromGraph([a], inner), True), (Wrapped([a], inner), False)):
+        f = pytensor.function([x], op(x) + 1, mode="AOT")
+        for _ in range(3):
+            np.testing.assert_allclose(f(v), np.exp(v) * 2 + v.sum() + 1)
+        rows = am.coverage(f)
+        nested = [source for node, source in rows if " / " in node]
+        assert any("OpFromGraph" in node or "Wrapped" in node for node, _ in rows) != inlined
+        if inlined:
+            assert not nested and am.plan_summary(f)["python"] == 0, rows
+        else:
+            assert nested and "aot" in nested and "pytensor" not in nested, rows
 
 
 def test_kernel_families_are_served(aot_lib):

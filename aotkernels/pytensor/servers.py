@@ -8,6 +8,7 @@ default for every Op class nobody registered. A reader finds each Op's server he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import singledispatch
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytensor.scalar as ps
 import pytensor.scalar.math as psm
 from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.ops import DeepCopyOp
+from pytensor.graph.basic import Constant
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
 from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
@@ -407,6 +409,16 @@ def _flat_points(indices) -> tuple[tuple, list]:
     return shape, [np.broadcast_to(i, shape).reshape(-1) for i in indices]
 
 
+def _points_of(indices) -> Callable:
+    """``_flat_points`` for a node's index inputs: constants (observed data, ``arange``) are
+    flattened once and passed as literals, which a plan holds as fixed memory."""
+    if not all(isinstance(i, Constant) for i in indices):
+        return _flat_points
+    shape, flat = _flat_points([np.asarray(i.data) for i in indices])
+    flat = [np.array(f, order="C") for f in flat]  # own memory: a constant's is an input
+    return lambda _: (shape, [record.literal(f) for f in flat])
+
+
 @serve.register(AdvancedSubtensor)
 def _take_points(op, node, thunk):
     x, *indices = node.inputs
@@ -414,8 +426,10 @@ def _take_points(op, node, thunk):
             or not _point_vectors(op, x, indices)):
         return thunk
 
+    points = _points_of(indices)
+
     def run(x, *i):
-        shape, flat = _flat_points(i)
+        shape, flat = points(i)
         return ak.take_points(x, flat).reshape(shape)
     return _kernel(node, thunk, run)
 
@@ -428,10 +442,10 @@ def _inc_points(op, node, thunk):
             or not np.can_cast(y.type.dtype, x.type.dtype, "same_kind")
             or not _point_vectors(op, x, indices)):
         return thunk
-    update, inplace = getattr(ak, name), op.inplace
+    update, inplace, points = getattr(ak, name), op.inplace, _points_of(indices)
 
     def run(x, y, *i):
-        shape, flat = _flat_points(i)
+        shape, flat = points(i)
         return update(x, flat, np.broadcast_to(y, shape).reshape(-1), inplace=inplace)
     return _kernel(node, thunk, run)
 
