@@ -135,6 +135,22 @@ class _Planner:
         self.var_root.update(placed)
         return True
 
+    def unstatic(self, ref, out: np.ndarray):
+        """The identity kernel copying the fixed value of ``var`` (a snapshot of a static
+        value, a constant) to ``out``'s memory, or None: only a dense value, whole and in
+        order. The fixed memory is only read."""
+        if (ref is None or ref[0].kind != "fixed" or ref[1] != 0
+                or not out.flags.c_contiguous):
+            return None
+        snap = ref[0].value
+        if not snap.flags.c_contiguous or snap.size != out.size or snap.dtype != out.dtype:
+            return None
+        src = snap.reshape(out.shape)
+        prepared, used, _ = prepare("identity", src, out=out)
+        if prepared is None or used[0] is not src or prepared.casts:
+            return None
+        return prepared
+
     def alloc_empty(self, node, outs):
         """``AllocEmpty`` of a static shape: a buffer no step needs to fill (its readers,
         e.g. an inplace gemv with beta 0, write it first)."""
@@ -167,6 +183,7 @@ class _Planner:
             if ref is not None:
                 place(value, ref)
         new, written = [], {}  # roots made here; elements written so far into them
+        first = None  # the copy of a static value a kernel then updates in place
         alias = next((v for v, value in zip(node.inputs, ins) if value is out), None)
         through = getattr(thunk, "passes_through", None)  # the result is that input, unread
         if through is not None:
@@ -175,14 +192,21 @@ class _Planner:
         elif alias is not None:
             ref = self.var_root.get(alias)
             if ref is None or ref[0].kind in ("fixed", "input"):
-                return None  # never write into constants, static values or inputs
-        else:
+                first = self.unstatic(ref, out)
+                if first is None:
+                    return None  # never write into constants, static values or inputs
+                # a static value updated in place: copied into the node's own buffer first
+                places = [p for p in places if p[2] != out.ctypes.data]
+                alias = None
+        if alias is None and through is None:
             if out.size and any(_overlap(p[0], p[1], out) for p in places):
                 return None  # shares memory with an input, but is not it
             own = _Root("buffer", out, node.outputs[0])
             new.append(own)
             written[own] = 0
             place(out, (own, 0))
+            if first is not None:  # the static value's copy: the first step
+                first_step = ([(ref[0], 0), (own, 0)], first)
 
         def scratch(kind, a):
             r = _Root(kind, a)
@@ -199,6 +223,9 @@ class _Planner:
             return found.pop() if len(found) == 1 else None  # none, or ambiguous
 
         steps = []
+        if first is not None:
+            steps.append(first_step)
+            written[own] += out.size
         for call in calls:
             if isinstance(call, record.Opaque):
                 return None  # NumPy made (part of) the result
