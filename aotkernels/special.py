@@ -22,10 +22,6 @@ class SpecialUnavailable(RuntimeError):
     """SciPy (``scipy.special.cython_special``) cannot be imported or lacks a function."""
 
 
-def _signature(nin: int) -> str:
-    return "double (" + "double, " * nin + "int __pyx_skip_dispatch)"
-
-
 def addresses() -> list[int]:
     """Each of ``SCIPY_FUNCTIONS``' ``double f(double, ..., int)`` address, in slot order."""
     try:

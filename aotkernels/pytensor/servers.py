@@ -143,19 +143,19 @@ def _composite(op, node, thunk):
     first_out = {}
     for k, v in enumerate(fgraph.outputs):
         first_out.setdefault(v, k)
+    def operand(v):
+        if isinstance(v, ps.ScalarConstant):
+            return ("const", np.array(v.data, v.type.dtype))
+        return where.get(v)
+
     program = []
     for inner in fgraph.toposort():
         name = PYTENSOR_SCALAR_OPS.get(type(inner.op))
         if name is None or len(inner.outputs) != 1:
             return thunk
-        operands = []
-        for v in inner.inputs:
-            if v in where:
-                operands.append(where[v])
-            elif isinstance(v, ps.ScalarConstant):
-                operands.append(("const", np.array(v.data, v.type.dtype)))
-            else:
-                return thunk
+        operands = [operand(v) for v in inner.inputs]
+        if None in operands:
+            return thunk
         ins, out = tuple(v.type.dtype for v in inner.inputs), inner.outputs[0].type.dtype
         pairwise = name in NARY and len(ins) > 2
         try:
@@ -166,14 +166,9 @@ def _composite(op, node, thunk):
             return thunk
         where[inner.outputs[0]] = ("tmp", len(program))
         program.append((name, operands, out, first_out.get(inner.outputs[0])))
-    outs = []
-    for v in fgraph.outputs:
-        if v in where:
-            outs.append(where[v])
-        elif isinstance(v, ps.ScalarConstant):
-            outs.append(("const", np.array(v.data, v.type.dtype)))
-        else:
-            return thunk
+    outs = [operand(v) for v in fgraph.outputs]
+    if None in outs:
+        return thunk
     return CompositeThunk(node, program, outs, thunk.inputs, thunk.outputs)
 
 

@@ -74,6 +74,18 @@ def _same_view(a: np.ndarray, out: np.ndarray) -> bool:
             and a.strides == out.strides and a.dtype == out.dtype)
 
 
+def elemwise_inputs(thunk) -> list[np.ndarray]:
+    """An ``Elemwise`` node's input values, checked as PyTensor checks them: it refuses to
+    broadcast a length-1 dimension its type does not mark broadcastable (every mode
+    raises), which NumPy broadcasting would silently do. Once per input shapes."""
+    args = [np.asarray(c[0]) for c in thunk.inputs]
+    shapes = [a.shape for a in args]
+    if shapes != thunk.checked:
+        Elemwise._check_runtime_broadcast(thunk.node, args)
+        thunk.checked = shapes
+    return args
+
+
 class ElemwiseThunk(KernelThunk):
     """Runs one ``Elemwise`` node on kernels, reusing its output buffer and resolved calls.
 
@@ -102,13 +114,7 @@ class ElemwiseThunk(KernelThunk):
         return np.empty(shape, self.out_dtype)
 
     def compute(self) -> None:
-        args = [np.asarray(c[0]) for c in self.inputs]
-        shapes = [a.shape for a in args]
-        if shapes != self.checked:
-            # PyTensor refuses to broadcast a length-1 dimension its type does not mark
-            # broadcastable (every mode raises); NumPy broadcasting would silently do it
-            Elemwise._check_runtime_broadcast(self.node, args)
-            self.checked = shapes
+        args = elemwise_inputs(self)
         out = self._output(args)
         if self.pairwise:
             args = [a if a.dtype == self.out_dtype else record.astype(a, self.out_dtype)
@@ -172,12 +178,8 @@ class CompositeThunk(KernelThunk):
         self.checked = None
 
     def compute(self) -> None:
-        args = [np.asarray(c[0]) for c in self.inputs]
-        shapes = [a.shape for a in args]
-        if shapes != self.checked:
-            Elemwise._check_runtime_broadcast(self.node, args)
-            self.checked = shapes
-        shape = np.broadcast_shapes(*shapes)
+        args = elemwise_inputs(self)
+        shape = np.broadcast_shapes(*(a.shape for a in args))
         results = [None] * len(self.outputs)
         temps: list = []
 
