@@ -57,6 +57,7 @@ class Segment:
     def __init__(self):
         self.steps: list = []  # (fn address, [(root, offset)], shapes, strides)
         self.owners: list = []  # per step: (node, thunk, Prepared)
+        self.indices: list = []  # per step: its plan-wide index (fused runs name them)
         self.fixups: list = []  # (cell, cell): inplace results, set after the steps
 
     def seal(self, keep: list) -> None:
@@ -68,12 +69,38 @@ class Segment:
             keep += [ops, shapes, strides]
             step.fn, step.n, step.operands = fn, len(refs), ctypes.addressof(ops)
             step.shapes, step.strides = ctypes.addressof(shapes), ctypes.addressof(strides)
-        self.table, self.steps = table, None
+        self.table = table
         self.status = ctypes.c_int32(0)
         # the call's arguments, made once: converting them per call costs more than the call
         self.n = ctypes.c_int64(len(table))
         self.table_p = ctypes.c_void_p(ctypes.addressof(table))
         self.status_p = ctypes.c_void_p(ctypes.addressof(self.status))
+
+
+    def fused(self, runs: dict, keep: list) -> Segment:
+        """This segment with each run whose kernel is ready (``runs``: first plan-wide
+        index -> (Run, kernel address)) as one step; a failure is reported as its last
+        node's."""
+        seg = Segment()
+        seg.fixups = self.fixups
+        skip = -1
+        for step, owner, index in zip(self.steps, self.owners, self.indices):
+            if index <= skip:
+                continue
+            found = runs.get(index)
+            if found is None:
+                seg.steps.append(step)
+                seg.owners.append(owner)
+                seg.indices.append(index)
+                continue
+            run, fn = found
+            last = self.indices.index(run.last)
+            seg.steps.append((fn, run.refs, run.shapes, run.strides))
+            seg.owners.append(self.owners[last])
+            seg.indices.append(index)
+            skip = run.last
+        seg.seal(keep)
+        return seg
 
 
 class PyItem:
@@ -110,14 +137,57 @@ class Plan:
         self.cells = cells  # [(cell, value, copy?)]: set at the start of every call
         self.finish = finish  # per node: (kind, node, thunk, materialise)
         self.keep = keep  # what the C tables point into
+        self.pending = None  # (runs, kernel addresses or None, future): fusion on its way
 
     def kinds(self) -> Counter:
         """How many nodes run as kernel steps, views, static values, or their thunks."""
         return Counter(kind for kind, *_ in self.finish)
 
+    def request_fusion(self, runs: list) -> None:
+        """Ask for the fused kernels of ``runs`` (``fusion.request``); a later call swaps
+        them in when they are ready (``fuse``), the calls before run unfused."""
+        from aotkernels.pytensor import fusion
+
+        ready, future = fusion.request(runs)
+        self.pending = (runs, ready, future)
+        if future is None:
+            self.fuse()
+
+    def fuse(self, timeout: float | None = 0) -> int:
+        """Swap in the fused kernels that are ready (waiting up to ``timeout`` seconds for
+        a background compile; None: until it ends); returns how many runs are fused."""
+        if self.pending is None:
+            return self.fused
+        runs, ready, future = self.pending
+        if future is not None:
+            import concurrent.futures
+
+            try:
+                fns = iter(future.result(timeout))
+            except concurrent.futures.TimeoutError:
+                return 0
+            except Exception as exc:  # no fused kernels: the plan stays as it is
+                from aotkernels.library import log
+
+                log.info("aotkernels: no fused kernels for this plan (%s: %s)",
+                         type(exc).__name__, exc)
+                self.pending, self.fused = None, 0
+                return 0
+            ready = [a if a is not None else ctypes.cast(next(fns), ctypes.c_void_p).value
+                     for a in ready]
+        by_first = {run.first: (run, fn) for run, fn in zip(runs, ready)}
+        self.items = [item.fused(by_first, self.keep) if item.__class__ is Segment else item
+                      for item in self.items]
+        self.pending, self.fused = None, len(runs)
+        return self.fused
+
+    fused = 0  # runs swapped in
+
     def run(self, vm) -> bool:
         """Run one call; False if a value left the recorded geometry (the call was completed
         thunk by thunk, and the plan must be dropped)."""
+        if self.pending is not None and (self.pending[2] is None or self.pending[2].done()):
+            self.fuse()
         roots, seen = self.roots, self.seen
         for k, (index, cell) in enumerate(self.inputs):
             v = cell[0]
