@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 import pytest
-from hypothesis import given, note, settings
+from hypothesis import event, given, note, settings
 from hypothesis import strategies as st
 
 pytensor = pytest.importorskip("pytensor")
@@ -158,7 +158,7 @@ def _fused_check(case, seed: int) -> None:
         _same(f, ref, v, f"call {k}")
         before.append(_outcome(f, v))
     fused = am.wait_for_fusion(f, WAIT)
-    note(f"fused runs: {fused}")
+    event(f"fused runs: {min(fused, 2)}")
     for k, v in enumerate(vals):
         _same(f, ref, v, f"fused call {k}")
         got = _outcome(f, v)
@@ -171,14 +171,14 @@ def _fused_check(case, seed: int) -> None:
 
 
 @pytest.mark.usefixtures("fusion")
-@settings(max_examples=10, **SETTINGS)
+@settings(max_examples=20, **SETTINGS)
 @given(graphs(), st.integers(0, 2**16))
 def test_generated_graphs_fused(case, seed):
     _fused_check(case, seed)
 
 
 @pytest.mark.usefixtures("fusion")
-@settings(max_examples=5, **SETTINGS)
+@settings(max_examples=8, **SETTINGS)
 @given(gradients(), st.integers(0, 2**16))
 def test_generated_gradients_fused(case, seed):
     _fused_check(case, seed)
