@@ -62,10 +62,12 @@ def enabled() -> bool:
 
 
 def _fusable(step: Step) -> bool:
-    """Elementwise, reads only its inputs, and cannot fail (no status to attribute)."""
+    """Elementwise, reads only its inputs, and cannot fail (no status to attribute). (An
+    input the call converted, ``casts``, is a step of its own: the kernel reads the
+    converted array.)"""
     p = step.prepared
     sig = getattr(p, "sig", None)
-    if sig is None or sig.family != "elemwise" or p.casts or p.update or step.geometry is None:
+    if sig is None or sig.family != "elemwise" or p.update or step.geometry is None:
         return False
     if sig.op == "cast":  # to a float, or from bool: no value is out of range
         return sig.out_dtype.startswith("float") or sig.in_dtypes[0] == "bool"
@@ -89,12 +91,15 @@ class _Builder:
         """Append ``step`` if it keeps the run sound; False (unchanged) if not."""
         sig = step.prepared.sig
         oshape, ostrides = step.geometry[-1]
-        if oshape != self.shape or any(s == 0 for s, n in zip(ostrides, oshape) if n > 1):
+        if shape_of(step) != self.shape or any(s == 0 for s, n in zip(ostrides, oshape)
+                                               if n > 1):
             return False
-        locs = [(root, off, broadcast_strides(_Geometry(len(shape), shape, strides), oshape),
-                 dtype)
-                for (root, off), (shape, strides), dtype in zip(step.refs, step.geometry,
-                                                               (*sig.in_dtypes, sig.out_dtype))]
+        keep = [d for d, n in enumerate(oshape) if n != 1]  # size-1 axes address nothing
+        locs = []
+        for (root, off), (shape, strides), dtype in zip(step.refs, step.geometry,
+                                                        (*sig.in_dtypes, sig.out_dtype)):
+            over = broadcast_strides(_Geometry(len(shape), shape, strides), oshape)
+            locs.append((root, off, tuple(over[d] for d in keep), dtype))
         *reads, write = locs
         args, new_inputs = [], []
         for loc in reads:
@@ -162,6 +167,85 @@ class _Builder:
                    (ctypes.c_int64 * len(flat))(*flat))
 
 
+def shape_of(step: Step) -> tuple | None:
+    """The iteration shape a fused run of ``step`` shares: its result's shape without size-1
+    axes (None: the step cannot be fused)."""
+    return tuple(n for n in step.geometry[-1][0] if n != 1) if _fusable(step) else None
+
+
+def schedule(steps: list) -> list:
+    """``steps`` ((node position, Step) in plan order) reordered so that steps of one
+    iteration shape come together (PyTensor's order interleaves independent scalar, vector
+    and matrix work): a list schedule that prefers a ready step of the shape just run.
+    Dependencies are by root: a step follows the last writer of what it reads or writes and
+    every reader since of what it writes. Steps that cannot be fused (reductions, indexing,
+    anything that may fail) keep their order among themselves, so the first failure is the
+    one the unfused plan meets."""
+    import heapq
+
+    n = len(steps)
+    shapes = [shape_of(st) for _, st in steps]
+    deps: list[set] = [set() for _ in range(n)]
+    writer: dict = {}
+    readers: dict = {}
+    fixed = None  # the last step that cannot be fused
+    for i, (_, st) in enumerate(steps):
+        if shapes[i] is None:
+            reads = writes = [r for r, _ in st.refs]  # any operand may be either
+            if fixed is not None:
+                deps[i].add(fixed)
+            fixed = i
+        else:
+            reads, writes = [r for r, _ in st.refs[:-1]], [st.refs[-1][0]]
+        for r in {*reads, *writes}:
+            if r in writer:
+                deps[i].add(writer[r])
+        for r in writes:
+            deps[i].update(readers.get(r, ()))
+        for r in reads:
+            readers.setdefault(r, []).append(i)
+        for r in writes:
+            writer[r] = i
+            readers[r] = [j for j in readers.get(r, ()) if j == i]
+        deps[i].discard(i)
+    users: list[list] = [[] for _ in range(n)]
+    for i, ds in enumerate(deps):
+        for j in ds:
+            users[j].append(i)
+    waiting = [len(ds) for ds in deps]
+    ready_all: list = [i for i in range(n) if not waiting[i]]
+    by_shape: dict = {}
+    for i in ready_all:
+        if shapes[i] is not None:
+            by_shape.setdefault(shapes[i], []).append(i)
+    heapq.heapify(ready_all)
+    for h in by_shape.values():
+        heapq.heapify(h)
+    order, done, current = [], [False] * n, None
+    while len(order) < n:
+        pick = None
+        same = by_shape.get(current)
+        while same:
+            i = heapq.heappop(same)
+            if not done[i]:
+                pick = i
+                break
+        while pick is None:
+            i = heapq.heappop(ready_all)
+            if not done[i]:
+                pick = i
+        done[pick] = True
+        order.append(pick)
+        current = shapes[pick]
+        for u in users[pick]:
+            waiting[u] -= 1
+            if not waiting[u]:
+                heapq.heappush(ready_all, u)
+                if shapes[u] is not None:
+                    heapq.heappush(by_shape.setdefault(shapes[u], []), u)
+    return [steps[i] for i in order]
+
+
 def find_runs(segments: list[list[tuple[int, Step]]], kept, max_operands: int) -> list[Run]:
     """The fused runs of a plan: ``segments`` lists per segment its (plan-wide index, step)
     in order; ``kept(root, first, last)`` as in ``_Builder.finish``."""
@@ -175,7 +259,7 @@ def find_runs(segments: list[list[tuple[int, Step]]], kept, max_operands: int) -
                 runs.append(made)
             run = None
             if _fusable(step):
-                run = _Builder(step.geometry[-1][0])
+                run = _Builder(shape_of(step))
                 if not run.add(index, step, max_operands):
                     run = None
         if run is not None and (made := run.finish(kept)) is not None:

@@ -348,22 +348,26 @@ class _Planner:
         return True
 
     def fuse(self) -> None:
-        """The runs of elementwise steps fused kernels may replace (``fusion.find_runs``):
-        within a segment, and writing only what is read after the run."""
-        self.runs = []
-        if not fusion.enabled():
-            return
-        segments, seg, index = [], None, 0
-        for kind, info in zip(self.kinds, self.infos):
+        """The order of each segment's steps (``self.order``: lists of (node position,
+        step)), and the runs of elementwise steps fused kernels may replace
+        (``fusion.find_runs``): with fusion on, steps of one shape are brought together
+        (``fusion.schedule``), and a run writes only what is read after it."""
+        self.runs, self.order, seg = [], [], None
+        for pos, (kind, info) in enumerate(zip(self.kinds, self.infos)):
             if kind == KERNEL:
                 if seg is None:
                     seg = []
-                    segments.append(seg)
-                for step in info[0]:
-                    seg.append((index, step))
-                    index += 1
+                    self.order.append(seg)
+                seg += [(pos, step) for step in info[0]]
             elif kind not in (VIEW, STATIC):
                 seg = None
+        if not fusion.enabled():
+            return
+        self.order = [fusion.schedule(steps) for steps in self.order]
+        segments, index = [], 0
+        for steps in self.order:
+            segments.append([(index + k, step) for k, (_, step) in enumerate(steps)])
+            index += len(steps)
         readers: dict = {}  # root -> plan-wide indices of the steps reading it
         for steps in segments:
             for i, step in steps:
@@ -383,13 +387,13 @@ class _Planner:
         """Pinned intermediates whose lives do not overlap share memory."""
         busy = {self.var_root[v][0] for v in self.needed if v in self.var_root}
         busy |= {r for r in self.roots if r.index in self.fresh_ids}
-        _share_buffers([info[0] for kind, info in zip(self.kinds, self.infos)
-                        if kind == KERNEL], busy, self.runs)
+        _share_buffers([step for steps in self.order for _, step in steps], busy, self.runs)
 
     def assemble(self) -> tuple[list, list]:
         """The executor's items (segments of steps, thunk-run nodes) and, per node, how to
         complete a call that leaves the plan (``Plan._finish``)."""
         items, finish, seg, index = [], [], None, 0
+        order = iter(self.order)
         for pos, (node, thunk, kind, info) in enumerate(zip(self.vm.nodes, self.vm.thunks,
                                                             self.kinds, self.infos)):
             cells_out = [self.storage[v] for v in node.outputs]
@@ -400,15 +404,15 @@ class _Planner:
                 finish.append((kind, node, thunk, pairs))
             elif kind == KERNEL:
                 steps, alias = info
-                if seg is None:
+                if seg is None:  # its steps in their scheduled order
                     seg = Segment()
                     items.append(seg)
-                for refs, prepared, _ in steps:
-                    fn = ctypes.cast(prepared.fn, ctypes.c_void_p).value
-                    seg.steps.append((fn, refs, prepared.shapes, prepared.strides))
-                    seg.owners.append((node, thunk, prepared))
-                    seg.indices.append(index)
-                    index += 1
+                    for at, (refs, prepared, _) in next(order):
+                        fn = ctypes.cast(prepared.fn, ctypes.c_void_p).value
+                        seg.steps.append((fn, refs, prepared.shapes, prepared.strides))
+                        seg.owners.append((self.vm.nodes[at], self.vm.thunks[at], prepared))
+                        seg.indices.append(index)
+                        index += 1
                 if alias is not None:
                     if node.outputs[0] in self.needed:
                         seg.fixups.append((cells_out[0], self.storage[alias]))
@@ -461,7 +465,7 @@ def _overlap(lo: int, hi: int, a: np.ndarray) -> bool:
     return alo < hi and lo < ahi
 
 
-def _share_buffers(node_steps: list, busy: set, runs: list) -> None:
+def _share_buffers(steps: list, busy: set, runs: list) -> None:
     """Let intermediates whose lives do not overlap share memory, as PyTensor's garbage
     collection would: a pinned buffer or scratch array that no step reads after step ``i``
     is handed to one first written after ``i``. Only C-contiguous arrays are shared, and
@@ -469,7 +473,7 @@ def _share_buffers(node_steps: list, busy: set, runs: list) -> None:
     touches all their memory in every iteration)."""
     when = {i: run.first for run in runs for i in range(run.first, run.last + 1)}
     first, last = {}, {}
-    for i, step in enumerate(s for steps in node_steps for s in steps):
+    for i, step in enumerate(steps):
         i = when.get(i, i)
         for r, _ in step.refs:
             first.setdefault(r, i)
