@@ -14,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,3 +184,45 @@ def test_generated_graphs_fused(case, seed):
 @given(gradients(), st.integers(0, 2**16))
 def test_generated_gradients_fused(case, seed):
     _fused_check(case, seed)
+
+
+def test_from_usage_bakes_fused_kernels_into_a_library(fusion, tmp_path):
+    """A fused kernel a workload compiled is recorded with its program in ``misses.txt``;
+    ``build-kernels --from-usage`` builds it; a process using that library swaps it in at
+    once, with no compile."""
+    import time
+
+    from aotkernels.build_tools.cli import build
+    from aotkernels.generator.catalog import catalog
+    from aotkernels.targets import default_targets
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    run = ("import sys, numpy as np, pytensor\n"
+           "from tests.test_fusion import chain\n"
+           "import aotkernels.pytensor as am\n"
+           "from aotkernels import jit, library\n"
+           "if len(sys.argv) > 1: library.bind('fused', sys.argv[1])\n"
+           "ins, outs = chain()\n"
+           "f = pytensor.function(ins, outs, mode='AOT')\n"
+           "v = [np.linspace(-1, 1, 7), np.linspace(1, 2, 7)]\n"
+           "r = [f(*v)[0] for _ in range(3)]\n"
+           "plan = next(iter(f.vm.plans.values()))\n"
+           "print(plan.fused, plan.pending is None, jit.stats['compiled'])\n"
+           f"am.wait_for_fusion(f, {WAIT})\n"
+           "print(','.join(r.program.signature.key for r in plan.runs))\n")
+    env = {**os.environ, "AOT_FUSION": "1"}
+    first = subprocess.run([sys.executable, "-c", run], env=env, cwd=root, text=True,
+                           capture_output=True, timeout=WAIT)
+    assert first.returncode == 0, first.stderr[-2000:]
+    (key,) = first.stdout.split()[-1:]
+    misses = next(Path(os.environ["AOT_CACHE_DIR"]).glob("*/misses.txt"))
+    sigs = [s for s in catalog(usage=misses, families=["fused"]) if s.key == key]
+    assert len(sigs) == 1
+    t = time.perf_counter()
+    build(sigs, list(default_targets()), tmp_path / "lib", wheel=False, jobs=os.cpu_count() or 1,
+          cache_dir=None, quiet=True)
+    print(f"build: {time.perf_counter() - t:.1f} s")
+    second = subprocess.run([sys.executable, "-c", run, str(tmp_path / "lib")], env=env,
+                            cwd=root, text=True, capture_output=True, timeout=WAIT)
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert second.stdout.split()[-4:-1] == ["1", "True", "0"], second.stdout  # at once

@@ -150,7 +150,7 @@ class Plan:
         from aotkernels.pytensor import fusion
 
         ready, future = fusion.request(runs)
-        self.pending = (runs, ready, future)
+        self.runs, self.pending = runs, (runs, ready, future)
         if future is None:
             self.fuse()
 
@@ -183,6 +183,7 @@ class Plan:
         return self.fused
 
     fused = 0  # runs swapped in
+    runs: list = []  # fusion.Run: the fused runs asked for
 
     def fast_path(self, vm, key: tuple):
         """This plan's call as one generated Python function of no arguments, for a plan
