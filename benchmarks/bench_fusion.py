@@ -11,8 +11,12 @@ process runs before fused kernels arrive), mode AOT with fusion on, waited for
 kernels, which it loads in the background without compiling) and mode NUMBA. They are
 called in interleaved rounds (each round calls every function, in rotating order, a batch
 of about 5 ms); reported: the best round's time per call and the spread (median over
-best), the ratios to NUMBA, the fused runs and the plan's kernel steps before and after.
-Every function's results are checked against NUMBA's first.
+best), the ratios to NUMBA, the fused runs and the plan's kernel steps before and after,
+the fused plan's C work alone (its steps, no Python) and the rest of a call (the Python
+around it: ``trivial-10``, ``x + y``, measures the per-call overhead), and the time of the
+first three calls of each function (the first result is not delayed by fusion: plans are
+made on the second call, fused kernels compile in the background). Every function's
+results are checked against NUMBA's first.
 
 The kernel library is build/full-lib if it exists, else build/test-lib; missing kernels
 and fused kernels go to a fresh JIT cache in a temporary directory (``--cache`` keeps one).
@@ -40,11 +44,14 @@ import pytensor
 import aotkernels.pytensor as am
 from aotkernels.pytensor.executor import Segment
 name, rounds = sys.argv[1], int(sys.argv[2])
-if name.startswith("chain-"):
+if name.startswith(("chain-", "trivial-")):
     import pytensor.tensor as pt
     n = int(name.split("-")[1])
     x, y = pt.vector("x"), pt.vector("y")
-    out = pt.exp(-x * x) * pt.sigmoid(y) + pt.log1p(pt.abs(x - y)) / (1 + y * y)
+    if name.startswith("chain-"):
+        out = pt.exp(-x * x) * pt.sigmoid(y) + pt.log1p(pt.abs(x - y)) / (1 + y * y)
+    else:
+        out = x + y
     rng = np.random.default_rng(0)
     args = [rng.normal(size=n), rng.normal(size=n)]
     make = lambda mode: pytensor.function([x, y], out, mode=mode)
@@ -58,6 +65,10 @@ def steps(f):
     plan = next(iter(f.vm.plans.values()))
     return sum(item.n.value for item in plan.items if item.__class__ is Segment)
 
+os.environ["AOT_FUSION"] = "0"
+warm = make("AOT")  # JIT-compiles what the library lacks, so no function below pays it
+for _ in range(3):
+    warm(*args)
 fs, outs, info = {}, {}, {}
 for label, mode, fusion in (("unfused", "AOT", "0"), ("fused", "AOT", "1"),
                             ("NUMBA", "NUMBA", "1")):
@@ -92,6 +103,15 @@ for r in range(rounds):
         samples[label].append((time.perf_counter() - t) / k)
 info["steady"] = {label: {"best": min(v) * 1e6, "median": sorted(v)[len(v) // 2] * 1e6}
                   for label, v in samples.items()}
+plan = next(iter(fs["fused"].vm.plans.values()))  # its C work alone: the steps
+cs = []
+for _ in range(rounds):
+    t = time.perf_counter()
+    for _ in range(100):
+        for item in plan.items:
+            plan.run_steps(item.n, item.table_p, plan.roots_p, item.status_p)
+    cs.append((time.perf_counter() - t) / 100)
+info["C µs"] = min(cs) * 1e6
 print(json.dumps(info))
 """
 
@@ -103,8 +123,8 @@ def library() -> Path:
 
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--models", default="", help="comma-separated corpus models and/or "
-                   "chain-N (default: the whole corpus, then chain-10 and chain-1000000)")
+    p.add_argument("--models", default="", help="comma-separated corpus models, chain-N "
+                   "and trivial-N (default: the corpus, chain-10, chain-1000000, trivial-10)")
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--cache", type=Path, default=None, help="JIT cache (default: a fresh one)")
     args = p.parse_args()
@@ -114,7 +134,7 @@ def main() -> None:
         sys.path.insert(0, str(ROOT))
         from tests.corpus import MODELS
 
-        names = [*MODELS, "chain-10", "chain-1000000"]
+        names = ["trivial-10", "chain-10", "chain-1000000", *MODELS]
     lib = library()
     tmp = tempfile.TemporaryDirectory(prefix="bench-fusion-")
     cache = args.cache or Path(tmp.name)
@@ -124,8 +144,9 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
           f"library {lib.relative_to(ROOT)}; {args.rounds} rounds\n")
     print("| case | AOT unfused µs | AOT fused µs | NUMBA µs | unfused/NUMBA | fused/NUMBA "
-          "| spread (median/best) u, f, N | fused runs | steps | fusion wait s | agree |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "| spread (median/best) u, f, N | fused runs | steps | C µs | AOT fused − C µs "
+          "| 3 first calls ms u / f / N | fusion wait s | agree |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         res = subprocess.run([sys.executable, "-c", CASE, name, str(args.rounds)], cwd=ROOT,
                              env=env, capture_output=True, text=True)
@@ -139,7 +160,9 @@ def main() -> None:
                            for k in ("unfused", "fused", "NUMBA"))
         print(f"| {name} | {u:.1f} | {f:.1f} | {n:.1f} | {u / n:.2f} | **{f / n:.2f}** "
               f"| {spread} | {r['fused runs']} | {r['steps'][0]} → {r['steps'][1]} "
-              f"| {r['fusion wait s']:.1f} | {r['agree']:.0e} |", flush=True)
+              f"| {r['C µs']:.1f} | {f - r['C µs']:.1f} | "
+              + " / ".join(f"{r[f'three calls {k} ms']:.0f}" for k in ("unfused", "fused", "NUMBA"))
+              + f" | {r['fusion wait s']:.1f} | {r['agree']:.0e} |", flush=True)
     print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
