@@ -226,3 +226,24 @@ def test_from_usage_bakes_fused_kernels_into_a_library(fusion, tmp_path):
                             cwd=root, text=True, capture_output=True, timeout=WAIT)
     assert second.returncode == 0, second.stderr[-2000:]
     assert second.stdout.split()[-4:-1] == ["1", "True", "0"], second.stdout  # at once
+
+
+def test_a_forked_child_gets_its_fused_kernels(fusion, monkeypatch, tmp_path):
+    """A process forked while its parent's compile runs has no compiler thread: the plan
+    asks again in the child instead of waiting forever."""
+    monkeypatch.setenv("AOT_CACHE_DIR", str(tmp_path))
+    ins, outs = chain()
+    f = pytensor.function(ins, outs, mode="AOT")
+    v = [np.linspace(-1, 1, 9), np.linspace(1, 2, 9)]
+    want = [f(*v)[0] for _ in range(3)][0]
+    assert _plan(f).pending is not None
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report, never return into pytest
+        ok = am.wait_for_fusion(f, WAIT) == 1 and np.array_equal(f(*v)[0], want)
+        os.write(write, b"1" if ok else b"0")
+        os._exit(0)
+    os.close(write)
+    _, status = os.waitpid(pid, 0)
+    assert os.read(read, 1) == b"1" and status == 0
+    assert am.wait_for_fusion(f, WAIT) == 1

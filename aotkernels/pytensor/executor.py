@@ -11,6 +11,7 @@ rest of that call run thunk by thunk, and the plan is dropped.
 from __future__ import annotations
 
 import ctypes
+import os
 from collections import Counter
 from typing import NamedTuple
 
@@ -137,7 +138,7 @@ class Plan:
         self.cells = cells  # [(cell, value, copy?)]: set at the start of every call
         self.finish = finish  # per node: (kind, node, thunk, materialise)
         self.keep = keep  # what the C tables point into
-        self.pending = None  # (runs, kernel addresses or None, future): fusion on its way
+        self.pending = None  # (runs, kernel addresses or None, future, pid): fusion to come
         self.fast = None  # (the items it was made for, Plan.fast_path's function or None)
 
     def kinds(self) -> Counter:
@@ -150,7 +151,7 @@ class Plan:
         from aotkernels.pytensor import fusion
 
         ready, future = fusion.request(runs)
-        self.runs, self.pending = runs, (runs, ready, future)
+        self.runs, self.pending = runs, (runs, ready, future, os.getpid())
         if future is None:
             self.fuse()
 
@@ -159,7 +160,15 @@ class Plan:
         a background compile; None: until it ends); returns how many runs are fused."""
         if self.pending is None:
             return self.fused
-        runs, ready, future = self.pending
+        runs, ready, future, pid = self.pending
+        if future is not None and not future.done():
+            if pid != os.getpid():  # forked while waiting: that thread is not here
+                self.request_fusion(runs)
+                if self.pending is None:
+                    return self.fused
+                runs, ready, future, pid = self.pending
+            if timeout == 0:
+                return 0
         if future is not None:
             import concurrent.futures
 
@@ -258,7 +267,7 @@ class Plan:
     def run(self, vm) -> bool:
         """Run one call; False if a value left the recorded geometry (the call was completed
         thunk by thunk, and the plan must be dropped)."""
-        if self.pending is not None and (self.pending[2] is None or self.pending[2].done()):
+        if self.pending is not None:
             self.fuse()
         roots, seen = self.roots, self.seen
         for k, (index, cell) in enumerate(self.inputs):
