@@ -100,13 +100,15 @@ class Plan:
     """A program for one input geometry of one function (see the module docstring)."""
 
     def __init__(self, run_steps, roots, items, inputs, fresh, cells, finish, keep,
-                 layout: Layout):
+                 layout: Layout, fresh_views: list = ()):
         self.run_steps, self.roots, self.items = run_steps, roots, items
         self.layout = layout
         self.roots_p = ctypes.c_void_p(ctypes.addressof(roots))
         self.inputs = inputs  # [(root index, cell)]
         self.seen = [None] * len(inputs)  # the input arrays whose pointers are in ``roots``
         self.fresh = fresh  # [(root index, cell, (shape, dtype, axis order))]
+        # [(cell, root index, byte offset, shape, strides, dtype)]: views of fresh buffers
+        self.fresh_views = list(fresh_views)
         self.cells = cells  # [(cell, value, copy?)]: set at the start of every call
         self.finish = finish  # per node: (kind, node, thunk, materialise)
         self.keep = keep  # what the C tables point into
@@ -124,10 +126,14 @@ class Plan:
             if v is not seen[k]:  # held until the next call, so its memory cannot move
                 roots[index] = pointer(v)
                 seen[k] = v
+        made = {}
         for index, cell, (shape, dtype, perm) in self.fresh:
-            a = np.empty(shape, dtype) if perm is None else np.empty(shape, dtype).transpose(perm)
+            made[index] = base = np.empty(shape, dtype)
+            a = base if perm is None else base.transpose(perm)
             cell[0] = a
             roots[index] = pointer(a)
+        for cell, index, offset, shape, strides, dtype in self.fresh_views:
+            cell[0] = np.ndarray(shape, dtype, made[index], offset, strides)
         for cell, value, copy in self.cells:
             cell[0] = value.copy() if copy else value
         for item in self.items:

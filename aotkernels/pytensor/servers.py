@@ -8,7 +8,6 @@ default for every Op class nobody registered. A reader finds each Op's server he
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from functools import singledispatch
 
 import numpy as np
@@ -16,7 +15,6 @@ import pytensor.scalar as ps
 import pytensor.scalar.math as psm
 from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.ops import DeepCopyOp
-from pytensor.graph.basic import Constant
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
 from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
@@ -53,6 +51,7 @@ from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.lapack_ops import LAPACK_DTYPES
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.pytensor import points
 from aotkernels.pytensor.thunks import (
     CheckThunk,
     CompositeThunk,
@@ -60,7 +59,7 @@ from aotkernels.pytensor.thunks import (
     InnerGraphThunk,
     KernelThunk,
 )
-from aotkernels.signature import CODES
+from aotkernels.signature import CODES, MAX_NDIM
 
 #: PyTensor scalar op class -> aotkernels op name (the op table is ``SCALAR_OPS``)
 PYTENSOR_SCALAR_OPS: dict[type, str] = {
@@ -388,60 +387,44 @@ def _inc(op, node, thunk):
     return _kernel(node, thunk, run)
 
 
-def _point_vectors(op, x, indices) -> bool:
-    """One integer index array per dimension of ``x`` and nothing else (no slices); the
-    arrays broadcast together (PyMC's ``p[arange(n)[:, None], y[:, None]]``)."""
-    idx_list = getattr(op, "idx_list", None)  # PyTensor 3 keeps slices there
-    return (len(indices) == x.type.ndim >= 2
-            and (idx_list is None or all(isinstance(e, int) for e in idx_list))
-            and all(getattr(i.type, "dtype", None) in INDEX_DTYPES for i in indices))
-
-
-def _flat_points(indices) -> tuple[tuple, list]:
-    """The broadcast shape of the index arrays and each one as a vector over it (views
-    where NumPy can: a copy would only keep the node out of plans)."""
-    shape = np.broadcast_shapes(*(i.shape for i in indices))
-    return shape, [np.broadcast_to(i, shape).reshape(-1) for i in indices]
-
-
-def _points_of(indices) -> Callable:
-    """``_flat_points`` for a node's index inputs: constants (observed data, ``arange``) are
-    flattened once and passed as literals, which a plan holds as fixed memory."""
-    if not all(isinstance(i, Constant) for i in indices):
-        return _flat_points
-    shape, flat = _flat_points([np.asarray(i.data) for i in indices])
-    flat = [np.array(f, order="C") for f in flat]  # own memory: a constant's is an input
-    return lambda _: (shape, [record.literal(f) for f in flat])
+def _advanced(op, x, indices, name: str):
+    """The ``points.entries`` of an advanced index the ``name`` kernels can serve, or None."""
+    if x.type.dtype not in INDEX_OPS[name].dtypes or not 1 <= x.type.ndim <= MAX_NDIM:
+        return None
+    found = points.entries(op, indices)
+    return found if found is not None and len(found) <= x.type.ndim else None
 
 
 @serve.register(AdvancedSubtensor)
 def _take_points(op, node, thunk):
+    """``x[i, j]``, ``x[:, i, j]``, ...: integer arrays and constant slices as points."""
     x, *indices = node.inputs
-    if (x.type.dtype not in INDEX_OPS["take_points"].dtypes
-            or not _point_vectors(op, x, indices)):
+    entries = _advanced(op, x, indices, "take_points")
+    if entries is None:
         return thunk
-
-    points = _points_of(indices)
+    at = points.points_of(entries, indices)
 
     def run(x, *i):
-        shape, flat = points(i)
+        shape, flat = at(x.shape, i)
         return ak.take_points(x, flat).reshape(shape)
     return _kernel(node, thunk, run)
 
 
 @serve.register(AdvancedIncSubtensor)
 def _inc_points(op, node, thunk):
+    """``x[i, j] = y``, ``x[:, i, j] += y``, ...: repeated points accumulate, as in
+    ``np.add.at`` (an Op that ignores duplicates runs ``perform``)."""
     x, y, *indices = node.inputs
     name = "put_points" if op.set_instead_of_inc else "inc_points"
-    if (x.type.dtype not in INDEX_OPS[name].dtypes or getattr(op, "ignore_duplicates", False)
-            or not np.can_cast(y.type.dtype, x.type.dtype, "same_kind")
-            or not _point_vectors(op, x, indices)):
+    entries = _advanced(op, x, indices, name)
+    if (entries is None or getattr(op, "ignore_duplicates", False)
+            or not np.can_cast(y.type.dtype, x.type.dtype, "same_kind")):
         return thunk
-    update, inplace, points = getattr(ak, name), op.inplace, _points_of(indices)
+    update, inplace, at = getattr(ak, name), op.inplace, points.points_of(entries, indices)
 
     def run(x, y, *i):
-        shape, flat = points(i)
-        return update(x, flat, np.broadcast_to(y, shape).reshape(-1), inplace=inplace)
+        shape, flat = at(x.shape, i)
+        return update(x, flat, points.flat(y, shape), inplace=inplace)
     return _kernel(node, thunk, run)
 
 
