@@ -237,6 +237,9 @@ class _Planner:
             if isinstance(call, record.Scratch):
                 written[scratch("temp", call.array)] = 0
                 continue
+            if isinstance(call, record.Workspace):  # the kernel writes it first
+                scratch("temp", call.array)
+                continue
             if isinstance(call, record.Convert):
                 if locate(call.dst) is None:
                     written[scratch("temp", call.dst)] = 0

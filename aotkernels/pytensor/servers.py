@@ -32,9 +32,9 @@ from pytensor.tensor.subtensor import (
 )
 
 try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
-    from pytensor.tensor.linalg import Cholesky, SolveTriangular
+    from pytensor.tensor.linalg import Cholesky, CholeskySolve, Solve, SolveTriangular
 except ImportError:
-    from pytensor.tensor.slinalg import Cholesky, SolveTriangular
+    from pytensor.tensor.slinalg import Cholesky, CholeskySolve, Solve, SolveTriangular
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
@@ -45,6 +45,7 @@ import aotkernels as ak
 from aotkernels import record
 from aotkernels.assemble import copy_into
 from aotkernels.families.axis import along
+from aotkernels.families.lapack import STRUCTURES
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
@@ -459,6 +460,33 @@ def _solve_triangular(op, node, thunk):
     def run(a, b):
         return ak.solve_triangular(a, b, lower=lower, unit_diagonal=unit, on_error="nan",
                                    check_finite=False)
+    return _kernel(node, thunk, run)
+
+
+@serve.register(Solve)
+def _solve(op, node, thunk):
+    """General, symmetric and positive definite solves (``assume_a``; other structures run
+    ``perform``): NaN for a singular matrix, like ``perform`` (whose NaN result has ``a``'s
+    shape, not the declared one of the solution, ours); ``overwrite_a/b`` as above."""
+    if not _lapack_floats(node) or op.assume_a not in STRUCTURES:
+        return thunk
+    assume_a, lower = op.assume_a, op.lower
+
+    def run(a, b):
+        return ak.solve(a, b, assume_a=assume_a, lower=lower, on_error="nan",
+                        check_finite=False)
+    return _kernel(node, thunk, run)
+
+
+@serve.register(CholeskySolve)
+def _cho_solve(op, node, thunk):
+    """A solve with a Cholesky factor (``potrs``, whose failures ``perform`` makes NaN)."""
+    if not _lapack_floats(node):
+        return thunk
+    lower = op.lower
+
+    def run(c, b):
+        return ak.cho_solve((c, lower), b, on_error="nan", check_finite=False)
     return _kernel(node, thunk, run)
 
 
