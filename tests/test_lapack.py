@@ -196,6 +196,29 @@ def test_bad_arguments_are_refused(no_jit):
     assert got.dtype == np.float64
 
 
+def test_results_into_out(no_jit):
+    """``out=``: the solvers write their result into the caller's array (a C-ordered one
+    too, through the kernels' loops), and refuse one of another shape or dtype, read-only,
+    or sharing memory with an input."""
+    a, b = spd(5, "float64"), np.linspace(-1, 1, 10).reshape(5, 2)
+    c = sl.cholesky(a, lower=True)
+    calls = [(ak.cholesky, (a,), {}, sl.cholesky(a, lower=True)),
+             (ak.solve_triangular, (c, b), {"lower": True},
+              sl.solve_triangular(c, b, lower=True)),
+             (ak.solve, (a, b), {"assume_a": "pos"}, sl.solve(a, b, assume_a="pos")),
+             (ak.cho_solve, ((c, True), b), {}, sl.cho_solve((c, True), b))]
+    for fn, args, kw, want in calls:
+        for order in "FC":
+            out = np.full(want.shape, np.nan, order=order)
+            assert fn(*args, **kw, out=out) is out
+            np.testing.assert_allclose(out, want, rtol=1e-12)
+        for bad in (np.empty((5, 3)), np.empty(want.shape, np.float32)):
+            with pytest.raises(ValueError, match="out must be"):
+                fn(*args, **kw, out=bad)
+        with pytest.raises(ValueError, match="shares memory"):
+            fn(*args, **kw, out=b if b.shape == want.shape else a)
+
+
 LAPACK_ENV = r"""
 import json, sys
 if sys.argv[1:] == ["no-scipy"]:
@@ -337,3 +360,29 @@ def test_singular_solve_is_nan_in_plans(aot_lib):
             got, want = f(sing, rhs)[0], ref(sing, rhs)[0]
             assert got.shape == want.shape and np.isnan(got).all() and np.isnan(want).all()
         assert plan_of(f) is not None and plan_of(f).kinds()["python"] == 0
+
+
+def test_batched_solvers_replay_without_python(aot_lib):
+    """Blockwise-wrapped solvers (batches of matrices): one kernel step per matrix writing
+    its slice of the result, no Python item in the plan; a batch dimension of length 1
+    broadcasts where its type says so."""
+    try:  # PyTensor 3.x (slinalg warns there)
+        from pytensor.tensor.linalg import cho_solve
+    except ImportError:
+        from pytensor.tensor.slinalg import cho_solve
+
+    a, b = pt.tensor3("a"), pt.tensor3("b")
+    one, v = pt.tensor("one", shape=(1, None, None)), pt.matrix("v")
+    chol = pt.linalg.cholesky(a)
+    outs = [chol * 2, pt.linalg.solve_triangular(chol, b, lower=True), pt.linalg.solve(a, b),
+            pt.linalg.solve(one, v, b_ndim=1), cho_solve((chol, True), b),
+            pt.linalg.solve(a, b, assume_a="sym")]
+    f, ref = modes([a, b, one, v], outs)
+    mats = np.stack([spd(4, "float64", k) for k in range(3)])
+    replays(f, ref, [mats, np.linspace(-1, 1, 24).reshape(3, 4, 2), mats[:1],
+                     np.linspace(0, 2, 12).reshape(3, 4)])
+    rows = [(node, src) for node, src in am.coverage(f) if node.startswith("Blockwise")]
+    assert len(rows) >= 5 and all(src == "aot" for _, src in rows), am.coverage(f)
+    assert plan_of(f).kinds()["python"] == 0, plan_of(f).kinds()
+    with pytest.raises(ValueError):  # a batch of 1 where the type says 3 (or any)
+        f(mats, np.ones((1, 4, 2)), mats[:1], np.ones((3, 4)))

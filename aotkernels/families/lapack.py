@@ -7,7 +7,8 @@ C shim); when the library lacks them, NumPy (and SciPy for a triangular solve) c
 instead, recorded as such. Integer matrices are converted to float64 first, as PyTensor's
 Ops do; matrices LAPACK cannot read in place (neither unit row nor unit column stride) are
 copied. Results are column-major, like the arrays SciPy's wrappers and PyTensor's
-``perform`` return. A matrix that is not positive definite, or a triangular one with a zero
+``perform`` return, or written into ``out=`` (LAPACK needs a unit row stride there, else the
+kernels' loops run). A matrix that is not positive definite, or a triangular one with a zero
 on its diagonal, or a singular one for ``solve``, raises ``numpy.linalg.LinAlgError``, or
 with ``on_error="nan"`` gives a result full of NaN, which is what PyTensor's ``Cholesky``,
 ``SolveTriangular`` and ``Solve`` do (``Solve.perform`` makes its NaN result the shape of
@@ -67,6 +68,19 @@ def _flags(lower: bool, unit: bool, on_error: str, structure: int = 0) -> np.nda
                                    FLAGS_DTYPE))
 
 
+def _result(out: np.ndarray | None, shape: tuple, dtype: str, *inputs) -> np.ndarray:
+    """The caller's ``out`` (checked), else a new column-major array (as SciPy returns)."""
+    if out is None:
+        return np.empty(shape, dtype, order="F")
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must be a {dtype} array of shape {shape}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if any(np.may_share_memory(out, x) for x in inputs):
+        raise ValueError("out shares memory with an input")
+    return out
+
+
 def _check_finite(*arrays: np.ndarray) -> None:
     """SciPy's ``check_finite``: refuse infinities and NaN before solving."""
     if not all(np.isfinite(a).all() for a in arrays):
@@ -87,8 +101,8 @@ def _result_dtype(*names: str) -> str:
     return dtype if dtype in LAPACK_DTYPES else "float64"
 
 
-def cholesky(a, lower: bool = True, *, on_error: str = "raise",
-             check_finite: bool = True) -> np.ndarray:
+def cholesky(a, lower: bool = True, *, on_error: str = "raise", check_finite: bool = True,
+             out: np.ndarray | None = None) -> np.ndarray:
     """The Cholesky factor of a symmetric positive definite matrix: ``L`` with
     ``L @ L.T == a`` read from its lower triangle (``lower``), else ``U`` with
     ``U.T @ U == a`` from its upper one; the other triangle of the result is zero."""
@@ -102,7 +116,7 @@ def cholesky(a, lower: bool = True, *, on_error: str = "raise",
     a = _float(a, dtype)
     if check_finite:
         _check_finite(a)
-    out = np.empty(a.shape, dtype, order="F")
+    out = _result(out, a.shape, dtype, a)
     if a.size == 0:
         return out
     if not _ships("cholesky", dtype):
@@ -119,7 +133,8 @@ def cholesky(a, lower: bool = True, *, on_error: str = "raise",
 
 
 def solve_triangular(a, b, *, trans=0, lower: bool = False, unit_diagonal: bool = False,
-                     on_error: str = "raise", check_finite: bool = True) -> np.ndarray:
+                     on_error: str = "raise", check_finite: bool = True,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """``x`` with ``a @ x == b`` (``trans`` 1, 'T' or 2, 'C': ``a.T @ x == b``) for a
     triangular ``a``, read from its lower triangle (``lower``) or its upper one, with ones
     on its diagonal if ``unit_diagonal``; ``b`` is a vector or a matrix."""
@@ -137,7 +152,7 @@ def solve_triangular(a, b, *, trans=0, lower: bool = False, unit_diagonal: bool 
     a, b = _float(a, dtype), _float(b, dtype)
     if check_finite:
         _check_finite(a, b)
-    out = np.empty(b.shape, dtype, order="F")
+    out = _result(out, b.shape, dtype, a, b)
     if out.size == 0:
         return out
     if not _ships("solve_triangular", dtype):
@@ -175,7 +190,7 @@ def _matrix(v: np.ndarray) -> np.ndarray:
 
 
 def solve(a, b, *, assume_a: str = "gen", lower: bool = False, on_error: str = "raise",
-          check_finite: bool = True) -> np.ndarray:
+          check_finite: bool = True, out: np.ndarray | None = None) -> np.ndarray:
     """``x`` with ``a @ x == b`` for a square ``a`` (SciPy's ``linalg.solve``): LU with
     partial pivoting (``assume_a="gen"``), Cholesky (``"pos"``) or Bunch-Kaufman
     (``"sym"``), the last two reading ``a``'s lower triangle if ``lower``, else its upper
@@ -187,7 +202,7 @@ def solve(a, b, *, assume_a: str = "gen", lower: bool = False, on_error: str = "
     flags = _flags(lower, False, on_error, structure)
     if check_finite:
         _check_finite(a, b)
-    out = np.empty(b.shape, dtype, order="F")
+    out = _result(out, b.shape, dtype, a, b)
     if out.size == 0:
         return out
     n = a.shape[0]
@@ -207,8 +222,8 @@ def solve(a, b, *, assume_a: str = "gen", lower: bool = False, on_error: str = "
     return out
 
 
-def cho_solve(c_and_lower, b, *, on_error: str = "raise",
-              check_finite: bool = True) -> np.ndarray:
+def cho_solve(c_and_lower, b, *, on_error: str = "raise", check_finite: bool = True,
+              out: np.ndarray | None = None) -> np.ndarray:
     """``x`` with ``a @ x == b`` given ``a``'s Cholesky factor (SciPy's ``cho_solve``):
     ``c_and_lower = (c, lower)``, ``c @ c.T == a`` with ``c`` read from its lower triangle if
     ``lower``, else ``c.T @ c == a`` from its upper one; ``b`` is a vector or a matrix."""
@@ -217,7 +232,7 @@ def cho_solve(c_and_lower, b, *, on_error: str = "raise",
     flags = _flags(lower, False, on_error)
     if check_finite:
         _check_finite(c, b)
-    out = np.empty(b.shape, dtype, order="F")
+    out = _result(out, b.shape, dtype, c, b)
     if out.size == 0:
         return out
     if not _ships("cho_solve", dtype):

@@ -8,6 +8,7 @@ default for every Op class nobody registered. A reader finds each Op's server he
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import singledispatch
 
 import numpy as np
@@ -18,6 +19,7 @@ from pytensor.compile.ops import DeepCopyOp
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
 from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
+from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
@@ -30,6 +32,7 @@ from pytensor.tensor.subtensor import (
     IncSubtensor,
     Subtensor,
 )
+from pytensor.tensor.utils import _parse_gufunc_signature
 
 try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
     from pytensor.tensor.linalg import Cholesky, CholeskySolve, Solve, SolveTriangular
@@ -437,56 +440,86 @@ def _lapack_floats(node) -> bool:
     return len(set(dtypes)) == 1 and dtypes[0] in LAPACK_DTYPES
 
 
-@serve.register(Cholesky)
-def _cholesky(op, node, thunk):
+def _cholesky_core(op):
     """PyTensor's Cholesky gives NaN, not an error, for a matrix that is not positive
     definite (``on_error="raise"`` is a CheckAndRaise node after it); ``overwrite_a`` only
     allows writing into the input, and a fresh result is as good."""
-    if not _lapack_floats(node):
-        return thunk
     lower = op.lower
-    return _kernel(node, thunk, lambda x: ak.cholesky(x, lower=lower, on_error="nan",
-                                                      check_finite=False))
+    return lambda x, out=None: ak.cholesky(x, lower=lower, on_error="nan", check_finite=False,
+                                           out=out)
 
 
-@serve.register(SolveTriangular)
-def _solve_triangular(op, node, thunk):
+def _solve_triangular_core(op):
     """NaN for a zero on the diagonal, like ``perform``; ``overwrite_b`` as ``overwrite_a``
     above; ``b`` a vector or a matrix (``b_ndim``)."""
-    if not _lapack_floats(node):
-        return thunk
     lower, unit = op.lower, op.unit_diagonal
 
-    def run(a, b):
+    def run(a, b, out=None):
         return ak.solve_triangular(a, b, lower=lower, unit_diagonal=unit, on_error="nan",
-                                   check_finite=False)
-    return _kernel(node, thunk, run)
+                                   check_finite=False, out=out)
+    return run
 
 
-@serve.register(Solve)
-def _solve(op, node, thunk):
+def _solve_core(op):
     """General, symmetric and positive definite solves (``assume_a``; other structures run
     ``perform``): NaN for a singular matrix, like ``perform`` (whose NaN result has ``a``'s
     shape, not the declared one of the solution, ours); ``overwrite_a/b`` as above."""
-    if not _lapack_floats(node) or op.assume_a not in STRUCTURES:
-        return thunk
+    if op.assume_a not in STRUCTURES:
+        return None
     assume_a, lower = op.assume_a, op.lower
 
-    def run(a, b):
+    def run(a, b, out=None):
         return ak.solve(a, b, assume_a=assume_a, lower=lower, on_error="nan",
-                        check_finite=False)
-    return _kernel(node, thunk, run)
+                        check_finite=False, out=out)
+    return run
 
 
-@serve.register(CholeskySolve)
-def _cho_solve(op, node, thunk):
+def _cho_solve_core(op):
     """A solve with a Cholesky factor (``potrs``, whose failures ``perform`` makes NaN)."""
-    if not _lapack_floats(node):
-        return thunk
     lower = op.lower
+    return lambda c, b, out=None: ak.cho_solve((c, lower), b, on_error="nan",
+                                               check_finite=False, out=out)
 
-    def run(c, b):
-        return ak.cho_solve((c, lower), b, on_error="nan", check_finite=False)
+
+#: solver Op class -> its core runner ``run(*matrices, out=None)`` (None: ``perform``); the
+#: result has the shape of the last input (the factored matrix, or the right-hand side)
+SOLVERS: dict[type, Callable] = {Cholesky: _cholesky_core,
+                                 SolveTriangular: _solve_triangular_core,
+                                 Solve: _solve_core, CholeskySolve: _cho_solve_core}
+
+
+@serve.register(Cholesky)
+@serve.register(SolveTriangular)
+@serve.register(Solve)
+@serve.register(CholeskySolve)
+def _solver(op, node, thunk):
+    run = SOLVERS[type(op)](op) if _lapack_floats(node) else None
+    return thunk if run is None else _kernel(node, thunk, run)
+
+
+@serve.register(Blockwise)
+def _blockwise(op, node, thunk):
+    """A solver over batch dimensions (``pt.linalg`` wraps them all in Blockwise; PyTensor
+    removes the wrapper when there are none): one kernel call per matrix, each writing its
+    slice of the result, whose slices are column-major as SciPy's results are."""
+    make = SOLVERS.get(type(op.core_op))
+    core = make(op.core_op) if make is not None and _lapack_floats(node) else None
+    if core is None:
+        return thunk
+    core_ndims = [len(dims) for dims in _parse_gufunc_signature(op.signature)[0]]
+    dtype, check = node.outputs[0].type.dtype, getattr(op, "_check_runtime_broadcast", None)
+
+    def run(*xs):
+        if check is not None:  # batch dimensions of length 1 broadcast only where typed so
+            check(node, xs)
+        batch = np.broadcast_shapes(*(x.shape[:x.ndim - k] for x, k in zip(xs, core_ndims)))
+        xs = [np.broadcast_to(x, batch + x.shape[x.ndim - k:]) for x, k in zip(xs, core_ndims)]
+        shape = xs[-1].shape[len(batch):]
+        out = np.empty(batch + shape[::-1], dtype)
+        out = out.swapaxes(-1, -2) if len(shape) == 2 else out
+        for idx in np.ndindex(*batch):
+            core(*[x[idx] for x in xs], out=out[idx])
+        return out
     return _kernel(node, thunk, run)
 
 
