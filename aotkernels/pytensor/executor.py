@@ -128,13 +128,15 @@ class Plan:
     """A program for one input geometry of one function (see the module docstring)."""
 
     def __init__(self, run_steps, roots, items, inputs, fresh, cells, finish, keep,
-                 layout: Layout):
+                 layout: Layout, fresh_views: list = ()):
         self.run_steps, self.roots, self.items = run_steps, roots, items
         self.layout = layout
         self.roots_p = ctypes.c_void_p(ctypes.addressof(roots))
         self.inputs = inputs  # [(root index, cell)]
         self.seen = [None] * len(inputs)  # the input arrays whose pointers are in ``roots``
         self.fresh = fresh  # [(root index, cell, (shape, dtype, axis order))]
+        # [(cell, root index, byte offset, shape, strides, dtype)]: views of fresh buffers
+        self.fresh_views = list(fresh_views)
         self.cells = cells  # [(cell, value, copy?)]: set at the start of every call
         self.finish = finish  # per node: (kind, node, thunk, materialise)
         self.keep = keep  # what the C tables point into
@@ -227,13 +229,17 @@ class Plan:
             env.update({f"f{k}": cell, f"FS{k}": tuple(shape), f"FD{k}": dtype,
                         f"FP{k}": perm})
             if perm is None:  # C-contiguous and writable: the buffer protocol's pointer
-                lines += [f"    a = empty(FS{k}, FD{k})",
+                lines += [f"    a = b{index} = empty(FS{k}, FD{k})",
                           f"    roots[{index}] = addressof(from_buffer(a)) if a.size "
                           "else pointer(a)"]
             else:
-                lines += [f"    a = empty(FS{k}, FD{k}).transpose(FP{k})",
+                lines += [f"    b{index} = empty(FS{k}, FD{k})",
+                          f"    a = b{index}.transpose(FP{k})",
                           f"    roots[{index}] = pointer(a)"]
             lines.append(f"    f{k}[0] = a")
+        for k, (cell, index, offset, shape, strides, dtype) in enumerate(self.fresh_views):
+            env.update({f"w{k}": cell, f"WS{k}": shape, f"WD{k}": dtype, f"WT{k}": strides})
+            lines.append(f"    w{k}[0] = ndarray(WS{k}, WD{k}, b{index}, {offset}, WT{k})")
         for k, (cell, value, copy) in enumerate(self.cells):
             env.update({f"c{k}": cell, f"cv{k}": value})
             lines.append(f"    c{k}[0] = cv{k}.copy()" if copy else f"    c{k}[0] = cv{k}")
@@ -275,10 +281,14 @@ class Plan:
             if v is not seen[k]:  # held until the next call, so its memory cannot move
                 roots[index] = pointer(v)
                 seen[k] = v
+        made = {}
         for index, cell, (shape, dtype, perm) in self.fresh:
-            a = np.empty(shape, dtype) if perm is None else np.empty(shape, dtype).transpose(perm)
+            made[index] = base = np.empty(shape, dtype)
+            a = base if perm is None else base.transpose(perm)
             cell[0] = a
             roots[index] = pointer(a)
+        for cell, index, offset, shape, strides, dtype in self.fresh_views:
+            cell[0] = np.ndarray(shape, dtype, made[index], offset, strides)
         for cell, value, copy in self.cells:
             cell[0] = value.copy() if copy else value
         for item in self.items:

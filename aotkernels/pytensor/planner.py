@@ -87,7 +87,9 @@ class _Planner:
         self.kinds: list[str] = []  # per node: KERNEL, VIEW, STATIC, PYTHON (VIEW_RUN)
         self.infos: list = []  # per node: (steps, alias) | snapshots | output values | None
         self.needed: set = set()  # variables whose cells Python reads
+        self.view_cells: list = []  # (var, recorded value): views in buffers Python reads
         self.fresh: list = []  # (root index, cell, layout): buffers made anew every call
+        self.fresh_views: list = []  # (cell, root index, offset, shape, strides, dtype)
         self.cells: list = []  # (cell, value, copy?): cells set at the start of every call
 
     def add(self, root: _Root) -> _Root:
@@ -236,6 +238,9 @@ class _Planner:
             if isinstance(call, record.Scratch):
                 written[scratch("temp", call.array)] = 0
                 continue
+            if isinstance(call, record.Workspace):  # the kernel writes it first
+                scratch("temp", call.array)
+                continue
             if isinstance(call, record.Convert):
                 if locate(call.dst) is None:
                     written[scratch("temp", call.dst)] = 0
@@ -300,7 +305,7 @@ class _Planner:
                 self.var_root[out] = self.var_root[alias] if alias is not None else (new[0], 0)
                 self._kind(KERNEL, (steps, alias))
             elif self.view(node, ins, outs):
-                self._kind(VIEW, None)
+                self._kind(VIEW, outs)
             else:
                 for var, value in zip(node.outputs, outs):
                     if isinstance(value, np.ndarray):
@@ -313,7 +318,9 @@ class _Planner:
 
     def find_needed(self) -> None:
         """What Python reads: results, inputs of thunk-run nodes, and (backwards) what the
-        views and inplace kernels among those read from; such views run their thunks."""
+        views and inplace kernels among those read from. A view Python reads is handed to
+        its cell at the start of a call if it lies in a kernel's buffer (its contents are
+        written later, its place is known); any other such view runs its thunk."""
         needed = self.needed
         needed.update(self.vm.fgraph.outputs)
         for node, kind in zip(self.vm.nodes, self.kinds):
@@ -322,6 +329,10 @@ class _Planner:
         for i in reversed(range(len(self.kinds))):
             node, kind, info = self.vm.nodes[i], self.kinds[i], self.infos[i]
             if kind == VIEW and any(out in needed for out in node.outputs):
+                if all(self.var_root[out][0].kind == "buffer" for out in node.outputs):
+                    self.view_cells += [(out, value) for out, value in zip(node.outputs, info)
+                                        if out in needed]
+                    continue
                 self.kinds[i] = VIEW_RUN
                 needed.update(node.inputs)
             elif kind == KERNEL and info[1] is not None and node.outputs[0] in needed:
@@ -345,6 +356,13 @@ class _Planner:
                 self.fresh_ids.add(r.index)
             elif r.var in self.needed:
                 self.cells.append((self.storage[r.var], r.value, False))
+        for var, value in self.view_cells:  # a pinned buffer keeps the recorded memory
+            root, offset = self.var_root[var]
+            if root.index in self.fresh_ids:
+                self.fresh_views.append((self.storage[var], root.index, offset, value.shape,
+                                         value.strides, value.dtype))
+            else:
+                self.cells.append((self.storage[var], value, False))
         return True
 
     def fuse(self) -> None:
@@ -454,7 +472,7 @@ class _Planner:
                         tuple((r.index, r.value) for r in pinned if r.kind != "fixed"),
                         tuple(outputs))
         plan = Plan(run_steps, roots, items, self.inputs, self.fresh, self.cells, finish, keep,
-                    layout)
+                    layout, self.fresh_views)
         if self.runs:
             plan.request_fusion(self.runs)
         return plan
