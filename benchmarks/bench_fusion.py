@@ -12,7 +12,7 @@ kernels, which it loads in the background without compiling) and mode NUMBA. The
 called in interleaved rounds (each round calls every function, in rotating order, a batch
 of about 5 ms); reported: the best round's time per call and the spread (median over
 best), the ratios to NUMBA, the fused runs and the plan's kernel steps before and after,
-the fused plan's C work alone (its steps, no Python) and the rest of a call (the Python
+the fused plan's C work alone (its segments' steps, no Python) and the rest of a call (the Python
 around it: ``trivial-10``, ``x + y``, measures the per-call overhead), and the time of the
 first three calls of each function (the first result is not delayed by fusion: plans are
 made on the second call, fused kernels compile in the background). Every function's
@@ -109,7 +109,8 @@ for _ in range(rounds):
     t = time.perf_counter()
     for _ in range(100):
         for item in plan.items:
-            plan.run_steps(item.n, item.table_p, plan.roots_p, item.status_p)
+            if item.__class__ is Segment:
+                plan.run_steps(item.n, item.table_p, plan.roots_p, item.status_p)
     cs.append((time.perf_counter() - t) / 100)
 info["C µs"] = min(cs) * 1e6
 print(json.dumps(info))
