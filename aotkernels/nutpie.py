@@ -30,7 +30,8 @@ from nutpie.compiled_pyfunc import from_pyfunc
 
 from aotkernels.pytensor import AOT
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
-from aotkernels.pytensor.linker import without_c_backend
+from aotkernels.pytensor.graph_cache import CachedMode
+from aotkernels.pytensor.linker import AOTLinker, without_c_backend
 
 __all__ = ["CompiledPlanModel", "compile_pymc_model"]
 
@@ -69,14 +70,37 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
 
 @contextmanager
 def aot_default():
-    """Mode AOT as the default, and no C VM, for the duration."""
+    """Mode AOT as the default, no C VM, and PyMC's compiles through the graph cache, for
+    the duration."""
     old = pytensor.config.mode
     pytensor.config.mode = AOT
     try:
-        with without_c_backend():
+        with without_c_backend(), pymc_compiles_cached():
             yield
     finally:
         pytensor.config.mode = old
+
+
+@contextmanager
+def pymc_compiles_cached():
+    """``pymc.pytensorf.compile`` (through which PyMC and nutpie compile every function)
+    adds PyMC's rewrites by rebuilding the mode as a plain ``Mode(linker=..., optimizer=
+    query)``, which drops mode AOT's graph cache: rewriting the logp+gradient graph anew in
+    every process is most of the time to the first draw. For the duration, a mode built on
+    aotkernels' linker stays a ``CachedMode`` (the same linker and query)."""
+    import pymc.pytensorf as pf
+
+    plain = pf.Mode
+
+    def mode(linker=None, optimizer="default", **kwargs):
+        cls = CachedMode if isinstance(linker, AOTLinker) else plain
+        return cls(linker=linker, optimizer=optimizer, **kwargs)
+
+    pf.Mode = mode
+    try:
+        yield
+    finally:
+        pf.Mode = plain
 
 
 def compile_model(model, var_names, initial_points, jitter_rvs,
@@ -163,5 +187,5 @@ def python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info, repara
     return from_pyfunc(ndim=n_dim, make_logp_fn=make_logp_fn, make_expand_fn=make_expand_fn,
                        expanded_dtypes=[np.dtype(np.float64)] * len(names),
                        expanded_shapes=shapes, expanded_names=names,
-                       make_initial_point_fn=initial_point_fn, dims=dims, coords=coords,
-                       **extra)
+                       make_initial_point_fn=initial_point_fn, dims=dict(dims), coords=coords,
+                       **extra)  # a copy: nutpie adds the dims it makes up to the dict it gets
