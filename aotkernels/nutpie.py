@@ -31,7 +31,7 @@ from nutpie.compiled_pyfunc import from_pyfunc
 from aotkernels.pytensor import AOT
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
 from aotkernels.pytensor.graph_cache import CachedMode
-from aotkernels.pytensor.linker import AOTLinker, without_c_backend
+from aotkernels.pytensor.linker import without_c_backend
 
 __all__ = ["CompiledPlanModel", "compile_pymc_model"]
 
@@ -83,18 +83,19 @@ def aot_default():
 
 @contextmanager
 def pymc_compiles_cached():
-    """``pymc.pytensorf.compile`` (through which PyMC and nutpie compile every function)
-    adds PyMC's rewrites by rebuilding the mode as a plain ``Mode(linker=..., optimizer=
-    query)``, which drops mode AOT's graph cache: rewriting the logp+gradient graph anew in
-    every process is most of the time to the first draw. For the duration, a mode built on
-    aotkernels' linker stays a ``CachedMode`` (the same linker and query)."""
+    """``pymc.pytensorf.compile`` (through which PyMC and nutpie compile every function:
+    logp+gradient, expand, initial points) adds PyMC's rewrites by rebuilding the mode as a
+    plain ``Mode(linker=..., optimizer=query)``, which drops mode AOT's graph cache, so each
+    process rewrote those graphs anew: most of the time to the first draw. For the duration
+    every such mode is a ``CachedMode`` with the same linker and query (the cache stores
+    what the query's rewrites make, whatever the linker; initial points keep PyMC's
+    FAST_COMPILE)."""
     import pymc.pytensorf as pf
 
     plain = pf.Mode
 
     def mode(linker=None, optimizer="default", **kwargs):
-        cls = CachedMode if isinstance(linker, AOTLinker) else plain
-        return cls(linker=linker, optimizer=optimizer, **kwargs)
+        return CachedMode(linker=linker, optimizer=optimizer, **kwargs)
 
     pf.Mode = mode
     try:
