@@ -24,8 +24,9 @@ def corpus_names(pymc_python) -> list[str]:
     return res.stdout.split()
 
 
-def run(pymc_python, aot_lib, *args) -> list[dict]:
-    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), OPENBLAS_NUM_THREADS="1")
+def run(pymc_python, aot_lib, *args, **env_vars) -> list[dict]:
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), OPENBLAS_NUM_THREADS="1",
+               **env_vars)
     res = subprocess.run([pymc_python, "-m", "tests.corpus.samplers", *args], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=900)
     results = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
@@ -63,6 +64,22 @@ def test_every_python_free_corpus_model_samples_from_c(nutpie_python, aot_lib):
 def test_nutpie_on_c_plans_draws_as_on_python_callbacks(nutpie_python, aot_lib):
     results = run(nutpie_python, aot_lib, "nutpie", *NUTPIE_MODELS)
     assert all(r["ok"] and r["c_plan"] for r in results), results
+
+
+def test_a_second_process_compiles_from_the_graph_cache(nutpie_python, aot_lib, tmp_path):
+    """PyMC's ``compile`` rebuilds mode AOT as a plain ``Mode``; inside
+    ``compile_pymc_model`` its functions (logp+gradient, expand, initial points) still go
+    through the graph cache: a second process hits every entry the first stored and
+    computes the same initial points and values bit for bit."""
+    models = ["radon_varying_slopes", "binomial_hierarchical"]
+    cache = str(tmp_path / "graphs")
+    first = run(nutpie_python, aot_lib, "cache", *models, AOT_GRAPH_CACHE_DIR=cache)
+    second = run(nutpie_python, aot_lib, "cache", *models, AOT_GRAPH_CACHE_DIR=cache)
+    for a, b in zip(first, second):
+        assert a["c_plan"] and b["c_plan"], (a, b)
+        assert a["stats"]["stored"] >= 3 and a["stats"]["hits"] == 0, a["stats"]
+        assert b["stats"]["hits"] >= a["stats"]["stored"] and b["stats"]["misses"] == 0, b
+        assert a["points"] == b["points"] and a["values"] == b["values"]
 
 
 def test_pm_sample_in_mode_aot_agrees_with_mode_c(pymc_python, aot_lib):

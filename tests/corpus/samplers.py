@@ -13,9 +13,10 @@ logp at once (each its own points, in another order) against sequential calls, b
 and the RSS after a second round. ``nutpie``: a short
 nutpie run on the C plans against the same run on nutpie's Python-callback path over the
 same mode-AOT functions, same seed: the draws must be identical (same numbers in, same
-numbers out). ``pm``: ``pm.sample`` with ``compile_kwargs={"mode": ...}`` in modes AOT and
-C, same seed; each variable's posterior mean must agree within 5 Monte-Carlo standard
-errors. One JSON line per model and check.
+numbers out). ``cache``: ``compile_pymc_model``'s graph cache counters and the values it
+computes (run it twice on one ``AOT_GRAPH_CACHE_DIR``). ``pm``: ``pm.sample`` with
+``compile_kwargs={"mode": ...}`` in modes AOT and C, same seed; each variable's posterior
+mean must agree within 5 Monte-Carlo standard errors. One JSON line per model and check.
 """
 
 from __future__ import annotations
@@ -224,7 +225,27 @@ def check_pm(name: str, draws: int = 300) -> dict:
             "seconds": seconds}
 
 
-CHECKS = {"plan": check_plan, "nutpie": check_nutpie, "pm": check_pm}
+def check_cache(name: str) -> dict:
+    """``compile_pymc_model`` and what it computes, with the graph cache's counters: run
+    twice on one cache directory, the second process must hit where the first stored, and
+    give the same initial points, logp, gradient and expand values bit for bit."""
+    from aotkernels.pytensor import graph_cache
+
+    t = time.perf_counter()
+    compiled, fallback = compile_quietly(MODELS[name]())
+    seconds = time.perf_counter() - t
+    xs = [compiled.initial_point_func(seed) for seed in range(3)]
+    values = []
+    for x in xs:
+        lp, g = compiled.logp_func(x.copy())
+        (e,) = compiled.expand_func(x.copy())
+        values.append([float(lp), *map(float, g), *map(float, np.ravel(e))])
+    return {"name": name, "check": "cache", "ok": True, "c_plan": fallback is None,
+            "stats": dict(graph_cache.stats), "seconds": round(seconds, 3),
+            "points": [x.tolist() for x in xs], "values": values}
+
+
+CHECKS = {"plan": check_plan, "nutpie": check_nutpie, "pm": check_pm, "cache": check_cache}
 
 
 def main(argv=None) -> int:
