@@ -10,14 +10,15 @@ stores what came out. Everything after (deep copies of outputs, the linker, thun
 is PyTensor's and aotkernels' normal path, so a hit behaves as a fresh compile does.
 
 The key (``graph_key``) is a canonical walk of the graph: each node's Op by its class and
-props (nested Ops, types, functions by module and name, arrays by dtype, shape and bytes),
-each input by position, type, name, whether it is shared (never its value) and whether
-it is protected from inplace rewrites; constants by type and bytes; outputs in order and
-the update mapping; then the mode's rewrite query, the rewrites other packages registered
-in its database, the config flags rewrites read, and the PyTensor, NumPy, Python, aotkernels and ABI
-versions. A graph with anything that cannot be named that way (an Op without props, a
-lambda, a random generator constant) is compiled normally and not cached: no key is
-better than a key that two different graphs could share.
+props (nested Ops, types, functions by module and name, arrays by dtype, shape and bytes;
+an ``OpFromGraph`` by its inner graph), each input by position, type, name, whether it is
+shared (never its value) and whether it is protected from inplace rewrites; constants by
+type and bytes; outputs in order and the update mapping; then the mode's rewrite query,
+the rewrites other packages registered in its database, the config flags rewrites read,
+and the PyTensor, NumPy, Python, aotkernels and ABI versions. A graph with anything that
+cannot be named that way (an Op without props, a lambda, a random generator constant) is
+compiled normally and not cached: no key is better than a key that two different graphs
+could share.
 
 An entry is the pickled rewritten graph (inputs replaced by bare variables of their types,
 so no shared value is stored) followed by the JIT cache's trailer (magic, size, SHA-256 of
