@@ -3,6 +3,7 @@
     build/pymc-venv/bin/python -m tests.corpus.samplers plan MODEL ...
     build/pymc-venv/bin/python -m tests.corpus.samplers nutpie MODEL ...
     build/pymc-venv/bin/python -m tests.corpus.samplers pm MODEL ...
+    build/pymc-venv/bin/python -m tests.corpus.samplers cache|million MODEL ...
 
 ``plan``: ``aotkernels.nutpie.compile_pymc_model``; a model whose mode-AOT logp+gradient
 plan (``pm.sample``'s function) has no Python item must sample from C (else the fallback is
@@ -14,7 +15,8 @@ and the RSS after a second round. ``nutpie``: a short
 nutpie run on the C plans against the same run on nutpie's Python-callback path over the
 same mode-AOT functions, same seed: the draws must be identical (same numbers in, same
 numbers out). ``cache``: ``compile_pymc_model``'s graph cache counters and the values it
-computes (run it twice on one ``AOT_GRAPH_CACHE_DIR``). ``pm``: ``pm.sample`` with
+computes (run it twice on one ``AOT_GRAPH_CACHE_DIR``). ``million``: 4 threads x 250,000
+calls of one logp plan against sequential calls, RSS at each quarter. ``pm``: ``pm.sample`` with
 ``compile_kwargs={"mode": ...}`` in modes AOT and C, same seed; each variable's posterior
 mean must agree within 5 Monte-Carlo standard errors. One JSON line per model and check.
 """
@@ -245,7 +247,46 @@ def check_cache(name: str) -> dict:
             "points": [x.tolist() for x in xs], "values": values}
 
 
-CHECKS = {"plan": check_plan, "nutpie": check_nutpie, "pm": check_pm, "cache": check_cache}
+def check_million(name: str, per_thread: int = 250_000) -> dict:
+    """4 threads x ``per_thread`` calls of one exported logp plan (nutpie's 4 chains for
+    10^6 gradients): every result equal to the sequential one, RSS at each quarter."""
+    compiled, fallback = compile_quietly(MODELS[name]())
+    if fallback is not None:
+        return {"name": name, "check": "million", "ok": False, "why": fallback}
+    fn = LOGP(compiled.compiled_logp_func.address)
+    ud, n = compiled.user_data.ctypes.data, compiled.n_dim
+    xs = [np.ascontiguousarray(x) for x in points_of(compiled)]
+    sequential = []
+    for x in xs:
+        g, lp = np.empty(n), np.empty(1)
+        sequential.append((fn(n, x.ctypes.data, g.ctypes.data, lp.ctypes.data, ud), lp[0], g))
+    bad, rss = [], [rss_mib()]
+
+    def worker(t):
+        g, lp = np.empty(n), np.empty(1)
+        for i in range(per_thread):
+            k = (i * (t + 1) + t) % len(xs)
+            rc = fn(n, xs[k].ctypes.data, g.ctypes.data, lp.ctypes.data, ud)
+            want = sequential[k]
+            if rc != want[0] or lp[0] != want[1] or not np.array_equal(g, want[2]):
+                bad.append((t, i))
+                return
+            if t == 0 and (i + 1) % (per_thread // 4 or 1) == 0:
+                rss.append(rss_mib())
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"name": name, "check": "million", "ok": not bad, "calls": THREADS * per_thread,
+            "seconds": round(time.perf_counter() - t0, 1), "mismatches": bad[:3],
+            "rss_mib": [round(r, 1) for r in rss]}
+
+
+CHECKS = {"plan": check_plan, "nutpie": check_nutpie, "pm": check_pm, "cache": check_cache,
+          "million": check_million}
 
 
 def main(argv=None) -> int:
