@@ -68,17 +68,22 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
                              default_initialization_strategy)
 
 
+#: ``aot_default`` changes process-wide settings: one compile at a time
+_DEFAULTS_LOCK = threading.RLock()
+
+
 @contextmanager
 def aot_default():
     """Mode AOT as the default, no C VM, and PyMC's compiles through the graph cache, for
-    the duration."""
-    old = pytensor.config.mode
-    pytensor.config.mode = AOT
-    try:
-        with without_c_backend(), pymc_compiles_cached():
-            yield
-    finally:
-        pytensor.config.mode = old
+    the duration (one thread at a time: each saves and restores what the others change)."""
+    with _DEFAULTS_LOCK:
+        old = pytensor.config.mode
+        pytensor.config.mode = AOT
+        try:
+            with without_c_backend(), pymc_compiles_cached():
+                yield
+        finally:
+            pytensor.config.mode = old
 
 
 @contextmanager
