@@ -17,6 +17,7 @@ else the JIT cache's or a compile in one background child process
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 from typing import NamedTuple
 
@@ -28,6 +29,11 @@ from aotkernels.layout import broadcast_strides, collapse
 
 #: fewest steps worth a fused kernel
 MIN_STEPS = 2
+#: most operands of a fused kernel over ``LARGE`` elements or more: LLVM vectorises a loop
+#: over arrays that may alias only while its runtime overlap checks stay few, and on large
+#: arrays a scalar loop loses more than fusion saves (measured: marginal_gp's 40x40
+#: matrices, benchmarks/RESULTS.md); small runs take as many as the executor allows
+MAX_LARGE_OPERANDS, LARGE = 8, 1024
 
 
 class Step(NamedTuple):
@@ -121,6 +127,8 @@ class _Builder:
                 loc != write for loc in new_inputs if loc[0] == root):
             return False
         outs = {r for r in self.written} | {root}
+        if math.prod(self.shape) >= LARGE:
+            max_operands = min(max_operands, MAX_LARGE_OPERANDS)
         if len(self.inputs) + len(new_inputs) + len(outs) > max_operands:
             return False
         self.inputs += new_inputs
