@@ -38,6 +38,7 @@ from aotkernels import special, trust
 from aotkernels.library import KERNEL_FN
 from aotkernels.process import ForkSafeLock, atomic_write
 from aotkernels.signature import ABI_VERSION, Signature
+from aotkernels.targets import TARGETS, jit_target
 
 #: Counters for this process (tests and ``info`` read them).
 stats = {"compiled": 0, "loaded": 0}
@@ -73,13 +74,26 @@ def cache_root() -> Path:
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "aotkernels"
 
 
+def target() -> str | None:
+    """The target whose choice of libm or vector bodies JIT kernels make: that of the
+    library this process loaded (``targets.jit_target``)."""
+    from aotkernels.library import default_library
+
+    lib = default_library()
+    return jit_target(lib.target if lib is not None else None)
+
+
 def cache_dir() -> Path:
-    """Per-user cache, one folder per ABI, entry format and host CPU (objects are tuned
-    for it); entries of the first, unverified format live in another folder."""
+    """Per-user cache, one folder per ABI, entry format, host CPU (objects are tuned for
+    it) and the ops calling libm (``target``); entries of the first, unverified format live
+    in another folder."""
     root = cache_root()
     import llvmlite.binding as llvm
 
-    cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|{_MAGIC}"
+    t = target()
+    libm = ",".join(TARGETS[t].libm_ops) if t in TARGETS else ""
+    cpu = (f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|{_MAGIC}"
+           + (f"|libm:{libm}" if libm else ""))
     return root / f"abi{ABI_VERSION}-{hashlib.sha256(cpu.encode()).hexdigest()[:12]}"
 
 
@@ -246,6 +260,8 @@ def _compile_object(sig: Signature, dir_fd: int, path: Path, symbol: str) -> byt
 
             origin = FAMILIES[sig.family].origin  # a user catalog: the child imports it
             catalog = ["=".join(origin)] if origin else []
+            t = target()
+            catalog += [f"--target={t}"] if t else []
             res = subprocess.run([sys.executable, "-m", "aotkernels.generator.host", sig.key,
                                   str(raw), *catalog], capture_output=True, text=True,
                                  timeout=COMPILE_TIMEOUT)

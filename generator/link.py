@@ -5,8 +5,10 @@ Steps (measured in the feasibility report, section 1):
    other definition internal *before* linking. Kernels compiled in different processes can
    share a mangled name; internal symbols are renamed on clash instead of silently merged.
 2. ``tree_link``: pairwise linking (sequential linking is quadratic in the kernel count).
-3. ``optimise``: O3 for the target machine, so vector width follows the target.
-4. ``emit_object``: a PIC object, which CMake links with the C shim into the library.
+3. ``define_libm_ops``: the target's choice of libm or vector bodies (``Target.libm_ops``)
+   becomes a constant, so O3 keeps one body per op.
+4. ``optimise``: O3 for the target machine, so vector width follows the target.
+5. ``emit_object``: a PIC object, which CMake links with the C shim into the library.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from collections.abc import Sequence
 
 import llvmlite.binding as llvm
 
+from aotkernels.kernels.scalar_ops import LIBM_SYMBOL, libm_mask
 from aotkernels.targets import Target
 
 _ENTRY = """
@@ -103,6 +106,20 @@ def tree_link(mods: Sequence[llvm.ModuleRef]) -> llvm.ModuleRef:
     return level[0]
 
 
+def define_libm_ops(mod: llvm.ModuleRef, libm_ops: tuple[str, ...]) -> None:
+    """Define ``LIBM_SYMBOL`` (which vector-math ops call libm) as an internal constant,
+    if any kernel in ``mod`` reads it: a target's ``libm_ops``. The JIT passes those of
+    the library its process loaded, so both make the same choice."""
+    try:
+        mod.get_global_variable(LIBM_SYMBOL)
+    except NameError:
+        return
+    head = f'target triple = "{mod.triple}"\ntarget datalayout = "{mod.data_layout}"\n'
+    mod.link_in(llvm.parse_assembly(
+        f"{head}@{LIBM_SYMBOL} = constant i64 {libm_mask(libm_ops)}\n"))
+    mod.get_global_variable(LIBM_SYMBOL).linkage = llvm.Linkage.internal
+
+
 def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
     """Retarget and run O3 with loop and SLP vectorisation, then drop dead code."""
     mod.triple = tm.triple
@@ -126,5 +143,6 @@ def link_object(kernels, target: Target) -> bytes:
     """
     tm = target_machine(target)
     mod = tree_link([kernel_module(k.ir, k.inner, k.symbol) for k in kernels])
+    define_libm_ops(mod, target.libm_ops)
     optimise(mod, tm)
     return tm.emit_object(mod)

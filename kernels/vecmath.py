@@ -11,18 +11,26 @@ double conversion instructions exist only from AVX-512DQ on.
 
 No fused multiply-add is used (numba emits none without fastmath), so every target, AOT or
 JIT, computes the same bits. Everything is float64; float32 ops call the same functions
-(the kernel's store rounds the result once). Measured errors are in README ("Vector math")
-and ``tests/vecmath_cases.py``; ``tests/test_vecmath.py`` checks them. This module imports
-numba: ``scalar_ops`` names its bodies here by ``VecBody`` and resolves them only when a
-kernel is built.
+(the kernel's store rounds the result once). A target may keep libm for some ops
+(``Target.libm_ops``: baseline SSE2, where glibc's scalar code is faster than two lanes of
+polynomial): ``body`` gives both, and the linker keeps one per target. Measured errors
+are in README ("Vector math") and ``tests/vecmath_cases.py``; ``tests/test_vecmath.py``
+checks them. This module imports numba: ``scalar_ops`` names its bodies here by
+``VecBody`` and resolves them only when a kernel is built.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+from collections.abc import Callable
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.extending import intrinsic
+
+from aotkernels.kernels.scalar_ops import LIBM_SYMBOL, VEC_OPS
 
 #: compiled once per worker and dtype (inline="always" recompiled them into every kernel:
 #: 3-8x slower builds); LLVM inlines them into the kernel loop at link time
@@ -204,3 +212,84 @@ def tanh(x):
     e = expm1(2.0 * xc)
     return e / (e + 2.0)
 
+
+
+# -- libm or vector body, chosen per target ---------------------------------------------------
+
+#: what numba's own JIT sees for ``LIBM_SYMBOL`` (vector bodies everywhere); shipped and
+#: JIT-compiled kernels get the target's constant from ``generator.link`` instead
+_jit_mask = ctypes.c_int64(0)
+
+
+def link_symbol() -> None:
+    """Resolve ``LIBM_SYMBOL`` in llvmlite's JIT, where numba finalises every kernel."""
+    import llvmlite.binding as llvm
+
+    llvm.add_symbol(LIBM_SYMBOL, ctypes.addressof(_jit_mask))
+
+
+link_symbol()
+
+
+@intrinsic
+def use_libm(typingctx, bit_t):
+    """Bit ``bit`` of the external ``int64 aotk_libm_ops``: a load that O3 folds once the
+    linker has made the global a constant."""
+
+    def codegen(context, builder, sig, args):
+        i64 = ir.IntType(64)
+        try:
+            gv = builder.module.get_global(LIBM_SYMBOL)
+        except KeyError:
+            gv = ir.GlobalVariable(builder.module, i64, LIBM_SYMBOL)
+            gv.linkage = "external"
+        bit = context.cast(builder, args[0], sig.args[0], types.int64)
+        masked = builder.and_(builder.load(gv), builder.shl(ir.Constant(i64, 1), bit))
+        return builder.icmp_unsigned("!=", masked, ir.Constant(i64, 0))
+
+    return types.boolean(bit_t), codegen
+
+
+def _libm_softplus(x):  # PyTensor's piecewise form, the body before this module
+    if x < -37.0:
+        return math.exp(x)
+    if x < 18.0:
+        return math.log1p(math.exp(x))
+    if x < 33.3:
+        return x + math.exp(-x)
+    return x
+
+
+#: the libm bodies the kernels had before this module (float32 operands call the float
+#: libm functions, as then)
+LIBM = {
+    "exp": lambda x: math.exp(x), "expm1": lambda x: math.expm1(x),
+    "log": lambda x: math.log(x), "log1p": lambda x: math.log1p(x),
+    "sigmoid": lambda x: 1.0 / (1.0 + math.exp(-x)), "softplus": _libm_softplus,
+    "tanh": lambda x: math.tanh(x), "erf": lambda x: math.erf(x),
+    "erfc": lambda x: math.erfc(x),
+}
+
+
+def body(name: str) -> Callable:
+    """The scalar body of op ``name`` (plain Python, as every ``ScalarOp`` body): libm's on
+    targets that list it in ``libm_ops``, the vector one elsewhere."""
+    vec, libm, bit = globals()[name], inline(LIBM[name]), VEC_OPS.index(name)
+
+    def f(x):
+        if use_libm(bit):
+            return libm(x)
+        return vec(x)
+
+    return f
+
+
+def vector_path(name: str) -> Callable:
+    """``() -> bool``, numba-callable: op ``name`` runs its vector body on this target (the
+    elemwise template then blocks strided rows into contiguous ones)."""
+    bit = VEC_OPS.index(name)
+
+    def f():
+        return not use_libm(bit)
+
+    return inline(f)
