@@ -33,7 +33,7 @@ class Target:
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("x86_64", "x86_64", "x86_64-unknown-linux-gnu", "x86-64", level=1,
-           libm_ops=("exp", "log", "sigmoid")),
+           libm_ops=("exp", "log", "sigmoid", "erf", "erfc")),
     Target("x86_64_v3", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v3", level=3),
     Target("x86_64_v4", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v4", "-prefer-256-bit",
            level=4),

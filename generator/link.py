@@ -13,6 +13,7 @@ Steps (measured in the feasibility report, section 1):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import llvmlite.binding as llvm
@@ -82,9 +83,19 @@ def _internalise(mod: llvm.ModuleRef, keep: set[str]) -> None:
             g.linkage = llvm.Linkage.internal
 
 
+#: definitions of ``kernels/vecmath.py``'s functions (numba's mangled names), up to the
+#: end of their parameter list, then the rest of the line
+_ALWAYSINLINE = re.compile(r'^(define [^\n]*@"?_ZN10aotkernels7kernels7vecmath[^\n]*\))'
+                           r'([^\n)]*\{)$', re.M)
+
+
 def kernel_module(ir: str, inner: str, export: str) -> llvm.ModuleRef:
+    """The kernel's module with its C entry point; vector-math functions are marked
+    ``alwaysinline``: an nd kernel calls its body from several loops, and the inliner's
+    size threshold would leave large bodies (erf, erfc) as calls that no loop widens."""
     _init()
-    mod = llvm.parse_assembly(ir)
+    # on the text: llvmlite's add_function_attribute puts it on the return value
+    mod = llvm.parse_assembly(_ALWAYSINLINE.sub(r"\1 alwaysinline\2", ir))
     entry = f'target triple = "{mod.triple}"\ntarget datalayout = "{mod.data_layout}"\n'
     mod.link_in(llvm.parse_assembly(entry + _ENTRY.format(inner=inner, export=export)))
     _internalise(mod, {export})

@@ -105,6 +105,19 @@ def stack_block(dtype: types.Type, size: int):
     return _block
 
 
+@intrinsic
+def keep_scalar(typingctx):
+    """An empty ``asm sideeffect``: the loop holding it stays scalar. For the strided copies
+    in and out of stack blocks: widened, they become gathers and scatters, which cost more
+    than the scalar loads and stores (AVX-512 scatters on AMD doubled a strided exp)."""
+
+    def codegen(context, builder, sig, args):
+        builder.asm(ir.FunctionType(ir.VoidType(), []), "", "", [], side_effect=True)
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 def make_cfunc(body, operands, name: str):
     """Compile ``body(*arrays) -> int`` as a kernel entry point named ``name``.
 

@@ -21,7 +21,7 @@ import numba
 import numpy as np
 from numba import njit
 
-from aotkernels.kernels.abi import assume_c, stack_block
+from aotkernels.kernels.abi import assume_c, keep_scalar, stack_block
 from aotkernels.kernels.scalar_ops import SCALAR_OPS, cast_body
 from aotkernels.signature import Signature
 
@@ -114,10 +114,12 @@ def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int],
         blocks = [*(f"t{i} = block{i}()" for i in range(nin)), "to = blocko()"]
         steps = ["for j0 in range(0, n, BLOCK):", "    m = min(BLOCK, n - j0)"]
         for i in range(nin):
-            steps += ["    for j in range(m):", f"        t{i}[j] = a{i}[{', '.join(at)}]"]
+            steps += ["    for j in range(m):", "        keep_scalar()",
+                      f"        t{i}[j] = a{i}[{', '.join(at)}]"]
         compute = _scalar_expr(converters, [f"t{i}[j]" for i in range(nin)])
         steps += ["    for j in range(m):", f"        to[j] = {compute}",
-                  "    for j in range(m):", f"        out[{', '.join(at)}] = to[j]"]
+                  "    for j in range(m):", "        keep_scalar()",
+                  f"        out[{', '.join(at)}] = to[j]"]
         src.append("        if vector_path():")
         src += ["            " + b for b in blocks]
         src += nest(steps, 3)
@@ -150,7 +152,8 @@ def build(sig: Signature, name: str):
             env.update({f"block{i}": stack_block(numba.from_dtype(np.dtype(d)), BLOCK)
                         for i, d in enumerate(sig.in_dtypes)})
             env.update(blocko=stack_block(numba.from_dtype(np.dtype(sig.out_dtype)), BLOCK),
-                       vector_path=vector_path(vec.name), BLOCK=BLOCK)
+                       vector_path=vector_path(vec.name), BLOCK=BLOCK,
+                       keep_scalar=keep_scalar)
     env.update({f"c{i}": c for i, c in enumerate(converters) if c is not None})
     src[0] = src[0].replace("def kernel", f"def {name}")
     exec(compile("\n".join(src), f"<aotkernels {sig.key}>", "exec"), env)

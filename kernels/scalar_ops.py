@@ -372,8 +372,8 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("arcsinh", 1, _float, lambda x: math.asinh(x)),
     _op("arctanh", 1, _float, lambda x: math.atanh(x)),
     # special functions
-    _op("erf", 1, _float, lambda x: math.erf(x)),
-    _op("erfc", 1, _float, lambda x: math.erfc(x)),
+    _op("erf", 1, _float, VecBody("erf")),
+    _op("erfc", 1, _float, VecBody("erfc")),
     _op("gamma", 1, _float, lambda x: math.gamma(x)),
     _op("gammaln", 1, _float, lambda x: math.lgamma(x)),
     _op("tri_gamma", 1, _float, _tri_gamma),

@@ -214,6 +214,108 @@ def tanh(x):
 
 
 
+# erf, erfc: fdlibm's s_erf.c (rational approximations on |x| < 0.84375, [0.84375, 1.25),
+# [1.25, 1/0.35), [1/0.35, 28); error < 1 ulp there), every piece computed and selected;
+# the two tail pieces share one evaluation with their coefficients selected
+ERX = 8.45062911510467529297e-01
+PP = (1.28379167095512558561e-01, -3.25042107247001499370e-01, -2.84817495755985104766e-02,
+      -5.77027029648944159157e-03, -2.37630166566501626084e-05)
+QQ = (3.97917223959155352819e-01, 6.50222499887672944485e-02, 5.08130628187576562776e-03,
+      1.32494738004321644526e-04, -3.96022827877536812320e-06)
+PA = (-2.36211856075265944077e-03, 4.14856118683748331666e-01, -3.72207876035701323847e-01,
+      3.18346619901161753674e-01, -1.10894694282396677476e-01, 3.54783043256182359371e-02,
+      -2.16637559486879084300e-03)
+QA = (1.06420880400844228286e-01, 5.40397917702171048937e-01, 7.18286544141962662868e-02,
+      1.26171219808761642112e-01, 1.36370839120290507362e-02, 1.19844998467991074170e-02)
+RA = (-9.86494403484714822705e-03, -6.93858572707181764372e-01, -1.05586262253232909814e+01,
+      -6.23753324503260060396e+01, -1.62396669462573470355e+02, -1.84605092906711035994e+02,
+      -8.12874355063065934246e+01, -9.81432934416914548592e+00)
+SA = (1.96512716674392571292e+01, 1.37657754143519042600e+02, 4.34565877475229228821e+02,
+      6.45387271733267880336e+02, 4.29008140027567833386e+02, 1.08635005541779435134e+02,
+      6.57024977031928170135e+00, -6.04244152148580987438e-02)
+RB = (-9.86494292470009928597e-03, -7.99283237680523006574e-01, -1.77579549177547519889e+01,
+      -1.60636384855821916062e+02, -6.37566443368389627722e+02, -1.02509513161107724954e+03,
+      -4.83519191608651397019e+02, 0.0)
+SB = (3.03380607434824582924e+01, 3.25792512996573918826e+02, 1.53672958608443695994e+03,
+      3.19985821950859553908e+03, 2.55305040643316442583e+03, 4.74528541206955367215e+02,
+      -2.24409524465858183362e+01, 0.0)
+HIGH_WORD = -4294967296  # int64 mask keeping the upper 32 bits
+
+
+@inline
+def erf_small(x):
+    """(pp/qq)(x*x): erf(x) = x + x * it on |x| < 0.84375."""
+    z = x * x
+    r = PP[0] + z * (PP[1] + z * (PP[2] + z * (PP[3] + z * PP[4])))
+    s = 1.0 + z * (QQ[0] + z * (QQ[1] + z * (QQ[2] + z * (QQ[3] + z * QQ[4]))))
+    return r / s
+
+
+@inline
+def erf_mid(ax):
+    """erf(ax) - ERX on [0.84375, 1.25)."""
+    s = ax - 1.0
+    p = PA[0] + s * (PA[1] + s * (PA[2] + s * (PA[3] + s * (PA[4] + s * (PA[5] + s * PA[6])))))
+    q = 1.0 + s * (QA[0] + s * (QA[1] + s * (QA[2] + s * (QA[3] + s * (QA[4] + s * QA[5])))))
+    return p / q
+
+
+@inline
+def erfc_tail(ax):
+    """erfc(ax) for ax in [1.25, 28] (clamped by the callers)."""
+    s = 1.0 / (ax * ax)
+    a = ax < 2.857142857142857  # 1/0.35
+    r = (RA[7] if a else RB[7])
+    r = (RA[6] if a else RB[6]) + s * r
+    r = (RA[5] if a else RB[5]) + s * r
+    r = (RA[4] if a else RB[4]) + s * r
+    r = (RA[3] if a else RB[3]) + s * r
+    r = (RA[2] if a else RB[2]) + s * r
+    r = (RA[1] if a else RB[1]) + s * r
+    r = (RA[0] if a else RB[0]) + s * r
+    q = (SA[7] if a else SB[7])
+    q = (SA[6] if a else SB[6]) + s * q
+    q = (SA[5] if a else SB[5]) + s * q
+    q = (SA[4] if a else SB[4]) + s * q
+    q = (SA[3] if a else SB[3]) + s * q
+    q = (SA[2] if a else SB[2]) + s * q
+    q = (SA[1] if a else SB[1]) + s * q
+    q = (SA[0] if a else SB[0]) + s * q
+    q = 1.0 + s * q
+    z = from_bits(as_bits(ax) & HIGH_WORD)  # z*z and -z*z - 0.5625 are exact
+    return exp(-z * z - 0.5625) * exp((z - ax) * (z + ax) + r / q) / ax
+
+
+@inline
+def erf(x):
+    x = np.float64(x)
+    ax = abs(x)
+    small = x + x * erf_small(x)  # keeps -0.0
+    at = 1.25 if ax < 1.25 else ax
+    at = 6.0 if at > 6.0 else at  # erf rounds to +-1 from 6 on
+    big = ERX + erf_mid(ax) if ax < 1.25 else 1.0 - erfc_tail(at)
+    big = -big if x < 0.0 else big
+    res = small if ax < 0.84375 else big
+    return x if x != x else res
+
+
+@inline
+def erfc(x):
+    x = np.float64(x)
+    ax = abs(x)
+    xy = x * erf_small(x)
+    small = 1.0 - (x + xy) if x < 0.25 else 0.5 - (xy + (x - 0.5))
+    m = erf_mid(ax)
+    mid = (1.0 - ERX) - m if x >= 0.0 else 1.0 + (ERX + m)
+    at = 1.25 if ax < 1.25 else ax
+    at = 28.0 if at > 28.0 else at  # erfc(28) underflows to 0
+    t = erfc_tail(at)
+    tail = t if x > 0.0 else 2.0 - t
+    big = mid if ax < 1.25 else tail
+    res = small if ax < 0.84375 else big
+    return x if x != x else res
+
+
 # -- libm or vector body, chosen per target ---------------------------------------------------
 
 #: what numba's own JIT sees for ``LIBM_SYMBOL`` (vector bodies everywhere); shipped and

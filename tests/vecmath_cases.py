@@ -19,12 +19,35 @@ import numpy as np
 LD = np.longdouble
 LN2 = np.log(2.0)
 
+
+def _mpmath(name: str):
+    """A reference through mpmath (NumPy has no erf): 80-bit working precision, the result
+    parsed into long double from 25 digits."""
+
+    def ref(x: np.ndarray) -> np.ndarray:
+        import mpmath
+
+        fn = getattr(mpmath, name)
+        # erf is +-1 and erfc 0 or 2 (to long double) beyond +-30, where mpmath struggles
+        xs = np.clip(x.astype(np.float64), -30.0, 30.0)
+        with mpmath.workprec(80):
+            out = [np.nan if v != v else LD(mpmath.nstr(fn(mpmath.mpf(float(v))), 25))
+                   for v in xs]
+        return np.array(out, dtype=LD)
+
+    return ref
+
+
 #: op -> reference on longdouble arrays
 REFERENCE = {
     "exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "tanh": np.tanh,
     "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
     "softplus": lambda x: np.logaddexp(np.zeros((), x.dtype), x),
+    "erf": _mpmath("erf"), "erfc": _mpmath("erfc"),
 }
+#: where erf/erfc switch approximations, saturate or underflow
+ERF_EDGES = [0.84375, 1.25, 2.857142857142857, 6.0, 5.9215871, 26.5, 26.55, 27.2, 28.0,
+             0.25, 2.0**-28, 2.0**-56]
 OPS = tuple(REFERENCE)
 
 #: values every op must get exactly right (sign of zero, inf, nan, thresholds)
@@ -60,6 +83,11 @@ def samples(op: str, n: int, seed: int = 0) -> np.ndarray:
     dense = rng.uniform(-50, 50, q)
     rest = n - 6 * q
     body = rng.uniform(-750, 750, rest)
+    if op in ("erf", "erfc"):  # the approximations' own edges; the body where they vary
+        edges = np.array(ERF_EDGES)
+        thresholds = _near(np.concatenate([edges, -edges]), q, rng, 64)
+        dense = rng.uniform(-6, 6, q)
+        body = rng.uniform(-30, 30, rest)
     x = np.concatenate([wide, small, half_ln2, binades, thresholds, dense, body])
     if op in ("log", "log1p"):  # mostly in the domain
         x = np.where(rng.random(n) < 0.9, np.abs(x), x)
