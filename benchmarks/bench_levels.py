@@ -1,6 +1,7 @@
 """The same kernels at each x86-64 level this machine runs: what v3 and v4 gain over baseline.
 
-    python benchmarks/bench_levels.py [--lib build/levels-lib] [--no-build] [--rounds 3] [--ops exp,log]
+    python benchmarks/bench_levels.py [--lib build/levels-lib] [--no-build] [--rounds 3]
+                                       [--ops exp,log,...]
 
 Builds one library with ``--targets x86_64,x86_64_v3,x86_64_v4`` for just the benchmarked
 ops (into ``build/levels-lib``; the IR cache makes a rebuild a relink), then times every

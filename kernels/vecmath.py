@@ -102,11 +102,17 @@ def ldexp(p, kf):
 
 @inline
 def expm1_poly(r):
-    """expm1(r) for |r| <= ln2/2 + tiny, within 0.5 ulp of the rounding of its last add."""
-    q = E10 + r * (E11 + r * (E12 + r * E13))
-    q = E6 + r * (E7 + r * (E8 + r * (E9 + r * q)))
-    q = E2 + r * (E3 + r * (E4 + r * (E5 + r * q)))
-    return r + (r * r) * q
+    """expm1(r) for |r| <= ln2/2 + tiny, within 0.5 ulp of the rounding of its last add.
+
+    Estrin's scheme: a dependency chain of 4 multiply-adds instead of Horner's 11, so a
+    vector loop is bound by throughput, not latency (exp took 0.6x numba, not 0.5x)."""
+    r2 = r * r
+    r4 = r2 * r2
+    q01 = (E2 + E3 * r) + (E4 + E5 * r) * r2
+    q23 = (E6 + E7 * r) + (E8 + E9 * r) * r2
+    q45 = (E10 + E11 * r) + (E12 + E13 * r) * r2
+    q = (q01 + q23 * r4) + q45 * (r4 * r4)
+    return r + r2 * q
 
 
 @inline
