@@ -33,9 +33,10 @@ F64_ULPS = {"exp": 1.5, "expm1": 2.5, "log": 1.0, "log1p": 2.5, "sigmoid": 3.0,
             "softplus": 3.0, "tanh": 3.0, "erf": 1.5, "erfc": 3.5}
 #: float32 results are the float64 ones rounded once: at most half an ulp plus a hair
 F32_ULPS = 0.501
-#: the libm bodies (glibc), where a target keeps them: float64, float32
-LIBM_ULPS = {"exp": (1.0, 0.501), "log": (1.0, 0.501), "sigmoid": (3.0, 1.0),
-             "erf": (1.5, 0.501), "erfc": (4.0, 0.501)}
+#: the libm bodies (glibc's exp, log, erf, erfc and their float32 versions), where a
+#: target keeps them: float64, float32 (measured on 2e5 samples, plus a margin)
+LIBM_ULPS = {"exp": (1.0, 0.502), "log": (1.0, 0.8), "sigmoid": (3.0, 1.5),
+             "erf": (1.5, 1.0), "erfc": (4.0, 3.0)}
 
 
 def bound(op: str, dtype: str, target: str) -> float:

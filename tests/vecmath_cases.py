@@ -38,7 +38,7 @@ def _mpmath(name: str):
             m = fn(libmp.from_float(v), 80)
             hi = libmp.to_float(m)
             out[i] = LD(hi) + LD(libmp.to_float(libmp.mpf_sub(m, libmp.from_float(hi), 80)))
-        return out
+        return np.copysign(out, xs) if name == "erf" else out  # mpmath has no -0.0
 
     return ref
 
