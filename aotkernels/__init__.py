@@ -10,6 +10,7 @@ The runtime needs only numpy and ctypes::
     ak.softmax(x, axis=1); ak.argmax(x, axis=0); ak.cumsum(x, axis=1)
     ak.dot(a, b)                        # BLAS through the library's trampolines
     ak.cholesky(a); ak.solve_triangular(L, b, lower=True)   # LAPACK (SciPy's) likewise
+    ak.solve(a, b, assume_a="pos"); ak.cho_solve((L, True), b)
     ak.join(0, x, y); ak.alloc(0.0, (3, 4))
 
 A signature missing from the library is JIT-compiled once from the same template and
@@ -31,7 +32,7 @@ from aotkernels.families.axis import (
 from aotkernels.families.blas import dot, gemm, gemv, matmul
 from aotkernels.families.elemwise import cast, elemwise, resolve
 from aotkernels.families.index import inc, inc_points, put, put_points, take, take_points
-from aotkernels.families.lapack import cholesky, solve_triangular
+from aotkernels.families.lapack import cho_solve, cholesky, solve, solve_triangular
 from aotkernels.families.reduce import reduce, resolve_reduce
 from aotkernels.jit import KernelNotAvailable
 from aotkernels.library import Library, LibraryError, default_library, load
@@ -48,6 +49,7 @@ __all__ = [
     "argmax",
     "argmin",
     "cast",
+    "cho_solve",
     "cholesky",
     "cumprod",
     "cumsum",
@@ -70,6 +72,7 @@ __all__ = [
     "resolve_reduce",
     "softmax",
     "softmax_grad",
+    "solve",
     "solve_triangular",
     "take",
     "take_points",

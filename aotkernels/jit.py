@@ -26,6 +26,7 @@ and the kernel is compiled into a private directory of this process instead.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import fcntl
 import hashlib
@@ -245,37 +246,60 @@ def _file_lock(dir_fd: int, directory: Path, symbol: str):
 
 
 def _compile_object(sig: Signature, dir_fd: int, path: Path, symbol: str) -> bytes:
+    return _compile_objects([(sig, symbol)], dir_fd)[sig.key]
+
+
+def _compile_objects(todo: list[tuple[Signature, str]], dir_fd: int) -> dict[str, bytes]:
+    """Compile (signature, symbol) pairs in one child process (numba is imported once) into
+    entries of the checked directory ``dir_fd``; key -> object."""
     import importlib.util
     import subprocess
     import sys
     import tempfile
 
-    if importlib.util.find_spec("numba") is None:
-        raise KernelNotAvailable(f"no prebuilt kernel for {sig.key}; install "
-                                 "aotkernels[jit] to compile it on demand")
-    with tempfile.TemporaryDirectory(prefix="aotkernels-") as scratch:  # 0700, ours
-        raw = Path(scratch) / f"{symbol}.raw"
-        try:
-            from aotkernels.kernels import FAMILIES
+    from aotkernels.kernels import FAMILIES
+    from aotkernels.kernels.fused import FUSED
 
-            origin = FAMILIES[sig.family].origin  # a user catalog: the child imports it
-            catalog = ["=".join(origin)] if origin else []
-            t = target()
-            catalog += [f"--target={t}"] if t else []
-            res = subprocess.run([sys.executable, "-m", "aotkernels.generator.host", sig.key,
-                                  str(raw), *catalog], capture_output=True, text=True,
-                                 timeout=COMPILE_TIMEOUT)
-            if res.returncode:
-                err = (res.stderr.strip().splitlines() or ["no output"])[-1]
-                raise KernelNotAvailable(f"JIT compilation of {sig.key} failed: {err}")
-            obj = raw.read_bytes()
+    keys = ", ".join(sig.key for sig, _ in todo)
+    if importlib.util.find_spec("numba") is None:
+        raise KernelNotAvailable(f"no prebuilt kernel for {keys}; install "
+                                 "aotkernels[jit] to compile it on demand")
+    # user catalogs are imported by the child; fused programs travel as data
+    catalogs = sorted({"=".join(FAMILIES[sig.family].origin) for sig, _ in todo
+                       if FAMILIES[sig.family].origin})
+    programs = "\n".join(FUSED[sig.op].to_json() for sig, _ in todo if sig.family == "fused")
+    env = {**os.environ, "AOT_FUSED_PROGRAMS": programs} if programs else dict(os.environ)
+    t = target()  # the child makes the loaded library's choice of libm or vector bodies
+    if t:
+        env["AOT_JIT_TARGET"] = t
+    objs = {}
+    with tempfile.TemporaryDirectory(prefix="aotkernels-") as scratch:  # 0700, ours
+        raws = [Path(scratch) / f"{symbol}.raw" for _, symbol in todo]
+        argv = [x for (sig, _), raw in zip(todo, raws) for x in (sig.key, str(raw))]
+        try:
+            with subprocess.Popen([sys.executable, "-m", "aotkernels.generator.host", *argv,
+                                   *catalogs], stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, text=True, env=env) as child:
+                _children.add(child)  # a process that exits first stops it (_stop_children)
+                try:
+                    _, err = child.communicate(timeout=COMPILE_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    raise
+                finally:
+                    _children.discard(child)
+            if child.returncode:
+                err = (err.strip().splitlines() or ["no output"])[-1]
+                raise KernelNotAvailable(f"JIT compilation of {keys} failed: {err}")
+            for (sig, symbol), raw in zip(todo, raws):
+                objs[sig.key] = obj = raw.read_bytes()
+                # a private file (0600) in the checked directory: whole entries or none
+                atomic_write(Path(f"{symbol}.o"), seal(symbol, obj), dir_fd=dir_fd, mode=0o600)
+                stats["compiled"] += 1
         except subprocess.TimeoutExpired:
-            raise KernelNotAvailable(f"JIT compilation of {sig.key} took over "
+            raise KernelNotAvailable(f"JIT compilation of {keys} took over "
                                      f"{COMPILE_TIMEOUT} s") from None
-    # a private file (0600) in the checked directory: readers see a whole entry or none
-    atomic_write(Path(path.name), seal(symbol, obj), dir_fd=dir_fd, mode=0o600)
-    stats["compiled"] += 1
-    return obj
+    return objs
 
 
 def _compile_once(sig: Signature, dir_fd: int, path: Path, symbol: str) -> bytes:
@@ -301,7 +325,12 @@ def _record_miss(dir_fd: int, directory: Path, sig: Signature) -> None:
     except OSError:
         return  # the record is a hint for the next build, never a reason to fail a call
     try:
-        os.write(fd, (sig.key + "\n").encode())
+        line = sig.key
+        if sig.family == "fused":  # the key names a program the build must be given
+            from aotkernels.kernels.fused import FUSED
+
+            line += "\t" + FUSED[sig.op].to_json()
+        os.write(fd, (line + "\n").encode())
     except OSError:
         pass
     finally:
@@ -355,3 +384,85 @@ def function(sig: Signature):
         fn = KERNEL_FN(addr)
         _fns[key] = fn
         return fn
+
+
+_children: set = set()  # compiler processes running now
+
+
+@atexit.register
+def _stop_children() -> None:
+    """A process exiting does not wait for background compiles (it will not use them)."""
+    for child in list(_children):
+        with contextlib.suppress(OSError):
+            child.kill()
+
+
+_queue: list = []  # the background compiler's work queue, made with its thread
+os.register_at_fork(after_in_child=_queue.clear)  # the thread is not in a forked child
+
+
+def functions_later(sigs: list[Signature]):
+    """A ``Future`` of the kernels for ``sigs`` (ctypes functions, in order), loaded from the
+    cache or compiled, all missing ones in one child process, by one background (daemon)
+    thread: the caller never waits for a compiler (fused kernels arrive this way). The
+    future raises ``KernelNotAvailable`` (or ``trust.Untrusted``) where ``function``
+    would."""
+    import concurrent.futures
+    import queue
+    import threading
+
+    future = concurrent.futures.Future()
+    with _lock:
+        if not _queue:
+            _queue.append(queue.SimpleQueue())
+            threading.Thread(target=_background, args=(_queue[0],), daemon=True,
+                             name="aotkernels-jit").start()
+        _queue[0].put((future, list(sigs)))
+    return future
+
+
+def _background(work) -> None:
+    while True:
+        future, sigs = work.get()
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            future.set_result(_load_all(sigs))
+        except BaseException as exc:  # the future carries it to the plan
+            future.set_exception(exc)
+
+
+def _load_all(sigs: list[Signature]) -> list:
+    if jit_disabled():
+        raise KernelNotAvailable("AOT_DISABLE_JIT is set")
+    try:
+        import llvmlite.binding  # noqa: F401
+    except ImportError:
+        raise KernelNotAvailable("install aotkernels[jit] to compile kernels") from None
+    from aotkernels.kernels import template_hash
+
+    symbols = {sig.key: sig.symbol(template_hash(sig.family)) for sig in sigs}
+    todo = [sig for sig in sigs if sig.key not in _fns]
+    dir_fd, directory = _open_cache()
+    try:
+        objs = {}
+        for sig in todo:
+            obj = _read_entry(dir_fd, directory / f"{symbols[sig.key]}.o", symbols[sig.key])
+            if obj is not None:
+                objs[sig.key] = obj
+                stats["loaded"] += 1
+        missing = [(sig, symbols[sig.key]) for sig in todo if sig.key not in objs]
+        if missing:
+            objs.update(_compile_objects(missing, dir_fd))
+            for sig, _ in missing:
+                _record_miss(dir_fd, directory, sig)
+    finally:
+        os.close(dir_fd)
+    with _lock:
+        for sig in todo:
+            if sig.key not in _fns:
+                addr = _load_object(objs[sig.key], symbols[sig.key])
+                if not addr:
+                    raise KernelNotAvailable(f"JIT object for {sig.key} lacks its symbol")
+                _fns[sig.key] = KERNEL_FN(addr)
+        return [_fns[sig.key] for sig in sigs]

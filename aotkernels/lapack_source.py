@@ -13,8 +13,9 @@ import ctypes
 import logging
 import os
 
-#: trampoline slots, in ``aotk_set_lapack`` order
-ROUTINES = ("dpotrf", "spotrf", "dtrtrs", "strtrs")
+#: trampoline slots, in ``aotk_set_lapack`` order (``LAPACK_SLOTS`` in the shim)
+ROUTINES = ("dpotrf", "spotrf", "dtrtrs", "strtrs", "dgetrf", "sgetrf", "dgetrs", "sgetrs",
+            "dpotrs", "spotrs", "dsytrf", "ssytrf", "dsytrs", "ssytrs")
 NONE = "none (the kernels' own loops)"
 
 log = logging.getLogger("aotkernels")

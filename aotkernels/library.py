@@ -334,7 +334,7 @@ def bind_lapack(lib: Library, prefer: str | None = None) -> str:
     set_lapack = getattr(lib.dll, "aotk_set_lapack", None)
     if set_lapack is None:  # built before the lapack family: nothing calls a trampoline
         lib.lapack = "none (library without LAPACK kernels)"
-    elif set_lapack(*[ctypes.c_void_p(f) for f in fns]) != 0:
+    elif set_lapack(ctypes.c_int32(len(fns)), (ctypes.c_void_p * len(fns))(*fns)) != 0:
         raise LibraryError(f"{lib.path} refused the LAPACK binding ({lib.lapack})")
     return lib.lapack
 

@@ -30,6 +30,7 @@ from nutpie.compiled_pyfunc import from_pyfunc
 
 from aotkernels.pytensor import AOT
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
+from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.linker import without_c_backend
 
 __all__ = ["CompiledPlanModel", "compile_pymc_model"]
@@ -67,16 +68,45 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
                              default_initialization_strategy)
 
 
+#: ``aot_default`` changes process-wide settings: one compile at a time
+_DEFAULTS_LOCK = threading.RLock()
+
+
 @contextmanager
 def aot_default():
-    """Mode AOT as the default, and no C VM, for the duration."""
-    old = pytensor.config.mode
-    pytensor.config.mode = AOT
+    """Mode AOT as the default, no C VM, and PyMC's compiles through the graph cache, for
+    the duration (one thread at a time: each saves and restores what the others change)."""
+    with _DEFAULTS_LOCK:
+        old = pytensor.config.mode
+        pytensor.config.mode = AOT
+        try:
+            with without_c_backend(), pymc_compiles_cached():
+                yield
+        finally:
+            pytensor.config.mode = old
+
+
+@contextmanager
+def pymc_compiles_cached():
+    """``pymc.pytensorf.compile`` (through which PyMC and nutpie compile every function:
+    logp+gradient, expand, initial points) adds PyMC's rewrites by rebuilding the mode as a
+    plain ``Mode(linker=..., optimizer=query)``, which drops mode AOT's graph cache, so each
+    process rewrote those graphs anew: most of the time to the first draw. For the duration
+    every such mode is a ``CachedMode`` with the same linker and query (the cache stores
+    what the query's rewrites make, whatever the linker; initial points keep PyMC's
+    FAST_COMPILE)."""
+    import pymc.pytensorf as pf
+
+    plain = pf.Mode
+
+    def mode(linker=None, optimizer="default", **kwargs):
+        return CachedMode(linker=linker, optimizer=optimizer, **kwargs)
+
+    pf.Mode = mode
     try:
-        with without_c_backend():
-            yield
+        yield
     finally:
-        pytensor.config.mode = old
+        pf.Mode = plain
 
 
 def compile_model(model, var_names, initial_points, jitter_rvs,
@@ -163,5 +193,5 @@ def python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info, repara
     return from_pyfunc(ndim=n_dim, make_logp_fn=make_logp_fn, make_expand_fn=make_expand_fn,
                        expanded_dtypes=[np.dtype(np.float64)] * len(names),
                        expanded_shapes=shapes, expanded_names=names,
-                       make_initial_point_fn=initial_point_fn, dims=dims, coords=coords,
-                       **extra)
+                       make_initial_point_fn=initial_point_fn, dims=dict(dims), coords=coords,
+                       **extra)  # a copy: nutpie adds the dims it makes up to the dict it gets

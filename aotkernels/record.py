@@ -42,6 +42,13 @@ class Scratch(NamedTuple):
     array: np.ndarray
 
 
+class Workspace(NamedTuple):
+    """Memory a kernel writes before it reads and uses only inside the call (a LAPACK
+    factorization, its pivots): scratch that counts as written when the kernel starts."""
+
+    array: np.ndarray
+
+
 class Opaque(NamedTuple):
     """Work the record cannot show (NumPy computed it): the node cannot be replayed."""
 
@@ -126,6 +133,15 @@ def scratch(shape, dtype) -> np.ndarray:
     calls = getattr(_state, "calls", None)
     if calls is not None:
         calls.append(Scratch(array))
+    return array
+
+
+def workspace(shape, dtype, order: str = "C") -> np.ndarray:
+    """``np.empty(shape, dtype, order)`` for a kernel's workspace, recorded."""
+    array = np.empty(shape, dtype, order=order)
+    calls = getattr(_state, "calls", None)
+    if calls is not None:
+        calls.append(Workspace(array))
     return array
 
 

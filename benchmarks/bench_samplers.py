@@ -2,7 +2,7 @@
 ``pm.sample`` in modes AOT, NUMBA and C.
 
     python benchmarks/bench_samplers.py [--models a,b] [--tune 1000] [--draws 1000]
-                                        [--chains 4] [--cores 2] [--lib DIR]
+                                        [--chains 4] [--cores 2] [--repeat 1] [--lib DIR]
 
 Per model and sampler, a fresh process in build/pymc-venv (PyMC 5.28, PyTensor 2.38, nutpie
 0.16) with empty caches (PyTensor's compiledir, numba's cache, aotkernels' JIT and graph
@@ -12,15 +12,19 @@ the first draw (all chains), gradient evaluations per second, and the process's 
 (children included: ``pm.sample`` samples in worker processes).
 
 - nutpie samplers: compile (``aotkernels.nutpie.compile_pymc_model`` / ``nutpie.
-  compile_pymc_model``), then a run of one chain with 1 tuning step and 1 draw (first draw
-  = compile + that run; nutpie 0.16.8 panics with tune=0), then the full run, timed alone
-  (whole run = compile + full run).
+  compile_pymc_model``; "aot+nutpie warm" is a second process on the graph cache the
+  "aot+nutpie" row filled, everything else still empty), then a run of one chain with 1
+  tuning step and 1 draw (first draw = compile + that run; nutpie 0.16.8 panics with
+  tune=0), then the full run, timed alone (whole run = compile + full run).
 - ``pm.sample``: one call with ``compile_kwargs={"mode": ...}``, NUTS; first draw is the
   first ``callback``.
 - Gradient evaluations per second (per core): ``sum(n_steps)`` over tuning and draws,
   divided by the sampling seconds (after the first draw) and by the chains sampling at once.
 
-BLAS runs single-threaded (the corpus's matrices are tiny; see bench_corpus.py).
+BLAS runs single-threaded (the corpus's matrices are tiny; see bench_corpus.py). With
+``--repeat N`` each row runs N times (cold each time, "warm" on its own cold run's cache):
+the row shows the run with the shortest whole run, and the spread (longest / shortest
+whole run); the load column is the 1-minute load average when the row's first run began.
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLERS = ["aot+nutpie", "numba+nutpie", "pm AOT", "pm NUMBA", "pm C"]
+SAMPLERS = ["aot+nutpie", "aot+nutpie warm", "numba+nutpie", "pm AOT", "pm NUMBA", "pm C"]
 
 WORKER = r"""
 import json, resource, sys, time, warnings
@@ -52,9 +56,9 @@ tune, draws, chains, cores = int(tune), int(draws), int(chains), int(cores)
 model = MODELS[name]()
 t_import = time.perf_counter() - t_import
 out = {"sampler": sampler, "model": name}
-if sampler.endswith("nutpie"):
+if "nutpie" in sampler:
     t0 = time.perf_counter()
-    if sampler == "aot+nutpie":
+    if sampler.startswith("aot+nutpie"):
         compiled = aotkernels.nutpie.compile_pymc_model(model)
         out["c_plan"] = hasattr(compiled, "plans") and compiled.plans is not None
     else:
@@ -107,12 +111,15 @@ def library() -> tuple[Path, str]:
                                          "are JIT-compiled in the run's fresh cache)")
 
 
-def run(python: str, args: list[str], lib: Path, jit_cache: Path | None) -> dict:
+def run(python: str, args: list[str], lib: Path, jit_cache: Path | None,
+        graphs: Path | None = None) -> dict:
+    """One sampler on one model in a fresh process with empty caches (the graph cache is
+    ``graphs`` if given)."""
     with tempfile.TemporaryDirectory(prefix="aotk-samplers-") as d:
         cache = Path(d)
         env = dict(os.environ, AOT_LIBRARY_DIR=str(lib),
                    AOT_CACHE_DIR=str(jit_cache or cache / "aot"),
-                   AOT_GRAPH_CACHE_DIR=str(cache / "graphs"),
+                   AOT_GRAPH_CACHE_DIR=str(graphs or cache / "graphs"),
                    NUMBA_CACHE_DIR=str(cache / "numba"),
                    PYTENSOR_FLAGS=f"base_compiledir={cache / 'pytensor'}",
                    OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -127,16 +134,24 @@ def run(python: str, args: list[str], lib: Path, jit_cache: Path | None) -> dict
     return out
 
 
+def corpus(python: str) -> list[str]:
+    """The corpus's model names (``tests/corpus``)."""
+    return subprocess.run([python, "-c", "from tests.corpus import MODELS; print(*MODELS)"],
+                          cwd=ROOT, capture_output=True, text=True,
+                          check=True).stdout.split()
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--python", default=str(ROOT / "build" / "pymc-venv" / "bin" / "python"))
     p.add_argument("--models", default="eight_schools_noncentered,logistic_regression,"
-                   "poisson_regression,radon_varying_slopes")
+                   "poisson_regression,radon_varying_slopes", help="names, or 'all'")
     p.add_argument("--samplers", default=",".join(SAMPLERS))
     p.add_argument("--tune", type=int, default=1000)
     p.add_argument("--draws", type=int, default=1000)
     p.add_argument("--chains", type=int, default=4)
     p.add_argument("--cores", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--repeat", type=int, default=1)
     p.add_argument("--lib", type=Path, default=None)
     p.add_argument("--jit-cache", type=Path, default=None,
                    help="kernels the library lacks come from this JIT cache, as if the library "
@@ -151,28 +166,44 @@ def main() -> None:
           f"{which}; {args.tune} tune + {args.draws} draws x {args.chains} chains on "
           f"{args.cores} cores; JIT cache {args.jit_cache or 'fresh'}; load average "
           f"{os.getloadavg()[0]:.1f} at the start\n")
-    print("| model | sampler | first draw s | whole run s | vs numba+nutpie | draws/s "
-          "| grad evals/s | vs numba+nutpie | peak RSS MiB | import s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    for name in args.models.split(","):
+    print("| model | sampler | first draw s | whole run s | vs numba+nutpie | spread "
+          "| draws/s | grad evals/s | vs numba+nutpie | peak RSS MiB | import s | load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    models = list(corpus(args.python)) if args.models == "all" else args.models.split(",")
+    samplers = args.samplers.split(",")
+    for name in models:
+        runs: dict = {sampler: [] for sampler in samplers}
+        loads: dict = {}
+        for _ in range(args.repeat):
+            with tempfile.TemporaryDirectory(prefix="aotk-graphs-") as graphs:
+                for sampler in samplers:
+                    loads.setdefault(sampler, os.getloadavg()[0])
+                    runs[sampler].append(run(
+                        args.python, [sampler, name, str(args.tune), str(args.draws),
+                                      str(args.chains), str(args.cores)], lib,
+                        args.jit_cache and args.jit_cache.resolve(),
+                        Path(graphs) if sampler.startswith("aot+nutpie") else None))
         rows = {}
-        for sampler in args.samplers.split(","):
-            rows[sampler] = run(args.python, [sampler, name, str(args.tune), str(args.draws),
-                                              str(args.chains), str(args.cores)], lib,
-                                   args.jit_cache and args.jit_cache.resolve())
+        for sampler, results in runs.items():
+            good = [r for r in results if "error" not in r]
+            rows[sampler] = min(good, key=lambda r: r["whole"]) if good else results[0]
+            if good:
+                rows[sampler]["spread"] = (max(r["whole"] for r in good)
+                                           / min(r["whole"] for r in good))
         base = rows.get("numba+nutpie", {})
         for sampler, r in rows.items():
             if "error" in r:
                 print(f"| {name} | {sampler} | failed: "
-                      f"{r['error'].strip().splitlines()[-1][:120]} |||||||||", flush=True)
+                      f"{r['error'].strip().splitlines()[-1][:120]} |||||||||||", flush=True)
                 continue
             whole = (f"{r['whole'] / base['whole']:.2f}x" if "whole" in base else "")
             grads = (f"{r['grads_per_s'] / base['grads_per_s']:.2f}x"
                      if "grads_per_s" in base else "")
             tag = "" if r.get("c_plan", True) else " (Python callbacks)"
             print(f"| {name} | {sampler}{tag} | {r['first_draw']:.2f} | {r['whole']:.2f} "
-                  f"| {whole} | {r['draws_per_s']:.0f} | {r['grads_per_s']:.0f} | {grads} "
-                  f"| {r['peak_rss_mib']:.0f} | {r['import_s']:.2f} |", flush=True)
+                  f"| {whole} | {r['spread']:.2f} | {r['draws_per_s']:.0f} "
+                  f"| {r['grads_per_s']:.0f} | {grads} | {r['peak_rss_mib']:.0f} "
+                  f"| {r['import_s']:.2f} | {loads[sampler]:.1f} |", flush=True)
 
 
 if __name__ == "__main__":

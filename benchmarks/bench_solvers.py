@@ -3,9 +3,10 @@ them with and without mode AOT's solver servers.
 
     build/pymc-venv/bin/python benchmarks/bench_solvers.py [--rounds 20] [--numba]
 
-Part 1, per size: ``ak.cholesky`` and ``ak.solve_triangular`` (matrix right-hand side of 8
-columns) against ``scipy.linalg.cholesky``/``solve_triangular`` with ``check_finite=False``
-(what PyTensor's ``perform`` costs, less its own Python). Part 2: ``logp_dlogp`` of
+Part 1, per size: ``ak.cholesky``, ``ak.solve_triangular``, ``ak.solve`` (general and
+positive definite) and ``ak.cho_solve`` (matrix right-hand side of 8 columns) against
+SciPy's functions with ``check_finite=False`` (what PyTensor's ``perform`` costs, less its
+own Python). Part 2: ``logp_dlogp`` of
 marginal_gp and mvnormal_lkj (tests/corpus) in mode AOT with this branch's servers, mode AOT
 with the solver servers switched off (the Ops on PyTensor's ``perform``, as before), mode C
 and optionally NUMBA, compiled in one process and timed in interleaved rounds. Reported:
@@ -69,6 +70,28 @@ def kernels(rounds: int) -> None:
               f"{us['chol aot'] / us['chol scipy']:.2f} | {us['trs aot']:.1f} / "
               f"{us['trs scipy']:.1f} | {us['trs aot'] / us['trs scipy']:.2f} |"
               f" (spread up to {spread:.2f})")
+
+    print("\n| n | solve (gen) µs (aot / scipy) | ratio | solve (pos) µs (aot / scipy) | ratio"
+          " | cho_solve µs (aot / scipy) | ratio |")
+    print("|---|---|---|---|---|---|---|")
+    for n in (3, 40, 200):
+        m = rng.normal(size=(n, n))
+        a = m @ m.T + n * np.eye(n)
+        b = rng.normal(size=(n, 8))
+        L = sl.cholesky(a, lower=True)
+        res = best_and_spread({
+            "gen aot": lambda: ak.solve(a, b, check_finite=False),
+            "gen scipy": lambda: sl.solve(a, b, check_finite=False),
+            "pos aot": lambda: ak.solve(a, b, assume_a="pos", check_finite=False),
+            "pos scipy": lambda: sl.solve(a, b, assume_a="pos", check_finite=False),
+            "cho aot": lambda: ak.cho_solve((L, True), b, check_finite=False),
+            "cho scipy": lambda: sl.cho_solve((L, True), b, check_finite=False),
+        }, rounds)
+        us = {k: v[0] * 1e6 for k, v in res.items()}
+        spread = max(v[1] for v in res.values())
+        cells = [f"{us[k + ' aot']:.1f} / {us[k + ' scipy']:.1f} | "
+                 f"{us[k + ' aot'] / us[k + ' scipy']:.2f}" for k in ("gen", "pos", "cho")]
+        print(f"| {n} | " + " | ".join(cells) + f" | (spread up to {spread:.2f})")
 
 
 def models(rounds: int, numba: bool) -> None:

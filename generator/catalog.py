@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from aotkernels.kernels import BUILTIN, FAMILIES
+from aotkernels.kernels.fused import Program, register
 from aotkernels.kernels.scalar_ops import DTYPES
 from aotkernels.signature import CODES, MAX_NDIM, NAMES, Signature
 
@@ -24,15 +25,23 @@ def dtype_name(spec: str) -> str:
 
 
 def usage_signatures(path) -> list[Signature]:
-    """Signatures recorded as JIT misses (``misses.txt`` in the JIT cache), one key a line.
+    """Signatures recorded as JIT misses (``misses.txt`` in the JIT cache), one key a line;
+    a fused kernel's key is followed by a tab and its program, registered here when it is
+    the program the key names (``kernels/fused.py``).
 
     Unknown or malformed lines are skipped: the file is a hint written by old versions too.
     """
     sigs = []
     for line in Path(path).read_text().splitlines():
+        key, _, program = line.strip().partition("\t")
         try:
-            sig = Signature.from_key(line.strip())
-        except (ValueError, KeyError):
+            sig = Signature.from_key(key)
+            if sig.family == "fused":
+                made = Program.from_json(program)
+                if made.name != sig.op or made.signature != sig:
+                    continue
+                register(made)
+        except (ValueError, KeyError, TypeError):
             continue
         family = FAMILIES.get(sig.family)
         if family is not None and sig.op in family.table:

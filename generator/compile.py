@@ -53,13 +53,18 @@ def compile_kernel(sig: Signature) -> KernelIR:
     return KernelIR(sig, symbol, wrapper.removeprefix("cfunc."), cf._library.get_llvm_str())
 
 
-def _worker_init(catalogs: tuple[tuple[str, str], ...] = ()) -> None:
-    """numba at O0; the user catalogs being built imported (they register their family)."""
+def _worker_init(catalogs: tuple[tuple[str, str], ...] = (), programs: tuple[str, ...] = ()
+                 ) -> None:
+    """numba at O0; the user catalogs being built imported (they register their family),
+    and the fused programs being built registered (``kernels/fused.py``)."""
     os.environ["NUMBA_OPT"] = "0"
     from aotkernels.kernels import import_catalog
+    from aotkernels.kernels.fused import Program, register
 
     for module, file in catalogs:
         import_catalog(module, file)
+    for text in programs:
+        register(Program.from_json(text))
 
 
 def catalogs_of(sigs: Iterable[Signature]) -> tuple[tuple[str, str], ...]:
@@ -68,6 +73,13 @@ def catalogs_of(sigs: Iterable[Signature]) -> tuple[tuple[str, str], ...]:
 
     return tuple(sorted({FAMILIES[s.family].origin for s in sigs
                          if FAMILIES[s.family].origin is not None}))
+
+
+def programs_of(sigs: Iterable[Signature]) -> tuple[str, ...]:
+    """The JSON of every fused program among ``sigs`` (``--from-usage`` found them)."""
+    from aotkernels.kernels.fused import FUSED
+
+    return tuple(sorted({FUSED[s.op].to_json() for s in sigs if s.family == "fused"}))
 
 
 def _compile_task(sig: Signature):
@@ -132,7 +144,8 @@ def compile_all(
     if todo:
         with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"),
                                  initializer=_worker_init,
-                                 initargs=(catalogs_of(sigs[i] for i in todo),)) as pool:
+                                 initargs=(catalogs_of(sigs[i] for i in todo),
+                                           programs_of(sigs[i] for i in todo))) as pool:
             chunk = max(1, min(16, len(todo) // (4 * jobs)))
             for i, res in zip(todo, pool.map(_compile_task, [sigs[i] for i in todo],
                                              chunksize=chunk)):

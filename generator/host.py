@@ -1,11 +1,13 @@
-"""Compile one signature into an object for *this* machine: the JIT fallback's compiler.
+"""Compile signatures into objects for *this* machine: the JIT fallback's compiler.
 
-Run as ``python -m aotkernels.generator.host KEY OUT [--target=NAME] [MODULE=FILE]`` by
-``aotkernels.jit`` (``MODULE=FILE``: the user catalog declaring the kernel; ``NAME``: the
+Run as ``python -m aotkernels.generator.host KEY OUT [KEY OUT ...] [MODULE=FILE ...]`` by
+``aotkernels.jit`` (``MODULE=FILE``: a user catalog declaring kernels; the programs of fused
+kernels come as data, one JSON a line, in ``AOT_FUSED_PROGRAMS``; ``AOT_JIT_TARGET``: the
 target whose choice of libm or vector bodies to make, that of the library the caller
-loaded, else the best this CPU runs): a separate process, so numba and
-LLVM's global options never enter the user's process, and the pipeline is the build's own
-(numba at ``NUMBA_OPT=0``, then ``generator.link`` at O3 for the host CPU).
+loaded, else the best this CPU runs): a separate process, so numba and LLVM's global
+options never enter the user's process, and the pipeline is the build's own (numba at
+``NUMBA_OPT=0``, then ``generator.link`` at O3 for the host CPU). Several kernels in one
+child pay numba's import once.
 """
 
 from __future__ import annotations
@@ -17,16 +19,12 @@ from pathlib import Path
 from aotkernels.process import atomic_write
 
 
-def host_object(key: str, catalogs: list[str] = (), target: str | None = None) -> bytes:
-    """``catalogs``: ``module=file`` of the user catalog declaring the kernel, if any."""
+def host_object(key: str, target: str | None = None) -> bytes:
+    """The object of one signature whose family (and fused program) this process knows."""
     from aotkernels.generator.compile import compile_kernel
     from aotkernels.generator.link import define_libm_ops, host_machine, kernel_module, optimise
-    from aotkernels.kernels import import_catalog
     from aotkernels.signature import Signature
     from aotkernels.targets import TARGETS, jit_target
-
-    for spec in catalogs:
-        import_catalog(*spec.split("=", 1))
 
     k = compile_kernel(Signature.from_key(key))
     mod = kernel_module(k.ir, k.inner, k.symbol)
@@ -38,11 +36,17 @@ def host_object(key: str, catalogs: list[str] = (), target: str | None = None) -
 
 
 def main(argv: list[str]) -> int:
-    key, out, *rest = argv
-    target = next((a.removeprefix("--target=") for a in rest if a.startswith("--target=")),
-                  None)
-    catalogs = [a for a in rest if not a.startswith("--target=")]
-    atomic_write(Path(out), host_object(key, catalogs, target))
+    from aotkernels.kernels import import_catalog
+    from aotkernels.kernels.fused import Program, register
+
+    for spec in (a for a in argv if "=" in a):  # keys never hold "="
+        import_catalog(*spec.split("=", 1))
+    for line in os.environ.get("AOT_FUSED_PROGRAMS", "").splitlines():
+        register(Program.from_json(line))
+    target = os.environ.get("AOT_JIT_TARGET") or None
+    pairs = [a for a in argv if "=" not in a]
+    for key, out in zip(pairs[::2], pairs[1::2]):
+        atomic_write(Path(out), host_object(key, target))
     return 0
 
 

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
+from aotkernels.kernels.fused import FUSED
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.lapack_ops import LAPACK_DTYPES, LAPACK_OPS
 from aotkernels.kernels.reductions import REDUCTIONS
@@ -113,6 +114,11 @@ def _lapack(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
             yield Signature("lapack", op.name, op.in_dtypes(d), d, "nd", op.ndim)
 
 
+def _fused(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
+    """Nothing: fused programs are made by plans at run time, not enumerated."""
+    return iter(())
+
+
 _COMMON = ("scalar_ops.py", "abi.py")
 
 #: every family; op names are unique across them, so ``--ops`` needs no prefix
@@ -125,6 +131,8 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("blas", BLAS_OPS, ("blas.py", "blas_ops.py", *_COMMON), _blas),
     Family("index", INDEX_OPS, ("index.py", "index_ops.py", *_COMMON), _index),
     Family("lapack", LAPACK_OPS, ("lapack.py", "lapack_ops.py", *_COMMON), _lapack),
+    Family("fused", FUSED, ("fused.py", "elemwise.py", "special.py", "vecmath.py", *_COMMON),
+           _fused),
 ]}
 
 

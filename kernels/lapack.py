@@ -22,6 +22,8 @@ from aotkernels.kernels.lapack_ops import (
     LAPACK_OPS,
     LOWER,
     NAN_ON_ERROR,
+    POSITIVE_DEFINITE,
+    SYMMETRIC,
     UNIT_DIAGONAL,
 )
 from aotkernels.signature import Signature
@@ -29,7 +31,8 @@ from aotkernels.signature import Signature
 _i32, _i64, _ptr = types.int32, types.int64, types.intp
 
 #: the shim's trampolines; a kernel compiled outside the library only ever sees stubs
-TRAMPOLINES = ("aotk_dpotrf", "aotk_spotrf", "aotk_dtrtrs", "aotk_strtrs")
+TRAMPOLINES = tuple(f"aotk_{p}{r}" for r in ("potrf", "trtrs", "getrf", "getrs", "potrs",
+                                             "sytrf", "sytrs") for p in "ds")
 #: what a trampoline returns when no LAPACK is bound or the sizes exceed its 32-bit ints
 NO_LAPACK = -(2 ** 31)
 
@@ -46,12 +49,16 @@ def _stub_symbols() -> ctypes.CFUNCTYPE:
     return stub
 
 
-def _trampolines(dtype: str):
+def _trampolines(dtype: str) -> dict:
+    """The shim's trampolines for ``dtype`` (their C signatures are in the shim)."""
     p = "d" if dtype == "float64" else "s"
-    potrf = types.ExternalFunction(f"aotk_{p}potrf", _i32(_i32, _i64, _ptr, _i64))
-    trtrs = types.ExternalFunction(f"aotk_{p}trtrs", _i32(_i32, _i32, _i32, _i64, _i64, _ptr,
-                                                           _i64, _ptr, _i64))
-    return potrf, trtrs
+    pivoted_trs = _i32(_i32, _i64, _i64, _ptr, _i64, _ptr, _ptr, _i64)
+    sigs = {"potrf": _i32(_i32, _i64, _ptr, _i64),
+            "trtrs": _i32(_i32, _i32, _i32, _i64, _i64, _ptr, _i64, _ptr, _i64),
+            "getrf": _i32(_i64, _ptr, _i64, _ptr), "getrs": pivoted_trs,
+            "potrs": _i32(_i32, _i64, _i64, _ptr, _i64, _ptr, _i64),
+            "sytrf": _i32(_i32, _i64, _ptr, _i64, _ptr, _ptr, _i64), "sytrs": pivoted_trs}
+    return {r: types.ExternalFunction(f"aotk_{p}{r}", sig) for r, sig in sigs.items()}
 
 
 @njit(inline="always")
@@ -78,7 +85,10 @@ def _as_lapack(m, size):
 
 
 def _bodies(dtype: str) -> dict:
-    potrf_t, trtrs_t = _trampolines(dtype)
+    lapack = _trampolines(dtype)
+    potrf_t, trtrs_t, getrf_t, getrs_t = (lapack[r] for r in ("potrf", "trtrs", "getrf",
+                                                               "getrs"))
+    potrs_t, sytrf_t, sytrs_t = lapack["potrs"], lapack["sytrf"], lapack["sytrs"]
     size = np.dtype(dtype).itemsize
     zero, nan = getattr(np, dtype)(0), getattr(np, dtype)(np.nan)
 
@@ -158,7 +168,164 @@ def _bodies(dtype: str) -> dict:
                 out[i, c] = s if unit else s / a[i, i]
         return 0
 
-    return {"cholesky": cholesky_kernel, "solve_triangular": solve_triangular_kernel}
+    @njit(inline="always")
+    def cholesky_loop(w):
+        """w's lower triangle into its Cholesky factor; False if not positive definite."""
+        n = w.shape[0]
+        for j in range(n):
+            s = w[j, j]
+            for k in range(j):
+                s -= w[j, k] * w[j, k]
+            if s <= zero:  # LAPACK's test: NaN runs on, as in OpenBLAS
+                return False
+            d = np.sqrt(s)
+            w[j, j] = d
+            for i in range(j + 1, n):
+                s = w[i, j]
+                for k in range(j):
+                    s -= w[i, k] * w[j, k]
+                w[i, j] = s / d
+        return True
+
+    @njit(inline="always")
+    def cholesky_solve_loop(w, out):
+        """out = (w w.T)^-1 out for the lower triangle w of a Cholesky factor."""
+        n, k = out.shape
+        for c in range(k):
+            for i in range(n):
+                s = out[i, c]
+                for p in range(i):
+                    s -= w[i, p] * out[p, c]
+                out[i, c] = s / w[i, i]
+            for i in range(n - 1, -1, -1):
+                s = out[i, c]
+                for p in range(i + 1, n):
+                    s -= w[p, i] * out[p, c]
+                out[i, c] = s / w[i, i]
+
+    @njit(inline="always")
+    def lu_solve_loop(lu, ipiv, out):
+        """out = lu^-1 out by Gaussian elimination with partial pivoting (LAPACK's getf2
+        order: pivots recorded in ipiv, 0-based); False if a pivot is exactly zero."""
+        n, k = out.shape
+        regular = True
+        for j in range(n):
+            p = j
+            for i in range(j + 1, n):
+                if abs(lu[i, j]) > abs(lu[p, j]):
+                    p = i
+            ipiv[j] = p
+            if lu[p, j] == zero:
+                regular = False
+                continue
+            if p != j:
+                for c in range(n):
+                    t = lu[j, c]
+                    lu[j, c] = lu[p, c]
+                    lu[p, c] = t
+            for i in range(j + 1, n):
+                lu[i, j] /= lu[j, j]
+            for c in range(j + 1, n):
+                f = lu[j, c]
+                for i in range(j + 1, n):
+                    lu[i, c] -= lu[i, j] * f
+        if not regular:
+            return False
+        for c in range(k):
+            for j in range(n):
+                p = ipiv[j]
+                if p != j:
+                    t = out[j, c]
+                    out[j, c] = out[p, c]
+                    out[p, c] = t
+            for i in range(n):
+                s = out[i, c]
+                for q in range(i):
+                    s -= lu[i, q] * out[q, c]
+                out[i, c] = s
+            for i in range(n - 1, -1, -1):
+                s = out[i, c]
+                for q in range(i + 1, n):
+                    s -= lu[i, q] * out[q, c]
+                out[i, c] = s / lu[i, i]
+        return True
+
+    @njit
+    def solve_kernel(a, b, flags_, lu, ipiv, work, out):
+        flags = flags_[()]
+        n, k = b.shape
+        lower = 1 if flags & LOWER else 0
+        if n == 0 or k == 0:
+            return 0
+        if n == 1:  # SciPy divides by a 1x1 matrix, whatever its structure
+            if a[0, 0] == zero:
+                return failed(out, flags)
+            for j in range(k):
+                out[0, j] = b[0, j] / a[0, 0]
+            return 0
+        for i in range(n):
+            for j in range(k):
+                out[i, j] = b[i, j]
+        for j in range(n):  # the matrix LAPACK factors in place: a column-major copy
+            for i in range(n):
+                lu[i, j] = a[i, j]
+        tl, ld = _as_lapack(lu, size)
+        tb, ldb = _as_lapack(out, size)
+        if ld and ldb and tl == 0 and tb == 0:
+            lu_p, piv, out_p = lu.ctypes.data, ipiv.ctypes.data, out.ctypes.data
+            if flags & POSITIVE_DEFINITE:
+                info = potrf_t(lower, n, lu_p, ld)
+                if info == 0:
+                    info = potrs_t(lower, n, k, lu_p, ld, out_p, ldb)
+            elif flags & SYMMETRIC:
+                info = sytrf_t(lower, n, lu_p, ld, piv, work.ctypes.data, work.shape[0])
+                if info == 0:
+                    info = sytrs_t(lower, n, k, lu_p, ld, piv, out_p, ldb)
+            else:
+                info = getrf_t(n, lu_p, ld, piv)
+                if info == 0:
+                    info = getrs_t(0, n, k, lu_p, ld, piv, out_p, ldb)
+            if info != NO_LAPACK:
+                return 0 if info == 0 else failed(out, flags)
+            for j in range(n):  # a trampoline that is not bound did not touch lu
+                for i in range(n):
+                    lu[i, j] = a[i, j]
+        if flags & POSITIVE_DEFINITE:
+            w = lu if lower else lu.T  # the chosen triangle as a lower one
+            if not cholesky_loop(w):
+                return failed(out, flags)
+            cholesky_solve_loop(w, out)
+            return 0
+        if flags & SYMMETRIC:  # the other triangle mirrored, then LU
+            for i in range(n):
+                for j in range(i + 1, n):
+                    if lower:
+                        lu[i, j] = lu[j, i]
+                    else:
+                        lu[j, i] = lu[i, j]
+        return 0 if lu_solve_loop(lu, ipiv, out) else failed(out, flags)
+
+    @njit
+    def cho_solve_kernel(c, b, flags_, out):
+        flags = flags_[()]
+        n, k = b.shape
+        lower = 1 if flags & LOWER else 0
+        if n == 0 or k == 0:
+            return 0
+        for i in range(n):
+            for j in range(k):
+                out[i, j] = b[i, j]
+        tc, ldc = _as_lapack(c, size)
+        tb, ldb = _as_lapack(out, size)
+        if ldc and ldb and tc == 0 and tb == 0:
+            info = potrs_t(lower, n, k, c.ctypes.data, ldc, out.ctypes.data, ldb)
+            if info != NO_LAPACK:
+                return 0 if info == 0 else failed(out, flags)
+        cholesky_solve_loop(c if lower else c.T, out)
+        return 0
+
+    return {"cholesky": cholesky_kernel, "solve_triangular": solve_triangular_kernel,
+            "solve": solve_kernel, "cho_solve": cho_solve_kernel}
 
 
 def build(sig: Signature, name: str):

@@ -1,12 +1,16 @@
 """The dense-solver table: PyTensor's LAPACK-backed ops and their operands' ranks.
 
 Every op takes float64 or float32 matrices of one dtype plus a 0-d int64 ``flags``
-operand (``LOWER``, ``UNIT_DIAGONAL``, ``NAN_ON_ERROR``), so one kernel per dtype serves
-every variant of an op. The kernels call LAPACK through the C shim's trampolines
+operand (``LOWER``, ``UNIT_DIAGONAL``, ``NAN_ON_ERROR``, and for ``solve`` the structure,
+``POSITIVE_DEFINITE`` or ``SYMMETRIC``, general without), so one kernel per dtype serves
+every variant of an op. After the flags come the op's *workspaces*: memory the runtime
+allocates and the kernel writes before it reads (a factorization, LAPACK's pivots and work
+array; kernels cannot allocate). The kernels call LAPACK through the C shim's trampolines
 (``build_tools/shim/aotk_shim.c``) and fall back to their own loops when none was bound at
 load time. A matrix that is not positive definite (``cholesky``) or singular
-(``solve_triangular``) makes the kernel return ``FAILED``, or, with ``NAN_ON_ERROR``, fill
-its result with NaN and succeed, as PyTensor's Ops do. Numba-free, like ``blas_ops``.
+(``solve_triangular``, ``solve``) makes the kernel return ``FAILED``, or, with
+``NAN_ON_ERROR``, fill its result with NaN and succeed, as PyTensor's Ops do. Numba-free,
+like ``blas_ops``.
 """
 
 from __future__ import annotations
@@ -16,7 +20,10 @@ from dataclasses import dataclass
 from aotkernels.kernels.scalar_ops import FLOATS
 
 #: bits of the ``flags`` operand
-LOWER, UNIT_DIAGONAL, NAN_ON_ERROR = 1, 2, 4
+LOWER, UNIT_DIAGONAL, NAN_ON_ERROR, POSITIVE_DEFINITE, SYMMETRIC = 1, 2, 4, 8, 16
+#: items of ``solve``'s work array per row for ``SYMMETRIC`` (``sytrf``'s block size 64 of
+#: reference LAPACK's ``ilaenv``, what SciPy's workspace query returns)
+SYTRF_BLOCK = 64
 #: the status of a kernel whose matrix is not positive definite or singular
 FAILED = 1
 FLAGS_DTYPE = "int64"
@@ -28,6 +35,7 @@ class LapackOp:
     ranks: tuple[int, ...]  # inputs (the flags last), then the output
     doc: str
     failure: str  # what ``FAILED`` means, the message of the LinAlgError it raises
+    workspaces: tuple[str, ...] = ()  # their dtypes ("": the matrices'), after the flags
 
     @property
     def nin(self) -> int:
@@ -40,7 +48,9 @@ class LapackOp:
 
     def in_dtypes(self, dtype: str) -> tuple[str, ...]:
         """The kernel's input dtypes for matrices of ``dtype``."""
-        return (dtype,) * (self.nin - 1) + (FLAGS_DTYPE,)
+        matrices = self.nin - 1 - len(self.workspaces)
+        return ((dtype,) * matrices + (FLAGS_DTYPE,)
+                + tuple(w or dtype for w in self.workspaces))
 
 
 LAPACK_DTYPES = FLOATS
@@ -50,4 +60,10 @@ LAPACK_OPS: dict[str, LapackOp] = {op.name: op for op in [
              " (potrf)", "Matrix is not positive definite"),
     LapackOp("solve_triangular", (2, 2, 0, 2), "out = x with a @ x = b, a triangular (trtrs)",
              "Matrix is singular"),
+    LapackOp("solve", (2, 2, 0, 2, 1, 1, 2), "out = x with a @ x = b: LU (getrf, getrs), or"
+             " Cholesky (potrf, potrs) if POSITIVE_DEFINITE, Bunch-Kaufman (sytrf, sytrs) if"
+             " SYMMETRIC; workspaces: the factorization, the pivots, sytrf's work array",
+             "Matrix is singular.", ("", "int32", "")),
+    LapackOp("cho_solve", (2, 2, 0, 2), "out = x with c @ c.T @ x = b (LOWER), else"
+             " c.T @ c @ x = b, for a Cholesky factor c (potrs)", "Matrix is singular."),
 ]}

@@ -23,6 +23,10 @@ from aotkernels.targets import default_targets
 ROOT = Path(__file__).resolve().parent.parent
 TEST_LIB = ROOT / "build" / "test-lib"
 
+# Fused kernels compile in background child processes (seconds each): off for the suite,
+# on in tests/test_fusion.py, which checks them
+os.environ.setdefault("AOT_FUSION", "0")
+
 #: ops whose nd kernels (ranks 1-4) are in the session library: unary, binary, ternary, cast
 ND_OPS = ("add", "exp", "lt", "clip", "switch", "identity")
 ND_CASTS = (("float64", "int32"), ("int32", "float64"), ("bool", "float32"),

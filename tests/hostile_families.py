@@ -141,9 +141,21 @@ def scipy_cholesky_or_nan(x):
         return np.full(np.shape(x), np.nan)
 
 
+def scipy_solve_or_nan(x, b, **kw):
+    """PyTensor's Solve: SciPy's solution, or NaN (of the solution's shape here) where the
+    matrix is singular. Copies: SciPy's ``solve`` refuses misaligned arrays."""
+    import scipy.linalg as sl
+
+    try:
+        return sl.solve(np.array(x), np.array(b), check_finite=False, **kw)
+    except np.linalg.LinAlgError:
+        return np.full(np.shape(b), np.nan)
+
+
 def solvers(log, counts) -> None:
-    """Cholesky and triangular solves of square (and not square) matrices; a singular one is
-    a ``LinAlgError``, a ``ValueError``."""
+    """Cholesky factors, triangular, general and positive definite solves and solves with a
+    factor, of square (and not square) matrices; a singular one is a ``LinAlgError``, a
+    ``ValueError``, or NaN as PyTensor's Ops give."""
     import scipy.linalg as sl
 
     for shape, dtype in itertools.product([(0, 0), (1, 1), (4, 4), (3, 4), (2, 2, 2)],
@@ -159,6 +171,14 @@ def solvers(log, counts) -> None:
                       lambda: ak.solve_triangular(x, b, lower=True, check_finite=False),
                       lambda: sl.solve_triangular(x, b, lower=True, check_finite=False),
                       counts)
+                for assume_a in ("gen", "pos"):
+                    check(log, f"solve {assume_a} {tag} b{j}",
+                          lambda: ak.solve(x, b, assume_a=assume_a, on_error="nan",
+                                           check_finite=False),
+                          lambda: scipy_solve_or_nan(x, b, assume_a=assume_a), counts)
+                check(log, f"cho_solve {tag} b{j}",
+                      lambda: ak.cho_solve((x, True), b, check_finite=False),
+                      lambda: sl.cho_solve((x, True), b, check_finite=False), counts)
 
 
 def main(path: str) -> int:

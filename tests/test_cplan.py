@@ -15,7 +15,7 @@ import pytest
 from pytensor.graph import clone_replace
 
 import aotkernels.pytensor  # noqa: F401  (mode "AOT")
-from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
+from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export, planned
 
 LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
                         ctypes.c_void_p, ctypes.c_void_p)
@@ -126,3 +126,22 @@ def test_a_python_item_is_not_exportable(aot_lib):
     f = pytensor.function([x], [pt.sum(pt.exp(pt.sort(x))), pt.exp(x)], mode="AOT")
     with pytest.raises(NotExportable, match="Sort"):
         export(f, np.ones(N), (1, N))
+
+
+def test_a_fused_plan_exports_its_fused_kernels(entries, monkeypatch):
+    """Fused elementwise runs (issue 13) swapped into a plan before its export are what the
+    C function runs: fewer steps, the mode-AOT function's results bit for bit."""
+    monkeypatch.setenv("AOT_FUSION", "1")
+    f, e = model_functions()
+    x = np.linspace(0.1, 0.7, N)
+    unfused = export(f, x, (1, N)).steps
+    plan = planned(f, x)
+    assert plan.runs and plan.fuse(None) > 0  # wait for the background compile
+    model = Model(export(f, x, (1, N)), export(e, x, (2 * N - 2,)), entries)
+    assert model.logp.steps < unfused
+    call = caller(entries, model)
+    for k in range(3):
+        y = x + 0.2 * k
+        rc, logp, grad = call(y)
+        want = f(y)
+        assert rc == 0 and logp == want[0] and np.array_equal(grad, want[1])

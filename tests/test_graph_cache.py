@@ -178,6 +178,27 @@ def test_equal_graphs_share_a_key_and_others_do_not(keys):
     assert len(set(keys[1:])) == len(keys) - 1, keys
 
 
+def test_inner_graphs_are_keyed_by_their_nodes(keys):
+    """An ``OpFromGraph`` (PyTensor's ``AllocDiag`` is one; PyMC's gradients make anonymous
+    ones) is keyed by its inner graph: the same inner graph built twice shares a key (and
+    the hit computes what a fresh compile does), another constant inside does not."""
+    from pytensor.compile.builders import OpFromGraph
+
+    def compile_ofg(k):
+        a = pt.dvector("a")
+        x = pt.dvector("x")
+        return pytensor.function([x], OpFromGraph([a], [pt.exp(a) * k])(x)
+                                 + pt.diag(x).sum(0), mode=am.AOT)
+
+    X = np.array([0.5, -1.0, 2.0])
+    fresh = compile_ofg(2.0)(X)
+    hit = compile_ofg(2.0)(X)
+    other = compile_ofg(3.0)(X)
+    assert keys[0] == keys[1] != keys[2] and graph_cache.stats["hits"] == 1
+    assert np.array_equal(fresh, hit) and not np.array_equal(fresh, other)
+    np.testing.assert_allclose(other, np.exp(X) * 3 + X)
+
+
 def test_a_hit_in_process_behaves_as_a_fresh_compile(graphs, monkeypatch):
     """The same nodes, results and errors; the destroy handler watches the graph."""
     f = compile_logistic()

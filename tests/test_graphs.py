@@ -485,3 +485,86 @@ def test_checks_raise_the_ops_error_on_every_call(aot_lib):
             with pytest.raises(ValueError, match="s must be positive"):
                 f(*bad)
     _same(f, ref, [v, np.array(2.0)], "after the errors")
+
+
+def _slice_cases():
+    """(name, build(x, y, v, s, i, j) -> output): advanced indices mixed with slices."""
+    ci, cj = pt.constant(np.array([0, 1, 2])), pt.constant(np.array([0, 1, 2]))
+    return [
+        ("x[:, i, j] = y", lambda x, y, v, s, i, j: pt.set_subtensor(x[:, i, j], y)),
+        ("x[:, i, j] += v, broadcast", lambda x, y, v, s, i, j: pt.inc_subtensor(x[:, i, j], v)),
+        ("x[:, i] += s", lambda x, y, v, s, i, j: pt.inc_subtensor(x[:, i], s)),
+        ("x[:, i, j] * 2", lambda x, y, v, s, i, j: x[:, i, j] * 2),
+        ("x[i, :, j], arrays apart", lambda x, y, v, s, i, j: x[i, :, j] + y[0]),
+        ("x[i, :, j] += y.T", lambda x, y, v, s, i, j: pt.inc_subtensor(x[i, :, j], y.T)),
+        ("x[:, i[:, None], j] = s, arrays broadcast",
+         lambda x, y, v, s, i, j: pt.set_subtensor(x[:, i[:, None], j], s)),
+        ("x[1:, i, j] += v", lambda x, y, v, s, i, j: pt.inc_subtensor(x[1:, i, j], v)),
+        ("x[:, c0, c1] = y, constant (LKJCholeskyCov's diagonal)",
+         lambda x, y, v, s, i, j: pt.set_subtensor(x[:, ci, cj], y) + i.sum() + j.sum()),
+    ]
+
+
+@pytest.mark.parametrize("name", [c[0] for c in _slice_cases()])
+def test_slices_among_advanced_indices(name, aot_lib):
+    """``x[:, i, j] = y`` and its kin (PyMC's ``LKJCholeskyCov`` sets a diagonal so): the
+    slices become ranges of points for the index kernels, and the plan replays the node
+    with no Python item. Negative indices count from the end, repeated ones accumulate, and
+    one out of range raises IndexError on the first call and on replays alike."""
+    build = dict(_slice_cases())[name]
+    x, y, v, s = pt.tensor3("x"), pt.matrix("y"), pt.vector("v"), pt.dscalar("s")
+    i, j = pt.lvector("i"), pt.lvector("j")
+    ins, outs = [x, y, v, s, i, j], [build(x, y, v, s, i, j)]
+    f, ref = (pytensor.function(ins, outs, mode=m, on_unused_input="ignore")
+              for m in ("AOT", REF))
+    xs = np.arange(36.0).reshape(3, 3, 4) / 7
+    ys, vs, ss = np.linspace(-1, 1, 9).reshape(3, 3), np.array([0.5, -2.0, 3.0]), np.array(1.5)
+
+    def call(k, idx, what):
+        return _same(f, ref, [xs * (k + 1), ys - k, vs, ss, *map(np.array, idx)], what)
+
+    good, negative, repeated = ([2, 0, 1], [3, 0, 1]), ([-1, 0, -3], [-4, 3, -1]), \
+        ([1, 1, 0], [2, 2, 2])
+    for k in range(3):
+        assert call(k, good, f"call {k}") is None
+    kinds = am.plan_summary(f)
+    assert kinds["python"] == kinds["view (run)"] == 0, kinds
+    assert am.coverage_summary(f)["pytensor"] == 0, am.coverage(f)
+    for k in range(2):
+        assert call(k, negative, "negative indices") is None
+        assert call(k, repeated, "repeated indices") is None
+    raised = set()
+    for bad in (([0, 3, 1], [0, 1, 2]), ([0, 1, 2], [0, 1, -5])):
+        for k in range(3):  # the first raises while recording, the others in the plan
+            raised.add(call(k, bad, f"out of range, call {k}"))
+    assert raised == ({None} if "constant" in name else {IndexError} if "j" in name
+                      else {IndexError, None}), raised  # x[:, i] += s ignores j
+    assert call(0, good, "after the errors") is None
+
+
+def test_views_python_reads_in_kernel_buffers_are_not_python_items(aot_lib):
+    """A ``Split`` output that an in-place result aliases (dirichlet_categorical's gradient:
+    the result lies in a buffer made fresh per call), or that a thunk-run node reads (a
+    pinned buffer), is handed to its cell as a view at the start of a call: the plan runs no
+    Python for the Split (the first function's plan has no Python item at all, so its calls
+    take the generated fast path), and results never alias another call's."""
+    x = pt.vector("x")
+    a, b = pt.split(pt.exp(x) * 2, [3, 1], n_splits=2)
+    c, d = pt.split(pt.log1p(x * x), [2, 2], n_splits=2)
+    aliased = [pt.constant(np.array([4.0])) + a, -b]
+    for outs, kinds in ((aliased, {"kernel": 4, "view": 1}),
+                        ([*aliased, pt.sort(c) * 3 + d.sum()],
+                         {"kernel": 9, "view": 3, "python": 1})):
+        f, ref = _modes([x], outs)
+        assert any(n.op.destroy_map and "Split" in str(n.inputs[-1].owner.op)
+                   for n in f.maker.fgraph.apply_nodes if n.inputs[-1].owner), "no alias"
+        results = []
+        for k in range(4):
+            v = np.linspace(0, 1, 4)[::-1] + k
+            _same(f, ref, [v], f"call {k}")
+            results.append(f(v))
+        assert am.plan_summary(f) == kinds, am.plan_summary(f)
+        assert (f.vm._fast is not None) == ("python" not in kinds)  # the generated path ran
+        for k, rs in enumerate(results):
+            for later in results[k + 1:]:
+                assert not any(np.shares_memory(p, q) for p in rs for q in later)

@@ -78,6 +78,91 @@ def test_solve_triangular_matches_scipy(lapack, dtype):
     assert ak.solve_triangular(a, b[:, :0]).shape == (n, 0)
 
 
+def general(n: int, dtype: str, seed: int = 0) -> np.ndarray:
+    m = np.random.default_rng(seed).normal(size=(n, n))
+    return (m + n * np.eye(n)).astype(dtype)
+
+
+def symmetric(n: int, dtype: str, seed: int = 0) -> np.ndarray:
+    """Symmetric and indefinite: Bunch-Kaufman pivots."""
+    m = np.random.default_rng(seed).normal(size=(n, n))
+    return (m + m.T + np.diag(np.where(np.arange(n) % 2, 1.0, -1.0))).astype(dtype)
+
+
+MATRICES = {"gen": general, "sym": symmetric, "pos": spd}
+
+
+def same(got, want, lapack: str, dtype: str) -> None:
+    """SciPy's own LAPACK routines on the same column-major copies: the same bits; the
+    kernels' loops: within rounding."""
+    if lapack == "scipy":
+        np.testing.assert_array_equal(got, want)
+    else:
+        np.testing.assert_allclose(got, want, **tol(dtype))
+
+
+@pytest.mark.parametrize("assume_a", ["gen", "sym", "pos"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_solve_matches_scipy(lapack, dtype, assume_a):
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 7, 70):  # 70: sytrf's blocked code (blocks of 64)
+        base = MATRICES[assume_a](n, dtype, n)
+        b = rng.normal(size=(n, 3)).astype(dtype)
+        for lower in (True, False):
+            junk = 100 * np.ones((n, n), dtype)  # sym and pos read only one triangle
+            a = base if assume_a == "gen" else (
+                np.tril(base) + np.triu(junk, 1) if lower else np.triu(base) + np.tril(junk, -1))
+            for av in layouts(a):
+                for bv in (b, np.asfortranarray(b), b[:, 1], b[::-1, ::2]):
+                    kw = {"assume_a": assume_a, "lower": lower}
+                    got, where = ran(ak.solve, av, bv, **kw)
+                    want = sl.solve(av, bv, **kw)
+                    assert got.shape == want.shape and got.dtype == want.dtype
+                    assert where == "aot"
+                    same(got, want, lapack, dtype)
+    assert ak.solve(np.eye(3), np.ones((3, 0))).shape == (3, 0)
+    assert ak.solve(np.zeros((0, 0)), np.ones(0)).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_cho_solve_matches_scipy(lapack, dtype):
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 9, 40):
+        a = spd(n, dtype, n)
+        b = rng.normal(size=(n, 4)).astype(dtype)
+        for lower in (True, False):
+            c = sl.cholesky(a, lower=lower)
+            c = c + (np.triu(np.ones_like(c), 1) if lower else np.tril(np.ones_like(c), -1))
+            for cv in layouts(c):
+                for bv in (b, np.asfortranarray(b), b[:, 2], b[::-1, ::2]):
+                    got, where = ran(ak.cho_solve, (cv, lower), bv)
+                    want = sl.cho_solve((cv, lower), bv)
+                    assert got.shape == want.shape and got.dtype == want.dtype
+                    assert where == "aot"
+                    same(got, want, lapack, dtype)
+
+
+def test_singular_solves_raise_or_give_nan(lapack):
+    """A singular matrix (an exact zero pivot), one that is not positive definite for
+    'pos', a 1x1 zero: LinAlgError as SciPy's, or a result all NaN with on_error='nan'."""
+    cases = [("gen", [[1.0, 2.0], [2.0, 4.0]]), ("sym", [[0.0, 0.0], [0.0, 0.0]]),
+             ("pos", [[1.0, 2.0], [2.0, 1.0]]), ("gen", [[0.0]]), ("pos", [[0.0]])]
+    for assume_a, bad in cases:
+        with pytest.raises(np.linalg.LinAlgError):
+            sl.solve(bad, np.ones(len(bad)), assume_a=assume_a)
+        with pytest.raises(np.linalg.LinAlgError, match="singular"):
+            ak.solve(bad, np.ones(len(bad)), assume_a=assume_a)
+        got = ak.solve(bad, np.ones((len(bad), 3)), assume_a=assume_a, on_error="nan")
+        assert got.shape == (len(bad), 3) and np.isnan(got).all()
+    # a 1x1 matrix is divided by, in every structure, as SciPy does
+    same(ak.solve([[-2.0]], [3.0], assume_a="pos"), sl.solve([[-2.0]], [3.0], assume_a="pos"),
+         "scipy", "float64")
+    with pytest.raises(ValueError, match="assume_a"):
+        ak.solve(np.eye(2), np.ones(2), assume_a="banded")
+    with pytest.raises(ValueError, match="incompatible"):
+        ak.cho_solve((np.eye(3), True), np.ones(2))
+
+
 def test_failures_raise_or_give_nan(lapack):
     """Not positive definite (NaN included) and a zero on a triangle's diagonal: LinAlgError,
     or a result all NaN with on_error='nan' (what PyTensor's Ops return)."""
@@ -109,6 +194,29 @@ def test_bad_arguments_are_refused(no_jit):
         ak.solve_triangular(np.eye(2), np.ones(2), trans=3)
     got = ak.solve_triangular(np.eye(2, dtype=np.float32), np.ones(2))  # upcast, as SciPy
     assert got.dtype == np.float64
+
+
+def test_results_into_out(no_jit):
+    """``out=``: the solvers write their result into the caller's array (a C-ordered one
+    too, through the kernels' loops), and refuse one of another shape or dtype, read-only,
+    or sharing memory with an input."""
+    a, b = spd(5, "float64"), np.linspace(-1, 1, 10).reshape(5, 2)
+    c = sl.cholesky(a, lower=True)
+    calls = [(ak.cholesky, (a,), {}, sl.cholesky(a, lower=True)),
+             (ak.solve_triangular, (c, b), {"lower": True},
+              sl.solve_triangular(c, b, lower=True)),
+             (ak.solve, (a, b), {"assume_a": "pos"}, sl.solve(a, b, assume_a="pos")),
+             (ak.cho_solve, ((c, True), b), {}, sl.cho_solve((c, True), b))]
+    for fn, args, kw, want in calls:
+        for order in "FC":
+            out = np.full(want.shape, np.nan, order=order)
+            assert fn(*args, **kw, out=out) is out
+            np.testing.assert_allclose(out, want, rtol=1e-12)
+        for bad in (np.empty((5, 3)), np.empty(want.shape, np.float32)):
+            with pytest.raises(ValueError, match="out must be"):
+                fn(*args, **kw, out=bad)
+        with pytest.raises(ValueError, match="shares memory"):
+            fn(*args, **kw, out=b if b.shape == want.shape else a)
 
 
 LAPACK_ENV = r"""
@@ -206,3 +314,75 @@ def test_singular_triangle_is_nan_in_plans(aot_lib):
         np.testing.assert_allclose(f(good, rhs)[0], ref(good, rhs)[0], rtol=1e-12)
         assert np.isnan(f(sing, rhs)[0]).all() and np.isnan(ref(sing, rhs)[0]).all()
     assert plan_of(f) is not None
+
+
+def test_solves_replay_without_python(aot_lib):
+    """``Solve`` (general, symmetric, positive definite; vector and matrix right-hand
+    sides), ``CholeskySolve`` and the gradients of symmetric and positive definite solves
+    (PyTensor makes the latter a Cholesky and solves with its factor): every solver node a
+    kernel step of the plan, the results SciPy's. (A general solve's gradient becomes
+    ``LUFactor``, two results, which stays ``perform``.)"""
+    try:  # PyTensor 3.x (slinalg warns there)
+        from pytensor.tensor.linalg import cho_solve
+    except ImportError:
+        from pytensor.tensor.slinalg import cho_solve
+
+    a, s, p = pt.matrix("a"), pt.matrix("s"), pt.matrix("p")
+    b, v = pt.matrix("b"), pt.vector("v")
+    x = pt.linalg.solve(a, b)
+    y = pt.linalg.solve(s, v, assume_a="sym", lower=True)
+    outs = [x, y, pt.linalg.solve(p, v, assume_a="pos"),
+            cho_solve((pt.linalg.cholesky(p), True), b),
+            *pytensor.grad((y * y).sum() + pt.linalg.solve(p, v, assume_a="pos").sum(), [s, p])]
+    f, ref = modes([a, s, p, b, v], outs)
+    replays(f, ref, [general(5, "float64"), symmetric(5, "float64"), spd(5, "float64"),
+                     np.linspace(-1, 1, 10).reshape(5, 2), np.linspace(0, 2, 5)])
+    served = ("Solve", "CholeskySolve")
+    rows = [(node, src) for node, src in am.coverage(f) if node.startswith(served)]
+    assert len(rows) >= 5 and all(src == "aot" for _, src in rows), rows
+    assert {"Solve", "CholeskySolve"} <= {node.split("{")[0] for node, _ in rows}, rows
+    assert plan_of(f).kinds()["python"] == 0, plan_of(f).kinds()
+
+
+def test_singular_solve_is_nan_in_plans(aot_lib):
+    """A singular matrix gives NaN (``perform``'s, which has ``a``'s shape: the same as the
+    solution's for a square right-hand side) on the first call and in replayed plans."""
+    a, b = pt.matrix("a"), pt.matrix("b")
+    for assume_a in ("gen", "pos"):
+        f, ref = modes([a, b], [pt.linalg.solve(a, b, assume_a=assume_a) * 2])
+        good, rhs = spd(4, "float64"), np.linspace(-1, 1, 16).reshape(4, 4)
+        sing = good.copy()  # LU: an exact zero pivot; Cholesky: not positive definite
+        sing[3] = sing[2]
+        sing[:, 3] = sing[:, 2]
+        sing = sing if assume_a == "gen" else -good
+        for _ in range(3):
+            np.testing.assert_array_equal(f(good, rhs)[0], ref(good, rhs)[0])
+            got, want = f(sing, rhs)[0], ref(sing, rhs)[0]
+            assert got.shape == want.shape and np.isnan(got).all() and np.isnan(want).all()
+        assert plan_of(f) is not None and plan_of(f).kinds()["python"] == 0
+
+
+def test_batched_solvers_replay_without_python(aot_lib):
+    """Blockwise-wrapped solvers (batches of matrices): one kernel step per matrix writing
+    its slice of the result, no Python item in the plan; a batch dimension of length 1
+    broadcasts where its type says so."""
+    try:  # PyTensor 3.x (slinalg warns there)
+        from pytensor.tensor.linalg import cho_solve
+    except ImportError:
+        from pytensor.tensor.slinalg import cho_solve
+
+    a, b = pt.tensor3("a"), pt.tensor3("b")
+    one, v = pt.tensor("one", shape=(1, None, None)), pt.matrix("v")
+    chol = pt.linalg.cholesky(a)
+    outs = [chol * 2, pt.linalg.solve_triangular(chol, b, lower=True), pt.linalg.solve(a, b),
+            pt.linalg.solve(one, v, b_ndim=1), cho_solve((chol, True), b),
+            pt.linalg.solve(a, b, assume_a="sym")]
+    f, ref = modes([a, b, one, v], outs)
+    mats = np.stack([spd(4, "float64", k) for k in range(3)])
+    replays(f, ref, [mats, np.linspace(-1, 1, 24).reshape(3, 4, 2), mats[:1],
+                     np.linspace(0, 2, 12).reshape(3, 4)])
+    rows = [(node, src) for node, src in am.coverage(f) if node.startswith("Blockwise")]
+    assert len(rows) >= 5 and all(src == "aot" for _, src in rows), am.coverage(f)
+    assert plan_of(f).kinds()["python"] == 0, plan_of(f).kinds()
+    with pytest.raises(ValueError):  # a batch of 1 where the type says 3 (or any)
+        f(mats, np.ones((1, 4, 2)), mats[:1], np.ones((3, 4)))

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LAPACK_TESTS = [f"tests/test_lapack.py::{name}" for name in (
     "test_gaussian_logp_and_gradient_replay_without_python",
     "test_not_positive_definite_is_nan_or_raises_on_every_call",
-    "test_singular_triangle_is_nan_in_plans")]
+    "test_singular_triangle_is_nan_in_plans", "test_solves_replay_without_python",
+    "test_singular_solve_is_nan_in_plans", "test_batched_solvers_replay_without_python")]
 
 
 def test_mode_aot_suite_passes_on_pytensor_2(aot_lib, pymc_python):

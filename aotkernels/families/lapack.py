@@ -1,4 +1,5 @@
-"""Dense solvers on the ``lapack`` kernels: Cholesky factors and triangular solves.
+"""Dense solvers on the ``lapack`` kernels: Cholesky factors, triangular, general,
+symmetric and positive definite solves, and solves with a Cholesky factor.
 
 The kernels call the LAPACK bound at load time (``lapack_source``: SciPy's) or, without
 one, their own loops, and are never JIT-compiled (their trampolines live in the library's
@@ -6,9 +7,12 @@ C shim); when the library lacks them, NumPy (and SciPy for a triangular solve) c
 instead, recorded as such. Integer matrices are converted to float64 first, as PyTensor's
 Ops do; matrices LAPACK cannot read in place (neither unit row nor unit column stride) are
 copied. Results are column-major, like the arrays SciPy's wrappers and PyTensor's
-``perform`` return. A matrix that is not positive definite, or a triangular one with a zero
-on its diagonal, raises ``numpy.linalg.LinAlgError``, or with ``on_error="nan"`` gives a
-result full of NaN, which is what PyTensor's ``Cholesky`` and ``SolveTriangular`` do.
+``perform`` return, or written into ``out=`` (LAPACK needs a unit row stride there, else the
+kernels' loops run). A matrix that is not positive definite, or a triangular one with a zero
+on its diagonal, or a singular one for ``solve``, raises ``numpy.linalg.LinAlgError``, or
+with ``on_error="nan"`` gives a result full of NaN, which is what PyTensor's ``Cholesky``,
+``SolveTriangular`` and ``Solve`` do (``Solve.perform`` makes its NaN result the shape of
+``a``, not of the solution: here it has the solution's shape, the type PyTensor declares).
 """
 
 from __future__ import annotations
@@ -23,10 +27,16 @@ from aotkernels.kernels.lapack_ops import (
     LAPACK_OPS,
     LOWER,
     NAN_ON_ERROR,
+    POSITIVE_DEFINITE,
+    SYMMETRIC,
+    SYTRF_BLOCK,
     UNIT_DIAGONAL,
 )
 
 ON_ERROR = ("raise", "nan")
+#: ``solve``'s ``assume_a`` (SciPy's names) -> its structure flag
+STRUCTURES = {"gen": 0, "general": 0, "sym": SYMMETRIC, "symmetric": SYMMETRIC,
+              "pos": POSITIVE_DEFINITE, "positive definite": POSITIVE_DEFINITE}
 
 
 def _ships(op: str, dtype: str) -> bool:
@@ -50,12 +60,25 @@ def _lapack_ready(m: np.ndarray) -> np.ndarray:
     return record.convert(m, np.asfortranarray(m))
 
 
-def _flags(lower: bool, unit: bool, on_error: str) -> np.ndarray:
+def _flags(lower: bool, unit: bool, on_error: str, structure: int = 0) -> np.ndarray:
     if on_error not in ON_ERROR:
         raise ValueError(f"on_error must be 'raise' or 'nan', not {on_error!r}")
-    bits = (LOWER if lower else 0) | (UNIT_DIAGONAL if unit else 0)
+    bits = (LOWER if lower else 0) | (UNIT_DIAGONAL if unit else 0) | structure
     return record.literal(np.array(bits | (NAN_ON_ERROR if on_error == "nan" else 0),
                                    FLAGS_DTYPE))
+
+
+def _result(out: np.ndarray | None, shape: tuple, dtype: str, *inputs) -> np.ndarray:
+    """The caller's ``out`` (checked), else a new column-major array (as SciPy returns)."""
+    if out is None:
+        return np.empty(shape, dtype, order="F")
+    if not isinstance(out, np.ndarray) or out.shape != shape or out.dtype != dtype:
+        raise ValueError(f"out must be a {dtype} array of shape {shape}")
+    if not out.flags.writeable:
+        raise ValueError("out is read-only")
+    if any(np.may_share_memory(out, x) for x in inputs):
+        raise ValueError("out shares memory with an input")
+    return out
 
 
 def _check_finite(*arrays: np.ndarray) -> None:
@@ -78,8 +101,8 @@ def _result_dtype(*names: str) -> str:
     return dtype if dtype in LAPACK_DTYPES else "float64"
 
 
-def cholesky(a, lower: bool = True, *, on_error: str = "raise",
-             check_finite: bool = True) -> np.ndarray:
+def cholesky(a, lower: bool = True, *, on_error: str = "raise", check_finite: bool = True,
+             out: np.ndarray | None = None) -> np.ndarray:
     """The Cholesky factor of a symmetric positive definite matrix: ``L`` with
     ``L @ L.T == a`` read from its lower triangle (``lower``), else ``U`` with
     ``U.T @ U == a`` from its upper one; the other triangle of the result is zero."""
@@ -93,7 +116,7 @@ def cholesky(a, lower: bool = True, *, on_error: str = "raise",
     a = _float(a, dtype)
     if check_finite:
         _check_finite(a)
-    out = np.empty(a.shape, dtype, order="F")
+    out = _result(out, a.shape, dtype, a)
     if a.size == 0:
         return out
     if not _ships("cholesky", dtype):
@@ -110,7 +133,8 @@ def cholesky(a, lower: bool = True, *, on_error: str = "raise",
 
 
 def solve_triangular(a, b, *, trans=0, lower: bool = False, unit_diagonal: bool = False,
-                     on_error: str = "raise", check_finite: bool = True) -> np.ndarray:
+                     on_error: str = "raise", check_finite: bool = True,
+                     out: np.ndarray | None = None) -> np.ndarray:
     """``x`` with ``a @ x == b`` (``trans`` 1, 'T' or 2, 'C': ``a.T @ x == b``) for a
     triangular ``a``, read from its lower triangle (``lower``) or its upper one, with ones
     on its diagonal if ``unit_diagonal``; ``b`` is a vector or a matrix."""
@@ -128,7 +152,7 @@ def solve_triangular(a, b, *, trans=0, lower: bool = False, unit_diagonal: bool 
     a, b = _float(a, dtype), _float(b, dtype)
     if check_finite:
         _check_finite(a, b)
-    out = np.empty(b.shape, dtype, order="F")
+    out = _result(out, b.shape, dtype, a, b)
     if out.size == 0:
         return out
     if not _ships("solve_triangular", dtype):
@@ -137,6 +161,98 @@ def solve_triangular(a, b, *, trans=0, lower: bool = False, unit_diagonal: bool 
     matrix = (lambda v: v[:, None]) if b.ndim == 1 else (lambda v: v)
     _run("solve_triangular", dtype, [_lapack_ready(a), matrix(b), flags, matrix(out)])
     return out
+
+
+def _column_major(m: np.ndarray) -> np.ndarray:
+    """``m`` itself if LAPACK reads it as it is (unit row stride), else a recorded
+    column-major copy: what SciPy's wrappers hand LAPACK, so the results are the same bits."""
+    size = m.dtype.itemsize
+    if (m.shape[0] <= 1 or m.strides[0] == size) and (
+            m.shape[1] <= 1 or (m.strides[1] > 0 and m.strides[1] % size == 0
+                                and m.strides[1] >= m.shape[0] * size)):
+        return m
+    return record.convert(m, np.asfortranarray(m))
+
+
+def _solve_operands(a, b, what: str):
+    """(a, b as a matrix, b's original rank, result dtype) for ``a @ x = b``, checked."""
+    (a, a_name), (b, b_name) = call.operand(a), call.operand(b)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"{what}: expected square matrix, got an array of shape {a.shape}")
+    if b.ndim not in (1, 2) or a.shape[0] != b.shape[0]:
+        raise ValueError(f"{what}: shapes of a {a.shape} and b {b.shape} are incompatible")
+    dtype = _result_dtype(a_name, b_name)
+    return _float(a, dtype), _float(b, dtype), dtype
+
+
+def _matrix(v: np.ndarray) -> np.ndarray:
+    return v[:, None] if v.ndim == 1 else v
+
+
+def solve(a, b, *, assume_a: str = "gen", lower: bool = False, on_error: str = "raise",
+          check_finite: bool = True, out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` with ``a @ x == b`` for a square ``a`` (SciPy's ``linalg.solve``): LU with
+    partial pivoting (``assume_a="gen"``), Cholesky (``"pos"``) or Bunch-Kaufman
+    (``"sym"``), the last two reading ``a``'s lower triangle if ``lower``, else its upper
+    one; ``b`` is a vector or a matrix. The LAPACK calls are SciPy's, so are the results."""
+    if assume_a not in STRUCTURES:
+        raise ValueError(f"assume_a must be one of {sorted(STRUCTURES)}, not {assume_a!r}")
+    a, b, dtype = _solve_operands(a, b, "solve")
+    structure = STRUCTURES[assume_a]
+    flags = _flags(lower, False, on_error, structure)
+    if check_finite:
+        _check_finite(a, b)
+    out = _result(out, b.shape, dtype, a, b)
+    if out.size == 0:
+        return out
+    n = a.shape[0]
+    if not _ships("solve", dtype):
+        record.opaque("numpy")
+        try:
+            out[...] = _solve_numpy(a, b, structure, lower)
+        except np.linalg.LinAlgError:
+            if on_error == "raise":
+                raise np.linalg.LinAlgError(LAPACK_OPS["solve"].failure) from None
+            out[...] = np.nan
+        return out
+    lu = record.workspace((n, n), dtype, order="F")
+    pivots = record.workspace((n,), "int32")
+    work = record.workspace((SYTRF_BLOCK * n if structure == SYMMETRIC else 1,), dtype)
+    _run("solve", dtype, [a, _matrix(b), flags, lu, pivots, work, _matrix(out)])
+    return out
+
+
+def cho_solve(c_and_lower, b, *, on_error: str = "raise", check_finite: bool = True,
+              out: np.ndarray | None = None) -> np.ndarray:
+    """``x`` with ``a @ x == b`` given ``a``'s Cholesky factor (SciPy's ``cho_solve``):
+    ``c_and_lower = (c, lower)``, ``c @ c.T == a`` with ``c`` read from its lower triangle if
+    ``lower``, else ``c.T @ c == a`` from its upper one; ``b`` is a vector or a matrix."""
+    c, lower = c_and_lower
+    c, b, dtype = _solve_operands(c, b, "cho_solve")
+    flags = _flags(lower, False, on_error)
+    if check_finite:
+        _check_finite(c, b)
+    out = _result(out, b.shape, dtype, c, b)
+    if out.size == 0:
+        return out
+    if not _ships("cho_solve", dtype):
+        record.opaque("numpy")
+        factor = np.tril(c) if lower else np.triu(c).T
+        out[...] = np.linalg.solve(factor.T, np.linalg.solve(factor, b))
+        return out
+    _run("cho_solve", dtype, [_column_major(c), _matrix(b), flags, _matrix(out)])
+    return out
+
+
+def _solve_numpy(a, b, structure: int, lower: bool) -> np.ndarray:
+    """The fallback: NumPy's general solve, of the symmetric matrix ``a``'s triangle
+    describes for ``sym`` and ``pos`` (which must then be positive definite)."""
+    if structure:
+        t = np.tril(a) if lower else np.triu(a)
+        a = t + t.T - np.diag(np.diagonal(t))
+        if structure == POSITIVE_DEFINITE:
+            np.linalg.cholesky(a)  # LinAlgError if it is not positive definite
+    return np.linalg.solve(a, b)
 
 
 def _solve_triangular_numpy(a, b, out, lower: bool, unit: bool, on_error: str) -> np.ndarray:

@@ -9,14 +9,15 @@ Where each job lives: ``linker`` (the linker and the mode), ``graph_cache`` (rew
 graphs kept across processes: a second process skips PyTensor's rewriting), ``servers``
 (which thunk runs each Op class), ``thunks`` (the thunks), ``loop`` (the VM loop: record a
 call, keep a plan per input geometry), ``planner`` (a plan from a recorded call),
-``executor`` (run a plan), ``coverage`` (reports). Served on kernels: ``Elemwise`` (every op
-of the table, ``Cast``, ``Identity``, n-ary add/mul, inplace variants), ``CAReduce`` (Sum,
-Prod, Max, Min, All, Any over any axes), Argmax, CumOp, Softmax, LogSoftmax, SoftmaxGrad,
-Join, Alloc, Dot, Dot22, Gemv, Gemm, AdvancedSubtensor1, AdvancedIncSubtensor1, and
-AdvancedSubtensor / AdvancedIncSubtensor with one index vector per dimension;
-``OpFromGraph`` inner graphs run in mode AOT. Views (DimShuffle, Reshape, Subtensor, ...)
-run PyTensor's ``perform``, a NumPy view; every other Op runs its ``perform``, so no op is
-ever refused.
+``executor`` (run a plan), ``fusion`` (runs of elementwise steps as fused kernels, compiled
+in the background and swapped into plans), ``coverage`` (reports). Served on kernels:
+``Elemwise`` (every op of the table, ``Cast``, ``Identity``, n-ary add/mul, inplace
+variants), ``CAReduce`` (Sum, Prod, Max, Min, All, Any over any axes), Argmax, CumOp,
+Softmax, LogSoftmax, SoftmaxGrad, Join, Alloc, Dot, Dot22, Gemv, Gemm, AdvancedSubtensor1,
+AdvancedIncSubtensor1, and AdvancedSubtensor / AdvancedIncSubtensor with one index vector
+per dimension; ``OpFromGraph`` inner graphs run in mode AOT. Views (DimShuffle, Reshape,
+Subtensor, ...) run PyTensor's ``perform``, a NumPy view; every other Op runs its
+``perform``, so no op is ever refused.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from aotkernels.pytensor.coverage import VIEW_OPS, coverage, coverage_summary, p
 from aotkernels.pytensor.linker import AOT, AOTLinker
 
 __all__ = ["AOT", "AOTLinker", "VIEW_OPS", "coverage", "coverage_summary", "plan_summary",
-           "record_linkers", "use_as_default"]
+           "record_linkers", "use_as_default", "wait_for_fusion"]
 
 
 def use_as_default() -> None:
@@ -39,6 +40,15 @@ def use_as_default() -> None:
     list of mode names when it is imported, before any package can register one.
     """
     pytensor.config.mode = AOT
+
+
+def wait_for_fusion(fn, timeout: float | None = None) -> int:
+    """Wait (up to ``timeout`` seconds) for the fused kernels of ``fn``'s plans and swap them
+    in; returns how many runs are fused. Calls do this by themselves, without waiting, once
+    the kernels are ready: this is for benchmarks and tests."""
+    vm = getattr(fn, "vm", None)
+    plans = getattr(vm, "plans", {})
+    return sum(plan.fuse(timeout) for plan in plans.values())
 
 
 def record_linkers(on: bool) -> list | None:

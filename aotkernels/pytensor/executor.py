@@ -11,6 +11,7 @@ rest of that call run thunk by thunk, and the plan is dropped.
 from __future__ import annotations
 
 import ctypes
+import os
 from collections import Counter
 from typing import NamedTuple
 
@@ -57,6 +58,7 @@ class Segment:
     def __init__(self):
         self.steps: list = []  # (fn address, [(root, offset)], shapes, strides)
         self.owners: list = []  # per step: (node, thunk, Prepared)
+        self.indices: list = []  # per step: its plan-wide index (fused runs name them)
         self.fixups: list = []  # (cell, cell): inplace results, set after the steps
 
     def seal(self, keep: list) -> None:
@@ -68,12 +70,38 @@ class Segment:
             keep += [ops, shapes, strides]
             step.fn, step.n, step.operands = fn, len(refs), ctypes.addressof(ops)
             step.shapes, step.strides = ctypes.addressof(shapes), ctypes.addressof(strides)
-        self.table, self.steps = table, None
+        self.table = table
         self.status = ctypes.c_int32(0)
         # the call's arguments, made once: converting them per call costs more than the call
         self.n = ctypes.c_int64(len(table))
         self.table_p = ctypes.c_void_p(ctypes.addressof(table))
         self.status_p = ctypes.c_void_p(ctypes.addressof(self.status))
+
+
+    def fused(self, runs: dict, keep: list) -> Segment:
+        """This segment with each run whose kernel is ready (``runs``: first plan-wide
+        index -> (Run, kernel address)) as one step; a failure is reported as its last
+        node's."""
+        seg = Segment()
+        seg.fixups = self.fixups
+        skip = -1
+        for step, owner, index in zip(self.steps, self.owners, self.indices):
+            if index <= skip:
+                continue
+            found = runs.get(index)
+            if found is None:
+                seg.steps.append(step)
+                seg.owners.append(owner)
+                seg.indices.append(index)
+                continue
+            run, fn = found
+            last = self.indices.index(run.last)
+            seg.steps.append((fn, run.refs, run.shapes, run.strides))
+            seg.owners.append(self.owners[last])
+            seg.indices.append(index)
+            skip = run.last
+        seg.seal(keep)
+        return seg
 
 
 class PyItem:
@@ -100,45 +128,174 @@ class Plan:
     """A program for one input geometry of one function (see the module docstring)."""
 
     def __init__(self, run_steps, roots, items, inputs, fresh, cells, finish, keep,
-                 layout: Layout):
+                 layout: Layout, fresh_views: list = ()):
         self.run_steps, self.roots, self.items = run_steps, roots, items
         self.layout = layout
         self.roots_p = ctypes.c_void_p(ctypes.addressof(roots))
         self.inputs = inputs  # [(root index, cell)]
         self.seen = [None] * len(inputs)  # the input arrays whose pointers are in ``roots``
         self.fresh = fresh  # [(root index, cell, (shape, dtype, axis order))]
+        # [(cell, root index, byte offset, shape, strides, dtype)]: views of fresh buffers
+        self.fresh_views = list(fresh_views)
         self.cells = cells  # [(cell, value, copy?)]: set at the start of every call
         self.finish = finish  # per node: (kind, node, thunk, materialise)
         self.keep = keep  # what the C tables point into
+        self.pending = None  # (runs, kernel addresses or None, future, pid): fusion to come
+        self.fast = None  # (the items it was made for, Plan.fast_path's function or None)
 
     def kinds(self) -> Counter:
         """How many nodes run as kernel steps, views, static values, or their thunks."""
         return Counter(kind for kind, *_ in self.finish)
 
+    def request_fusion(self, runs: list) -> None:
+        """Ask for the fused kernels of ``runs`` (``fusion.request``); a later call swaps
+        them in when they are ready (``fuse``), the calls before run unfused."""
+        from aotkernels.pytensor import fusion
+
+        ready, future = fusion.request(runs)
+        self.runs, self.pending = runs, (runs, ready, future, os.getpid())
+        if future is None:
+            self.fuse()
+
+    def fuse(self, timeout: float | None = 0) -> int:
+        """Swap in the fused kernels that are ready (waiting up to ``timeout`` seconds for
+        a background compile; None: until it ends); returns how many runs are fused."""
+        if self.pending is None:
+            return self.fused
+        runs, ready, future, pid = self.pending
+        if future is not None and not future.done():
+            if pid != os.getpid():  # forked while waiting: that thread is not here
+                self.request_fusion(runs)
+                if self.pending is None:
+                    return self.fused
+                runs, ready, future, pid = self.pending
+            if timeout == 0:
+                return 0
+        if future is not None:
+            import concurrent.futures
+
+            try:
+                fns = iter(future.result(timeout))
+            except concurrent.futures.TimeoutError:
+                return 0
+            except Exception as exc:  # no fused kernels: the plan stays as it is
+                from aotkernels.library import log
+
+                log.info("aotkernels: no fused kernels for this plan (%s: %s)",
+                         type(exc).__name__, exc)
+                self.pending, self.fused = None, 0
+                return 0
+            ready = [a if a is not None else ctypes.cast(next(fns), ctypes.c_void_p).value
+                     for a in ready]
+        by_first = {run.first: (run, fn) for run, fn in zip(runs, ready)}
+        self.items = [item.fused(by_first, self.keep) if item.__class__ is Segment else item
+                      for item in self.items]
+        self.pending, self.fused = None, len(runs)
+        return self.fused
+
+    fused = 0  # runs swapped in
+    runs: list = []  # fusion.Run: the fused runs asked for
+
+    def fast_path(self, vm, key: tuple):
+        """This plan's call as one generated Python function of no arguments, for a plan
+        without Python items (None otherwise): it checks that the inputs still have the
+        geometry ``key`` (else returns None: the caller takes the general path), runs the
+        plan and returns the outputs, as ``PlannedLoop`` would. Unrolled, with every
+        constant bound as a name, it costs a fraction of the general loop; it waits for
+        nothing, and stands aside while fused kernels are pending (``run`` swaps them)."""
+        if vm.time_thunks or any(item.__class__ is not Segment for item in self.items):
+            return None
+        env = {"ndarray": np.ndarray, "empty": np.empty, "pointer": pointer,
+               "addressof": _addressof, "from_buffer": _from_buffer, "plan": self,
+               "roots": self.roots, "seen": self.seen, "roots_p": self.roots_p,
+               "run_steps": self.run_steps, "raise_failed": self._raise_failed, "vm": vm}
+        lines = ["def fast():", "    if plan.pending is not None:", "        return None"]
+        for k, (cell, (shape, strides, dtype)) in enumerate(zip(vm.input_storage, key)):
+            env.update({f"i{k}": cell, f"S{k}": shape, f"T{k}": strides, f"D{k}": dtype})
+            lines += [f"    v{k} = i{k}[0]",
+                      f"    if (v{k}.__class__ is not ndarray or v{k}.shape != S{k} "
+                      f"or v{k}.strides != T{k}",
+                      f"            or v{k}.dtype is not D{k} and v{k}.dtype != D{k}):",
+                      "        return None"]
+        for j, (index, cell) in enumerate(self.inputs):
+            k = next(k for k, c in enumerate(vm.input_storage) if c is cell)
+            lines += [f"    if v{k} is not seen[{j}]:",
+                      f"        roots[{index}] = pointer(v{k})",
+                      f"        seen[{j}] = v{k}"]
+        for k, cell in enumerate(vm.pre_call_clear):
+            env[f"p{k}"] = cell
+            lines.append(f"    p{k}[0] = None")
+        for k, (index, cell, (shape, dtype, perm)) in enumerate(self.fresh):
+            env.update({f"f{k}": cell, f"FS{k}": tuple(shape), f"FD{k}": dtype,
+                        f"FP{k}": perm})
+            if perm is None:  # C-contiguous and writable: the buffer protocol's pointer
+                lines += [f"    a = b{index} = empty(FS{k}, FD{k})",
+                          f"    roots[{index}] = addressof(from_buffer(a)) if a.size "
+                          "else pointer(a)"]
+            else:
+                lines += [f"    b{index} = empty(FS{k}, FD{k})",
+                          f"    a = b{index}.transpose(FP{k})",
+                          f"    roots[{index}] = pointer(a)"]
+            lines.append(f"    f{k}[0] = a")
+        for k, (cell, index, offset, shape, strides, dtype) in enumerate(self.fresh_views):
+            env.update({f"w{k}": cell, f"WS{k}": shape, f"WD{k}": dtype, f"WT{k}": strides})
+            lines.append(f"    w{k}[0] = ndarray(WS{k}, WD{k}, b{index}, {offset}, WT{k})")
+        for k, (cell, value, copy) in enumerate(self.cells):
+            env.update({f"c{k}": cell, f"cv{k}": value})
+            lines.append(f"    c{k}[0] = cv{k}.copy()" if copy else f"    c{k}[0] = cv{k}")
+        for k, seg in enumerate(self.items):
+            env.update({f"n{k}": seg.n, f"t{k}": seg.table_p, f"s{k}": seg.status_p,
+                        f"g{k}": seg})
+            lines += [f"    failed = run_steps(n{k}, t{k}, roots_p, s{k})",
+                      "    if failed:",
+                      f"        raise_failed(g{k}, failed, vm)"]
+            for m, (dst, src) in enumerate(seg.fixups):
+                env.update({f"x{k}_{m}": dst, f"y{k}_{m}": src})
+                lines.append(f"    x{k}_{m}[0] = y{k}_{m}[0]")
+        outs = ", ".join(f"o{k}[0]" for k in range(len(vm.output_storage)))
+        env.update({f"o{k}": cell for k, cell in enumerate(vm.output_storage)})
+        lines.append(f"    outputs = [{outs}]")
+        for k, (cell, out) in enumerate(vm.inp_storage_and_out_idx):
+            env[f"u{k}"] = cell
+            lines.append(f"    u{k}[0] = outputs[{out}]")
+        lines.append("    return outputs")
+        exec(compile("\n".join(lines), "<aotkernels plan>", "exec"), env)
+        return env["fast"]
+
+    @staticmethod
+    def _raise_failed(seg: Segment, failed: int, vm) -> None:
+        node, thunk, prepared = seg.owners[failed - 1]
+        try:
+            prepared.fail(seg.status.value)  # what the first call raised
+        except Exception:
+            raise_in_node(vm, node, thunk)
+
     def run(self, vm) -> bool:
         """Run one call; False if a value left the recorded geometry (the call was completed
         thunk by thunk, and the plan must be dropped)."""
+        if self.pending is not None:
+            self.fuse()
         roots, seen = self.roots, self.seen
         for k, (index, cell) in enumerate(self.inputs):
             v = cell[0]
             if v is not seen[k]:  # held until the next call, so its memory cannot move
                 roots[index] = pointer(v)
                 seen[k] = v
+        made = {}
         for index, cell, (shape, dtype, perm) in self.fresh:
-            a = np.empty(shape, dtype) if perm is None else np.empty(shape, dtype).transpose(perm)
+            made[index] = base = np.empty(shape, dtype)
+            a = base if perm is None else base.transpose(perm)
             cell[0] = a
             roots[index] = pointer(a)
+        for cell, index, offset, shape, strides, dtype in self.fresh_views:
+            cell[0] = np.ndarray(shape, dtype, made[index], offset, strides)
         for cell, value, copy in self.cells:
             cell[0] = value.copy() if copy else value
         for item in self.items:
             if item.__class__ is Segment:
                 failed = self.run_steps(item.n, item.table_p, self.roots_p, item.status_p)
                 if failed:
-                    node, thunk, prepared = item.owners[failed - 1]
-                    try:
-                        prepared.fail(item.status.value)  # what the first call raised
-                    except Exception:
-                        raise_in_node(vm, node, thunk)
+                    self._raise_failed(item, failed, vm)
                 for dst, src in item.fixups:
                     dst[0] = src[0]
                 continue

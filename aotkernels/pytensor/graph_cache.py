@@ -10,14 +10,15 @@ stores what came out. Everything after (deep copies of outputs, the linker, thun
 is PyTensor's and aotkernels' normal path, so a hit behaves as a fresh compile does.
 
 The key (``graph_key``) is a canonical walk of the graph: each node's Op by its class and
-props (nested Ops, types, functions by module and name, arrays by dtype, shape and bytes),
-each input by position, type, name, whether it is shared (never its value) and whether
-it is protected from inplace rewrites; constants by type and bytes; outputs in order and
-the update mapping; then the mode's rewrite query, the rewrites other packages registered
-in its database, the config flags rewrites read, and the PyTensor, NumPy, Python, aotkernels and ABI
-versions. A graph with anything that cannot be named that way (an Op without props, a
-lambda, a random generator constant) is compiled normally and not cached: no key is
-better than a key that two different graphs could share.
+props (nested Ops, types, functions by module and name, arrays by dtype, shape and bytes;
+an ``OpFromGraph`` by its inner graph), each input by position, type, name, whether it is
+shared (never its value) and whether it is protected from inplace rewrites; constants by
+type and bytes; outputs in order and the update mapping; then the mode's rewrite query,
+the rewrites other packages registered in its database, the config flags rewrites read,
+and the PyTensor, NumPy, Python, aotkernels and ABI versions. A graph with anything that
+cannot be named that way (an Op without props, a lambda, a random generator constant) is
+compiled normally and not cached: no key is better than a key that two different graphs
+could share.
 
 An entry is the pickled rewritten graph (inputs replaced by bare variables of their types,
 so no shared value is stored) followed by the JIT cache's trailer (magic, size, SHA-256 of
@@ -44,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pytensor
+from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.mode import Mode
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.configdefaults import config
@@ -186,6 +188,8 @@ class _Walk:
         if kind is slice:
             return ("slice", canon(value.start, depth), canon(value.stop, depth),
                     canon(value.step, depth))
+        if isinstance(value, OpFromGraph):
+            return self._inner_graph_form(value, kind, depth)
         if isinstance(value, type):
             return ("class", self.name(value))
         if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
@@ -208,6 +212,22 @@ class _Walk:
             return ("object", self.name(kind),
                     *sorted((k, canon(v, depth)) for k, v in vars(value).items()))
         raise Uncachable(f"{kind.__module__}.{kind.__qualname__} has no canonical form")
+
+    def _inner_graph_form(self, op, kind, depth):
+        """An ``OpFromGraph`` (PyTensor's ``AllocDiag`` is one, and PyMC's graphs make
+        anonymous ones): its class, its inner graph walked like a function's (input types,
+        nodes, constants by bytes) and its public attributes (the private ones are memos of
+        what it built for gradients, or frozen copies of the inner graph). Shared variables
+        of the inner graph have no canonical form."""
+        fgraph = op.fgraph
+        if op.shared_inputs or any(isinstance(v, SharedVariable) for v in fgraph.inputs):
+            raise Uncachable("an OpFromGraph with shared variables")
+        refs = {id(v): f"i{k}" for k, v in enumerate(fgraph.inputs)}
+        inner = tuple(f"i{k} {self.text(v.type)}" for k, v in enumerate(fgraph.inputs))
+        inner += tuple(_node_lines(self, refs, fgraph.outputs))
+        attrs = tuple(sorted((k, self.canon(v, depth)) for k, v in vars(op).items()
+                             if not k.startswith("_") and k not in ("fgraph", "shared_inputs")))
+        return ("inner graph", self.name(kind), inner, attrs)
 
     def text(self, value) -> str:
         """``repr`` of the canonical form: the text hashed into the key."""
@@ -243,6 +263,30 @@ def _toposort(outputs) -> list:
     return order
 
 
+def _node_lines(walk: _Walk, refs: dict, outputs) -> list[str]:
+    """The canonical text of the nodes computing ``outputs`` and of the outputs; ``refs``
+    names the graph's inputs (by id) and gets the nodes' outputs."""
+
+    def ref(v) -> str:
+        r = refs.get(id(v))
+        if r is None:
+            if not isinstance(v, Constant) or v.owner is not None:
+                raise Uncachable(f"{v} is neither an input, a constant nor computed")
+            r = f"c({walk.text(v.type)},{walk.text(v.data)},{v.name!r})"
+            refs[id(v)] = r
+        return r
+
+    lines = []
+    for n, node in enumerate(_toposort(outputs)):
+        ins = ",".join(ref(v) for v in node.inputs)
+        outs = ",".join(f"{walk.text(o.type)} {o.name!r}" for o in node.outputs)
+        lines.append(f"n{n} {walk.text(node.op)} ({ins}) -> ({outs})")
+        for j, o in enumerate(node.outputs):
+            refs[id(o)] = f"n{n}.{j}"
+    lines.append("outputs " + ",".join(ref(v) for v in outputs))
+    return lines
+
+
 def graph_key(fgraph, mode: Mode) -> str:
     """The cache key of rewriting ``fgraph`` with ``mode``; raises ``Uncachable``."""
     walk = _Walk()
@@ -256,22 +300,7 @@ def graph_key(fgraph, mode: Mode) -> str:
         parts.append(f"i{k} {walk.text(v.type)} {v.name!r} shared={isinstance(v, SharedVariable)}"
                      f" protected={id(v) in protected}")
 
-    def ref(v) -> str:
-        r = refs.get(id(v))
-        if r is None:
-            if not isinstance(v, Constant) or v.owner is not None:
-                raise Uncachable(f"{v} is neither an input, a constant nor computed")
-            r = f"c({walk.text(v.type)},{walk.text(v.data)},{v.name!r})"
-            refs[id(v)] = r
-        return r
-
-    for n, node in enumerate(_toposort(fgraph.outputs)):
-        ins = ",".join(ref(v) for v in node.inputs)
-        outs = ",".join(f"{walk.text(o.type)} {o.name!r}" for o in node.outputs)
-        parts.append(f"n{n} {walk.text(node.op)} ({ins}) -> ({outs})")
-        for j, o in enumerate(node.outputs):
-            refs[id(o)] = f"n{n}.{j}"
-    parts.append("outputs " + ",".join(ref(v) for v in fgraph.outputs))
+    parts += _node_lines(walk, refs, fgraph.outputs)
     parts.append(f"updates {sorted((fgraph.update_mapping or {}).items())}")
     parts.append("packages " + ",".join(
         f"{p}={getattr(sys.modules.get(p), '__version__', None)}" for p in sorted(walk.packages)))

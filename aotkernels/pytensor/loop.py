@@ -105,8 +105,14 @@ class PlannedLoop(Loop):
         self._tries: dict = {}  # input geometry -> recorded calls (0: seen, not recorded)
         self._static = static_vars(self.nodes)
         self._cells = [cell for thunk in self.thunks for cell in thunk.outputs]
+        self._fast = None  # the fast path of the plan the last call ran (Plan.fast_path)
 
     def __call__(self):
+        fast = self._fast
+        if fast is not None:
+            outputs = fast()
+            if outputs is not None:
+                return outputs
         key = None if self.time_thunks else input_key(self.input_storage)
         plan = self._plans.get(key)
         if plan is not None:
@@ -114,6 +120,11 @@ class PlannedLoop(Loop):
                 cell[0] = None
             if not plan.run(self):
                 del self._plans[key]  # a value left the plan's geometry
+                self._fast = None
+            elif plan.pending is None:
+                if plan.fast is None or plan.fast[0] is not plan.items:
+                    plan.fast = (plan.items, plan.fast_path(self, key))
+                self._fast = plan.fast[1]
             return self.perform_updates()
         return self._record(key)
 
@@ -136,6 +147,7 @@ class PlannedLoop(Loop):
         outputs = self.perform_updates()
         if len(plans) >= self.MAX_PLANS:
             plans.clear()
+            self._fast = None
         tries[key] = tries.get(key, 0) + 1
         try:
             plan = build_plan(self, records, self._static, executor(), KernelThunk)

@@ -32,6 +32,7 @@ from pytensor.tensor.basic import AllocEmpty
 
 from aotkernels import record
 from aotkernels.families.elemwise import prepare
+from aotkernels.pytensor import fusion
 from aotkernels.pytensor.executor import (
     KERNEL,
     PYTHON,
@@ -86,7 +87,9 @@ class _Planner:
         self.kinds: list[str] = []  # per node: KERNEL, VIEW, STATIC, PYTHON (VIEW_RUN)
         self.infos: list = []  # per node: (steps, alias) | snapshots | output values | None
         self.needed: set = set()  # variables whose cells Python reads
+        self.view_cells: list = []  # (var, recorded value): views in buffers Python reads
         self.fresh: list = []  # (root index, cell, layout): buffers made anew every call
+        self.fresh_views: list = []  # (cell, root index, offset, shape, strides, dtype)
         self.cells: list = []  # (cell, value, copy?): cells set at the start of every call
 
     def add(self, root: _Root) -> _Root:
@@ -206,7 +209,7 @@ class _Planner:
             written[own] = 0
             place(out, (own, 0))
             if first is not None:  # the static value's copy: the first step
-                first_step = ([(ref[0], 0), (own, 0)], first)
+                first_step = fusion.Step([(ref[0], 0), (own, 0)], first, None)
 
         def scratch(kind, a):
             r = _Root(kind, a)
@@ -235,6 +238,9 @@ class _Planner:
             if isinstance(call, record.Scratch):
                 written[scratch("temp", call.array)] = 0
                 continue
+            if isinstance(call, record.Workspace):  # the kernel writes it first
+                scratch("temp", call.array)
+                continue
             if isinstance(call, record.Convert):
                 if locate(call.dst) is None:
                     written[scratch("temp", call.dst)] = 0
@@ -258,7 +264,8 @@ class _Planner:
                 return None
             if r in written:
                 written[r] += call.arrays[-1].size
-            steps.append((refs, call.prepared))
+            steps.append(fusion.Step(refs, call.prepared,
+                                     [(a.shape, a.strides) for a in call.arrays]))
         if alias is None and written[new[0]] < out.size:
             return None  # part of the result was made outside the record (NumPy)
         if alias is not None and not steps:
@@ -298,7 +305,7 @@ class _Planner:
                 self.var_root[out] = self.var_root[alias] if alias is not None else (new[0], 0)
                 self._kind(KERNEL, (steps, alias))
             elif self.view(node, ins, outs):
-                self._kind(VIEW, None)
+                self._kind(VIEW, outs)
             else:
                 for var, value in zip(node.outputs, outs):
                     if isinstance(value, np.ndarray):
@@ -311,7 +318,9 @@ class _Planner:
 
     def find_needed(self) -> None:
         """What Python reads: results, inputs of thunk-run nodes, and (backwards) what the
-        views and inplace kernels among those read from; such views run their thunks."""
+        views and inplace kernels among those read from. A view Python reads is handed to
+        its cell at the start of a call if it lies in a kernel's buffer (its contents are
+        written later, its place is known); any other such view runs its thunk."""
         needed = self.needed
         needed.update(self.vm.fgraph.outputs)
         for node, kind in zip(self.vm.nodes, self.kinds):
@@ -320,6 +329,10 @@ class _Planner:
         for i in reversed(range(len(self.kinds))):
             node, kind, info = self.vm.nodes[i], self.kinds[i], self.infos[i]
             if kind == VIEW and any(out in needed for out in node.outputs):
+                if all(self.var_root[out][0].kind == "buffer" for out in node.outputs):
+                    self.view_cells += [(out, value) for out, value in zip(node.outputs, info)
+                                        if out in needed]
+                    continue
                 self.kinds[i] = VIEW_RUN
                 needed.update(node.inputs)
             elif kind == KERNEL and info[1] is not None and node.outputs[0] in needed:
@@ -343,19 +356,62 @@ class _Planner:
                 self.fresh_ids.add(r.index)
             elif r.var in self.needed:
                 self.cells.append((self.storage[r.var], r.value, False))
+        for var, value in self.view_cells:  # a pinned buffer keeps the recorded memory
+            root, offset = self.var_root[var]
+            if root.index in self.fresh_ids:
+                self.fresh_views.append((self.storage[var], root.index, offset, value.shape,
+                                         value.strides, value.dtype))
+            else:
+                self.cells.append((self.storage[var], value, False))
         return True
+
+    def fuse(self) -> None:
+        """The order of each segment's steps (``self.order``: lists of (node position,
+        step)), and the runs of elementwise steps fused kernels may replace
+        (``fusion.find_runs``): with fusion on, steps of one shape are brought together
+        (``fusion.schedule``), and a run writes only what is read after it."""
+        self.runs, self.order, seg = [], [], None
+        for pos, (kind, info) in enumerate(zip(self.kinds, self.infos)):
+            if kind == KERNEL:
+                if seg is None:
+                    seg = []
+                    self.order.append(seg)
+                seg += [(pos, step) for step in info[0]]
+            elif kind not in (VIEW, STATIC):
+                seg = None
+        if not fusion.enabled():
+            return
+        self.order = [fusion.schedule(steps) for steps in self.order]
+        segments, index = [], 0
+        for steps in self.order:
+            segments.append([(index + k, step) for k, (_, step) in enumerate(steps)])
+            index += len(steps)
+        readers: dict = {}  # root -> plan-wide indices of the steps reading it
+        for steps in segments:
+            for i, step in steps:
+                reads = step.refs if step.prepared.update else step.refs[:-1]
+                for r, _ in reads:
+                    readers.setdefault(r, []).append(i)
+        held = {self.var_root[v][0] for v in self.needed if v in self.var_root}
+
+        def kept(root, first: int, last: int) -> bool:
+            return (root.kind not in ("buffer", "temp") or root in held
+                    or root.index in self.fresh_ids
+                    or any(not first <= i <= last for i in readers.get(root, ())))
+
+        self.runs = fusion.find_runs(segments, kept, self.max_operands)
 
     def share(self) -> None:
         """Pinned intermediates whose lives do not overlap share memory."""
         busy = {self.var_root[v][0] for v in self.needed if v in self.var_root}
         busy |= {r for r in self.roots if r.index in self.fresh_ids}
-        _share_buffers([info[0] for kind, info in zip(self.kinds, self.infos)
-                        if kind == KERNEL], busy)
+        _share_buffers([step for steps in self.order for _, step in steps], busy, self.runs)
 
     def assemble(self) -> tuple[list, list]:
         """The executor's items (segments of steps, thunk-run nodes) and, per node, how to
         complete a call that leaves the plan (``Plan._finish``)."""
-        items, finish, seg = [], [], None
+        items, finish, seg, index = [], [], None, 0
+        order = iter(self.order)
         for pos, (node, thunk, kind, info) in enumerate(zip(self.vm.nodes, self.vm.thunks,
                                                             self.kinds, self.infos)):
             cells_out = [self.storage[v] for v in node.outputs]
@@ -366,13 +422,15 @@ class _Planner:
                 finish.append((kind, node, thunk, pairs))
             elif kind == KERNEL:
                 steps, alias = info
-                if seg is None:
+                if seg is None:  # its steps in their scheduled order
                     seg = Segment()
                     items.append(seg)
-                for refs, prepared in steps:
-                    fn = ctypes.cast(prepared.fn, ctypes.c_void_p).value
-                    seg.steps.append((fn, refs, prepared.shapes, prepared.strides))
-                    seg.owners.append((node, thunk, prepared))
+                    for at, (refs, prepared, _) in next(order):
+                        fn = ctypes.cast(prepared.fn, ctypes.c_void_p).value
+                        seg.steps.append((fn, refs, prepared.shapes, prepared.strides))
+                        seg.owners.append((self.vm.nodes[at], self.vm.thunks[at], prepared))
+                        seg.indices.append(index)
+                        index += 1
                 if alias is not None:
                     if node.outputs[0] in self.needed:
                         seg.fixups.append((cells_out[0], self.storage[alias]))
@@ -413,8 +471,11 @@ class _Planner:
         layout = Layout(tuple(r.kind for r in self.roots),
                         tuple((r.index, r.value) for r in pinned if r.kind != "fixed"),
                         tuple(outputs))
-        return Plan(run_steps, roots, items, self.inputs, self.fresh, self.cells, finish, keep,
-                    layout)
+        plan = Plan(run_steps, roots, items, self.inputs, self.fresh, self.cells, finish, keep,
+                    layout, self.fresh_views)
+        if self.runs:
+            plan.request_fusion(self.runs)
+        return plan
 
 
 def _overlap(lo: int, hi: int, a: np.ndarray) -> bool:
@@ -422,14 +483,17 @@ def _overlap(lo: int, hi: int, a: np.ndarray) -> bool:
     return alo < hi and lo < ahi
 
 
-def _share_buffers(node_steps: list, busy: set) -> None:
+def _share_buffers(steps: list, busy: set, runs: list) -> None:
     """Let intermediates whose lives do not overlap share memory, as PyTensor's garbage
     collection would: a pinned buffer or scratch array that no step reads after step ``i``
     is handed to one first written after ``i``. Only C-contiguous arrays are shared, and
-    nothing Python reads (``busy``)."""
+    nothing Python reads (``busy``). The steps of a fused run count as one (its kernel
+    touches all their memory in every iteration)."""
+    when = {i: run.first for run in runs for i in range(run.first, run.last + 1)}
     first, last = {}, {}
-    for i, (refs, _) in enumerate(s for steps in node_steps for s in steps):
-        for r, _ in refs:
+    for i, step in enumerate(steps):
+        i = when.get(i, i)
+        for r, _ in step.refs:
             first.setdefault(r, i)
             last[r] = i
     free: list = []  # (last step, slab)
@@ -492,6 +556,7 @@ def build_plan(vm, records: list, static: set, executor, kernel_thunk: type) -> 
     p.find_needed()
     if not p.place_buffers():
         return None
+    p.fuse()
     p.share()
     items, finish = p.assemble()
     return p.seal(run_steps, items, finish)

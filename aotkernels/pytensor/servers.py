@@ -16,10 +16,10 @@ import pytensor.scalar as ps
 import pytensor.scalar.math as psm
 from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.ops import DeepCopyOp
-from pytensor.graph.basic import Constant
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
 from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
+from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
@@ -32,11 +32,12 @@ from pytensor.tensor.subtensor import (
     IncSubtensor,
     Subtensor,
 )
+from pytensor.tensor.utils import _parse_gufunc_signature
 
 try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
-    from pytensor.tensor.linalg import Cholesky, SolveTriangular
+    from pytensor.tensor.linalg import Cholesky, CholeskySolve, Solve, SolveTriangular
 except ImportError:
-    from pytensor.tensor.slinalg import Cholesky, SolveTriangular
+    from pytensor.tensor.slinalg import Cholesky, CholeskySolve, Solve, SolveTriangular
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
@@ -47,12 +48,14 @@ import aotkernels as ak
 from aotkernels import record
 from aotkernels.assemble import copy_into
 from aotkernels.families.axis import along
+from aotkernels.families.lapack import STRUCTURES
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.lapack_ops import LAPACK_DTYPES
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.pytensor import points
 from aotkernels.pytensor.thunks import (
     CheckThunk,
     CompositeThunk,
@@ -60,7 +63,7 @@ from aotkernels.pytensor.thunks import (
     InnerGraphThunk,
     KernelThunk,
 )
-from aotkernels.signature import CODES
+from aotkernels.signature import CODES, MAX_NDIM
 
 #: PyTensor scalar op class -> aotkernels op name (the op table is ``SCALAR_OPS``)
 PYTENSOR_SCALAR_OPS: dict[type, str] = {
@@ -388,60 +391,44 @@ def _inc(op, node, thunk):
     return _kernel(node, thunk, run)
 
 
-def _point_vectors(op, x, indices) -> bool:
-    """One integer index array per dimension of ``x`` and nothing else (no slices); the
-    arrays broadcast together (PyMC's ``p[arange(n)[:, None], y[:, None]]``)."""
-    idx_list = getattr(op, "idx_list", None)  # PyTensor 3 keeps slices there
-    return (len(indices) == x.type.ndim >= 2
-            and (idx_list is None or all(isinstance(e, int) for e in idx_list))
-            and all(getattr(i.type, "dtype", None) in INDEX_DTYPES for i in indices))
-
-
-def _flat_points(indices) -> tuple[tuple, list]:
-    """The broadcast shape of the index arrays and each one as a vector over it (views
-    where NumPy can: a copy would only keep the node out of plans)."""
-    shape = np.broadcast_shapes(*(i.shape for i in indices))
-    return shape, [np.broadcast_to(i, shape).reshape(-1) for i in indices]
-
-
-def _points_of(indices) -> Callable:
-    """``_flat_points`` for a node's index inputs: constants (observed data, ``arange``) are
-    flattened once and passed as literals, which a plan holds as fixed memory."""
-    if not all(isinstance(i, Constant) for i in indices):
-        return _flat_points
-    shape, flat = _flat_points([np.asarray(i.data) for i in indices])
-    flat = [np.array(f, order="C") for f in flat]  # own memory: a constant's is an input
-    return lambda _: (shape, [record.literal(f) for f in flat])
+def _advanced(op, x, indices, name: str):
+    """The ``points.entries`` of an advanced index the ``name`` kernels can serve, or None."""
+    if x.type.dtype not in INDEX_OPS[name].dtypes or not 1 <= x.type.ndim <= MAX_NDIM:
+        return None
+    found = points.entries(op, indices)
+    return found if found is not None and len(found) <= x.type.ndim else None
 
 
 @serve.register(AdvancedSubtensor)
 def _take_points(op, node, thunk):
+    """``x[i, j]``, ``x[:, i, j]``, ...: integer arrays and constant slices as points."""
     x, *indices = node.inputs
-    if (x.type.dtype not in INDEX_OPS["take_points"].dtypes
-            or not _point_vectors(op, x, indices)):
+    entries = _advanced(op, x, indices, "take_points")
+    if entries is None:
         return thunk
-
-    points = _points_of(indices)
+    at = points.points_of(entries, indices)
 
     def run(x, *i):
-        shape, flat = points(i)
+        shape, flat = at(x.shape, i)
         return ak.take_points(x, flat).reshape(shape)
     return _kernel(node, thunk, run)
 
 
 @serve.register(AdvancedIncSubtensor)
 def _inc_points(op, node, thunk):
+    """``x[i, j] = y``, ``x[:, i, j] += y``, ...: repeated points accumulate, as in
+    ``np.add.at`` (an Op that ignores duplicates runs ``perform``)."""
     x, y, *indices = node.inputs
     name = "put_points" if op.set_instead_of_inc else "inc_points"
-    if (x.type.dtype not in INDEX_OPS[name].dtypes or getattr(op, "ignore_duplicates", False)
-            or not np.can_cast(y.type.dtype, x.type.dtype, "same_kind")
-            or not _point_vectors(op, x, indices)):
+    entries = _advanced(op, x, indices, name)
+    if (entries is None or getattr(op, "ignore_duplicates", False)
+            or not np.can_cast(y.type.dtype, x.type.dtype, "same_kind")):
         return thunk
-    update, inplace, points = getattr(ak, name), op.inplace, _points_of(indices)
+    update, inplace, at = getattr(ak, name), op.inplace, points.points_of(entries, indices)
 
     def run(x, y, *i):
-        shape, flat = points(i)
-        return update(x, flat, np.broadcast_to(y, shape).reshape(-1), inplace=inplace)
+        shape, flat = at(x.shape, i)
+        return update(x, flat, points.flat(y, shape), inplace=inplace)
     return _kernel(node, thunk, run)
 
 
@@ -453,29 +440,86 @@ def _lapack_floats(node) -> bool:
     return len(set(dtypes)) == 1 and dtypes[0] in LAPACK_DTYPES
 
 
-@serve.register(Cholesky)
-def _cholesky(op, node, thunk):
+def _cholesky_core(op):
     """PyTensor's Cholesky gives NaN, not an error, for a matrix that is not positive
     definite (``on_error="raise"`` is a CheckAndRaise node after it); ``overwrite_a`` only
     allows writing into the input, and a fresh result is as good."""
-    if not _lapack_floats(node):
-        return thunk
     lower = op.lower
-    return _kernel(node, thunk, lambda x: ak.cholesky(x, lower=lower, on_error="nan",
-                                                      check_finite=False))
+    return lambda x, out=None: ak.cholesky(x, lower=lower, on_error="nan", check_finite=False,
+                                           out=out)
 
 
-@serve.register(SolveTriangular)
-def _solve_triangular(op, node, thunk):
+def _solve_triangular_core(op):
     """NaN for a zero on the diagonal, like ``perform``; ``overwrite_b`` as ``overwrite_a``
     above; ``b`` a vector or a matrix (``b_ndim``)."""
-    if not _lapack_floats(node):
-        return thunk
     lower, unit = op.lower, op.unit_diagonal
 
-    def run(a, b):
+    def run(a, b, out=None):
         return ak.solve_triangular(a, b, lower=lower, unit_diagonal=unit, on_error="nan",
-                                   check_finite=False)
+                                   check_finite=False, out=out)
+    return run
+
+
+def _solve_core(op):
+    """General, symmetric and positive definite solves (``assume_a``; other structures run
+    ``perform``): NaN for a singular matrix, like ``perform`` (whose NaN result has ``a``'s
+    shape, not the declared one of the solution, ours); ``overwrite_a/b`` as above."""
+    if op.assume_a not in STRUCTURES:
+        return None
+    assume_a, lower = op.assume_a, op.lower
+
+    def run(a, b, out=None):
+        return ak.solve(a, b, assume_a=assume_a, lower=lower, on_error="nan",
+                        check_finite=False, out=out)
+    return run
+
+
+def _cho_solve_core(op):
+    """A solve with a Cholesky factor (``potrs``, whose failures ``perform`` makes NaN)."""
+    lower = op.lower
+    return lambda c, b, out=None: ak.cho_solve((c, lower), b, on_error="nan",
+                                               check_finite=False, out=out)
+
+
+#: solver Op class -> its core runner ``run(*matrices, out=None)`` (None: ``perform``); the
+#: result has the shape of the last input (the factored matrix, or the right-hand side)
+SOLVERS: dict[type, Callable] = {Cholesky: _cholesky_core,
+                                 SolveTriangular: _solve_triangular_core,
+                                 Solve: _solve_core, CholeskySolve: _cho_solve_core}
+
+
+@serve.register(Cholesky)
+@serve.register(SolveTriangular)
+@serve.register(Solve)
+@serve.register(CholeskySolve)
+def _solver(op, node, thunk):
+    run = SOLVERS[type(op)](op) if _lapack_floats(node) else None
+    return thunk if run is None else _kernel(node, thunk, run)
+
+
+@serve.register(Blockwise)
+def _blockwise(op, node, thunk):
+    """A solver over batch dimensions (``pt.linalg`` wraps them all in Blockwise; PyTensor
+    removes the wrapper when there are none): one kernel call per matrix, each writing its
+    slice of the result, whose slices are column-major as SciPy's results are."""
+    make = SOLVERS.get(type(op.core_op))
+    core = make(op.core_op) if make is not None and _lapack_floats(node) else None
+    if core is None:
+        return thunk
+    core_ndims = [len(dims) for dims in _parse_gufunc_signature(op.signature)[0]]
+    dtype, check = node.outputs[0].type.dtype, getattr(op, "_check_runtime_broadcast", None)
+
+    def run(*xs):
+        if check is not None:  # batch dimensions of length 1 broadcast only where typed so
+            check(node, xs)
+        batch = np.broadcast_shapes(*(x.shape[:x.ndim - k] for x, k in zip(xs, core_ndims)))
+        xs = [np.broadcast_to(x, batch + x.shape[x.ndim - k:]) for x, k in zip(xs, core_ndims)]
+        shape = xs[-1].shape[len(batch):]
+        out = np.empty(batch + shape[::-1], dtype)
+        out = out.swapaxes(-1, -2) if len(shape) == 2 else out
+        for idx in np.ndindex(*batch):
+            core(*[x[idx] for x in xs], out=out[idx])
+        return out
     return _kernel(node, thunk, run)
 
 

@@ -131,21 +131,23 @@ GEMV(aotk_sgemv, float, 3)
 DOT(aotk_ddot, double, 4)
 DOT(aotk_sdot, float, 5)
 
-/* LAPACK trampolines. Kernels of the ``lapack`` family call aotk_{d,s}{potrf,trtrs} on
+/* LAPACK trampolines. Kernels of the ``lapack`` family call aotk_{d,s}{potrf,trtrs,...} on
  * column-major matrices; the runtime points them at the LP64 Fortran LAPACK that SciPy
- * exports as cython_lapack capsules when it loads the library (aotk_set_lapack). A
- * trampoline returns LAPACK's info, or LAPACK_NONE when none is bound or a size does not
- * fit its 32-bit integers: the kernel then runs its own loop. */
+ * exports as cython_lapack capsules when it loads the library (aotk_set_lapack, in the
+ * order of LAPACK_SLOTS). A trampoline returns LAPACK's info, or LAPACK_NONE when none is
+ * bound or a size does not fit its 32-bit integers: the kernel then runs its own loop.
+ * Pivots are LAPACK's 32-bit integers, in workspace the kernel was given. */
 #define LAPACK_NONE INT32_MIN
+#define LAPACK_SLOTS 14 /* {d,s}: potrf trtrs getrf getrs potrs sytrf sytrs */
 
-static void *lapack_fn[4]; /* dpotrf spotrf dtrtrs strtrs */
+static void *lapack_fn[LAPACK_SLOTS];
 
-EXPORT int32_t aotk_set_lapack(void *dpotrf, void *spotrf, void *dtrtrs, void *strtrs) {
-    void *fns[4] = {dpotrf, spotrf, dtrtrs, strtrs};
+EXPORT int32_t aotk_set_lapack(int32_t n, void *const *fns) {
     int bound = 0;
-    for (int i = 0; i < 4; i++) bound += fns[i] != 0;
-    if (bound != 0 && bound != 4) return -1; /* all or none */
-    for (int i = 0; i < 4; i++) lapack_fn[i] = fns[i];
+    if (n != LAPACK_SLOTS) return -1;
+    for (int i = 0; i < n; i++) bound += fns[i] != 0;
+    if (bound != 0 && bound != n) return -1; /* all or none */
+    for (int i = 0; i < n; i++) lapack_fn[i] = fns[i];
     return 0;
 }
 
@@ -173,10 +175,68 @@ EXPORT int32_t aotk_lapack_bound(void) { return lapack_fn[0] != 0; }
         return info;                                                                         \
     }
 
+/* LU with partial pivoting of a square matrix: getrf(n, n, a, lda, ipiv) */
+#define GETRF(NAME, T, SLOT)                                                                 \
+    HIDDEN int32_t NAME(int64_t n, intptr_t a, int64_t lda, intptr_t ipiv) {                 \
+        if (!lapack_fn[SLOT] || !fits32(n, lda, 0, 0, 0, 0)) return LAPACK_NONE;             \
+        int in = (int)n, ilda = (int)lda, info = 0;                                          \
+        ((void (*)(int *, int *, T *, int *, int *, int *))lapack_fn[SLOT])(                 \
+            &in, &in, (T *)a, &ilda, (int *)ipiv, &info);                                    \
+        return info;                                                                         \
+    }
+
+/* solves with a factorization: getrs (LU and pivots), sytrs (Bunch-Kaufman and pivots),
+ * potrs (Cholesky, no pivots) */
+#define PIVOTED_TRS(NAME, T, SLOT, FIRST)                                                    \
+    HIDDEN int32_t NAME(int32_t flag, int64_t n, int64_t nrhs, intptr_t a, int64_t lda,      \
+                        intptr_t ipiv, intptr_t b, int64_t ldb) {                            \
+        if (!lapack_fn[SLOT] || !fits32(n, nrhs, lda, ldb, 0, 0)) return LAPACK_NONE;        \
+        char c = FIRST;                                                                      \
+        int in = (int)n, irhs = (int)nrhs, ilda = (int)lda, ildb = (int)ldb, info = 0;       \
+        ((void (*)(char *, int *, int *, T *, int *, int *, T *, int *, int *))              \
+             lapack_fn[SLOT])(&c, &in, &irhs, (T *)a, &ilda, (int *)ipiv, (T *)b, &ildb,     \
+                              &info);                                                        \
+        return info;                                                                         \
+    }
+
+#define POTRS(NAME, T, SLOT)                                                                 \
+    HIDDEN int32_t NAME(int32_t lower, int64_t n, int64_t nrhs, intptr_t a, int64_t lda,     \
+                        intptr_t b, int64_t ldb) {                                           \
+        if (!lapack_fn[SLOT] || !fits32(n, nrhs, lda, ldb, 0, 0)) return LAPACK_NONE;        \
+        char uplo = lower ? 'L' : 'U';                                                       \
+        int in = (int)n, irhs = (int)nrhs, ilda = (int)lda, ildb = (int)ldb, info = 0;       \
+        ((void (*)(char *, int *, int *, T *, int *, T *, int *, int *))lapack_fn[SLOT])(    \
+            &uplo, &in, &irhs, (T *)a, &ilda, (T *)b, &ildb, &info);                         \
+        return info;                                                                         \
+    }
+
+/* Bunch-Kaufman factorization of a symmetric matrix; ``lwork`` items of work (a smaller
+ * array than the optimum only makes LAPACK use smaller blocks) */
+#define SYTRF(NAME, T, SLOT)                                                                 \
+    HIDDEN int32_t NAME(int32_t lower, int64_t n, intptr_t a, int64_t lda, intptr_t ipiv,    \
+                        intptr_t work, int64_t lwork) {                                      \
+        if (!lapack_fn[SLOT] || !fits32(n, lda, lwork, 0, 0, 0)) return LAPACK_NONE;         \
+        char uplo = lower ? 'L' : 'U';                                                       \
+        int in = (int)n, ilda = (int)lda, ilwork = (int)lwork, info = 0;                     \
+        ((void (*)(char *, int *, T *, int *, int *, T *, int *, int *))lapack_fn[SLOT])(    \
+            &uplo, &in, (T *)a, &ilda, (int *)ipiv, (T *)work, &ilwork, &info);              \
+        return info;                                                                         \
+    }
+
 POTRF(aotk_dpotrf, double, 0)
 POTRF(aotk_spotrf, float, 1)
 TRTRS(aotk_dtrtrs, double, 2)
 TRTRS(aotk_strtrs, float, 3)
+GETRF(aotk_dgetrf, double, 4)
+GETRF(aotk_sgetrf, float, 5)
+PIVOTED_TRS(aotk_dgetrs, double, 6, flag ? 'T' : 'N')
+PIVOTED_TRS(aotk_sgetrs, float, 7, flag ? 'T' : 'N')
+POTRS(aotk_dpotrs, double, 8)
+POTRS(aotk_spotrs, float, 9)
+SYTRF(aotk_dsytrf, double, 10)
+SYTRF(aotk_ssytrf, float, 11)
+PIVOTED_TRS(aotk_dsytrs, double, 12, flag ? 'L' : 'U')
+PIVOTED_TRS(aotk_ssytrs, float, 13, flag ? 'L' : 'U')
 
 /* The plan executor's inner loop (aotkernels/pytensor/executor.py): run a prepared sequence of kernel
  * calls with no Python in between. Operands are (root, byte offset) pairs: ``roots`` holds

@@ -9,7 +9,9 @@ run the same rewritten graph with PyTensor's Python linker as the reference (``r
 every node on its ``perform``; its docstring says why this reference and not FAST_COMPILE).
 Evaluate at 3 points (the transformed initial point, two jittered ones), calling the AOT
 function 3 times per point (the first call of the first point records and plans, every later
-call replays the plan), and compare every call with the reference.
+call replays the plan), and compare every call with the reference; with fusion on
+(``AOT_FUSION=1``, the default outside the test suite), wait for the plan's fused kernels and
+make the same calls again.
 
 The error of a value is ``|aot - ref| / max(|ref|, 1)`` (relative, absolute below 1: gradient
 components that cancel to about zero carry rounding of their larger terms), maximised over
@@ -39,6 +41,7 @@ RTOL = 1e-9
 #: model -> (bound, why) for models whose kernels legitimately round differently
 TOLERANCE: dict[str, tuple[float, str]] = {}
 POINTS, CALLS = 3, 3
+FUSION_WAIT = 600  # seconds to wait for a model's fused kernels (``AOT_FUSION=1``)
 COMPUTING = ("aot", "jit", "numpy", "pytensor", "pending")
 
 
@@ -85,13 +88,18 @@ def check(name: str, build, corpus, am, jit) -> dict:
     t_aot = time.perf_counter()
     ref = corpus.reference(f)
     t_ref = time.perf_counter()
-    worst, finite = 0.0, True
-    for x in pts:
-        want = [np.array(v, copy=True) for v in ref(x.copy())]
-        finite &= bool(np.isfinite(want[0]))
-        for _ in range(CALLS):
-            got = [np.array(v, copy=True) for v in f(x.copy())]
-            worst = max(worst, *(error(g, w) for g, w in zip(got, want)))
+    worst, finite, fused = 0.0, True, 0
+    wants = [[np.array(v, copy=True) for v in ref(x.copy())] for x in pts]
+    for fusing in (False, True):
+        if fusing:  # the same calls again on the fused kernels, if fusion is on
+            fused = am.wait_for_fusion(f, FUSION_WAIT)
+            if not fused:
+                break
+        for x, want in zip(pts, wants):
+            finite &= bool(np.isfinite(want[0]))
+            for _ in range(CALLS):
+                got = [np.array(v, copy=True) for v in f(x.copy())]
+                worst = max(worst, *(error(g, w) for g, w in zip(got, want)))
     rows = am.coverage(f)
     cov = Counter(source for _, source in rows)
     plan = am.plan_summary(f)
@@ -103,6 +111,7 @@ def check(name: str, build, corpus, am, jit) -> dict:
                                                   "pending")},
            "plan": dict(plan) if plan else None,
            "python_items": (plan or {}).get("python", 0) + (plan or {}).get("view (run)", 0),
+           "fused_runs": fused,
            "off_path": dict(off.most_common()),
            "jit_compiled": jit.stats["compiled"] - jit_before["compiled"],
            "jit_loaded": jit.stats["loaded"] - jit_before["loaded"],

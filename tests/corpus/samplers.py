@@ -3,16 +3,22 @@
     build/pymc-venv/bin/python -m tests.corpus.samplers plan MODEL ...
     build/pymc-venv/bin/python -m tests.corpus.samplers nutpie MODEL ...
     build/pymc-venv/bin/python -m tests.corpus.samplers pm MODEL ...
+    build/pymc-venv/bin/python -m tests.corpus.samplers cache|million MODEL ...
 
-``plan``: ``aotkernels.nutpie.compile_pymc_model``; if the model's plans run from C, the C
-logp entry against PyTensor's Python implementation of the same graph at the corpus points,
-then 4 threads calling it at once (each its own points, in another order) against
-sequential calls, bit for bit, and the RSS after a second round. ``nutpie``: a short
+``plan``: ``aotkernels.nutpie.compile_pymc_model``; a model whose mode-AOT logp+gradient
+plan (``pm.sample``'s function) has no Python item must sample from C (else the fallback is
+a failure). The C logp and expand entries against the mode-AOT functions they come from (the
+same kernels: bit for bit) and the logp against PyTensor's Python implementation of the
+same graph (within RTOL) at the initial point and jittered ones, then 4 threads calling the
+logp at once (each its own points, in another order) against sequential calls, bit for bit,
+and the RSS after a second round. ``nutpie``: a short
 nutpie run on the C plans against the same run on nutpie's Python-callback path over the
 same mode-AOT functions, same seed: the draws must be identical (same numbers in, same
-numbers out). ``pm``: ``pm.sample`` with ``compile_kwargs={"mode": ...}`` in modes AOT and
-C, same seed; each variable's posterior mean must agree within 5 Monte-Carlo standard
-errors. One JSON line per model and check.
+numbers out). ``cache``: ``compile_pymc_model``'s graph cache counters and the values it
+computes (run it twice on one ``AOT_GRAPH_CACHE_DIR``). ``million``: 4 threads x 250,000
+calls of one logp plan against sequential calls, RSS at each quarter. ``pm``: ``pm.sample`` with
+``compile_kwargs={"mode": ...}`` in modes AOT and C, same seed; each variable's posterior
+mean must agree within 5 Monte-Carlo standard errors. One JSON line per model and check.
 """
 
 from __future__ import annotations
@@ -32,6 +38,8 @@ from tests.corpus.check import error
 RTOL = 1e-9
 LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
                         ctypes.c_void_p, ctypes.c_void_p)
+EXPAND = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p,
+                          ctypes.c_void_p, ctypes.c_void_p)
 THREADS, CALLS = 4, 2000
 
 
@@ -51,13 +59,33 @@ def compile_quietly(model):
     return compiled, (fallback[0] if fallback else None)
 
 
+def python_items(model) -> int:
+    """Nodes left to Python in the plan of the model's mode-AOT logp+gradient (the function
+    ``pm.sample`` compiles): the criterion for "must sample from C"."""
+    import aotkernels.pytensor as am
+    from tests.corpus import logp_dlogp, points
+
+    f = logp_dlogp(model, "AOT")
+    x = points(model, 1)[0]
+    for _ in range(3):  # the third call of a geometry makes its plan
+        f(x.copy())
+    return (am.plan_summary(f) or {}).get("python", 0)
+
+
 def check_plan(name: str) -> dict:
-    compiled, fallback = compile_quietly(MODELS[name]())
+    """The C logp and expand entries against the mode-AOT functions they were exported from
+    (the same kernels: bit for bit) and against PyTensor's Python implementation of the logp
+    graph (within RTOL), at the initial point and jittered ones; then 4 threads at once."""
+    model = MODELS[name]()
+    items = python_items(model)
+    compiled, fallback = compile_quietly(model)
     if fallback is not None:
-        return {"name": name, "check": "plan", "ok": True, "c_plan": False, "why": fallback}
+        return {"name": name, "check": "plan", "ok": items > 0, "c_plan": False,
+                "python_items": items, "why": fallback}
     fn = LOGP(compiled.compiled_logp_func.address)
+    expand = EXPAND(compiled.compiled_expand_func.address)
     ud = compiled.user_data.ctypes.data
-    n = compiled.n_dim
+    n, n_out = compiled.n_dim, compiled.n_expanded
     ref = reference(compiled.logp_func)
 
     def call(x, grad, logp):
@@ -65,16 +93,24 @@ def check_plan(name: str) -> dict:
         return rc, float(logp[0]), grad.copy()
 
     xs = [np.ascontiguousarray(x) for x in points_of(compiled)]
-    worst, codes = 0.0, []
-    for x in xs:
-        grad, logp = np.empty(n), np.empty(1)
-        rc, lp, g = call(x, grad, logp)
+    worst, codes, differ = 0.0, [], []
+    for k, x in enumerate(xs + bad_points(xs[0])):
+        rc, lp, g = call(x, np.full(n, -7.0), np.full(1, -7.0))
         codes.append(rc)
-        want_lp, want_g = ref(x)
-        if rc == 0:
-            worst = max(worst, error(lp, want_lp), error(g, want_g))
-        elif np.isfinite(want_lp) and np.all(np.isfinite(want_g)):
-            worst = float("inf")  # an error code where Python found finite values
+        want = expected_code(compiled.logp_func, x)
+        if rc != want[0]:
+            differ.append(f"logp at point {k}: code {rc}, the mode-AOT function says {want[0]}")
+        elif rc == 0 and (lp != want[1] or not np.array_equal(g, want[2])):
+            differ.append(f"logp at point {k}")
+        if k < len(xs):  # the good points: PyTensor's Python implementation too
+            want_lp, want_g = ref(x)
+            worst = max(worst, error(lp, want_lp), error(g, want_g)) if rc == 0 else (
+                float("inf"))
+            out = np.full(n_out, -7.0)
+            rc = expand(n, n_out, x.ctypes.data, out.ctypes.data, ud)
+            (want,) = compiled.expand_func(x.copy())
+            if rc or not np.array_equal(out, np.ravel(want), equal_nan=True):
+                differ.append(f"expand at point {k} (rc {rc})")
     # concurrency: every thread its own buffers and its own order over the points
     sequential = [call(x, np.empty(n), np.empty(1)) for x in xs]
     bad = []
@@ -102,10 +138,11 @@ def check_plan(name: str) -> dict:
     before = rss_mib()
     round_()
     growth = rss_mib() - before
-    ok = worst <= RTOL and not bad and growth < 2.0
+    ok = worst <= RTOL and not differ and not bad and growth < 2.0
     return {"name": name, "check": "plan", "ok": bool(ok), "c_plan": True,
-            "steps": compiled.plans.logp.steps, "max_error": worst, "codes": codes,
-            "threads_mismatch": bad[:3], "calls": 2 * THREADS * CALLS,
+            "python_items": items, "steps": compiled.plans.logp.steps,
+            "expand_steps": compiled.plans.expand.steps, "max_error": worst, "codes": codes,
+            "differ": differ, "threads_mismatch": bad[:3], "calls": 2 * THREADS * CALLS,
             "rss_growth_mib": round(growth, 2)}
 
 
@@ -114,6 +151,27 @@ def points_of(compiled) -> list[np.ndarray]:
     x0 = compiled.initial_point_func(0)
     rng = np.random.default_rng(0)
     return [x0] + [x0 + rng.uniform(-s, s, x0.size) for s in (0.3, 1.0)]
+
+
+def bad_points(x0: np.ndarray) -> list[np.ndarray]:
+    """Points where a logp fails: a NaN, huge values (overflows, failing checks)."""
+    nan, huge, tiny = x0.copy(), x0.copy(), np.full_like(x0, -1e300)
+    nan[-1] = np.nan
+    huge[0] = 1e300
+    return [nan, huge, tiny]
+
+
+def expected_code(logp_fn, x: np.ndarray) -> tuple:
+    """What nutpie's numba backend returns where the function is ``logp_fn``: 1 if it
+    raises (a check failed), 3 for a non-finite gradient, 4 for a non-finite logp, else 0;
+    with the values."""
+    try:
+        lp, g = logp_fn(x.copy())
+    except Exception:
+        return 1, None, None
+    if not np.all(np.isfinite(g)):
+        return 3, None, None
+    return (0 if np.isfinite(lp) else 4), float(lp), np.array(g)
 
 
 def check_nutpie(name: str, draws: int = 100) -> dict:
@@ -169,7 +227,66 @@ def check_pm(name: str, draws: int = 300) -> dict:
             "seconds": seconds}
 
 
-CHECKS = {"plan": check_plan, "nutpie": check_nutpie, "pm": check_pm}
+def check_cache(name: str) -> dict:
+    """``compile_pymc_model`` and what it computes, with the graph cache's counters: run
+    twice on one cache directory, the second process must hit where the first stored, and
+    give the same initial points, logp, gradient and expand values bit for bit."""
+    from aotkernels.pytensor import graph_cache
+
+    t = time.perf_counter()
+    compiled, fallback = compile_quietly(MODELS[name]())
+    seconds = time.perf_counter() - t
+    xs = [compiled.initial_point_func(seed) for seed in range(3)]
+    values = []
+    for x in xs:
+        lp, g = compiled.logp_func(x.copy())
+        (e,) = compiled.expand_func(x.copy())
+        values.append([float(lp), *map(float, g), *map(float, np.ravel(e))])
+    return {"name": name, "check": "cache", "ok": True, "c_plan": fallback is None,
+            "stats": dict(graph_cache.stats), "seconds": round(seconds, 3),
+            "points": [x.tolist() for x in xs], "values": values}
+
+
+def check_million(name: str, per_thread: int = 250_000) -> dict:
+    """4 threads x ``per_thread`` calls of one exported logp plan (nutpie's 4 chains for
+    10^6 gradients): every result equal to the sequential one, RSS at each quarter."""
+    compiled, fallback = compile_quietly(MODELS[name]())
+    if fallback is not None:
+        return {"name": name, "check": "million", "ok": False, "why": fallback}
+    fn = LOGP(compiled.compiled_logp_func.address)
+    ud, n = compiled.user_data.ctypes.data, compiled.n_dim
+    xs = [np.ascontiguousarray(x) for x in points_of(compiled)]
+    sequential = []
+    for x in xs:
+        g, lp = np.empty(n), np.empty(1)
+        sequential.append((fn(n, x.ctypes.data, g.ctypes.data, lp.ctypes.data, ud), lp[0], g))
+    bad, rss = [], [rss_mib()]
+
+    def worker(t):
+        g, lp = np.empty(n), np.empty(1)
+        for i in range(per_thread):
+            k = (i * (t + 1) + t) % len(xs)
+            rc = fn(n, xs[k].ctypes.data, g.ctypes.data, lp.ctypes.data, ud)
+            want = sequential[k]
+            if rc != want[0] or lp[0] != want[1] or not np.array_equal(g, want[2]):
+                bad.append((t, i))
+                return
+            if t == 0 and (i + 1) % (per_thread // 4 or 1) == 0:
+                rss.append(rss_mib())
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"name": name, "check": "million", "ok": not bad, "calls": THREADS * per_thread,
+            "seconds": round(time.perf_counter() - t0, 1), "mismatches": bad[:3],
+            "rss_mib": [round(r, 1) for r in rss]}
+
+
+CHECKS = {"plan": check_plan, "nutpie": check_nutpie, "pm": check_pm, "cache": check_cache,
+          "million": check_million}
 
 
 def main(argv=None) -> int:

@@ -1,0 +1,159 @@
+"""Fused elementwise kernels: one loop nest for a run of elementwise steps of a plan.
+
+A plan (``aotkernels/pytensor/planner.py``) runs each elementwise node as one catalog
+kernel: one loop and one memory pass per node. A ``Program`` describes a run of such steps
+over one iteration shape as a single kernel of the same ABI: the scalar bodies are the
+catalog's own (``scalar_ops``, with the same compute-dtype conversions as
+``elemwise.build``), each intermediate is rounded to its step's result dtype exactly as a
+store into that step's array would, and only the results read outside the run are written.
+So a fused kernel computes the same bits as the steps it replaces.
+
+A program is data (``to_json``/``from_json``) named by a hash of itself (``name``), which
+is the op of its signature in the ``fused`` family: the JIT's compiler child gets the JSON
+in ``AOT_FUSED_PROGRAM`` and registers it before compiling (``register``). Operands are the
+memory inputs, then the outputs, all seen with the run's collapsed shape (stride 0 where
+broadcast); ``pattern`` fixes per operand whether its innermost axis is contiguous
+(``c``), broadcast (``s``, read once per row) or strided (``g``), and the kernel checks
+that on entry (status 2 otherwise).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.signature import Signature
+
+#: the family's op table: program name -> Program (filled by ``register``)
+FUSED: dict[str, Program] = {}
+
+#: status of a fused kernel called with operands off its pattern (a planner bug)
+BAD_GEOMETRY = 2
+
+
+@dataclass(frozen=True)
+class Program:
+    """``steps``: (op, kernel in dtypes, result dtype, args), an arg ``k`` being memory input
+    ``k`` if ``k < nin``, else the result of step ``k - nin``; ``outputs``: per output
+    operand, the step whose result it stores."""
+
+    dtypes: tuple[str, ...]  # operands: memory inputs, then outputs
+    nin: int
+    pattern: str  # per operand: c, s or g
+    ndim: int
+    steps: tuple[tuple[str, tuple[str, ...], str, tuple[int, ...]], ...]
+    outputs: tuple[int, ...]
+
+    def to_json(self) -> str:
+        return json.dumps([self.dtypes, self.nin, self.pattern, self.ndim, self.steps,
+                           self.outputs], separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Program:
+        dtypes, nin, pattern, ndim, steps, outputs = json.loads(text)
+        return cls(tuple(dtypes), nin, pattern, ndim,
+                   tuple((op, tuple(ins), out, tuple(args)) for op, ins, out, args in steps),
+                   tuple(outputs))
+
+    @property
+    def name(self) -> str:
+        return "fz" + hashlib.sha256(self.to_json().encode()).hexdigest()[:20]
+
+    @property
+    def signature(self) -> Signature:
+        return Signature("fused", self.name, self.dtypes[:-1], self.dtypes[-1], "nd",
+                         self.ndim)
+
+
+def register(program: Program) -> Signature:
+    """Make ``program`` known to this process's ``fused`` family; its signature."""
+    FUSED[program.name] = program
+    return program.signature
+
+
+def _scalar(op: str, ins: tuple[str, ...], out: str):
+    """(scalar body, per-input converters): what ``elemwise.build`` compiles for the
+    elementwise kernel of (op, ins, out)."""
+    from numba import njit
+
+    from aotkernels.kernels.elemwise import converter
+    from aotkernels.kernels.scalar_ops import cast_body
+
+    sop = SCALAR_OPS[op]
+    _, compute = sop.types(ins, out)
+    converters = [converter(c) if c != d else None for c, d in zip(compute, ins)]
+    if op == "cast":
+        body = cast_body(ins[0], out)
+    else:
+        body = sop.impl(next((c for c in compute if c), ins[-1]))
+    return njit(inline="always")(body), converters
+
+
+def source(p: Program, name: str) -> tuple[list[str], dict]:
+    """The kernel's Python source and the names it uses."""
+    from aotkernels.kernels.abi import assume_c
+    from aotkernels.kernels.elemwise import converter
+
+    n_ops, last = len(p.dtypes), p.ndim - 1
+    outer = [f"i{d}" for d in range(last)]
+    env: dict = {"assume_c": assume_c}
+    args = ", ".join(f"a{k}" for k in range(n_ops))
+    checks = []
+    for k, (d, pat) in enumerate(zip(p.dtypes, p.pattern)):
+        size = np.dtype(d).itemsize
+        if pat == "c":
+            checks.append(f"a{k}.strides[{last}] == {size}")
+        elif pat == "s":
+            checks.append(f"a{k}.strides[{last}] == 0")
+    src = [f"def {name}({args}):",
+           f"    n = a{n_ops - 1}.shape[{last}]",
+           "    if n == 0:",
+           "        return 0"]
+    if checks:
+        src += [f"    if not ({' and '.join(checks)}):", f"        return {BAD_GEOMETRY}"]
+    pad = "    "
+    for d in range(last):
+        src.append(f"{pad}for i{d} in range(a{n_ops - 1}.shape[{d}]):")
+        pad += "    "
+    row = f"[{', '.join(outer)}]" if outer else ""
+    reads = []
+    for k, pat in enumerate(p.pattern):
+        if pat == "s":
+            index = ", ".join([*outer, "0"])
+            src.append(f"{pad}s{k} = a{k}[{index}]")
+            reads.append(f"s{k}")
+        else:
+            view = f"a{k}{row}"
+            src.append(f"{pad}r{k} = {f'assume_c({view})' if pat == 'c' else view}")
+            reads.append(f"r{k}[j]")
+    src.append(f"{pad}for j in range(n):")
+    pad += "    "
+    for i, (op, ins, out, refs) in enumerate(p.steps):
+        body, converters = _scalar(op, ins, out)
+        env[f"f{i}"], env[f"o{i}"] = body, converter(out)
+        terms = []
+        for a, (ref, conv) in enumerate(zip(refs, converters)):
+            term = reads[ref] if ref < p.nin else f"t{ref - p.nin}"
+            if conv is not None:
+                env[f"c{i}_{a}"] = conv
+                term = f"c{i}_{a}({term})"
+            terms.append(term)
+        src.append(f"{pad}t{i} = o{i}(f{i}({', '.join(terms)}))")
+    for k, step in enumerate(p.outputs):
+        src.append(f"{pad}{reads[p.nin + k].replace('[j]', '')}[j] = t{step}")
+    src.append("    return 0")
+    return src, env
+
+
+def build(sig: Signature, name: str):
+    """``(body, operand specs)`` for the registered program ``sig.op``."""
+    from numba import njit
+
+    p = FUSED[sig.op]
+    src, env = source(p, name)
+    exec(compile("\n".join(src), f"<aotkernels {sig.key}>", "exec"), env)
+    return njit(env[name]), [(d, p.ndim, "A") for d in p.dtypes]
