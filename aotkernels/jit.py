@@ -39,6 +39,7 @@ from aotkernels import special, trust
 from aotkernels.library import KERNEL_FN
 from aotkernels.process import ForkSafeLock, atomic_write
 from aotkernels.signature import ABI_VERSION, Signature
+from aotkernels.targets import TARGETS, jit_target
 
 #: Counters for this process (tests and ``info`` read them).
 stats = {"compiled": 0, "loaded": 0}
@@ -74,13 +75,26 @@ def cache_root() -> Path:
     return (Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache") / "aotkernels"
 
 
+def target() -> str | None:
+    """The target whose choice of libm or vector bodies JIT kernels make: that of the
+    library this process loaded (``targets.jit_target``)."""
+    from aotkernels.library import default_library
+
+    lib = default_library()
+    return jit_target(lib.target if lib is not None else None)
+
+
 def cache_dir() -> Path:
-    """Per-user cache, one folder per ABI, entry format and host CPU (objects are tuned
-    for it); entries of the first, unverified format live in another folder."""
+    """Per-user cache, one folder per ABI, entry format, host CPU (objects are tuned for
+    it) and the ops calling libm (``target``); entries of the first, unverified format live
+    in another folder."""
     root = cache_root()
     import llvmlite.binding as llvm
 
-    cpu = f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|{_MAGIC}"
+    t = target()
+    libm = ",".join(TARGETS[t].libm_ops) if t in TARGETS else ""
+    cpu = (f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|{_MAGIC}"
+           + (f"|libm:{libm}" if libm else ""))
     return root / f"abi{ABI_VERSION}-{hashlib.sha256(cpu.encode()).hexdigest()[:12]}"
 
 
@@ -254,7 +268,10 @@ def _compile_objects(todo: list[tuple[Signature, str]], dir_fd: int) -> dict[str
     catalogs = sorted({"=".join(FAMILIES[sig.family].origin) for sig, _ in todo
                        if FAMILIES[sig.family].origin})
     programs = "\n".join(FUSED[sig.op].to_json() for sig, _ in todo if sig.family == "fused")
-    env = {**os.environ, "AOT_FUSED_PROGRAMS": programs} if programs else None
+    env = {**os.environ, "AOT_FUSED_PROGRAMS": programs} if programs else dict(os.environ)
+    t = target()  # the child makes the loaded library's choice of libm or vector bodies
+    if t:
+        env["AOT_JIT_TARGET"] = t
     objs = {}
     with tempfile.TemporaryDirectory(prefix="aotkernels-") as scratch:  # 0700, ours
         raws = [Path(scratch) / f"{symbol}.raw" for _, symbol in todo]

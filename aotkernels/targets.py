@@ -7,6 +7,7 @@ architecture. The generator builds from this table and the runtime chooses from 
 
 from __future__ import annotations
 
+import os
 import platform
 from dataclasses import dataclass
 
@@ -19,6 +20,11 @@ class Target:
     cpu: str
     features: str = ""
     level: int = 0
+    #: ops whose kernels call libm here instead of ``kernels/vecmath.py``: at two SSE2 lanes
+    #: glibc's scalar code (FMA variants chosen at run time) beats the polynomial
+    #: (benchmarks/RESULTS.md, "Vector math"); a JIT kernel makes the choice of the target
+    #: its process loaded, so AOT and JIT give the same bits
+    libm_ops: tuple[str, ...] = ()
 
     @property
     def library(self) -> str:
@@ -26,7 +32,8 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
-    Target("x86_64", "x86_64", "x86_64-unknown-linux-gnu", "x86-64", level=1),
+    Target("x86_64", "x86_64", "x86_64-unknown-linux-gnu", "x86-64", level=1,
+           libm_ops=("exp", "log", "sigmoid", "erf", "erfc")),
     Target("x86_64_v3", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v3", level=3),
     Target("x86_64_v4", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v4", "-prefer-256-bit",
            level=4),
@@ -64,3 +71,16 @@ def native_targets() -> tuple[str, ...]:
     """The best target the build machine itself runs (``--targets native``)."""
     usable = [t for t in TARGETS.values() if t.arch == host_arch() and t.level <= host_level()]
     return (max(usable, key=lambda t: t.level).name,) if usable else ()
+
+
+def jit_target(loaded: str | None) -> str | None:
+    """The target whose choices (``libm_ops``) a JIT-compiled kernel makes: ``loaded``, the
+    target of the library the process runs, so JIT and AOT kernels give the same bits; with
+    no library, ``AOT_CPU_TARGET`` or the best target this CPU runs."""
+    if loaded:
+        return loaded
+    forced = os.environ.get("AOT_CPU_TARGET")
+    if forced in TARGETS:
+        return forced
+    best = native_targets()
+    return best[0] if best else None

@@ -61,7 +61,7 @@ def best(fn, min_time=0.2, repeat=5) -> float:
 
 #: the transcendental ops (kernels/vecmath.py): NumPy's function and the scalar libm body
 #: they replaced, which numba ``@njit`` compiles as a loop (the peer, and "today")
-TRANSCENDENTAL = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh")
+TRANSCENDENTAL = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh", "erf", "erfc")
 
 
 def numpy_fn(op: str):
@@ -70,7 +70,7 @@ def numpy_fn(op: str):
     return {"add": np.add, "mul": np.multiply, "exp": np.exp, "expm1": np.expm1,
             "log": np.log, "log1p": np.log1p, "sigmoid": scipy.special.expit,
             "softplus": lambda x, out=None: np.logaddexp(np.zeros((), x.dtype), x, out=out),
-            "tanh": np.tanh}[op]
+            "tanh": np.tanh, "erf": scipy.special.erf, "erfc": scipy.special.erfc}[op]
 
 
 def _libm_softplus(x):  # the piecewise form (PyTensor's) the kernels used before vecmath
@@ -86,7 +86,8 @@ def _libm_softplus(x):  # the piecewise form (PyTensor's) the kernels used befor
 LIBM_BODIES = {"exp": lambda x: math.exp(x), "expm1": lambda x: math.expm1(x),
                "log": lambda x: math.log(x), "log1p": lambda x: math.log1p(x),
                "sigmoid": lambda x: 1.0 / (1.0 + math.exp(-x)), "softplus": _libm_softplus,
-               "tanh": lambda x: math.tanh(x)}
+               "tanh": lambda x: math.tanh(x), "erf": lambda x: math.erf(x),
+               "erfc": lambda x: math.erfc(x)}
 
 
 def numba_loop(op: str):

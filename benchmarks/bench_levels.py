@@ -1,6 +1,7 @@
 """The same kernels at each x86-64 level this machine runs: what v3 and v4 gain over baseline.
 
     python benchmarks/bench_levels.py [--lib build/levels-lib] [--no-build] [--rounds 3]
+                                       [--ops exp,log,...]
 
 Builds one library with ``--targets x86_64,x86_64_v3,x86_64_v4`` for just the benchmarked
 ops (into ``build/levels-lib``; the IR cache makes a rebuild a relink), then times every
@@ -39,37 +40,41 @@ DTYPES = ("float64", "float32")
 N, SIDE = 1_000_000, 1000
 
 
-def elemwise_cases(dtype: str):
-    """(label, op, inputs): 1e6 elements contiguous, 1000x1000 with a broadcast row (add, mul,
-    exp, sigmoid), and 1e3 contiguous for the transcendental ops."""
+def elemwise_cases(dtype: str, ops: tuple[str, ...] = ELEMWISE_OPS):
+    """(label, op, inputs): 1e6 elements contiguous, 1e6 with stride 2 (the transcendental
+    ops: the nd kernel's general loop), 1000x1000 with a broadcast row (add, mul, exp,
+    sigmoid), and 1e3 contiguous for the transcendental ops."""
     rng = np.random.default_rng(0)
     a, b = (rng.normal(size=N).astype(dtype) for _ in range(2))
     m = rng.normal(size=(SIDE, SIDE)).astype(dtype)
     row = rng.normal(size=SIDE).astype(dtype)
-    for op in ELEMWISE_OPS:
+    wide = rng.normal(size=2 * N).astype(dtype)
+    for op in ops:
         binary = op in ("add", "mul")
         x = np.abs(a) if positive(op) else a
         if not binary:
             yield f"{op} 1e3", op, (x[:1000].copy(),)
         yield f"{op} contiguous", op, (a, b) if binary else (x,)
+        if not binary:
+            yield f"{op} strided", op, ((np.abs(wide) if positive(op) else wide)[::2],)
         # a unary op's broadcast input is a stride-0 view of one row
         if op in ("add", "mul", "exp", "sigmoid"):
             yield f"{op} broadcast row", op, (m, row) if binary else (
                 np.broadcast_to(row, (SIDE, SIDE)),)
 
 
-def reduce_cases(dtype: str):
+def reduce_cases(dtype: str, ops: tuple[str, ...] = REDUCE_OPS):
     rng = np.random.default_rng(1)
     v = rng.normal(size=N).astype(dtype)
     m = rng.normal(size=(SIDE, SIDE)).astype(dtype)
-    for op in REDUCE_OPS:
+    for op in (o for o in REDUCE_OPS if o in ops):
         yield f"{op} 1e6", op, v, None
         yield f"{op} 1000x1000 axis 0", op, m, 0
         yield f"{op} 1000x1000 axis 1", op, m, 1
 
 
-def worker() -> list[dict]:
-    """Time every case at the level this process was started with."""
+def worker(ops: tuple[str, ...]) -> list[dict]:
+    """Time every case of ``ops`` at the level this process was started with."""
     import aotkernels as ak
     from aotkernels.families import reduce as reductions
     from aotkernels.families.elemwise import prepare
@@ -78,7 +83,7 @@ def worker() -> list[dict]:
     loops = {op: numba_loop(op) for op in TRANSCENDENTAL}
     rows = []
     for dtype in DTYPES:
-        for label, op, args in elemwise_cases(dtype):
+        for label, op, args in elemwise_cases(dtype, tuple(o for o in ELEMWISE_OPS if o in ops)):
             out = np.empty(np.broadcast_shapes(*(x.shape for x in args)), dtype)
             p, arrays, _ = prepare(op, *args, out=out)
             assert p.source == "aot", (op, p.sig)
@@ -91,7 +96,7 @@ def worker() -> list[dict]:
                                        rtol=1e-12 if dtype == "float64" else 1e-5)
             rows.append(dict(case=f"{label} {dtype}", kernel=p.sig.key.split("/", 2)[2],
                              aot=t_aot, numpy=t_np, numba=t_nb))
-        for label, op, x, axis in reduce_cases(dtype):
+        for label, op, x, axis in reduce_cases(dtype, ops):
             p, a, _, acc = reductions.prepare(op, x, axis)
             assert p.source == "aot", p.sig
             data = (ctypes.c_void_p * 2)(a.ctypes.data, acc.ctypes.data)
@@ -106,16 +111,17 @@ def worker() -> list[dict]:
     return [dict(r, target=lib.target) for r in rows]
 
 
-def build_library(out: Path) -> None:
+def build_library(out: Path, ops: tuple[str, ...]) -> None:
     cmd = [sys.executable, "-m", "aotkernels.build_tools.cli", "--no-wheel", "--quiet",
-           "--targets", ",".join(LEVELS), "--ops", ",".join(ELEMWISE_OPS + REDUCE_OPS),
+           "--targets", ",".join(LEVELS), "--ops", ",".join(ops),
            "--dtypes", ",".join(DTYPES), "--max-ndim", "2", "--out", str(out)]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
 
 
-def run_level(level: str, lib: Path) -> list[dict]:
+def run_level(level: str, lib: Path, ops: tuple[str, ...]) -> list[dict]:
     env = dict(os.environ, AOT_CPU_TARGET=level, AOT_LIBRARY_DIR=str(lib), AOT_DISABLE_JIT="1")
-    res = subprocess.run([sys.executable, __file__, "--worker"], env=env, capture_output=True,
+    res = subprocess.run([sys.executable, __file__, "--worker", "--ops", ",".join(ops)],
+                         env=env, capture_output=True,
                          text=True, cwd=Path(__file__).parent)
     if res.returncode:
         raise SystemExit(f"level {level} failed:\n{res.stderr[-3000:]}")
@@ -166,17 +172,20 @@ def main() -> None:
     p.add_argument("--lib", type=Path, default=ROOT / "build" / "levels-lib")
     p.add_argument("--no-build", action="store_true", help="use --lib as it is")
     p.add_argument("--rounds", type=int, default=3, help="interleaved runs of every level")
+    p.add_argument("--ops", default=",".join(ELEMWISE_OPS + REDUCE_OPS),
+                   help="only these ops (comma-separated; the library is built for them)")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    ops = tuple(args.ops.split(","))
     if args.worker:
-        print(json.dumps(worker()))
+        print(json.dumps(worker(ops)))
         return
     from aotkernels.targets import TARGETS, host_level
 
     lib = args.lib.resolve()
     if not args.no_build:
         t0 = time.perf_counter()
-        build_library(lib)
+        build_library(lib, ops)
         print(f"# built {lib} in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     levels = [lv for lv in LEVELS if TARGETS[lv].level <= host_level()]
     print(f"# CPU levels, {time.strftime('%Y-%m-%d')}; {_cpu_name()}, x86-64 level "
@@ -184,7 +193,7 @@ def main() -> None:
     runs: dict[str, list] = {lv: [] for lv in levels}
     for _ in range(args.rounds):
         for lv in levels:
-            runs[lv].append(run_level(lv, lib))
+            runs[lv].append(run_level(lv, lib, ops))
     report({lv: best_of_rounds(rows) for lv, rows in runs.items()})
 
 

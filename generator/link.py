@@ -5,16 +5,20 @@ Steps (measured in the feasibility report, section 1):
    other definition internal *before* linking. Kernels compiled in different processes can
    share a mangled name; internal symbols are renamed on clash instead of silently merged.
 2. ``tree_link``: pairwise linking (sequential linking is quadratic in the kernel count).
-3. ``optimise``: O3 for the target machine, so vector width follows the target.
-4. ``emit_object``: a PIC object, which CMake links with the C shim into the library.
+3. ``define_libm_ops``: the target's choice of libm or vector bodies (``Target.libm_ops``)
+   becomes a constant, so O3 keeps one body per op.
+4. ``optimise``: O3 for the target machine, so vector width follows the target.
+5. ``emit_object``: a PIC object, which CMake links with the C shim into the library.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import llvmlite.binding as llvm
 
+from aotkernels.kernels.scalar_ops import LIBM_SYMBOL, libm_mask
 from aotkernels.targets import Target
 
 _ENTRY = """
@@ -79,9 +83,19 @@ def _internalise(mod: llvm.ModuleRef, keep: set[str]) -> None:
             g.linkage = llvm.Linkage.internal
 
 
+#: definitions of ``kernels/vecmath.py``'s functions (numba's mangled names), up to the
+#: end of their parameter list, then the rest of the line
+_ALWAYSINLINE = re.compile(r'^(define [^\n]*@"?_ZN10aotkernels7kernels7vecmath[^\n]*\))'
+                           r'([^\n)]*\{)$', re.M)
+
+
 def kernel_module(ir: str, inner: str, export: str) -> llvm.ModuleRef:
+    """The kernel's module with its C entry point; vector-math functions are marked
+    ``alwaysinline``: an nd kernel calls its body from several loops, and the inliner's
+    size threshold would leave large bodies (erf, erfc) as calls that no loop widens."""
     _init()
-    mod = llvm.parse_assembly(ir)
+    # on the text: llvmlite's add_function_attribute puts it on the return value
+    mod = llvm.parse_assembly(_ALWAYSINLINE.sub(r"\1 alwaysinline\2", ir))
     entry = f'target triple = "{mod.triple}"\ntarget datalayout = "{mod.data_layout}"\n'
     mod.link_in(llvm.parse_assembly(entry + _ENTRY.format(inner=inner, export=export)))
     _internalise(mod, {export})
@@ -101,6 +115,20 @@ def tree_link(mods: Sequence[llvm.ModuleRef]) -> llvm.ModuleRef:
             nxt.append(level[-1])
         level = nxt
     return level[0]
+
+
+def define_libm_ops(mod: llvm.ModuleRef, libm_ops: tuple[str, ...]) -> None:
+    """Define ``LIBM_SYMBOL`` (which vector-math ops call libm) as an internal constant,
+    if any kernel in ``mod`` reads it: a target's ``libm_ops``. The JIT passes those of
+    the library its process loaded, so both make the same choice."""
+    try:
+        mod.get_global_variable(LIBM_SYMBOL)
+    except NameError:
+        return
+    head = f'target triple = "{mod.triple}"\ntarget datalayout = "{mod.data_layout}"\n'
+    mod.link_in(llvm.parse_assembly(
+        f"{head}@{LIBM_SYMBOL} = constant i64 {libm_mask(libm_ops)}\n"))
+    mod.get_global_variable(LIBM_SYMBOL).linkage = llvm.Linkage.internal
 
 
 def optimise(mod: llvm.ModuleRef, tm: llvm.TargetMachine) -> None:
@@ -126,5 +154,6 @@ def link_object(kernels, target: Target) -> bytes:
     """
     tm = target_machine(target)
     mod = tree_link([kernel_module(k.ir, k.inner, k.symbol) for k in kernels])
+    define_libm_ops(mod, target.libm_ops)
     optimise(mod, tm)
     return tm.emit_object(mod)

@@ -77,6 +77,47 @@ def assume_c(typingctx, ary_t):
     return ary_t.copy(layout="C")(ary_t), codegen
 
 
+@cache
+def stack_block(dtype: types.Type, size: int):
+    """Intrinsic ``() -> Array(dtype, 1, 'C')`` of ``size`` elements on the kernel's stack.
+
+    A scratch block needs no allocator: strided rows are copied through blocks like this so
+    the op itself runs a contiguous loop that LLVM vectorises (``kernels/elemwise.py``).
+    """
+    aryty = types.Array(dtype, 1, "C")
+
+    @intrinsic
+    def _block(typingctx):
+        def codegen(context, builder, sig, args):
+            intp = context.get_value_type(types.intp)
+            llty = context.get_data_type(dtype)
+            data = cgutils.alloca_once(builder, llty, size=size)  # entry block: static
+            ary = make_array(aryty)(context, builder)
+            itemsize = context.get_abi_sizeof(llty)
+            populate_array(ary, data=data,
+                           shape=cgutils.pack_array(builder, [ir.Constant(intp, size)]),
+                           strides=cgutils.pack_array(builder, [ir.Constant(intp, itemsize)]),
+                           itemsize=ir.Constant(intp, itemsize), meminfo=None)
+            return ary._getvalue()
+
+        return aryty(), codegen
+
+    return _block
+
+
+@intrinsic
+def keep_scalar(typingctx):
+    """An empty ``asm sideeffect``: the loop holding it stays scalar. For the strided copies
+    in and out of stack blocks: widened, they become gathers and scatters, which cost more
+    than the scalar loads and stores (AVX-512 scatters on AMD doubled a strided exp)."""
+
+    def codegen(context, builder, sig, args):
+        builder.asm(ir.FunctionType(ir.VoidType(), []), "", "", [], side_effect=True)
+        return context.get_dummy_value()
+
+    return types.none(), codegen
+
+
 def make_cfunc(body, operands, name: str):
     """Compile ``body(*arrays) -> int`` as a kernel entry point named ``name``.
 

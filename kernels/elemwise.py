@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import itertools
 
+import numba
 import numpy as np
 from numba import njit
 
-from aotkernels.kernels.abi import assume_c
+from aotkernels.kernels.abi import assume_c, keep_scalar, stack_block
 from aotkernels.kernels.scalar_ops import SCALAR_OPS, cast_body
 from aotkernels.signature import Signature
 
 #: Inputs up to this arity get a dedicated loop for every contiguous/broadcast-scalar mix.
 _MAX_SPECIALISED_NIN = 2
+#: Elements per stack block of a blocked strided row (``nd_source``): 2 KB of float64.
+BLOCK = 256
 
 
 def converter(dtype: str | None):
@@ -49,8 +52,14 @@ def flat_source(nin: int, converters: list) -> list[str]:
     ]
 
 
-def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int]) -> list[str]:
-    """Branch on inner strides once, then run the loop nest specialised for that case."""
+def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int],
+              blocked: bool = False) -> list[str]:
+    """Branch on inner strides once, then run the loop nest specialised for that case.
+
+    ``blocked``: general (strided) rows are copied through stack blocks of ``BLOCK``
+    elements when ``vector_path()`` holds, so a vector-math body (``kernels/vecmath.py``)
+    runs vectorised on them too, with the contiguous loop's bits.
+    """
     ins = ", ".join(f"a{i}" for i in range(nin))
     last = ndim - 1
     src = [
@@ -97,7 +106,25 @@ def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int]) -> li
     general_reads = [f"a{i}[{', '.join([*outer, 'j'])}]" for i in range(nin)]
     general = [f"out[{', '.join([*outer, 'j'])}] = {_scalar_expr(converters, general_reads)}"]
     src.append("    else:")
-    src += nest(["for j in range(n):", "    " + general[0]], 2)
+    plain = ["for j in range(n):", "    " + general[0]]
+    if not blocked:
+        src += nest(plain, 2)
+    else:  # strided rows through stack blocks: the op runs a contiguous, vectorised loop
+        at = [*outer, "j0 + j"]
+        blocks = [*(f"t{i} = block{i}()" for i in range(nin)), "to = blocko()"]
+        steps = ["for j0 in range(0, n, BLOCK):", "    m = min(BLOCK, n - j0)"]
+        for i in range(nin):
+            steps += ["    for j in range(m):", "        keep_scalar()",
+                      f"        t{i}[j] = a{i}[{', '.join(at)}]"]
+        compute = _scalar_expr(converters, [f"t{i}[j]" for i in range(nin)])
+        steps += ["    for j in range(m):", f"        to[j] = {compute}",
+                  "    for j in range(m):", "        keep_scalar()",
+                  f"        out[{', '.join(at)}] = to[j]"]
+        src.append("        if vector_path():")
+        src += ["            " + b for b in blocks]
+        src += nest(steps, 3)
+        src.append("        else:")
+        src += nest(plain, 3)
     src.append("    return 0")
     return src
 
@@ -112,12 +139,21 @@ def build(sig: Signature, name: str):
     else:
         body = op.impl(next((c for c in compute if c), sig.in_dtypes[-1]))
     scalar = njit(inline="always")(body)
+    vec = op.vector_body
+    env = {"f": scalar, "assume_c": assume_c}
     if sig.layout == "flat":
         src = flat_source(op.nin, converters)
     else:
         itemsizes = [np.dtype(d).itemsize for d in (*sig.in_dtypes, sig.out_dtype)]
-        src = nd_source(op.nin, sig.ndim, converters, itemsizes)
-    env = {"f": scalar, "assume_c": assume_c}
+        src = nd_source(op.nin, sig.ndim, converters, itemsizes, blocked=vec is not None)
+        if vec is not None:
+            from aotkernels.kernels.vecmath import vector_path
+
+            env.update({f"block{i}": stack_block(numba.from_dtype(np.dtype(d)), BLOCK)
+                        for i, d in enumerate(sig.in_dtypes)})
+            env.update(blocko=stack_block(numba.from_dtype(np.dtype(sig.out_dtype)), BLOCK),
+                       vector_path=vector_path(vec.name), BLOCK=BLOCK,
+                       keep_scalar=keep_scalar)
     env.update({f"c{i}": c for i, c in enumerate(converters) if c is not None})
     src[0] = src[0].replace("def kernel", f"def {name}")
     exec(compile("\n".join(src), f"<aotkernels {sig.key}>", "exec"), env)

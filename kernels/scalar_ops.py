@@ -193,15 +193,29 @@ def _clip(x, lo, hi):
     return x
 
 
+#: ops with a body in ``kernels/vecmath.py``, in the bit order of the per-target mask of
+#: ops that call libm instead (``Target.libm_ops``; append only)
+VEC_OPS = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh", "erf", "erfc")
+#: the ``int64`` global holding that mask in kernel IR; the linker defines it as a constant
+#: per target (``generator.link``), so O3 keeps exactly one of the two bodies
+LIBM_SYMBOL = "aotk_libm_ops"
+
+
+def libm_mask(libm_ops: tuple[str, ...]) -> int:
+    """The mask of ``LIBM_SYMBOL`` for a target whose ``libm_ops`` are these."""
+    return sum(1 << VEC_OPS.index(op) for op in libm_ops)
+
+
 @dataclass(frozen=True)
 class VecBody:
     """A body in ``kernels/vecmath.py`` (vectorisable exp, log, ...), named rather than
-    imported because that module imports numba; ``ScalarOp.impl`` resolves it."""
+    imported because that module imports numba; ``ScalarOp.impl`` resolves it to the
+    vector body or libm's, chosen per target at link time."""
 
     name: str
 
     def resolve(self) -> Callable:
-        return getattr(importlib.import_module("aotkernels.kernels.vecmath"), self.name).py_func
+        return importlib.import_module("aotkernels.kernels.vecmath").body(self.name)
 
 
 @dataclass(frozen=True)
@@ -236,6 +250,11 @@ class ScalarOp:
         if out is not None and np.dtype(out) != np.dtype(res):
             raise TypeError(f"{self.name}{tuple(in_dtypes)} gives {res}, not {out}")
         return res, comp
+
+    @property
+    def vector_body(self) -> VecBody | None:
+        """The op's body in ``kernels/vecmath.py``, if it has one."""
+        return next((b for b in self.impls.values() if isinstance(b, VecBody)), None)
 
     def impl(self, compute_dtype: str | None) -> Callable:
         if self.scipy is not None:
@@ -353,8 +372,8 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("arcsinh", 1, _float, lambda x: math.asinh(x)),
     _op("arctanh", 1, _float, lambda x: math.atanh(x)),
     # special functions
-    _op("erf", 1, _float, lambda x: math.erf(x)),
-    _op("erfc", 1, _float, lambda x: math.erfc(x)),
+    _op("erf", 1, _float, VecBody("erf")),
+    _op("erfc", 1, _float, VecBody("erfc")),
     _op("gamma", 1, _float, lambda x: math.gamma(x)),
     _op("gammaln", 1, _float, lambda x: math.lgamma(x)),
     _op("tri_gamma", 1, _float, _tri_gamma),
