@@ -43,8 +43,9 @@ from pathlib import Path
 from bench_elemwise import library_dir
 from bench_pytensor import BUILD
 
-CHILD = r"""
-import json, resource, sys, time
+#: the start of every child: mode, case, the timers of ``import`` and ``aot``
+PROLOGUE = r"""
+import json, resource, sys, time, warnings
 T = {}
 mode, case = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
@@ -56,7 +57,11 @@ if mode == "AOT":
     from aotkernels.library import default_library
     default_library()
 T["aot"] = time.perf_counter() - t
-""" + BUILD + r"""
+"""
+
+#: ``rewrite`` and ``link``: FunctionMaker's two steps, timed in their outermost calls
+#: (OpFromGraph compiles inner functions); ``function``: ``pytensor.function`` itself
+TIMERS = r"""
 try:
     from pytensor.compile.maker import FunctionMaker
 except ImportError:  # PyTensor 2.x
@@ -64,57 +69,94 @@ except ImportError:  # PyTensor 2.x
 
 depth = {}
 
-def timed(name, fn):  # the outermost call only: OpFromGraph compiles inner functions
+def timed(name, fn):
     def wrapper(*args, **kwargs):
         depth[name] = depth.get(name, 0) + 1
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         try:
             return fn(*args, **kwargs)
         finally:
             depth[name] -= 1
             if not depth[name]:
                 T[name] = T.get(name, 0.0) + time.perf_counter() - t
+                T["cpu " + name] = T.get("cpu " + name, 0.0) + time.process_time() - cpu
     return wrapper
 
 FunctionMaker.prepare_fgraph = staticmethod(timed("rewrite", FunctionMaker.prepare_fgraph))
 FunctionMaker.create = timed("link", FunctionMaker.create)
+
+def finish(f, values):
+    t, cpu = time.perf_counter(), time.process_time()
+    f(*values)
+    T["first"] = time.perf_counter() - t
+    T["to first"] = T["first"] + T["function"]
+    T["cpu"] = time.process_time() - cpu + T["cpu function"]
+    T["clone"] = T["function"] - T["rewrite"] - T["link"]
+    t = time.perf_counter()
+    f(*values)
+    T["second"] = time.perf_counter() - t
+    T["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if mode == "AOT":
+        from aotkernels.pytensor import graph_cache
+        T["cache"] = {k: v for k, v in graph_cache.stats.items() if v}
+    print(json.dumps(T))
+"""
+
+#: a case of ``bench_pytensor.py``: build the graph, time ``pytensor.function`` and calls
+CHILD = PROLOGUE + BUILD + TIMERS + r"""
 t = time.perf_counter()
 inputs, outputs, values = build(case)
 T["graph"] = time.perf_counter() - t
-T["rewrite"] = T["link"] = 0.0  # PyMC compiles functions of its own while building
-t, cpu = time.perf_counter(), time.process_time()
-f = pytensor.function(inputs, outputs, mode={"C": "CVM"}.get(mode, mode))
-t_fn = time.perf_counter() - t
+T["rewrite"] = T["link"] = T["cpu rewrite"] = 0.0  # PyMC compiles functions of its own
+f = timed("function", pytensor.function)(inputs, outputs, mode={"C": "CVM"}.get(mode, mode))
+finish(f, values)
+"""
+
+#: a model of ``tests/corpus`` (PyMC): ``model`` builds it and its initial point, ``graph``
+#: is PyMC's logp and gradient graph, then PyMC's ``pytensor.function`` call is timed
+CORPUS_CHILD = PROLOGUE + TIMERS + r"""
+warnings.filterwarnings("ignore")
+sys.path.append(sys.argv[3])  # the checkout, for tests.corpus (after aotkernels' own path)
 t = time.perf_counter()
-f(*values)
-T["first"] = time.perf_counter() - t
-T["to first"] = time.perf_counter() - t + t_fn
-T["cpu"] = time.process_time() - cpu
-T["clone"] = t_fn - T["rewrite"] - T["link"]
-t = time.perf_counter()
-f(*values)
-T["second"] = time.perf_counter() - t
-T["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+import pymc
+T["import"] += time.perf_counter() - t
 if mode == "AOT":
-    from aotkernels.pytensor import graph_cache
-    T["cache"] = {k: v for k, v in graph_cache.stats.items() if v}
-print(json.dumps(T))
+    am.use_as_default()  # PyMC's own functions (the initial point) too, as a user would
+from tests.corpus import MODELS, logp_dlogp, points
+t = time.perf_counter()
+m = MODELS[case]()
+values = points(m, 1)
+T["model"] = time.perf_counter() - t
+for k in ("rewrite", "link", "cpu rewrite", "cpu link"):
+    T[k] = 0.0
+pytensor.function = timed("function", pytensor.function)
+t = time.perf_counter()
+f = logp_dlogp(m, {"C": "CVM"}.get(mode, mode))
+T["graph"] = time.perf_counter() - t - T["function"]
+if mode == "AOT":
+    import aotkernels
+    T["aotkernels"] = aotkernels.__file__
+finish(f, values)
 """
 
 PHASES = ["import", "aot", "graph", "clone", "rewrite", "link", "first", "second", "to first"]
+CORPUS_PHASES = ["import", "aot", "model", "graph", "clone", "rewrite", "link", "first", "second",
+                 "to first"]
 CASES = ["radon-like", "logistic-100x10", "softmax-classifier", "elemwise-1000"]
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def run(python: str, mode: str, case: str, env: dict) -> dict:
-    res = subprocess.run([python, "-c", CHILD, mode, case], env=env, capture_output=True,
-                         text=True)
+def run(python: str, mode: str, case: str, env: dict, corpus: bool = False) -> dict:
+    code, extra = (CORPUS_CHILD, [str(ROOT)]) if corpus else (CHILD, [])
+    res = subprocess.run([python, "-c", code, mode, case, *extra], env=env, cwd=ROOT,
+                         capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"{mode} {case} failed:\n{res.stderr[-3000:]}")
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def states(python: str, mode: str, case: str, base: dict, scratch: Path, repeat: int,
-           other_repeat: int) -> dict[str, list[dict]]:
+           other_repeat: int, corpus: bool) -> dict[str, list[dict]]:
     """state -> runs: each cold run in new caches, each warm run right after its cold one."""
     out: dict[str, list[dict]] = {}
 
@@ -125,27 +167,35 @@ def states(python: str, mode: str, case: str, base: dict, scratch: Path, repeat:
                     PYTENSOR_FLAGS=f"base_compiledir={d / 'pytensor'}")
 
     if mode == "AOT":
-        out["off"] = [run(python, mode, case, dict(fresh("off"), AOT_GRAPH_CACHE="0"))
+        out["off"] = [run(python, mode, case, dict(fresh("off"), AOT_GRAPH_CACHE="0"), corpus)
                       for _ in range(repeat)]
     cold, warm = [], []
     for _ in range(repeat if mode == "AOT" else other_repeat):
         env = fresh("state")
-        cold.append(run(python, mode, case, env))
-        warm.append(run(python, mode, case, env))
+        cold.append(run(python, mode, case, env, corpus))
+        warm.append(run(python, mode, case, env, corpus))
     while len(warm) < repeat:  # more warm runs on the last cold run's caches
-        warm.append(run(python, mode, case, env))
+        warm.append(run(python, mode, case, env, corpus))
     out["cold"], out["warm"] = cold, warm
     return out
 
 
-def row(case: str, label: str, runs: list[dict]) -> str:
+def row(case: str, label: str, runs: list[dict], phases: list[str]) -> str:
     best = min(runs, key=lambda r: r["to first"])
     spread = max(r["to first"] for r in runs) - best["to first"]
-    cells = [f"{best[p] * 1e3:.0f}" for p in PHASES[:-1]]
+    cells = [f"{best[p] * 1e3:.0f}" for p in phases[:-1]]
     cpu = min(r["cpu"] for r in runs)
     return (f"| {case} | {label} | {len(runs)} | " + " | ".join(cells)
             + f" | **{best['to first'] * 1e3:.0f}** ± {spread * 1e3:.0f} | {cpu * 1e3:.0f} "
             f"| {best['rss']:.0f} |")
+
+
+def corpus_models(python: str) -> list[str]:
+    code = "from tests.corpus import MODELS; print(','.join(MODELS))"
+    res = subprocess.run([python, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    if res.returncode:
+        raise SystemExit(f"--corpus needs PyMC ({python} -m pip show pymc): {res.stderr[-500:]}")
+    return res.stdout.split()[-1].split(",")
 
 
 def main() -> None:
@@ -153,32 +203,44 @@ def main() -> None:
     p.add_argument("--lib", type=Path, default=None)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--other-repeat", type=int, default=1)
-    p.add_argument("--cases", default=",".join(CASES))
+    p.add_argument("--cases", default=None, help="cases, or with --corpus models (default all)")
+    p.add_argument("--corpus", action="store_true",
+                   help="the models of tests/corpus (PyMC's logp_dlogp_function)")
     p.add_argument("--modes", default="AOT,NUMBA,C")
     p.add_argument("--python", default=sys.executable)
+    p.add_argument("--before", default=None, metavar="PY",
+                   help="also measure mode AOT with this interpreter's aotkernels (an older "
+                        "checkout's venv), interleaved, as 'AOT before'")
     args = p.parse_args()
     lib = library_dir(args.lib)
     if not (lib / "manifest.json").exists():
         raise SystemExit(f"no library in {lib}: run build-kernels --no-wheel --out {lib}")
     version = subprocess.run([args.python, "-c", "import pytensor; print(pytensor.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
+    phases = CORPUS_PHASES if args.corpus else PHASES
+    cases = (args.cases.split(",") if args.cases
+             else corpus_models(args.python) if args.corpus else CASES)
+    pythons = [("", args.python)] + ([(" before", args.before)] if args.before else [])
     with tempfile.TemporaryDirectory(prefix="aotk-coldstart-") as d:
         scratch = Path(d)
-        base = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(scratch / "jit"))
+        base = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(scratch / "jit"),
+                    PYTHONDONTWRITEBYTECODE="1")
         base.pop("AOT_GRAPH_CACHE", None)
-        print(f"# Cold start, {time.strftime('%Y-%m-%d')}: {platform.machine()}, "
-              f"{os.cpu_count()} cores, PyTensor {version}, library {lib.name}; ms, best of "
-              f"n runs ± (worst - best) of 'to first'\n")
-        print("| case | mode | n | " + " | ".join(PHASES) + " | cpu to first | rss MiB |")
-        print("|---|---|---|" + "---|" * len(PHASES) + "---|---|")
-        for case in args.cases.split(","):
-            run(args.python, "AOT", case, dict(base, AOT_GRAPH_CACHE="0"))  # warm the JIT
+        print(f"# Cold start, {time.strftime('%Y-%m-%d %H:%M')}: {platform.machine()}, "
+              f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, PyTensor {version}, "
+              f"library {lib.name}; ms, best of n runs ± (worst - best) of 'to first'\n")
+        print("| case | mode | n | " + " | ".join(phases) + " | cpu to first | rss MiB |")
+        print("|---|---|---|" + "---|" * len(phases) + "---|---|")
+        for case in cases:
+            run(args.python, "AOT", case, dict(base, AOT_GRAPH_CACHE="0"), args.corpus)  # JIT
             for mode in args.modes.split(","):
-                result = states(args.python, mode, case, base, scratch, args.repeat,
-                                args.other_repeat)
-                for state, runs in result.items():
-                    label = f"{mode} {'cache off' if state == 'off' else state}"
-                    print(row(case, label, runs), flush=True)
+                for tag, python in (pythons if mode == "AOT" else pythons[:1]):
+                    result = states(python, mode, case, base, scratch, args.repeat,
+                                    args.other_repeat, args.corpus)
+                    for state, runs in result.items():
+                        label = f"{mode}{tag} {'cache off' if state == 'off' else state}"
+                        print(row(case, label, runs, phases), flush=True)
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.compile.mode import Mode
 
 import aotkernels.pytensor as am
 from aotkernels import jit
@@ -168,7 +169,7 @@ def test_equal_graphs_share_a_key_and_others_do_not(keys):
     compile_logistic(wshape=(1,))  # a broadcast pattern
     compile_logistic(mode=am.AOT.excluding("inplace"))  # a derived mode: its own query
     compile_logistic(mode=am.AOT.including("local_remove_all_assert"))
-    assert isinstance(am.AOT.excluding("inplace"), graph_cache.CachedMode)
+    assert isinstance(am.AOT.excluding("inplace").optimizer, graph_cache.CachedRewriter)
     x, y = pt.vector("x"), pt.vector("y")
     s = pytensor.shared(np.ones(3), name="s")
     pytensor.function([x, y], x - y, mode=am.AOT)
@@ -176,6 +177,27 @@ def test_equal_graphs_share_a_key_and_others_do_not(keys):
     pytensor.function([x], x - s, mode=am.AOT)  # a shared variable where an input was
     pytensor.function([x], x - s, mode=am.AOT, updates={s: s + 1})  # an update
     assert len(set(keys[1:])) == len(keys) - 1, keys
+
+
+def test_a_mode_built_around_the_aot_linker_is_cached(graphs):
+    """PyMC compiles with ``Mode(linker=mode.linker, optimizer=query)``: a plain ``Mode``
+    around mode AOT's linker rewrites through the cache (with its own query in the key);
+    a mode with another linker never does."""
+    def pymc_like():
+        return Mode(linker=am.AOT.linker,
+                    optimizer=am.AOT.provided_optimizer.including("random_make_inplace"))
+
+    assert isinstance(pymc_like().optimizer, graph_cache.CachedRewriter)
+    assert not isinstance(Mode(linker="py", optimizer="fast_run").optimizer,
+                          graph_cache.CachedRewriter)
+    f = compile_logistic(mode=pymc_like())
+    assert graph_cache.stats["misses"] == 1 and len(entries(graphs)) == 1
+    g = compile_logistic(mode=pymc_like())
+    assert graph_cache.stats["hits"] == 1
+    compile_logistic()  # mode AOT's own query: another key
+    assert graph_cache.stats["misses"] == 2 and len(entries(graphs)) == 2
+    for want, got in zip(f(*LOGISTIC_ARGS), g(*LOGISTIC_ARGS)):
+        assert np.asarray(want).tobytes() == np.asarray(got).tobytes()
 
 
 def test_a_hit_in_process_behaves_as_a_fresh_compile(graphs, monkeypatch):

@@ -2,12 +2,14 @@
 
 With the kernels prebuilt, most of the time from ``pytensor.function`` to a first result
 is PyTensor rewriting the graph (0.3-0.9 s for a logistic regression or a radon model),
-and every process pays it again for the same model. ``CachedMode`` (mode AOT is one) asks
-for its optimizer through ``CachedRewriter``, which keys the incoming graph, looks for a
-rewritten graph stored under that key and, on a hit, puts it in place of the graph's
-outputs, built on this graph's own inputs; on a miss it runs PyTensor's rewriter and
-stores what came out. Everything after (deep copies of outputs, the linker, thunks, plans)
-is PyTensor's and aotkernels' normal path, so a hit behaves as a fresh compile does.
+and every process pays it again for the same model. A mode whose linker has
+``graph_cache = True`` (mode AOT's, and every ``Mode`` built around it, as PyMC's
+``compile`` builds one) gets ``CachedRewriter`` as its optimizer, which keys the incoming
+graph, looks for a rewritten graph stored under that key and, on a hit, puts it in place
+of the graph's outputs, built on this graph's own inputs; on a miss it runs PyTensor's
+rewriter and stores what came out. Everything after (deep copies of outputs, the linker,
+thunks, plans) is PyTensor's and aotkernels' normal path, so a hit behaves as a fresh
+compile does.
 
 The key (``graph_key``) is a canonical walk of the graph: each node's Op by its class and
 props (nested Ops, types, functions by module and name, arrays by dtype, shape and bytes),
@@ -473,7 +475,7 @@ def _install(fgraph, payload: dict) -> None:
 
 
 class CachedRewriter(GraphRewriter):
-    """The optimizer of a ``CachedMode``: a stored rewritten graph if there is one,
+    """The optimizer of a mode with a caching linker: a stored rewritten graph if there is one,
     else the mode's real rewriter (queried only then), whose result is stored."""
 
     def __init__(self, mode: Mode) -> None:
@@ -483,7 +485,7 @@ class CachedRewriter(GraphRewriter):
     @property
     def real(self) -> GraphRewriter:
         if self._real is None:
-            self._real = Mode.optimizer.fget(self.mode)
+            self._real = _plain_optimizer.fget(self.mode)
         return self._real
 
     def __getattr__(self, name):  # profiles and printing ask the real rewriter
@@ -528,10 +530,20 @@ class CachedRewriter(GraphRewriter):
         return True
 
 
-class CachedMode(Mode):
-    """A ``Mode`` whose rewriting goes through the graph cache; modes derived from it
-    (``including``, ``excluding``, ``clone``) are ``CachedMode`` with their own query."""
+#: PyTensor's own ``Mode.optimizer``
+_plain_optimizer = Mode.optimizer
 
-    @property
-    def optimizer(self):
-        return CachedRewriter(self)
+
+def _optimizer(mode: Mode):
+    """``Mode.optimizer`` for every mode: through the cache when the mode's linker asks for
+    it (``graph_cache = True``: the AOT linker), else PyTensor's. A property of ``Mode``
+    itself, not of a subclass, because libraries build their own ``Mode`` around mode AOT's
+    linker: PyMC compiles every function with ``Mode(linker=mode.linker,
+    optimizer=query)``, which a subclass of ``Mode`` would not survive."""
+    if getattr(mode.linker, "graph_cache", False):
+        return CachedRewriter(mode)
+    return _plain_optimizer.fget(mode)
+
+
+if Mode.optimizer is _plain_optimizer:  # once, even if this module is loaded again
+    Mode.optimizer = property(_optimizer, doc=_plain_optimizer.__doc__)
