@@ -73,6 +73,18 @@ elif case == "shared":
     report["calls"] = [hexes([f(X), w.get_value()]) for _ in range(4)]
     w.set_value(np.zeros(3))
     report["after_set"] = hexes([f(X), w.get_value()])
+elif case == "inner":  # a Scan, an OpFromGraph (inlined) and AllocDiag (an OFG subclass)
+    from pytensor.compile.builders import OpFromGraph
+    x = pt.vector("x")
+    res = pytensor.scan(lambda a, acc: acc * 0.5 + pt.exp(a), sequences=[x],
+                        outputs_info=[pt.zeros(())])
+    ys = res[0] if isinstance(res, tuple) else res
+    a = pt.vector("a")
+    twice = OpFromGraph([a], [a * 2 + init])
+    loss = pt.sum(ys) + pt.sum(pt.diag(x) @ x) + pt.sum(twice(x) ** 2)
+    f = pytensor.function([x], [loss, pytensor.grad(loss, x)], mode="AOT")
+    X = np.linspace(-1.0, 1.0, 5)
+    report["calls"] = [hexes(f(X * k)) for k in (1, 2, 3)]
 report["stats"] = graph_cache.stats
 print(json.dumps(report))
 """
@@ -144,6 +156,24 @@ def test_shared_variables_and_updates_after_a_hit(graphs):
     data = entry.read_bytes()
     for value in (0.5, 7.25):
         assert np.full(3, value).tobytes() not in data
+
+
+def test_inner_graphs_are_keyed_and_stored_fresh(graphs):
+    """Graphs with a ``Scan`` and ``OpFromGraph``s (Ops without props, whose inner graphs
+    are keyed like the outer one) are cached; a second process hits (the Scan's inner
+    function too) and computes what a fresh compile computes. Another constant inside an
+    inner graph is another key."""
+    env = {"AOT_GRAPH_CACHE_DIR": str(graphs)}
+    first = child("inner", env)
+    second = child("inner", env)
+    other = child("inner", env, init=1.5)
+    fresh = child("inner", dict(env, AOT_GRAPH_CACHE="0"))
+    assert first["stats"]["uncachable"] == 0 and first["stats"]["stored"] >= 1
+    assert second["stats"]["hits"] >= 1 and second["stats"]["misses"] == 0
+    assert second["stats"]["rejected"] == 0
+    assert other["stats"]["misses"] >= 1
+    assert second["calls"] == first["calls"] == fresh["calls"]
+    assert other["calls"] != fresh["calls"]
 
 
 @pytest.fixture

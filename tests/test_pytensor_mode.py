@@ -97,6 +97,29 @@ def test_catalog_graphs_run_without_numba_or_c(aot_lib, tmp_path):
     assert set(report["coverage"]) == {"aot"}, report["coverage"]
 
 
+def test_served_nodes_skip_pytensors_thunk_preparation(aot_lib):
+    """A node served on kernels gets its thunk without PyTensor's ``make_thunk``, whose
+    ``Elemwise.prepare_node`` builds what only ``perform`` uses (the ufunc, SciPy's
+    function for ``sigmoid``: an import of ``scipy.special`` in a warm start); a node left
+    to PyTensor is prepared as before and still runs."""
+    import pytensor.scalar as ps
+    from pytensor.tensor.elemwise import Elemwise
+
+    served, kept = Elemwise(ps.sigmoid), Elemwise(ps.arccos)  # fresh Ops: nothing cached
+    x = pt.vector("x")
+    f = pytensor.function([x], [served(x), kept(x)], mode="AOT")
+    X = np.linspace(-0.9, 0.9, 7)
+    got_served, got_kept = f(X)
+    close(got_served, 1 / (1 + np.exp(-X)))
+    close(got_kept, np.arccos(X))
+    linker = f.maker.linker
+    thunks = {node.op: thunk for node, thunk in zip(linker.nodes, linker.thunks)}
+    assert isinstance(thunks[served], ElemwiseThunk)
+    assert not isinstance(thunks[kept], KernelThunk)
+    assert served.nfunc is None and served.ufunc is None  # never prepared
+    assert kept.nfunc is not None or kept.ufunc is not None  # PyTensor's thunk, prepared
+
+
 SOFTMAX = r"""
 import json, sys
 import numpy as np

@@ -37,6 +37,7 @@ from __future__ import annotations
 import collections.abc
 import enum
 import hashlib
+import io
 import logging
 import os
 import pickle
@@ -51,6 +52,7 @@ from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.configdefaults import config
 from pytensor.graph.basic import Constant, clone_get_equiv
 from pytensor.graph.destroyhandler import DestroyHandler
+from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.rewriting.basic import GraphRewriter
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
 from pytensor.tensor.type import TensorType
@@ -58,6 +60,7 @@ from pytensor.tensor.type import TensorType
 from aotkernels import __version__ as AOTKERNELS_VERSION
 from aotkernels import jit, trust
 from aotkernels.process import atomic_write
+from aotkernels.pytensor import rewrites
 from aotkernels.signature import ABI_VERSION
 
 log = logging.getLogger("aotkernels")
@@ -75,6 +78,12 @@ CONFIG_FLAGS = ("floatX", "cast_policy", "on_opt_error", "on_shape_error",
                 "optimizer_requiring", "optdb__max_use_ratio", "optdb__position_cutoff",
                 "tensor__insert_inplace_optimizer_validate_nb", "scan__allow_output_prealloc",
                 "warn__ignore_bug_before", "cycle_detection")
+
+#: attributes of Ops without props that are caches or follow from other attributes (the
+#: inner graph): gradients made so far, frozen copies and hashes of the inner graph, the
+#: inner function once compiled. Equal Ops differ in them, and they do not change rewriting.
+UNKEYED = frozenset({"_lop_op_cache", "_rop_op_cache", "_frozen_lop", "_frozen_rop",
+                     "_frozen_fgraph", "_hash_inner_graph", "_cmodule_key", "_fn", "fn"})
 
 #: counters for this process (tests and benchmarks read them)
 stats = {"hits": 0, "misses": 0, "stored": 0, "uncachable": 0, "rejected": 0}
@@ -198,18 +207,50 @@ class _Walk:
             return ("ufunc", value.__name__)
         if isinstance(value, enum.Enum):
             return ("enum", self.name(kind), value.name)
-        if isinstance(value, collections.abc.Mapping):
+        if kind is dict or collections.abc.Mapping in kind.__mro__:  # not isinstance: an
+            # ABC check walks every class registered as a Mapping (xarray's, ...), per class
             return ("map", self.name(kind), *sorted(
                 (repr(canon(k, depth)), canon(v, depth)) for k, v in value.items()))
         if isinstance(value, (set, frozenset)):
             return ("set", kind.__name__, *sorted(repr(canon(v, depth)) for v in value))
+        if isinstance(value, FunctionGraph):  # inner graphs (Scan, OpFromGraph)
+            return ("graph", self.name(kind), *self.graph(value.inputs, value.outputs))
         if kind.__eq__ is not object.__eq__ and isinstance(getattr(value, "__dict__", None),
                                                            dict):
-            # value semantics without props (PyTensor's scalar ops, type preferences):
-            # every attribute, which is stricter than their __eq__
+            # value semantics without props (PyTensor's scalar ops, type preferences, Scan,
+            # OpFromGraph): every attribute, which is stricter than their __eq__, but caches
             return ("object", self.name(kind),
-                    *sorted((k, canon(v, depth)) for k, v in vars(value).items()))
+                    *sorted((k, canon(v, depth)) for k, v in vars(value).items()
+                            if k not in UNKEYED))
         raise Uncachable(f"{kind.__module__}.{kind.__qualname__} has no canonical form")
+
+    def graph(self, inputs, outputs, more=lambda v: "") -> list[str]:
+        """A graph's lines: inputs by position, type and name (plus ``more(input)``), each
+        node in a canonical order with its Op, inputs and outputs, constants by type and
+        bytes, then the outputs. A variable that is none of these raises ``Uncachable``."""
+        refs: dict[int, str] = {}
+        parts = []
+        for k, v in enumerate(inputs):
+            refs[id(v)] = f"i{k}"
+            parts.append(f"i{k} {self.text(v.type)} {v.name!r}{more(v)}")
+
+        def ref(v) -> str:
+            r = refs.get(id(v))
+            if r is None:
+                if not isinstance(v, Constant) or v.owner is not None:
+                    raise Uncachable(f"{v} is neither an input, a constant nor computed")
+                r = f"c({self.text(v.type)},{self.text(v.data)},{v.name!r})"
+                refs[id(v)] = r
+            return r
+
+        for n, node in enumerate(_toposort(outputs)):
+            ins = ",".join(ref(v) for v in node.inputs)
+            outs = ",".join(f"{self.text(o.type)} {o.name!r}" for o in node.outputs)
+            parts.append(f"n{n} {self.text(node.op)} ({ins}) -> ({outs})")
+            for j, o in enumerate(node.outputs):
+                refs[id(o)] = f"n{n}.{j}"
+        parts.append("outputs " + ",".join(ref(v) for v in outputs))
+        return parts
 
     def text(self, value) -> str:
         """``repr`` of the canonical form: the text hashed into the key."""
@@ -250,30 +291,10 @@ def graph_key(fgraph, mode: Mode) -> str:
     walk = _Walk()
     protected = {id(v) for feature in getattr(fgraph, "_features", ())
                  for v in getattr(feature, "protected", ())}
-    refs: dict[int, str] = {}
     parts = [versions(), mode_key(mode, walk),
              f"destroy_handler={hasattr(fgraph, 'destroyers')}"]
-    for k, v in enumerate(fgraph.inputs):
-        refs[id(v)] = f"i{k}"
-        parts.append(f"i{k} {walk.text(v.type)} {v.name!r} shared={isinstance(v, SharedVariable)}"
-                     f" protected={id(v) in protected}")
-
-    def ref(v) -> str:
-        r = refs.get(id(v))
-        if r is None:
-            if not isinstance(v, Constant) or v.owner is not None:
-                raise Uncachable(f"{v} is neither an input, a constant nor computed")
-            r = f"c({walk.text(v.type)},{walk.text(v.data)},{v.name!r})"
-            refs[id(v)] = r
-        return r
-
-    for n, node in enumerate(_toposort(fgraph.outputs)):
-        ins = ",".join(ref(v) for v in node.inputs)
-        outs = ",".join(f"{walk.text(o.type)} {o.name!r}" for o in node.outputs)
-        parts.append(f"n{n} {walk.text(node.op)} ({ins}) -> ({outs})")
-        for j, o in enumerate(node.outputs):
-            refs[id(o)] = f"n{n}.{j}"
-    parts.append("outputs " + ",".join(ref(v) for v in fgraph.outputs))
+    parts += walk.graph(fgraph.inputs, fgraph.outputs, lambda v: (
+        f" shared={isinstance(v, SharedVariable)} protected={id(v) in protected}"))
     parts.append(f"updates {sorted((fgraph.update_mapping or {}).items())}")
     parts.append("packages " + ",".join(
         f"{p}={getattr(sys.modules.get(p), '__version__', None)}" for p in sorted(walk.packages)))
@@ -418,6 +439,22 @@ def _reject(path: Path, why: str) -> None:
     return None
 
 
+def _inner_graph(inputs: list, outputs: list, update_mapping) -> FunctionGraph:
+    return FunctionGraph(inputs, outputs, clone=False, update_mapping=update_mapping)
+
+
+class _GraphPickler(pickle.Pickler):
+    """Inner graphs (of ``Scan``, ``OpFromGraph``) are stored as their Op made them: a
+    ``FunctionGraph`` of the same variables, without the features that compiling the inner
+    function attached to it, whose state PyTensor does not pickle whole (an unpickled
+    ``ReplaceValidate`` has no history, and the next compile of that graph fails)."""
+
+    def reducer_override(self, obj):
+        if type(obj) is FunctionGraph:
+            return _inner_graph, (list(obj.inputs), list(obj.outputs), obj.update_mapping)
+        return NotImplemented
+
+
 def store(key: str, fgraph) -> bool:
     """Write the rewritten ``fgraph`` under ``key``; False if it could not be."""
     memo = {v: v.type(name=v.name) for v in fgraph.inputs}  # bare: no shared value
@@ -428,7 +465,9 @@ def store(key: str, fgraph) -> bool:
                "outputs": [equiv[v] for v in fgraph.outputs],
                "destroy_handler": hasattr(fgraph, "destroyers")}
     try:
-        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        buffer = io.BytesIO()
+        _GraphPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(payload)
+        data = buffer.getvalue()
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
         log.debug("aotkernels: graph cache: not storing %s: %s", key, exc)
         return False
@@ -507,6 +546,7 @@ class CachedRewriter(GraphRewriter):
             if key is not None and self._hit(fgraph, key):
                 return None
             stats["misses"] += key is not None
+        rewrites.quick_validation(fgraph)
         result = self.real.rewrite(fgraph)  # its errors are the caller's
         if key is not None:
             try:
