@@ -1,7 +1,8 @@
 """Where the time to a first result goes: mode AOT cold and warm, against NUMBA and C.
 
     python benchmarks/bench_coldstart.py [--lib DIR] [--repeat 5] [--cases ...]
-                                         [--modes AOT,NUMBA,C] [--python PY]
+                                         [--modes AOT,NUMBA,C] [--python PY] [--before PY]
+    build/pymc-venv/bin/python benchmarks/bench_coldstart.py --corpus [--cases a,b] ...
 
 Every measurement is a fresh process. Kernels are prebuilt (``--lib``; the JIT cache is
 a directory kept for the whole run, warmed by one run of each case first), so what is
@@ -24,7 +25,16 @@ shared machine does not inflate). ``rss`` is the process's
 peak RSS in MiB after the second call (numba compiles in process; C's compiler runs in
 children, not counted). Cases are ``bench_pytensor.py``'s (``radon`` needs pymc: pass
 ``--python build/pymc-venv/bin/python``, which measures the aotkernels that interpreter
-imports).
+imports). ``--corpus``: the models of ``tests/corpus`` compiled as ``pm.sample`` compiles
+them (``Model.logp_dlogp_function``; ``model`` is building the model and its initial point,
+``graph`` the rest of that call before its ``pytensor.function``). ``--before PY`` measures
+mode AOT a second time with another interpreter (a venv of an older checkout: its
+aotkernels), interleaved with this one's, so old and new are compared in one run.
+
+Each child collects garbage once just before ``pytensor.function``: the first full
+collection after importing PyMC (0.2-0.5 s, scanning some 300,000 objects) otherwise falls
+wherever an allocation triggers it, into one compile or another, in every mode. BLAS runs
+single-threaded (``--blas-threads``), as in ``bench_corpus.py``.
 """
 
 from __future__ import annotations
@@ -45,7 +55,7 @@ from bench_pytensor import BUILD
 
 #: the start of every child: mode, case, the timers of ``import`` and ``aot``
 PROLOGUE = r"""
-import json, resource, sys, time, warnings
+import gc, json, resource, sys, time, warnings
 T = {}
 mode, case = sys.argv[1], sys.argv[2]
 t0 = time.perf_counter()
@@ -111,6 +121,7 @@ CHILD = PROLOGUE + BUILD + TIMERS + r"""
 t = time.perf_counter()
 inputs, outputs, values = build(case)
 T["graph"] = time.perf_counter() - t
+gc.collect()  # the import's garbage collection debt is no compile's
 f = timed("function", pytensor.function)(inputs, outputs, mode={"C": "CVM"}.get(mode, mode))
 finish(f, values)
 """
@@ -133,6 +144,7 @@ m = MODELS[case]()
 values = points(m, 1)
 T["model"] = time.perf_counter() - t
 pytensor.function = timed("function", pytensor.function)
+gc.collect()  # the import's garbage collection debt is no compile's
 t = time.perf_counter()
 f = logp_dlogp(m, {"C": "CVM"}.get(mode, mode))
 T["graph"] = time.perf_counter() - t - T["function"]
@@ -147,6 +159,7 @@ CORPUS_PHASES = ["import", "aot", "model", "graph", "clone", "rewrite", "link", 
                  "to first"]
 CASES = ["radon-like", "logistic-100x10", "softmax-classifier", "elemwise-1000"]
 ROOT = Path(__file__).resolve().parent.parent
+BLAS_THREADS = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
 
 def run(python: str, mode: str, case: str, env: dict, corpus: bool = False) -> dict:
@@ -159,7 +172,7 @@ def run(python: str, mode: str, case: str, env: dict, corpus: bool = False) -> d
 
 
 def states(python: str, mode: str, case: str, base: dict, scratch: Path, repeat: int,
-           other_repeat: int, corpus: bool) -> dict[str, list[dict]]:
+           other_repeat: int, corpus: bool, warm_repeat: int = 0) -> dict[str, list[dict]]:
     """state -> runs: each cold run in new caches, each warm run right after its cold one."""
     out: dict[str, list[dict]] = {}
 
@@ -177,7 +190,7 @@ def states(python: str, mode: str, case: str, base: dict, scratch: Path, repeat:
         env = fresh("state")
         cold.append(run(python, mode, case, env, corpus))
         warm.append(run(python, mode, case, env, corpus))
-    while len(warm) < repeat:  # more warm runs on the last cold run's caches
+    while len(warm) < max(repeat, warm_repeat):  # more warm runs on the last cold caches
         warm.append(run(python, mode, case, env, corpus))
     out["cold"], out["warm"] = cold, warm
     return out
@@ -206,11 +219,15 @@ def main() -> None:
     p.add_argument("--lib", type=Path, default=None)
     p.add_argument("--repeat", type=int, default=5)
     p.add_argument("--other-repeat", type=int, default=1)
+    p.add_argument("--warm-repeat", type=int, default=0, help="warm runs (default --repeat)")
     p.add_argument("--cases", default=None, help="cases, or with --corpus models (default all)")
     p.add_argument("--corpus", action="store_true",
                    help="the models of tests/corpus (PyMC's logp_dlogp_function)")
     p.add_argument("--modes", default="AOT,NUMBA,C")
     p.add_argument("--python", default=sys.executable)
+    p.add_argument("--blas-threads", type=int, default=1,
+                   help="OpenBLAS/OpenMP threads (0: the environment's); starting OpenBLAS's "
+                        "thread pool costs a first call 25 ms on a busy machine")
     p.add_argument("--before", default=None, metavar="PY",
                    help="also measure mode AOT with this interpreter's aotkernels (an older "
                         "checkout's venv), interleaved, as 'AOT before'")
@@ -228,6 +245,8 @@ def main() -> None:
         scratch = Path(d)
         base = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(scratch / "jit"),
                     PYTHONDONTWRITEBYTECODE="1")
+        if args.blas_threads:
+            base.update(dict.fromkeys(BLAS_THREADS, str(args.blas_threads)))
         base.pop("AOT_GRAPH_CACHE", None)
         print(f"# Cold start, {time.strftime('%Y-%m-%d %H:%M')}: {platform.machine()}, "
               f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}, PyTensor {version}, "
@@ -239,7 +258,7 @@ def main() -> None:
             for mode in args.modes.split(","):
                 for tag, python in (pythons if mode == "AOT" else pythons[:1]):
                     result = states(python, mode, case, base, scratch, args.repeat,
-                                    args.other_repeat, args.corpus)
+                                    args.other_repeat, args.corpus, args.warm_repeat)
                     for state, runs in result.items():
                         label = f"{mode}{tag} {'cache off' if state == 'off' else state}"
                         print(row(case, label, runs, phases), flush=True)

@@ -40,17 +40,20 @@ if os.environ.get("AOT_PT_MODE") == "AOT":
     am.use_as_default()
 
 _counts = {}
+_failed = []
 
 
 def pytest_runtest_logreport(report):
     if report.when == "call" or report.outcome != "passed":
         _counts[report.outcome] = _counts.get(report.outcome, 0) + 1
+    if report.outcome == "failed":
+        _failed.append(report.nodeid.split("::", 1)[-1])
 
 
 def pytest_sessionfinish(session, exitstatus):
     with open(os.environ["AOT_PT_REPORT"], "w") as f:
         json.dump({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                   "counts": _counts}, f)
+                   "counts": _counts, "failed": _failed}, f)
 '''
 
 FLAGS = {"AOT": "", "C": "mode=FAST_RUN,linker=cvm", "NUMBA": "mode=NUMBA"}
@@ -113,6 +116,7 @@ def main() -> None:
               f", {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}\n")
         print("| mode | cold s | warm s | peak RSS cold MiB | peak RSS warm MiB | warm outcomes |")
         print("|---|---|---|---|---|---|")
+        failures = {}
         for mode in args.modes.split(","):
             caches = scratch / mode
             env = dict(base, PYTENSOR_FLAGS=f"base_compiledir={caches / 'pytensor'}",
@@ -122,6 +126,9 @@ def main() -> None:
             warm = run(args.python, mode, args.tests, dest, env, scratch)
             print(f"| {mode} | {cold['wall']:.1f} | {warm['wall']:.1f} | {cold['rss']:.0f} | "
                   f"{warm['rss']:.0f} | {warm['summary']} |", flush=True)
+            failures[mode] = warm.get("failed", [])
+        for mode, failed in failures.items():
+            print(f"\n{mode} failed (warm): {', '.join(failed) or 'none'}")
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
 
 
