@@ -120,6 +120,39 @@ def test_served_nodes_skip_pytensors_thunk_preparation(aot_lib):
     assert kept.nfunc is not None or kept.ufunc is not None  # PyTensor's thunk, prepared
 
 
+def test_quick_validation_rejects_what_pytensors_rejects(aot_lib):
+    """``rewrites.quick_validation`` swaps only how a failed validation finds its caller:
+    a replacement the destroy handler refuses (two inplace writers of one input) raises
+    the same exception and leaves the graph as it was, as with PyTensor's validation."""
+    import pytensor.scalar as ps
+    from pytensor.graph.destroyhandler import DestroyHandler
+    from pytensor.graph.features import ReplaceValidate
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.tensor.elemwise import Elemwise
+
+    from aotkernels.pytensor import rewrites
+
+    outcomes = []
+    for quick in (False, True):
+        x = pt.vector("x")
+        a, b = pt.exp(x + 1), pt.log(x + 1)
+        fg = FunctionGraph([x], [a + b], features=[ReplaceValidate(), DestroyHandler()],
+                           clone=False)
+        if quick:
+            rewrites.quick_validation(fg)
+            assert fg.validate.func is rewrites._validate
+        shared = a.owner.inputs[0]  # x + 1, read by both
+        inplace = Elemwise(ps.exp, {0: 0})(shared), Elemwise(ps.log, {0: 0})(shared)
+        fg.replace_all_validate([(a, inplace[0])])  # one writer: fine
+        try:
+            fg.replace_all_validate([(b, inplace[1])])  # a second writer: refused
+            outcomes.append(None)
+        except Exception as exc:
+            outcomes.append(type(exc))
+        outcomes.append(sorted(str(n.op) for n in fg.apply_nodes))
+    assert outcomes[0] is not None and outcomes[:2] == outcomes[2:], outcomes
+
+
 SOFTMAX = r"""
 import json, sys
 import numpy as np
