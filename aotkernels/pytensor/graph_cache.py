@@ -587,3 +587,13 @@ def _optimizer(mode: Mode):
 
 if Mode.optimizer is _plain_optimizer:  # once, even if this module is loaded again
     Mode.optimizer = property(_optimizer, doc=_plain_optimizer.__doc__)
+
+
+class CachedMode(Mode):
+    """A ``Mode`` whose rewriting goes through the graph cache whatever its linker; modes
+    derived from it (``including``, ``excluding``, ``clone``) are ``CachedMode`` with their
+    own query."""
+
+    @property
+    def optimizer(self):
+        return CachedRewriter(self)

@@ -15,7 +15,6 @@ import types
 from contextlib import contextmanager
 from copy import copy
 
-from pytensor.compile.mode import Mode
 from pytensor.configdefaults import config
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
 from pytensor.link.basic import Container
@@ -23,10 +22,8 @@ from pytensor.link.utils import gc_helper, map_storage, raise_with_op
 from pytensor.link.vm import Loop, VMLinker
 from pytensor.scan.op import Scan
 
-from aotkernels.pytensor import (
-    graph_cache,  # noqa: F401  (Mode.optimizer: the cache)
-    rewrites,
-)
+from aotkernels.pytensor import rewrites
+from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.loop import PlannedLoop, executor
 from aotkernels.pytensor.servers import serve
 
@@ -174,4 +171,4 @@ class AOTLinker(VMLinker):
         return state
 
 
-AOT = Mode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run", rewrites.TAG]))
+AOT = CachedMode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run", rewrites.TAG]))
