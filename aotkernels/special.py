@@ -18,6 +18,11 @@ jit_table = (ctypes.c_void_p * SPECIAL_SLOTS)()
 _jit_bound: list = []
 
 
+#: an exported name: a function's own, or one of Cython's fused specialisations of it
+_EXPORT = re.compile(r"(?:__pyx_fuse_\d+)?([A-Za-z]\w*)")
+_DOUBLE = re.compile(r"double \((double, )+int __pyx_skip_dispatch\)")
+
+
 class SpecialUnavailable(RuntimeError):
     """SciPy (``scipy.special.cython_special``) cannot be imported or lacks a function."""
 
@@ -33,13 +38,17 @@ def addresses() -> list[int]:
     pointer = ctypes.pythonapi.PyCapsule_GetPointer
     pointer.restype, pointer.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
     capi = cython_special.__pyx_capi__
+    variants: dict[str, list[str]] = {}  # function -> its exported names, in SciPy's order
+    for key in capi:
+        match = _EXPORT.fullmatch(key)
+        if match:
+            variants.setdefault(match.group(1), []).append(key)
     found = []
     for fn in SCIPY_FUNCTIONS:
         # the double variant: the plain name or one of Cython's fused specialisations
-        names = [k for k in capi if re.fullmatch(rf"(__pyx_fuse_\d+)?{fn}", k)]
-        for key in names:
+        for key in variants.get(fn, ()):
             sig = name_of(capi[key]).decode()
-            if re.fullmatch(r"double \((double, )+int __pyx_skip_dispatch\)", sig):
+            if _DOUBLE.fullmatch(sig):
                 found.append(pointer(capi[key], sig.encode()))
                 break
         else:

@@ -24,6 +24,7 @@ import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
+from pytensor.compile.mode import Mode
 
 import aotkernels.pytensor as am
 from aotkernels import jit
@@ -72,6 +73,18 @@ elif case == "shared":
     report["calls"] = [hexes([f(X), w.get_value()]) for _ in range(4)]
     w.set_value(np.zeros(3))
     report["after_set"] = hexes([f(X), w.get_value()])
+elif case == "inner":  # a Scan, an OpFromGraph (inlined) and AllocDiag (an OFG subclass)
+    from pytensor.compile.builders import OpFromGraph
+    x = pt.vector("x")
+    res = pytensor.scan(lambda a, acc: acc * 0.5 + pt.exp(a), sequences=[x],
+                        outputs_info=[pt.zeros(())])
+    ys = res[0] if isinstance(res, tuple) else res
+    a = pt.vector("a")
+    twice = OpFromGraph([a], [a * 2 + init])
+    loss = pt.sum(ys) + pt.sum(pt.diag(x) @ x) + pt.sum(twice(x) ** 2)
+    f = pytensor.function([x], [loss, pytensor.grad(loss, x)], mode="AOT")
+    X = np.linspace(-1.0, 1.0, 5)
+    report["calls"] = [hexes(f(X * k)) for k in (1, 2, 3)]
 report["stats"] = graph_cache.stats
 print(json.dumps(report))
 """
@@ -145,6 +158,24 @@ def test_shared_variables_and_updates_after_a_hit(graphs):
         assert np.full(3, value).tobytes() not in data
 
 
+def test_inner_graphs_are_keyed_and_stored_fresh(graphs):
+    """Graphs with a ``Scan`` and ``OpFromGraph``s (Ops without props, whose inner graphs
+    are keyed like the outer one) are cached; a second process hits (the Scan's inner
+    function too) and computes what a fresh compile computes. Another constant inside an
+    inner graph is another key."""
+    env = {"AOT_GRAPH_CACHE_DIR": str(graphs)}
+    first = child("inner", env)
+    second = child("inner", env)
+    other = child("inner", env, init=1.5)
+    fresh = child("inner", dict(env, AOT_GRAPH_CACHE="0"))
+    assert first["stats"]["uncachable"] == 0 and first["stats"]["stored"] >= 1
+    assert second["stats"]["hits"] >= 1 and second["stats"]["misses"] == 0
+    assert second["stats"]["rejected"] == 0
+    assert other["stats"]["misses"] >= 1
+    assert second["calls"] == first["calls"] == fresh["calls"]
+    assert other["calls"] != fresh["calls"]
+
+
 @pytest.fixture
 def keys(graphs, monkeypatch) -> list:
     """Every key computed, in order."""
@@ -168,7 +199,7 @@ def test_equal_graphs_share_a_key_and_others_do_not(keys):
     compile_logistic(wshape=(1,))  # a broadcast pattern
     compile_logistic(mode=am.AOT.excluding("inplace"))  # a derived mode: its own query
     compile_logistic(mode=am.AOT.including("local_remove_all_assert"))
-    assert isinstance(am.AOT.excluding("inplace"), graph_cache.CachedMode)
+    assert isinstance(am.AOT.excluding("inplace").optimizer, graph_cache.CachedRewriter)
     x, y = pt.vector("x"), pt.vector("y")
     s = pytensor.shared(np.ones(3), name="s")
     pytensor.function([x, y], x - y, mode=am.AOT)
@@ -197,6 +228,27 @@ def test_inner_graphs_are_keyed_by_their_nodes(keys):
     assert keys[0] == keys[1] != keys[2] and graph_cache.stats["hits"] == 1
     assert np.array_equal(fresh, hit) and not np.array_equal(fresh, other)
     np.testing.assert_allclose(other, np.exp(X) * 3 + X)
+
+
+def test_a_mode_built_around_the_aot_linker_is_cached(graphs):
+    """PyMC compiles with ``Mode(linker=mode.linker, optimizer=query)``: a plain ``Mode``
+    around mode AOT's linker rewrites through the cache (with its own query in the key);
+    a mode with another linker never does."""
+    def pymc_like():
+        return Mode(linker=am.AOT.linker,
+                    optimizer=am.AOT.provided_optimizer.including("random_make_inplace"))
+
+    assert isinstance(pymc_like().optimizer, graph_cache.CachedRewriter)
+    assert not isinstance(Mode(linker="py", optimizer="fast_run").optimizer,
+                          graph_cache.CachedRewriter)
+    f = compile_logistic(mode=pymc_like())
+    assert graph_cache.stats["misses"] == 1 and len(entries(graphs)) == 1
+    g = compile_logistic(mode=pymc_like())
+    assert graph_cache.stats["hits"] == 1
+    compile_logistic()  # mode AOT's own query: another key
+    assert graph_cache.stats["misses"] == 2 and len(entries(graphs)) == 2
+    for want, got in zip(f(*LOGISTIC_ARGS), g(*LOGISTIC_ARGS)):
+        assert np.asarray(want).tobytes() == np.asarray(got).tobytes()
 
 
 def test_a_hit_in_process_behaves_as_a_fresh_compile(graphs, monkeypatch):

@@ -97,6 +97,64 @@ def test_catalog_graphs_run_without_numba_or_c(aot_lib, tmp_path):
     assert set(report["coverage"]) == {"aot"}, report["coverage"]
 
 
+def test_served_nodes_skip_pytensors_thunk_preparation(aot_lib, monkeypatch):
+    """A node served on kernels gets its thunk without PyTensor's ``make_thunk``, whose
+    ``Elemwise.prepare_node`` builds what only ``perform`` uses (the ufunc, SciPy's
+    function for ``sigmoid``: an import of ``scipy.special`` in a warm start); a node left
+    to PyTensor is prepared as before and still runs."""
+    import pytensor.scalar as ps
+    from pytensor.tensor.elemwise import Elemwise
+
+    monkeypatch.setenv("AOT_GRAPH_CACHE", "0")  # the graph's own Ops, not a stored copy's
+    x = pt.vector("x")
+    f = pytensor.function([x], [Elemwise(ps.sigmoid)(x), Elemwise(ps.arccos)(x)], mode="AOT")
+    X = np.linspace(-0.9, 0.9, 7)
+    got_served, got_kept = f(X)
+    close(got_served, 1 / (1 + np.exp(-X)))
+    close(got_kept, np.arccos(X))
+    linker = f.maker.linker
+    by_op = {type(node.op.scalar_op).__name__: (node.op, thunk)
+             for node, thunk in zip(linker.nodes, linker.thunks) if isinstance(node.op, Elemwise)}
+    (served, served_thunk), (kept, kept_thunk) = by_op["Sigmoid"], by_op["ArcCos"]
+    assert isinstance(served_thunk, ElemwiseThunk)
+    assert not isinstance(kept_thunk, KernelThunk)
+    assert served.nfunc is None and served.ufunc is None  # never prepared
+    assert kept.nfunc is not None or kept.ufunc is not None  # PyTensor's thunk, prepared
+
+
+def test_quick_validation_rejects_what_pytensors_rejects(aot_lib):
+    """``rewrites.quick_validation`` swaps only how a failed validation finds its caller:
+    a replacement the destroy handler refuses (two inplace writers of one input) raises
+    the same exception and leaves the graph as it was, as with PyTensor's validation."""
+    import pytensor.scalar as ps
+    from pytensor.graph.destroyhandler import DestroyHandler
+    from pytensor.graph.features import ReplaceValidate
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.tensor.elemwise import Elemwise
+
+    from aotkernels.pytensor import rewrites
+
+    outcomes = []
+    for quick in (False, True):
+        x = pt.vector("x")
+        a, b = pt.exp(x + 1), pt.log(x + 1)
+        fg = FunctionGraph([x], [a + b], features=[ReplaceValidate(), DestroyHandler()],
+                           clone=False)
+        if quick:
+            rewrites.quick_validation(fg)
+            assert fg.validate.func is rewrites._validate
+        shared = a.owner.inputs[0]  # x + 1, read by both
+        inplace = Elemwise(ps.exp, {0: 0})(shared), Elemwise(ps.log, {0: 0})(shared)
+        fg.replace_all_validate([(a, inplace[0])])  # one writer: fine
+        try:
+            fg.replace_all_validate([(b, inplace[1])])  # a second writer: refused
+            outcomes.append(None)
+        except Exception as exc:
+            outcomes.append(type(exc))
+        outcomes.append(sorted(str(n.op) for n in fg.apply_nodes))
+    assert outcomes[0] is not None and outcomes[:2] == outcomes[2:], outcomes
+
+
 SOFTMAX = r"""
 import json, sys
 import numpy as np

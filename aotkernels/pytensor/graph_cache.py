@@ -2,23 +2,24 @@
 
 With the kernels prebuilt, most of the time from ``pytensor.function`` to a first result
 is PyTensor rewriting the graph (0.3-0.9 s for a logistic regression or a radon model),
-and every process pays it again for the same model. ``CachedMode`` (mode AOT is one) asks
-for its optimizer through ``CachedRewriter``, which keys the incoming graph, looks for a
-rewritten graph stored under that key and, on a hit, puts it in place of the graph's
-outputs, built on this graph's own inputs; on a miss it runs PyTensor's rewriter and
-stores what came out. Everything after (deep copies of outputs, the linker, thunks, plans)
-is PyTensor's and aotkernels' normal path, so a hit behaves as a fresh compile does.
+and every process pays it again for the same model. A mode whose linker has
+``graph_cache = True`` (mode AOT's, and every ``Mode`` built around it, as PyMC's
+``compile`` builds one) gets ``CachedRewriter`` as its optimizer, which keys the incoming
+graph, looks for a rewritten graph stored under that key and, on a hit, puts it in place
+of the graph's outputs, built on this graph's own inputs; on a miss it runs PyTensor's
+rewriter and stores what came out. Everything after (deep copies of outputs, the linker,
+thunks, plans) is PyTensor's and aotkernels' normal path, so a hit behaves as a fresh
+compile does.
 
 The key (``graph_key``) is a canonical walk of the graph: each node's Op by its class and
-props (nested Ops, types, functions by module and name, arrays by dtype, shape and bytes;
-an ``OpFromGraph`` by its inner graph), each input by position, type, name, whether it is
-shared (never its value) and whether it is protected from inplace rewrites; constants by
-type and bytes; outputs in order and the update mapping; then the mode's rewrite query,
-the rewrites other packages registered in its database, the config flags rewrites read,
-and the PyTensor, NumPy, Python, aotkernels and ABI versions. A graph with anything that
-cannot be named that way (an Op without props, a lambda, a random generator constant) is
-compiled normally and not cached: no key is better than a key that two different graphs
-could share.
+props (nested Ops, types, functions by module and name, arrays by dtype, shape and bytes),
+each input by position, type, name, whether it is shared (never its value) and whether
+it is protected from inplace rewrites; constants by type and bytes; outputs in order and
+the update mapping; then the mode's rewrite query, the rewrites other packages registered
+in its database, the config flags rewrites read, and the PyTensor, NumPy, Python, aotkernels and ABI
+versions. A graph with anything that cannot be named that way (an Op without props, a
+lambda, a random generator constant) is compiled normally and not cached: no key is
+better than a key that two different graphs could share.
 
 An entry is the pickled rewritten graph (inputs replaced by bare variables of their types,
 so no shared value is stored) followed by the JIT cache's trailer (magic, size, SHA-256 of
@@ -36,6 +37,7 @@ from __future__ import annotations
 import collections.abc
 import enum
 import hashlib
+import io
 import logging
 import os
 import pickle
@@ -45,12 +47,12 @@ from pathlib import Path
 
 import numpy as np
 import pytensor
-from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.mode import Mode
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.configdefaults import config
 from pytensor.graph.basic import Constant, clone_get_equiv
 from pytensor.graph.destroyhandler import DestroyHandler
+from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.rewriting.basic import GraphRewriter
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
 from pytensor.tensor.type import TensorType
@@ -58,6 +60,7 @@ from pytensor.tensor.type import TensorType
 from aotkernels import __version__ as AOTKERNELS_VERSION
 from aotkernels import jit, trust
 from aotkernels.process import atomic_write
+from aotkernels.pytensor import rewrites
 from aotkernels.signature import ABI_VERSION
 
 log = logging.getLogger("aotkernels")
@@ -75,6 +78,12 @@ CONFIG_FLAGS = ("floatX", "cast_policy", "on_opt_error", "on_shape_error",
                 "optimizer_requiring", "optdb__max_use_ratio", "optdb__position_cutoff",
                 "tensor__insert_inplace_optimizer_validate_nb", "scan__allow_output_prealloc",
                 "warn__ignore_bug_before", "cycle_detection")
+
+#: attributes of Ops without props that are caches or follow from other attributes (the
+#: inner graph): gradients made so far, frozen copies and hashes of the inner graph, the
+#: inner function once compiled. Equal Ops differ in them, and they do not change rewriting.
+UNKEYED = frozenset({"_lop_op_cache", "_rop_op_cache", "_frozen_lop", "_frozen_rop",
+                     "_frozen_fgraph", "_hash_inner_graph", "_cmodule_key", "_fn", "fn"})
 
 #: counters for this process (tests and benchmarks read them)
 stats = {"hits": 0, "misses": 0, "stored": 0, "uncachable": 0, "rejected": 0}
@@ -188,8 +197,6 @@ class _Walk:
         if kind is slice:
             return ("slice", canon(value.start, depth), canon(value.stop, depth),
                     canon(value.step, depth))
-        if isinstance(value, OpFromGraph):
-            return self._inner_graph_form(value, kind, depth)
         if isinstance(value, type):
             return ("class", self.name(value))
         if isinstance(value, (types.FunctionType, types.BuiltinFunctionType)):
@@ -200,34 +207,50 @@ class _Walk:
             return ("ufunc", value.__name__)
         if isinstance(value, enum.Enum):
             return ("enum", self.name(kind), value.name)
-        if isinstance(value, collections.abc.Mapping):
+        if kind is dict or collections.abc.Mapping in kind.__mro__:  # not isinstance: an
+            # ABC check walks every class registered as a Mapping (xarray's, ...), per class
             return ("map", self.name(kind), *sorted(
                 (repr(canon(k, depth)), canon(v, depth)) for k, v in value.items()))
         if isinstance(value, (set, frozenset)):
             return ("set", kind.__name__, *sorted(repr(canon(v, depth)) for v in value))
+        if isinstance(value, FunctionGraph):  # inner graphs (Scan, OpFromGraph)
+            return ("graph", self.name(kind), *self.graph(value.inputs, value.outputs))
         if kind.__eq__ is not object.__eq__ and isinstance(getattr(value, "__dict__", None),
                                                            dict):
-            # value semantics without props (PyTensor's scalar ops, type preferences):
-            # every attribute, which is stricter than their __eq__
+            # value semantics without props (PyTensor's scalar ops, type preferences, Scan,
+            # OpFromGraph): every attribute, which is stricter than their __eq__, but caches
             return ("object", self.name(kind),
-                    *sorted((k, canon(v, depth)) for k, v in vars(value).items()))
+                    *sorted((k, canon(v, depth)) for k, v in vars(value).items()
+                            if k not in UNKEYED))
         raise Uncachable(f"{kind.__module__}.{kind.__qualname__} has no canonical form")
 
-    def _inner_graph_form(self, op, kind, depth):
-        """An ``OpFromGraph`` (PyTensor's ``AllocDiag`` is one, and PyMC's graphs make
-        anonymous ones): its class, its inner graph walked like a function's (input types,
-        nodes, constants by bytes) and its public attributes (the private ones are memos of
-        what it built for gradients, or frozen copies of the inner graph). Shared variables
-        of the inner graph have no canonical form."""
-        fgraph = op.fgraph
-        if op.shared_inputs or any(isinstance(v, SharedVariable) for v in fgraph.inputs):
-            raise Uncachable("an OpFromGraph with shared variables")
-        refs = {id(v): f"i{k}" for k, v in enumerate(fgraph.inputs)}
-        inner = tuple(f"i{k} {self.text(v.type)}" for k, v in enumerate(fgraph.inputs))
-        inner += tuple(_node_lines(self, refs, fgraph.outputs))
-        attrs = tuple(sorted((k, self.canon(v, depth)) for k, v in vars(op).items()
-                             if not k.startswith("_") and k not in ("fgraph", "shared_inputs")))
-        return ("inner graph", self.name(kind), inner, attrs)
+    def graph(self, inputs, outputs, more=lambda v: "") -> list[str]:
+        """A graph's lines: inputs by position, type and name (plus ``more(input)``), each
+        node in a canonical order with its Op, inputs and outputs, constants by type and
+        bytes, then the outputs. A variable that is none of these raises ``Uncachable``."""
+        refs: dict[int, str] = {}
+        parts = []
+        for k, v in enumerate(inputs):
+            refs[id(v)] = f"i{k}"
+            parts.append(f"i{k} {self.text(v.type)} {v.name!r}{more(v)}")
+
+        def ref(v) -> str:
+            r = refs.get(id(v))
+            if r is None:
+                if not isinstance(v, Constant) or v.owner is not None:
+                    raise Uncachable(f"{v} is neither an input, a constant nor computed")
+                r = f"c({self.text(v.type)},{self.text(v.data)},{v.name!r})"
+                refs[id(v)] = r
+            return r
+
+        for n, node in enumerate(_toposort(outputs)):
+            ins = ",".join(ref(v) for v in node.inputs)
+            outs = ",".join(f"{self.text(o.type)} {o.name!r}" for o in node.outputs)
+            parts.append(f"n{n} {self.text(node.op)} ({ins}) -> ({outs})")
+            for j, o in enumerate(node.outputs):
+                refs[id(o)] = f"n{n}.{j}"
+        parts.append("outputs " + ",".join(ref(v) for v in outputs))
+        return parts
 
     def text(self, value) -> str:
         """``repr`` of the canonical form: the text hashed into the key."""
@@ -263,44 +286,15 @@ def _toposort(outputs) -> list:
     return order
 
 
-def _node_lines(walk: _Walk, refs: dict, outputs) -> list[str]:
-    """The canonical text of the nodes computing ``outputs`` and of the outputs; ``refs``
-    names the graph's inputs (by id) and gets the nodes' outputs."""
-
-    def ref(v) -> str:
-        r = refs.get(id(v))
-        if r is None:
-            if not isinstance(v, Constant) or v.owner is not None:
-                raise Uncachable(f"{v} is neither an input, a constant nor computed")
-            r = f"c({walk.text(v.type)},{walk.text(v.data)},{v.name!r})"
-            refs[id(v)] = r
-        return r
-
-    lines = []
-    for n, node in enumerate(_toposort(outputs)):
-        ins = ",".join(ref(v) for v in node.inputs)
-        outs = ",".join(f"{walk.text(o.type)} {o.name!r}" for o in node.outputs)
-        lines.append(f"n{n} {walk.text(node.op)} ({ins}) -> ({outs})")
-        for j, o in enumerate(node.outputs):
-            refs[id(o)] = f"n{n}.{j}"
-    lines.append("outputs " + ",".join(ref(v) for v in outputs))
-    return lines
-
-
 def graph_key(fgraph, mode: Mode) -> str:
     """The cache key of rewriting ``fgraph`` with ``mode``; raises ``Uncachable``."""
     walk = _Walk()
     protected = {id(v) for feature in getattr(fgraph, "_features", ())
                  for v in getattr(feature, "protected", ())}
-    refs: dict[int, str] = {}
     parts = [versions(), mode_key(mode, walk),
              f"destroy_handler={hasattr(fgraph, 'destroyers')}"]
-    for k, v in enumerate(fgraph.inputs):
-        refs[id(v)] = f"i{k}"
-        parts.append(f"i{k} {walk.text(v.type)} {v.name!r} shared={isinstance(v, SharedVariable)}"
-                     f" protected={id(v) in protected}")
-
-    parts += _node_lines(walk, refs, fgraph.outputs)
+    parts += walk.graph(fgraph.inputs, fgraph.outputs, lambda v: (
+        f" shared={isinstance(v, SharedVariable)} protected={id(v) in protected}"))
     parts.append(f"updates {sorted((fgraph.update_mapping or {}).items())}")
     parts.append("packages " + ",".join(
         f"{p}={getattr(sys.modules.get(p), '__version__', None)}" for p in sorted(walk.packages)))
@@ -445,6 +439,22 @@ def _reject(path: Path, why: str) -> None:
     return None
 
 
+def _inner_graph(inputs: list, outputs: list, update_mapping) -> FunctionGraph:
+    return FunctionGraph(inputs, outputs, clone=False, update_mapping=update_mapping)
+
+
+class _GraphPickler(pickle.Pickler):
+    """Inner graphs (of ``Scan``, ``OpFromGraph``) are stored as their Op made them: a
+    ``FunctionGraph`` of the same variables, without the features that compiling the inner
+    function attached to it, whose state PyTensor does not pickle whole (an unpickled
+    ``ReplaceValidate`` has no history, and the next compile of that graph fails)."""
+
+    def reducer_override(self, obj):
+        if type(obj) is FunctionGraph:
+            return _inner_graph, (list(obj.inputs), list(obj.outputs), obj.update_mapping)
+        return NotImplemented
+
+
 def store(key: str, fgraph) -> bool:
     """Write the rewritten ``fgraph`` under ``key``; False if it could not be."""
     memo = {v: v.type(name=v.name) for v in fgraph.inputs}  # bare: no shared value
@@ -455,7 +465,9 @@ def store(key: str, fgraph) -> bool:
                "outputs": [equiv[v] for v in fgraph.outputs],
                "destroy_handler": hasattr(fgraph, "destroyers")}
     try:
-        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
+        buffer = io.BytesIO()
+        _GraphPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(payload)
+        data = buffer.getvalue()
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
         log.debug("aotkernels: graph cache: not storing %s: %s", key, exc)
         return False
@@ -502,7 +514,7 @@ def _install(fgraph, payload: dict) -> None:
 
 
 class CachedRewriter(GraphRewriter):
-    """The optimizer of a ``CachedMode``: a stored rewritten graph if there is one,
+    """The optimizer of a mode with a caching linker: a stored rewritten graph if there is one,
     else the mode's real rewriter (queried only then), whose result is stored."""
 
     def __init__(self, mode: Mode) -> None:
@@ -512,7 +524,7 @@ class CachedRewriter(GraphRewriter):
     @property
     def real(self) -> GraphRewriter:
         if self._real is None:
-            self._real = Mode.optimizer.fget(self.mode)
+            self._real = _plain_optimizer.fget(self.mode)
         return self._real
 
     def __getattr__(self, name):  # profiles and printing ask the real rewriter
@@ -534,6 +546,7 @@ class CachedRewriter(GraphRewriter):
             if key is not None and self._hit(fgraph, key):
                 return None
             stats["misses"] += key is not None
+        rewrites.quick_validation(fgraph)
         result = self.real.rewrite(fgraph)  # its errors are the caller's
         if key is not None:
             try:
@@ -557,9 +570,29 @@ class CachedRewriter(GraphRewriter):
         return True
 
 
+#: PyTensor's own ``Mode.optimizer``
+_plain_optimizer = Mode.optimizer
+
+
+def _optimizer(mode: Mode):
+    """``Mode.optimizer`` for every mode: through the cache when the mode's linker asks for
+    it (``graph_cache = True``: the AOT linker), else PyTensor's. A property of ``Mode``
+    itself, not of a subclass, because libraries build their own ``Mode`` around mode AOT's
+    linker: PyMC compiles every function with ``Mode(linker=mode.linker,
+    optimizer=query)``, which a subclass of ``Mode`` would not survive."""
+    if getattr(mode.linker, "graph_cache", False):
+        return CachedRewriter(mode)
+    return _plain_optimizer.fget(mode)
+
+
+if Mode.optimizer is _plain_optimizer:  # once, even if this module is loaded again
+    Mode.optimizer = property(_optimizer, doc=_plain_optimizer.__doc__)
+
+
 class CachedMode(Mode):
-    """A ``Mode`` whose rewriting goes through the graph cache; modes derived from it
-    (``including``, ``excluding``, ``clone``) are ``CachedMode`` with their own query."""
+    """A ``Mode`` whose rewriting goes through the graph cache whatever its linker; modes
+    derived from it (``including``, ``excluding``, ``clone``) are ``CachedMode`` with their
+    own query."""
 
     @property
     def optimizer(self):

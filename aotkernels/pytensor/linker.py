@@ -10,11 +10,15 @@ catalog kernels. The VM is a ``loop.PlannedLoop``, which replays later calls fro
 from __future__ import annotations
 
 import sys
+import time
 import types
 from contextlib import contextmanager
 from copy import copy
 
+from pytensor.configdefaults import config
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
+from pytensor.link.basic import Container
+from pytensor.link.utils import gc_helper, map_storage, raise_with_op
 from pytensor.link.vm import Loop, VMLinker
 from pytensor.scan.op import Scan
 
@@ -52,8 +56,21 @@ def without_c_backend():
                 del sys.modules[name]
 
 
+class Cells:
+    """A node's storage cells, what ``serve`` reads off PyTensor's thunk; ``serve`` returns
+    this very object for a node it leaves to PyTensor."""
+
+    __slots__ = ("inputs", "outputs")
+
+    def __init__(self, inputs: list, outputs: list):
+        self.inputs, self.outputs = inputs, outputs
+
+
 class AOTLinker(VMLinker):
     """The VM linker with aotkernels thunks for every node the library can serve."""
+
+    #: every mode with this linker rewrites through the graph cache (``graph_cache``)
+    graph_cache = True
 
     def __init__(self, allow_gc=None, use_cloop=False, callback=None, callback_input=None,
                  lazy=None, schedule=None, c_thunks=False, allow_partial_eval=None):
@@ -68,24 +85,78 @@ class AOTLinker(VMLinker):
         self.thunks: list = []
         self.vm = None
 
-    def make_all(self, *args, **kwargs):
-        """Scan loops run their inner graph in mode AOT too (PyTensor would compile it with
-        the C backend): each Scan node of this function's graph gets its own copy of the
-        Op with that mode, before thunks are made."""
-        for node in self.fgraph.apply_nodes:
+    def make_all(self, profiler=None, input_storage=None, output_storage=None,
+                 storage_map=None):
+        """``VMLinker.make_all`` (PyTensor 2.38 and 3.0 alike) with one difference: a node
+        aotkernels serves gets its thunk from ``serve`` and never PyTensor's
+        ``make_thunk``, whose ``prepare_node`` builds what only ``perform`` uses (an
+        ``Elemwise`` of ``sigmoid`` imports ``scipy.special``: 0.1-0.2 s of a warm start).
+        Scan loops run their inner graph in mode AOT too (PyTensor would compile it with
+        the C backend): each Scan node gets its own copy of the Op with that mode."""
+        fgraph = self.fgraph
+        for node in fgraph.apply_nodes:
             if isinstance(node.op, Scan) and node.op.mode in (None, "FAST_RUN"):
                 op = copy(node.op)
                 op.mode, op._fn = "AOT", None
                 node.op = op
-        return super().make_all(*args, **kwargs)
+        order = self.schedule(fgraph)
+        input_storage, output_storage, storage_map = map_storage(
+            fgraph, order, input_storage, output_storage, storage_map)
+        compute_map = {k: [k.owner is None] for k in storage_map}
+        t0 = time.perf_counter()
+        thunks = []
+        for node in order:
+            try:
+                thunks.append(self._thunk(node, storage_map, compute_map))
+            except Exception:
+                raise_with_op(fgraph, node)
+        if self.profile:
+            self.profile.linker_node_make_thunks += time.perf_counter() - t0
+        for node, thunk in zip(order, thunks):
+            thunk.inputs = [storage_map[v] for v in node.inputs]
+            thunk.outputs = [storage_map[v] for v in node.outputs]
+
+        lazy = self.lazy if self.lazy is not None else config.vm__lazy
+        if lazy is None:
+            lazy = any(th.lazy for th in thunks)
+        profiling_memory = (config.profile or config.print_global_stats) and config.profile_memory
+        if not (lazy or profiling_memory or self.callback or self.callback_input):
+            reallocated = self.reduce_storage_allocations(storage_map, order)
+        else:
+            reallocated = ()
+        computed, last_user = gc_helper(order)
+        post_thunk_clear = None
+        if self.allow_gc:
+            post_thunk_clear = [[storage_map[v] for v in node.inputs
+                                 if v in computed and v not in fgraph.outputs
+                                 and node == last_user[v] and v not in reallocated]
+                                for node in order]
+        vm = self.make_vm(order, thunks, input_storage, output_storage, storage_map,
+                          post_thunk_clear, computed, compute_map, self.updated_vars)
+        vm.storage_map, vm.compute_map = storage_map, compute_map
+        return (vm,
+                [Container(v, s) for v, s in zip(fgraph.inputs, input_storage)],
+                [Container(v, s, readonly=True) for v, s in zip(fgraph.outputs, output_storage)],
+                thunks, order)
+
+    @staticmethod
+    def _thunk(node, storage_map, compute_map):
+        """aotkernels' thunk for ``node`` if it serves it, else PyTensor's (``perform``)."""
+        cells = Cells([storage_map[v] for v in node.inputs],
+                      [storage_map[v] for v in node.outputs])
+        thunk = serve(node.op, node, cells)
+        if thunk is cells:
+            thunk = node.op.make_thunk(node, storage_map, compute_map, [], impl="py")
+            if not hasattr(thunk, "lazy"):
+                thunk.lazy = False
+        return thunk
 
     def make_vm(self, nodes, thunks, *args, **kwargs):
-        mine = [serve(node.op, node, thunk) for node, thunk in zip(nodes, thunks)]
-        self.nodes, self.thunks = list(nodes), mine
+        self.nodes, self.thunks = list(nodes), list(thunks)
         if RECORDED is not None:
             RECORDED.append(self)
         with without_c_backend():
-            vm = super().make_vm(nodes, mine, *args, **kwargs)
+            vm = super().make_vm(nodes, thunks, *args, **kwargs)
         if type(vm) is Loop and executor() is not None:
             vm.__class__ = PlannedLoop
             vm.init_plans(eager=RECORDED is not None)

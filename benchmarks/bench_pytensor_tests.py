@@ -1,0 +1,136 @@
+"""PyTensor's own test file in mode AOT against modes C and NUMBA: wall time and peak RSS.
+
+    python benchmarks/bench_pytensor_tests.py [--tests tests/tensor/rewriting/test_basic.py]
+                                              [--modes AOT,C,NUMBA] [--tag rel-3.0.7]
+
+PyTensor's tests are not in its PyPI sdist: they come from a git mirror of PyTensor
+(``--mirror``, default ``/work/.mirror/pymc-devs+pytensor/repo``, a bare repository),
+``git archive <tag> tests conftest.py`` into ``build/pt-tests``; without the mirror the script
+says so and exits. Each mode runs the file twice with pytest in fresh processes on one set
+of new caches (cold: empty PyTensor compiledir, numba cache, aotkernels JIT and graph
+caches; warm: the second run on what the first left). Mode AOT is made the default by a
+pytest plugin that calls ``aotkernels.pytensor.use_as_default()`` (``PYTENSOR_FLAGS`` cannot
+name it); C is ``linker=cvm`` with ``mode=FAST_RUN``, NUMBA ``mode=NUMBA``. The plugin writes
+the pytest process's peak RSS (``ru_maxrss``: the compiler's child processes of mode C are
+not counted) and the outcome counts. Run with the interpreter whose PyTensor matches the tag
+(``.venv``: PyTensor 3.0.7).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+MIRROR = Path("/work/.mirror/pymc-devs+pytensor/repo")
+
+PLUGIN = r'''
+"""Loaded with -p: mode AOT as the default (AOT_PT_MODE=AOT); peak RSS and outcomes."""
+import json, os, resource
+
+if os.environ.get("AOT_PT_MODE") == "AOT":
+    import aotkernels.pytensor as am
+    am.use_as_default()
+
+_counts = {}
+_failed = []
+
+
+def pytest_runtest_logreport(report):
+    if report.when == "call" or report.outcome != "passed":
+        _counts[report.outcome] = _counts.get(report.outcome, 0) + 1
+    if report.outcome == "failed":
+        _failed.append(report.nodeid.split("::", 1)[-1])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    with open(os.environ["AOT_PT_REPORT"], "w") as f:
+        json.dump({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                   "counts": _counts, "failed": _failed}, f)
+'''
+
+FLAGS = {"AOT": "", "C": "mode=FAST_RUN,linker=cvm", "NUMBA": "mode=NUMBA"}
+
+
+def checkout(mirror: Path, tag: str, dest: Path) -> None:
+    """``git archive`` the tag's tests into ``dest`` (once per tag)."""
+    stamp = dest / f".{tag}"
+    if stamp.exists():
+        return
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(["git", f"--git-dir={mirror}", "archive", tag, "tests",
+                              "conftest.py"], capture_output=True, check=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    stamp.touch()
+
+
+def run(python: str, mode: str, tests: str, cwd: Path, env: dict, scratch: Path) -> dict:
+    report = scratch / f"report-{mode}.json"
+    report.unlink(missing_ok=True)
+    env = dict(env, AOT_PT_MODE=mode, AOT_PT_REPORT=str(report),
+               PYTENSOR_FLAGS=",".join(f for f in (FLAGS[mode], env["PYTENSOR_FLAGS"]) if f))
+    t = time.perf_counter()
+    res = subprocess.run([python, "-m", "pytest", "-q", "-p", "aotk_pt_plugin", "--no-header",
+                          "-p", "no:cacheprovider", tests],
+                         cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    out = json.loads(report.read_text()) if report.exists() else {"rss": float("nan"),
+                                                                  "counts": {}}
+    out.update(wall=wall, summary=res.stdout.strip().splitlines()[-1] if res.stdout else "")
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--tests", default="tests/tensor/rewriting/test_basic.py")
+    p.add_argument("--modes", default="AOT,C,NUMBA")
+    p.add_argument("--tag", default="rel-3.0.7")
+    p.add_argument("--mirror", type=Path, default=MIRROR)
+    p.add_argument("--python", default=sys.executable)
+    p.add_argument("--lib", type=Path, default=None,
+                   help="kernel library for mode AOT (default: $AOT_LIBRARY_DIR)")
+    args = p.parse_args()
+    if not (args.mirror / "HEAD").exists():
+        print(f"skipped: no PyTensor git mirror at {args.mirror} (PyTensor's tests are not "
+              "in its sdist; pass --mirror DIR, a clone of pymc-devs/pytensor)")
+        return
+    dest = ROOT / "build" / "pt-tests"
+    checkout(args.mirror, args.tag, dest)
+    version = subprocess.run([args.python, "-c", "import pytensor; print(pytensor.__version__)"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="aotk-pttests-") as d:
+        scratch = Path(d)
+        (scratch / "aotk_pt_plugin.py").write_text(PLUGIN)
+        base = dict(os.environ, PYTHONPATH=os.pathsep.join(
+            [str(scratch), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
+        if args.lib:
+            base["AOT_LIBRARY_DIR"] = str(args.lib.resolve())
+        print(f"# {args.tests} ({args.tag}), PyTensor {version}, {time.strftime('%Y-%m-%d %H:%M')}"
+              f", {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}\n")
+        print("| mode | cold s | warm s | peak RSS cold MiB | peak RSS warm MiB | warm outcomes |")
+        print("|---|---|---|---|---|---|")
+        failures = {}
+        for mode in args.modes.split(","):
+            caches = scratch / mode
+            env = dict(base, PYTENSOR_FLAGS=f"base_compiledir={caches / 'pytensor'}",
+                       NUMBA_CACHE_DIR=str(caches / "numba"), AOT_CACHE_DIR=str(caches / "aot"),
+                       AOT_GRAPH_CACHE_DIR=str(caches / "graphs"))
+            cold = run(args.python, mode, args.tests, dest, env, scratch)
+            warm = run(args.python, mode, args.tests, dest, env, scratch)
+            print(f"| {mode} | {cold['wall']:.1f} | {warm['wall']:.1f} | {cold['rss']:.0f} | "
+                  f"{warm['rss']:.0f} | {warm['summary']} |", flush=True)
+            failures[mode] = warm.get("failed", [])
+        for mode, failed in failures.items():
+            print(f"\n{mode} failed (warm): {', '.join(failed) or 'none'}")
+        print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
