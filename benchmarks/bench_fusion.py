@@ -128,6 +128,7 @@ def main() -> None:
                    "and trivial-N (default: the corpus, chain-10, chain-1000000, trivial-10)")
     p.add_argument("--rounds", type=int, default=30)
     p.add_argument("--cache", type=Path, default=None, help="JIT cache (default: a fresh one)")
+    p.add_argument("--lib", type=Path, default=None, help="kernel library (default: above)")
     args = p.parse_args()
     if args.models:
         names = args.models.split(",")
@@ -136,14 +137,14 @@ def main() -> None:
         from tests.corpus import MODELS
 
         names = ["trivial-10", "chain-10", "chain-1000000", *MODELS]
-    lib = library()
+    lib = (args.lib or library()).resolve()
     tmp = tempfile.TemporaryDirectory(prefix="bench-fusion-")
     cache = args.cache or Path(tmp.name)
     env = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(cache),
                OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
-          f"library {lib.relative_to(ROOT)}; {args.rounds} rounds\n")
+          f"library {lib}; {args.rounds} rounds\n")
     print("| case | AOT unfused µs | AOT fused µs | NUMBA µs | unfused/NUMBA | fused/NUMBA "
           "| spread (median/best) u, f, N | fused runs | steps | C µs | AOT fused − C µs "
           "| 3 first calls ms u / f / N | fusion wait s | agree |")

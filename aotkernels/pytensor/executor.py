@@ -148,11 +148,11 @@ class Plan:
         return Counter(kind for kind, *_ in self.finish)
 
     def request_fusion(self, runs: list) -> None:
-        """Ask for the fused kernels of ``runs`` (``fusion.request``); a later call swaps
+        """Ask for the fused kernels of ``runs`` (``families.fused``); a later call swaps
         them in when they are ready (``fuse``), the calls before run unfused."""
-        from aotkernels.pytensor import fusion
+        from aotkernels.families import fused
 
-        ready, future = fusion.request(runs)
+        ready, future = fused.request([run.program for run in runs])
         self.runs, self.pending = runs, (runs, ready, future, os.getpid())
         if future is None:
             self.fuse()

@@ -6,8 +6,8 @@ iterate over the same shape and touch memory element by element in step (so comp
 them element by element is the same as computing them node by node), and describes each
 as a fused ``Program`` (``kernels/fused.py``): its memory inputs, the results read after
 the run (the others are never written), and one collapsed geometry. The plan asks for the
-kernels (``request``): the library's if it ships them (``build-kernels --from-usage``),
-else the JIT cache's or a compile in one background child process
+kernels (``families.fused.request``): the library's if it ships them (``build-kernels
+--from-usage``), else the JIT cache's or a compile in one background child process
 (``jit.functions_later``); a call finding them ready swaps the fused steps in
 (``Plan.fuse``). A fused kernel computes the same bits as the steps it replaces.
 
@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from aotkernels.kernels.fused import Program, register
+from aotkernels.kernels.fused import Program
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
 from aotkernels.layout import broadcast_strides, collapse
 
@@ -273,24 +273,3 @@ def find_runs(segments: list[list[tuple[int, Step]]], kept, max_operands: int) -
         if run is not None and (made := run.finish(kept)) is not None:
             runs.append(made)
     return runs
-
-
-def request(runs: list[Run]):
-    """The runs' kernels: ``(ready, future)``: per run the address of a kernel the library
-    ships (or None), and a future of ctypes functions for the others (None if all are
-    shipped, or there is nothing to ask)."""
-    from aotkernels import jit
-    from aotkernels.library import library_for
-
-    lib = library_for("fused")
-    ready, missing = [], []
-    for run in runs:
-        sig = register(run.program)
-        fn = None
-        if lib is not None:
-            fn = lib.find("fused", sig.op, sig.in_dtypes, sig.out_dtype, sig.ndim,
-                          pads=False)[1]
-        ready.append(None if fn is None else ctypes.cast(fn, ctypes.c_void_p).value)
-        if fn is None:
-            missing.append(sig)
-    return ready, (jit.functions_later(missing) if missing else None)
