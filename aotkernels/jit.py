@@ -452,10 +452,18 @@ def _load_all(sigs: list[Signature]) -> list:
                 objs[sig.key] = obj
                 stats["loaded"] += 1
         missing = [(sig, symbols[sig.key]) for sig in todo if sig.key not in objs]
-        if missing:
-            objs.update(_compile_objects(missing, dir_fd))
-            for sig, _ in missing:
-                _record_miss(dir_fd, directory, sig)
+        if missing:  # one compile per batch across processes (forked sampler chains)
+            batch = hashlib.sha256(" ".join(sym for _, sym in missing).encode()).hexdigest()
+            with _file_lock(dir_fd, directory, f"batch-{batch[:16]}"):
+                for sig, symbol in missing:
+                    obj = _read_entry(dir_fd, directory / f"{symbol}.o", symbol, warn=False)
+                    if obj is not None:
+                        objs[sig.key] = obj
+                again = [(sig, sym) for sig, sym in missing if sig.key not in objs]
+                if again:
+                    objs.update(_compile_objects(again, dir_fd))
+                    for sig, _ in again:
+                        _record_miss(dir_fd, directory, sig)
     finally:
         os.close(dir_fd)
     with _lock:
