@@ -138,13 +138,17 @@ def main() -> None:
 
         names = ["trivial-10", "chain-10", "chain-1000000", *MODELS]
     lib = (args.lib or library()).resolve()
+    # a library inside this checkout by its relative path; another by its last parts only
+    # (results are pasted into RESULTS.md, which names no machine's directories)
+    shown = (lib.relative_to(ROOT) if lib.is_relative_to(ROOT)
+             else Path("…", *lib.parts[-2:]))
     tmp = tempfile.TemporaryDirectory(prefix="bench-fusion-")
     cache = args.cache or Path(tmp.name)
     env = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(cache),
                OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
     print(f"# {time.strftime('%Y-%m-%d %H:%M')}, {platform.processor() or platform.machine()}, "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
-          f"library {lib}; {args.rounds} rounds\n")
+          f"library {shown}; {args.rounds} rounds\n")
     print("| case | AOT unfused µs | AOT fused µs | NUMBA µs | unfused/NUMBA | fused/NUMBA "
           "| spread (median/best) u, f, N | fused runs | steps | C µs | AOT fused − C µs "
           "| 3 first calls ms u / f / N | fusion wait s | agree |")
