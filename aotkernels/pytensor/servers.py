@@ -32,6 +32,7 @@ from pytensor.tensor.subtensor import (
     IncSubtensor,
     Subtensor,
 )
+from pytensor.tensor.type import TensorType
 from pytensor.tensor.utils import _parse_gufunc_signature
 
 try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
@@ -257,8 +258,9 @@ def _alloc(op, node, thunk):
 
 @serve.register(DeepCopyOp)
 def _deep_copy(op, node, thunk):
-    """A function's result that would alias an input or another result: a copy kernel."""
-    if getattr(node.inputs[0].type, "dtype", None) not in CODES:
+    """A function's result that would alias an input or another result: a copy kernel. A
+    scalar-typed result stays PyTensor's (a NumPy scalar, not a 0-d array)."""
+    if not isinstance(node.inputs[0].type, TensorType) or node.inputs[0].type.dtype not in CODES:
         return thunk
     return _kernel(node, thunk, lambda x: copy_into(x, np.empty(x.shape, x.dtype)))
 
