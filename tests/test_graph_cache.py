@@ -405,3 +405,27 @@ def test_a_forked_child_compiles_and_stores(graphs):
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert len(entries(graphs)) == 2
+
+
+def test_scans_sharing_inner_nodes_compile_from_a_hit(graphs):
+    """Third derivatives of a Scan make Scan Ops whose inner graphs share nodes; a hit
+    installs them so, and compiling one loop's inner function (which rewrites its graph's
+    own nodes, inplace ones included) broke the next loop's: each Scan node now gets its
+    own clone. PyTensor's ``scan/test_basic.py::TestExamples::test_higher_order_derivatives``
+    failed this way in mode AOT."""
+    from pytensor.scan import scan
+
+    def compile_derivatives():
+        x = pt.dscalar("x")
+        xs = scan(lambda prev: prev ** 2, outputs_info=[x], n_steps=4)
+        xs = xs[0] if isinstance(xs, tuple) else xs  # 2.x returns (outputs, updates)
+        r = xs[-1]
+        g = pytensor.grad(r, x)
+        gg = pytensor.grad(g, x)
+        return pytensor.function([x], [r, g, gg, pytensor.grad(gg, x)], mode=am.AOT)
+
+    want = [0.95 ** 16, 16 * 0.95 ** 15, 240 * 0.95 ** 14]
+    for _ in range(2):  # a miss that stores, then a hit
+        got = compile_derivatives()(np.array(0.95))
+        np.testing.assert_allclose(got[:3], want, rtol=1e-12)
+    assert graph_cache.stats["hits"] >= 1, graph_cache.stats

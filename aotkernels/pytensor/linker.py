@@ -13,7 +13,6 @@ import sys
 import time
 import types
 from contextlib import contextmanager
-from copy import copy
 
 from pytensor.configdefaults import config
 from pytensor.graph.rewriting.db import RewriteDatabaseQuery
@@ -92,11 +91,15 @@ class AOTLinker(VMLinker):
         ``make_thunk``, whose ``prepare_node`` builds what only ``perform`` uses (an
         ``Elemwise`` of ``sigmoid`` imports ``scipy.special``: 0.1-0.2 s of a warm start).
         Scan loops run their inner graph in mode AOT too (PyTensor would compile it with
-        the C backend): each Scan node gets its own copy of the Op with that mode."""
+        the C backend): each Scan node gets its own clone of the Op with that mode, inner
+        graph included. Compiling an inner function rewrites the inner graph's own nodes
+        (PyTensor does not clone a graph whose inputs have no owner), and Scan Ops of one
+        graph may share inner nodes (a graph-cache entry keeps them shared, as pickling
+        does): a shared node made inplace for one loop broke the next one's compile."""
         fgraph = self.fgraph
         for node in fgraph.apply_nodes:
             if isinstance(node.op, Scan) and node.op.mode in (None, "FAST_RUN"):
-                op = copy(node.op)
+                op = node.op.clone()
                 op.mode, op._fn = "AOT", None
                 node.op = op
         order = self.schedule(fgraph)
