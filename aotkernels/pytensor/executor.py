@@ -19,6 +19,7 @@ import numpy as np
 
 # how a node runs in a plan
 KERNEL, VIEW, VIEW_RUN, STATIC, PYTHON = "kernel", "view", "view (run)", "static", "python"
+LOOP = "loop"  # a Scan node as one loop step (``scan_loop``)
 
 
 class Step(ctypes.Structure):
@@ -325,5 +326,8 @@ class Plan:
                 elif kind == KERNEL and materialise is not None:
                     how, cell, source = materialise  # a pinned buffer, or an inplace source
                     cell[0] = source if how == "buffer" else source[0]
+                elif kind == LOOP:
+                    for how, cell, source in filter(None, materialise):
+                        cell[0] = source if how == "buffer" else source[0]
             except Exception:
                 raise_in_node(vm, node, thunk)
