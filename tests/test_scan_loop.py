@@ -23,6 +23,7 @@ from pytensor.link.vm import VMLinker
 from pytensor.scan.op import Scan
 
 import aotkernels.pytensor  # noqa: F401  (mode "AOT")
+from aotkernels.pytensor.coverage import coverage
 from aotkernels.pytensor.cplan import Model, entry_points, export
 from aotkernels.pytensor.executor import LOOP, PYTHON, VIEW_RUN
 
@@ -199,6 +200,7 @@ def test_inner_graphs_left_to_python_keep_scan_on_perform(aot_lib):
         np.testing.assert_allclose(f(np.array([0, 1, 4, 2]), wv, 1.0),
                                    [0.5, 1.25, 4.625, 4.3125])
     assert plan_kinds(f)[PYTHON] == 1  # a dynamic index: the inner plan keeps a Python item
+    assert [source for row, source in coverage(f) if row.startswith("Scan")][-1] == "pytensor"
     for _ in range(3):
         with pytest.raises(IndexError):
             f(np.array([0, 7]), wv, 1.0)
@@ -228,6 +230,9 @@ def test_a_scan_logp_exports_to_c_and_threads_agree(aot_lib):
     xs = [rng.normal(scale=0.5, size=3) for _ in range(5)]
     plan_of_f = export(f, xs[0], (1, 3))
     assert plan_kinds(f)[LOOP] == 2 and not plan_kinds(f)[PYTHON]
+    rows = coverage(f)  # the Scans' inner nodes on kernels, their loops in the plan
+    assert sum(" / " in row for row, _ in rows) >= 4
+    assert not [row for row, source in rows if source == "pytensor"]
     model = Model(plan_of_f, plan_of_f, entries)  # only its logp entry is called
     fn = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
                           ctypes.c_void_p, ctypes.c_void_p)(entries[0])

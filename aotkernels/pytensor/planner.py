@@ -25,6 +25,7 @@ executor's items.
 from __future__ import annotations
 
 import ctypes
+import os
 
 import numpy as np
 from pytensor.graph.basic import Constant
@@ -279,10 +280,12 @@ class _Planner:
 
     def loop(self, node, ins, outs):
         """A Scan node as one loop step (``scan_loop.build``), or None. Returns (steps, new
-        roots, {output index: the input it is computed in place of})."""
+        roots, {output index: the input it is computed in place of}). ``AOT_SCAN_LOOP=0``
+        leaves Scans on ``perform`` (plans made while it is set)."""
         from aotkernels.pytensor import scan_loop
 
-        if not scan_loop.is_scan(node) or self.executor is None:
+        if (not scan_loop.is_scan(node) or self.executor is None
+                or os.environ.get("AOT_SCAN_LOOP", "1") in ("0", "")):
             return None
         op = node.op
         info = op.info
