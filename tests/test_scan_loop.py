@@ -266,3 +266,33 @@ def test_a_scan_logp_exports_to_c_and_threads_agree(aot_lib):
     for t in threads:
         t.join()
     assert not bad
+
+
+def test_a_recurrence_with_a_static_initial_state_and_its_gradient(aot_lib):
+    """tanh(W h + x_t + b) over vector states: gemv in the body, and the gradient Scan's
+    accumulators start from static zeros that PyTensor updates in place; the loop gives
+    them memory of their own (a static value is never written) and copies them in."""
+    k, t = 4, 30
+    xs = np.random.default_rng(1).normal(size=(t, k))
+
+    def build(scan_mode):
+        x = pt.dvector("x")
+        w, b = x[:k * k].reshape((k, k)) * 0.3, x[k * k:]
+        h, _ = pytensor.scan(lambda x_t, h, w, b: pt.tanh(pt.dot(w, h) + x_t + b),
+                             sequences=[pt.as_tensor(xs)], outputs_info=[pt.zeros(k)],
+                             non_sequences=[w, b], mode=scan_mode)
+        logp = -0.5 * pt.sum((h - 0.1) ** 2) - 0.5 * pt.sum(x ** 2)
+        return [x], [logp, pytensor.grad(logp, x), h]
+
+    f = pytensor.function(*build(None), mode="AOT")
+    ref = pytensor.function(*build(PY_VM), mode=PY)
+    rng = np.random.default_rng(2)
+    for _ in range(5):
+        x = rng.normal(size=k * k + k)
+        compare(f(x), ref(x))
+    kinds = plan_kinds(f)
+    assert kinds[LOOP] == 2 and not kinds[PYTHON] and not kinds[VIEW_RUN], kinds
+    first = f(x)[2]
+    second = f(x + 1)[2]
+    assert not np.shares_memory(first, second)  # results are fresh every call
+    compare([first], [ref(x)[2]])

@@ -302,10 +302,21 @@ class _Planner:
             src = (op.destroy_map.get(j) or [None])[0]
             if src is not None:
                 ref = in_refs[src]
-                if ins[src] is not out or ref is None or ref[0].kind in ("fixed", "input"):
-                    return None  # never write into constants, static values or inputs
-                aliases[j] = node.inputs[src]
-                out_refs.append(ref)
+                if ins[src] is not out or ref is None:
+                    return None
+                if ref[0].kind not in ("fixed", "input"):
+                    aliases[j] = node.inputs[src]
+                    out_refs.append(ref)
+                    continue
+                # never write into constants, static values or inputs: the output gets
+                # memory of its own (standing for the recorded memory: a result that is a
+                # view of it is made fresh every call) and a copy of its initial state
+                own = _Root("buffer", np.empty_like(out), var)
+                if own.value.strides != out.strides:
+                    return None
+                own.lo, own.hi = byte_bounds(out) if out.size else (own.lo, own.hi)
+                new.append(own)
+                out_refs.append((own, 0))
                 continue
             if out.size and any(isinstance(x, np.ndarray) and x.size
                                 and _overlap(*byte_bounds(x), out) for x in (*ins, *outs[:j])):
@@ -313,8 +324,8 @@ class _Planner:
             own = _Root("buffer", out, var)
             new.append(own)
             out_refs.append((own, 0))
-        call = scan_loop.build(node, ins, outs, in_refs, out_refs, self.executor, build_plan,
-                               self.kernel_thunk)
+        call = scan_loop.build(node, ins, outs, in_refs, out_refs, set(aliases),
+                               self.executor, build_plan, self.kernel_thunk)
         if call is None:
             return None
         return [fusion.Step(call.refs, call, None)], new, aliases

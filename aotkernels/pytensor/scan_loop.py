@@ -276,11 +276,12 @@ def inner_body(op, values: list, executor, build_plan: Callable, kernel_thunk: t
     return body, writable
 
 
-def build(node, ins: list, outs: list, in_refs: list, out_refs: list, executor,
-          build_plan: Callable, kernel_thunk: type) -> LoopCall | None:
+def build(node, ins: list, outs: list, in_refs: list, out_refs: list, inplace: set,
+          executor, build_plan: Callable, kernel_thunk: type) -> LoopCall | None:
     """The loop step of a Scan ``node`` recorded with input values ``ins`` and output
-    values ``outs``; ``in_refs``/``out_refs``: each value's (root, offset) in the outer plan
-    (an inplace output's is its initial state's). None: the node stays on ``perform``."""
+    values ``outs``; ``in_refs``/``out_refs``: each value's (root, offset) in the outer plan;
+    ``inplace``: the outputs computed in place of their initial state (their ref is its
+    ref; the others get a copy of it first). None: the node stays on ``perform``."""
     op = node.op
     info = op.info
     if info.as_while or getattr(info, "n_untraced_sit_sot", 0) or getattr(
@@ -369,7 +370,7 @@ def build(node, ins: list, outs: list, in_refs: list, out_refs: list, executor,
 
     copies = []
     for j, k in enumerate(init_at):
-        if op.destroy_map.get(j) == [k]:
+        if j in inplace:
             continue  # computed in place of its initial state
         init, buf = ins[k], outs[j]
         if init.shape != buf.shape or init.dtype != buf.dtype or not all(
