@@ -27,6 +27,7 @@ from aotkernels.pytensor.coverage import coverage
 from aotkernels.pytensor.cplan import Model, entry_points, export
 from aotkernels.pytensor.executor import LOOP, PYTHON, VIEW_RUN
 
+pytestmark = pytest.mark.filterwarnings("ignore:Scan return signature:DeprecationWarning")
 PY = Mode(linker="py", optimizer="fast_run")
 #: the inner functions of the reference's Scans: PyTensor's Python VM on ``perform`` (a
 #: Scan with preallocated mit-mot taps needs a VM; the "py" linker is none)
@@ -296,3 +297,15 @@ def test_a_recurrence_with_a_static_initial_state_and_its_gradient(aot_lib):
     second = f(x + 1)[2]
     assert not np.shares_memory(first, second)  # results are fresh every call
     compare([first], [ref(x)[2]])
+
+
+def test_a_number_of_steps_given_as_a_value_stays_on_perform(aot_lib):
+    """The plan's key is the inputs' geometry: a number of steps read from an input's value
+    could change between calls of one geometry, so that Scan keeps PyTensor's loop."""
+    n, h0 = pt.lscalar("n"), pt.dscalar("h0")
+    res, _ = pytensor.scan(lambda h: 0.5 * h + 1.0, outputs_info=[h0], n_steps=n)
+    f = pytensor.function([n, h0], res[-1], mode="AOT")
+    ref = pytensor.function([n, h0], res[-1], mode=PY)
+    for k in (5, 5, 5, 9, 3, 9):
+        np.testing.assert_allclose(f(k, 2.0), ref(k, 2.0), rtol=1e-15)
+    assert not plan_kinds(f)[LOOP]

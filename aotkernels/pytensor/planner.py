@@ -84,6 +84,7 @@ class _Planner:
                  writable: frozenset = frozenset(), executor=None):
         self.vm, self.static, self.kernel_thunk = vm, static, kernel_thunk
         self.writable, self.executor = writable, executor
+        self.no_fusion = False
         self.max_operands = max_operands
         self.storage = thunk_cells(vm)
         self.roots: list[_Root] = []
@@ -450,7 +451,7 @@ class _Planner:
                 seg += [(pos, step) for step in info[0]]
             elif kind not in (VIEW, STATIC):
                 seg = None
-        if not fusion.enabled():
+        if not fusion.enabled() or self.no_fusion:
             return
         self.order = [fusion.schedule(steps) for steps in self.order]
         segments, index = [], 0
@@ -631,15 +632,18 @@ def _convert_kernel(conv: record.Convert) -> record.Kernel | None:
 
 
 def build_plan(vm, records: list, static: set, executor, kernel_thunk: type,
-               writable: frozenset = frozenset()) -> Plan | None:
+               writable: frozenset = frozenset(), body: bool = False) -> Plan | None:
     """A plan from one recorded call (``loop.record_call``), or None if no kernel would
     leave Python. ``executor``: (``aotk_run_steps``, its operand limit) from the library.
     ``writable``: graph inputs a kernel may update in place (a Scan body's preallocated
-    taps, ``scan_loop``), which a plan of a function never does to its caller's arrays."""
+    taps, ``scan_loop``), which a plan of a function never does to its caller's arrays.
+    ``body``: the plan is a loop body (``scan_loop``), not fused: its steps are sealed into
+    the loop step before a background compile could deliver fused kernels."""
     if executor is None:
         return None
     run_steps, max_operands = executor
     p = _Planner(vm, static, max_operands, kernel_thunk, writable, executor)
+    p.no_fusion = body
     if not p.add_inputs(records[0]):
         return None
     p.classify(records[1:])

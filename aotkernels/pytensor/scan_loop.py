@@ -258,7 +258,8 @@ def inner_body(op, values: list, executor, build_plan: Callable, kernel_thunk: t
         for cell, value in zip(vm.input_storage, values):
             cell[0] = _like(value)
         records = record_call(vm, static)
-        plan = build_plan(vm, records, static, executor, kernel_thunk, writable=writable)
+        plan = build_plan(vm, records, static, executor, kernel_thunk, writable=writable,
+                          body=True)
     except Exception:  # a value the inner graph refuses (these are the recorded buffers)
         return None
     finally:
@@ -267,7 +268,6 @@ def inner_body(op, values: list, executor, build_plan: Callable, kernel_thunk: t
     if plan is None or "python" in plan.layout.kinds or any(
             item.__class__ is not Segment for item in plan.items):
         return None
-    plan.fuse(0)
     body = Body(vm, plan)
     if len(body.steps) > MAX_BODY_STEPS or any(not s.fn for s in body.steps):
         return None  # too many steps to report a failure, or a nested loop
