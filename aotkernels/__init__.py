@@ -10,7 +10,7 @@ The runtime needs only numpy and ctypes::
     ak.softmax(x, axis=1); ak.argmax(x, axis=0); ak.cumsum(x, axis=1)
     ak.dot(a, b)                        # BLAS through the library's trampolines
     ak.cholesky(a); ak.solve_triangular(L, b, lower=True)   # LAPACK (SciPy's) likewise
-    ak.solve(a, b, assume_a="pos"); ak.cho_solve((L, True), b)
+    ak.solve(a, b, assume_a="pos"); ak.cho_solve((L, True), b); ak.lu_factor(a)
     ak.join(0, x, y); ak.alloc(0.0, (3, 4))
 
 A signature missing from the library is JIT-compiled once from the same template and
@@ -32,7 +32,14 @@ from aotkernels.families.axis import (
 from aotkernels.families.blas import dot, gemm, gemv, matmul
 from aotkernels.families.elemwise import cast, elemwise, resolve
 from aotkernels.families.index import inc, inc_points, put, put_points, take, take_points
-from aotkernels.families.lapack import cho_solve, cholesky, solve, solve_triangular
+from aotkernels.families.lapack import (
+    cho_solve,
+    cholesky,
+    lu_factor,
+    pivot_to_permutation,
+    solve,
+    solve_triangular,
+)
 from aotkernels.families.reduce import reduce, resolve_reduce
 from aotkernels.jit import KernelNotAvailable
 from aotkernels.library import Library, LibraryError, default_library, load
@@ -63,8 +70,10 @@ __all__ = [
     "join",
     "load",
     "log_softmax",
+    "lu_factor",
     "logsumexp",
     "matmul",
+    "pivot_to_permutation",
     "put",
     "put_points",
     "reduce",

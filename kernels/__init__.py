@@ -108,9 +108,10 @@ def _index(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
 
 
 def _lapack(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
-    """float64 and float32 matrices with their int64 flags (one rank, like ``_blas``)."""
+    """float64 and float32 matrices with their int64 flags (one rank, like ``_blas``); an op
+    with ``fixed`` dtypes once, when its output dtype is asked for."""
     for d in dtypes:
-        if d in LAPACK_DTYPES:
+        if d in LAPACK_DTYPES if not op.fixed else d == op.fixed[-1]:
             yield Signature("lapack", op.name, op.in_dtypes(d), d, "nd", op.ndim)
 
 

@@ -18,6 +18,7 @@ from numba import njit, types
 
 from aotkernels.kernels.lapack_ops import (
     FAILED,
+    INVERSE,
     LAPACK_DTYPES,
     LAPACK_OPS,
     LOWER,
@@ -204,10 +205,10 @@ def _bodies(dtype: str) -> dict:
                 out[i, c] = s / w[i, i]
 
     @njit(inline="always")
-    def lu_solve_loop(lu, ipiv, out):
-        """out = lu^-1 out by Gaussian elimination with partial pivoting (LAPACK's getf2
-        order: pivots recorded in ipiv, 0-based); False if a pivot is exactly zero."""
-        n, k = out.shape
+    def lu_factor_loop(lu, ipiv):
+        """lu into its LU factors by Gaussian elimination with partial pivoting (LAPACK's
+        getf2 order: pivots recorded in ipiv, 0-based); False if a pivot is exactly zero."""
+        n = lu.shape[0]
         regular = True
         for j in range(n):
             p = j
@@ -229,7 +230,14 @@ def _bodies(dtype: str) -> dict:
                 f = lu[j, c]
                 for i in range(j + 1, n):
                     lu[i, c] -= lu[i, j] * f
-        if not regular:
+        return regular
+
+    @njit(inline="always")
+    def lu_solve_loop(lu, ipiv, out):
+        """out = lu^-1 out: lu factored in place (``lu_factor_loop``), then the two
+        triangular solves; False if a pivot is exactly zero."""
+        n, k = out.shape
+        if not lu_factor_loop(lu, ipiv):
             return False
         for c in range(k):
             for j in range(n):
@@ -306,6 +314,24 @@ def _bodies(dtype: str) -> dict:
         return 0 if lu_solve_loop(lu, ipiv, out) else failed(out, flags)
 
     @njit
+    def lu_factor_kernel(a, flags_, ipiv, out):
+        flags = flags_[()]
+        n = a.shape[0]
+        if n == 0:
+            return 0
+        for j in range(n):
+            for i in range(n):
+                out[i, j] = a[i, j]
+        t, ld = _as_lapack(out, size)
+        if ld and t == 0:
+            info = getrf_t(n, out.ctypes.data, ld, ipiv.ctypes.data)
+            if info != NO_LAPACK:
+                for i in range(n):  # LAPACK's 1-based pivots as SciPy returns them
+                    ipiv[i] -= 1
+                return 0 if info == 0 else failed(out, flags)
+        return 0 if lu_factor_loop(out, ipiv) else failed(out, flags)
+
+    @njit
     def cho_solve_kernel(c, b, flags_, out):
         flags = flags_[()]
         n, k = b.shape
@@ -325,15 +351,42 @@ def _bodies(dtype: str) -> dict:
         return 0
 
     return {"cholesky": cholesky_kernel, "solve_triangular": solve_triangular_kernel,
-            "solve": solve_kernel, "cho_solve": cho_solve_kernel}
+            "solve": solve_kernel, "cho_solve": cho_solve_kernel, "lu_factor": lu_factor_kernel}
+
+
+@njit
+def _pivot_to_permutation(piv, flags_, work, out):
+    """PyTensor's ``PivotToPermutations``: the pivots' row swaps applied to ``arange(n)``
+    (a negative pivot counts from the end, as NumPy's index does), then, unless
+    ``INVERSE``, that permutation's inverse (its argsort)."""
+    n = piv.shape[0]
+    p_inv = out if flags_[()] & INVERSE else work
+    for i in range(n):
+        p_inv[i] = i
+    for i in range(n):
+        p = np.int64(piv[i])
+        if p < 0:
+            p += n
+        if p < 0 or p >= n:
+            return FAILED
+        t = p_inv[i]
+        p_inv[i] = p_inv[p]
+        p_inv[p] = t
+    if not flags_[()] & INVERSE:
+        for i in range(n):
+            out[p_inv[i]] = i
+    return 0
 
 
 def build(sig: Signature, name: str):
     """``(body, operand specs)`` for ``lapack/<op>/<dtypes>-><dtype>/nd2``."""
     op = LAPACK_OPS[sig.op]
     d = sig.out_dtype
-    if d not in LAPACK_DTYPES or sig.in_dtypes != op.in_dtypes(d) or sig.ndim != op.ndim:
-        raise TypeError(f"{sig.key} does not match {op.name} ({op.doc}) over one float dtype")
-    _stub_symbols()
+    if (d not in LAPACK_DTYPES if not op.fixed else d != op.fixed[-1]) or (
+            sig.in_dtypes != op.in_dtypes(d) or sig.ndim != op.ndim):
+        raise TypeError(f"{sig.key} does not match {op.name} ({op.doc})")
     specs = [(t, r, "A") for t, r in zip((*op.in_dtypes(d), d), op.ranks)]
+    if op.fixed:
+        return _pivot_to_permutation, specs
+    _stub_symbols()
     return _bodies(d)[sig.op], specs

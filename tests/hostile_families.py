@@ -152,6 +152,31 @@ def scipy_solve_or_nan(x, b, **kw):
         return np.full(np.shape(b), np.nan)
 
 
+def scipy_lu_factor_or_nan(x):
+    """PyTensor's LUFactor: SciPy's factors and pivots, the factors NaN if singular."""
+    import warnings
+
+    import scipy.linalg as sl
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        lu, piv = sl.lu_factor(x, check_finite=False)
+    if (np.diagonal(lu) == 0).any():
+        lu = np.full(lu.shape, np.nan)
+    return lu, piv
+
+
+def pytensor_pivots(p, inverse: bool):
+    """PyTensor's PivotToPermutations.perform (integer pivots only)."""
+    p = np.asarray(p)
+    if p.ndim != 1 or p.dtype.kind not in "iu":
+        raise TypeError
+    perm = np.arange(len(p), dtype="int64")
+    for i in range(len(p)):
+        perm[i], perm[p[i]] = perm[p[i]], perm[i]
+    return perm if inverse else np.argsort(perm)
+
+
 def solvers(log, counts) -> None:
     """Cholesky factors, triangular, general and positive definite solves and solves with a
     factor, of square (and not square) matrices; a singular one is a ``LinAlgError``, a
@@ -165,6 +190,10 @@ def solvers(log, counts) -> None:
             check(log, f"cholesky {tag}",
                   lambda: ak.cholesky(x, on_error="nan", check_finite=False),
                   lambda: scipy_cholesky_or_nan(x), counts)
+            for k in (0, 1):  # LU factors (NaN if singular), then the pivots
+                check(log, f"lu_factor {tag} [{k}]",
+                      lambda: ak.lu_factor(x, on_error="nan", check_finite=False)[k],
+                      lambda: scipy_lu_factor_or_nan(x)[k], counts)
             for j, b in enumerate(variants(shape[:1], dtype) + variants(shape[:1] + (2,),
                                                                         dtype)):
                 check(log, f"solve_triangular {tag} b{j}",
@@ -188,6 +217,10 @@ def main(path: str) -> int:
         dtypes = ["float64", "float32", "int32", "bool", "complex128", "float16"]
         for shape, dtype in itertools.product(shapes, dtypes):
             for i, x in enumerate(variants(shape, dtype)):
+                for inverse in (True, False):
+                    check(log, f"pivot_to_permutation {shape} {dtype} v{i} {inverse}",
+                          lambda: ak.pivot_to_permutation(x, inverse=inverse),
+                          lambda: pytensor_pivots(x, inverse), counts)
                 for axis in [None, 0, -1, 5, 1.5]:
                     tag = f"{shape} {dtype} v{i} axis={axis}"
                     check(log, f"argmax {tag}", lambda: ak.argmax(x, axis=axis),

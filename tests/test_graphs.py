@@ -568,3 +568,21 @@ def test_views_python_reads_in_kernel_buffers_are_not_python_items(aot_lib):
         for k, rs in enumerate(results):
             for later in results[k + 1:]:
                 assert not any(np.shares_memory(p, q) for p in rs for q in later)
+
+
+def test_results_keep_their_python_types(aot_lib):
+    """Every result has the type the Python linker gives it on every call: a scalar-typed
+    result a NumPy scalar (a folded constant's copy included: ``DeepCopyOp`` of a
+    ``ScalarConstant`` once came back as a 0-d array), a 0-d tensor a 0-d array."""
+    from pytensor.tensor.basic import scalar_from_tensor
+
+    x, n = pt.dvector("x"), pt.lscalar("n")
+    outs = [scalar_from_tensor(pt.constant(56, dtype="int8")), scalar_from_tensor(n),
+            scalar_from_tensor(n) * 2, pt.exp(x).sum(), pt.constant(3.5) * 2, x[n]]
+    f, ref = _modes([x, n], outs)
+    for k in range(4):
+        vals = [np.linspace(0, 1, 5) + k, np.asarray(k, dtype="int64")]
+        got, want = f(*vals), ref(*vals)
+        for g, w in zip(got, want):
+            assert type(g) is type(w) and np.shape(g) == np.shape(w), (k, g, w)
+            np.testing.assert_array_equal(g, w)

@@ -125,6 +125,56 @@ def test_solve_matches_scipy(lapack, dtype, assume_a):
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_lu_factor_matches_scipy(lapack, dtype):
+    """LU factors and 0-based pivots as SciPy's ``lu_factor`` gives them (the same bits
+    through SciPy's getrf), from any layout; an exactly singular matrix raises, or gives
+    NaN factors with the pivots kept (PyTensor's ``LUFactor``)."""
+    for n in (1, 2, 7, 70):
+        a = general(n, dtype, n) - n * np.eye(n, dtype=dtype)  # pivoting happens
+        want_lu, want_piv = sl.lu_factor(a)
+        for av in layouts(a):
+            (lu, piv), where = ran(ak.lu_factor, av)
+            assert where == "aot" and lu.dtype == dtype and lu.flags.f_contiguous
+            assert piv.dtype == np.int32
+            np.testing.assert_array_equal(piv, want_piv)
+            same(lu, want_lu, lapack, dtype)
+    sing = general(4, dtype)
+    sing[:, 3] = sing[:, 1]
+    with pytest.raises(np.linalg.LinAlgError, match="singular"):
+        ak.lu_factor(sing)
+    lu, piv = ak.lu_factor(sing, on_error="nan")
+    assert np.isnan(lu).all()
+    np.testing.assert_array_equal(piv, sl.lu_factor(sing)[1])
+    lu, piv = ak.lu_factor(np.zeros((0, 0), dtype))
+    assert lu.shape == (0, 0) and piv.shape == (0,) and piv.dtype == np.int32
+
+
+def pivots_reference(pivots, inverse: bool) -> np.ndarray:
+    """PyTensor's ``PivotToPermutations.perform``."""
+    p_inv = np.arange(len(pivots), dtype="int64")
+    for i in range(len(pivots)):
+        p_inv[i], p_inv[pivots[i]] = p_inv[pivots[i]], p_inv[i]
+    return p_inv if inverse else np.argsort(p_inv)
+
+
+def test_pivot_to_permutation_matches_pytensor(no_jit):
+    rng = np.random.default_rng(4)
+    for n in (0, 1, 2, 9, 64):
+        piv = np.array([rng.integers(-n + i, n) for i in range(n)], dtype="int32")
+        for inverse in (True, False):
+            got, where = ran(ak.pivot_to_permutation, piv, inverse=inverse)
+            assert where == ("aot" if n else None) and got.dtype == np.int64
+            np.testing.assert_array_equal(got, pivots_reference(piv, inverse))
+            np.testing.assert_array_equal(  # other integer dtypes are converted
+                ak.pivot_to_permutation(piv.astype("int64"), inverse=inverse), got)
+    for bad in ([0, 2], [-3, 1], [0, 2 ** 40]):
+        with pytest.raises(IndexError):
+            ak.pivot_to_permutation(np.array(bad), inverse=True)
+    with pytest.raises(TypeError):
+        ak.pivot_to_permutation(np.array([0.0]))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_cho_solve_matches_scipy(lapack, dtype):
     rng = np.random.default_rng(3)
     for n in (1, 2, 9, 40):
@@ -321,7 +371,7 @@ def test_solves_replay_without_python(aot_lib):
     sides), ``CholeskySolve`` and the gradients of symmetric and positive definite solves
     (PyTensor makes the latter a Cholesky and solves with its factor): every solver node a
     kernel step of the plan, the results SciPy's. (A general solve's gradient becomes
-    ``LUFactor``, two results, which stays ``perform``.)"""
+    ``LUFactor``: ``test_lu_factor_and_its_solves_replay_without_python``.)"""
     try:  # PyTensor 3.x (slinalg warns there)
         from pytensor.tensor.linalg import cho_solve
     except ImportError:
@@ -386,3 +436,48 @@ def test_batched_solvers_replay_without_python(aot_lib):
     assert plan_of(f).kinds()["python"] == 0, plan_of(f).kinds()
     with pytest.raises(ValueError):  # a batch of 1 where the type says 3 (or any)
         f(mats, np.ones((1, 4, 2)), mats[:1], np.ones((3, 4)))
+
+
+def test_lu_factor_and_its_solves_replay_without_python(aot_lib):
+    """A general solve with its gradient (PyTensor shares one ``LUFactor`` between the
+    solve and its transpose, and sorts ``PivotToPermutations``'s result), and a user's
+    ``lu_factor``/``lu_solve``: every node a kernel step (the sort rewritten away), no
+    Python item, SciPy's numbers; a singular matrix gives NaN on every call, and a bad
+    pivot raises ``IndexError`` on the first call and on replays."""
+    try:  # PyTensor 3.x (slinalg warns there)
+        from pytensor.tensor.linalg import lu_factor, lu_solve, pivot_to_permutation
+    except ImportError:
+        from pytensor.tensor.slinalg import lu_factor, lu_solve, pivot_to_permutation
+
+    a, b, m = pt.matrix("a"), pt.vector("b"), pt.matrix("m")
+    x = pt.linalg.solve(a, b)
+    lu_and_piv = lu_factor(m)
+    outs = [x, *pytensor.grad((x * x).sum(), [a, b]), lu_solve(lu_and_piv, b) * 2,
+            lu_and_piv[0] + 1, lu_and_piv[1] * 1]
+    f, ref = modes([a, b, m], outs)
+    replays(f, ref, [general(6, "float64"), np.linspace(-1, 1, 6), general(6, "float64", 1)])
+    names = {node.split("{")[0].split("(")[0]: src for node, src in am.coverage(f)}
+    assert names.get("LUFactor") == "aot" and names.get("PivotToPermutations") == "aot", names
+    assert "ArgSortOp" not in names, names
+    assert plan_of(f).kinds()["python"] == 0, plan_of(f).kinds()
+    sing = general(6, "float64")
+    sing[:, 5] = sing[:, 0]
+    lu_and_piv = lu_factor(m)  # PyTensor's Solve.perform gives NaN of the wrong shape
+    h, href = modes([m, b], [lu_solve(lu_and_piv, b), lu_and_piv[0] + 1, lu_and_piv[1] * 1])
+    for _ in range(3):
+        assert all(np.isnan(v).all() for v in f(sing, np.ones(6), sing)[:3])
+        for got, want in zip(h(sing, np.ones(6)), href(sing, np.ones(6))):
+            np.testing.assert_array_equal(got, want)
+
+    p = pt.vector("p", dtype="int32")
+    g, gref = modes([p], [pivot_to_permutation(p, inverse=True),
+                          pivot_to_permutation(p, inverse=False)])
+    good, bad = np.array([2, 2, 2], "int32"), np.array([2, 3, 2], "int32")
+    for _ in range(4):
+        for k, want in enumerate(gref(good)):
+            np.testing.assert_array_equal(g(good)[k], want)
+        with pytest.raises(IndexError):
+            gref(bad)
+        with pytest.raises(IndexError):
+            g(bad)
+    assert plan_of(g).kinds()["python"] == 0, plan_of(g).kinds()

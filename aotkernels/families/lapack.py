@@ -1,4 +1,4 @@
-"""Dense solvers on the ``lapack`` kernels: Cholesky factors, triangular, general,
+"""Dense solvers on the ``lapack`` kernels: Cholesky and LU factors, triangular, general,
 symmetric and positive definite solves, and solves with a Cholesky factor.
 
 The kernels call the LAPACK bound at load time (``lapack_source``: SciPy's) or, without
@@ -23,6 +23,7 @@ from aotkernels import call, record
 from aotkernels.kernels.lapack_ops import (
     FAILED,
     FLAGS_DTYPE,
+    INVERSE,
     LAPACK_DTYPES,
     LAPACK_OPS,
     LOWER,
@@ -87,10 +88,11 @@ def _check_finite(*arrays: np.ndarray) -> None:
         raise ValueError("array must not contain infs or NaNs")
 
 
-def _run(op: str, dtype: str, operands: list[np.ndarray]) -> None:
+def _run(op: str, dtype: str, operands: list[np.ndarray], error: type = np.linalg.LinAlgError
+         ) -> None:
     spec = LAPACK_OPS[op]
     geometry = call.Geometry.operands(operands, spec.ndim)
-    errors = {FAILED: (np.linalg.LinAlgError, spec.failure)}
+    errors = {FAILED: (error, spec.failure)}
     call.shipped("lapack", op, spec.in_dtypes(dtype), dtype, geometry, errors=errors).run(
         operands)
 
@@ -220,6 +222,72 @@ def solve(a, b, *, assume_a: str = "gen", lower: bool = False, on_error: str = "
     work = record.workspace((SYTRF_BLOCK * n if structure == SYMMETRIC else 1,), dtype)
     _run("solve", dtype, [a, _matrix(b), flags, lu, pivots, work, _matrix(out)])
     return out
+
+
+def lu_factor(a, *, on_error: str = "raise", check_finite: bool = True
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(lu, piv)`` of a square matrix (SciPy's ``lu_factor``, LAPACK's ``getrf``): ``L``
+    (unit diagonal, below) and ``U`` in one column-major matrix, and the 0-based int32 row
+    pivots. An exactly singular matrix raises ``LinAlgError``, or with ``on_error="nan"``
+    gives an ``lu`` full of NaN (PyTensor's ``LUFactor``), its pivots kept."""
+    (a, name) = call.operand(a)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"lu_factor: expected square matrix, got an array of shape {a.shape}")
+    dtype = _result_dtype(name)
+    flags = _flags(False, False, on_error)
+    a = _float(a, dtype)
+    if check_finite:
+        _check_finite(a)
+    n = a.shape[0]
+    lu = np.empty((n, n), dtype, order="F")
+    pivots = record.workspace((n,), "int32")
+    if n == 0:
+        return lu, pivots
+    if not _ships("lu_factor", dtype):
+        record.opaque("numpy")
+        return _lu_factor_numpy(a, lu, pivots, on_error)
+    _run("lu_factor", dtype, [a, flags, pivots, lu])
+    return lu, pivots
+
+
+def pivot_to_permutation(pivots, *, inverse: bool = False) -> np.ndarray:
+    """The row permutation of an LU factorisation's pivots (PyTensor's
+    ``PivotToPermutations``): ``arange(n)`` with row ``i`` swapped with ``pivots[i]`` in
+    turn, ``perm`` with ``a[perm] == (L @ U)`` if ``inverse``, else its inverse. A pivot out
+    of range raises ``IndexError``."""
+    (piv, name) = call.operand(pivots)
+    if piv.ndim != 1:
+        raise ValueError(f"pivots must be a vector, got an array of shape {piv.shape}")
+    if not np.issubdtype(piv.dtype, np.integer):
+        raise TypeError(f"pivots must be integers, not {name}")
+    if name != "int32":
+        if piv.size and np.abs(piv.astype(np.int64)).max() >= 2 ** 31:
+            raise IndexError(LAPACK_OPS["pivot_to_permutation"].failure)
+        piv = record.astype(piv, "int32")
+    flags = record.literal(np.array(INVERSE if inverse else 0, FLAGS_DTYPE))
+    n = piv.shape[0]
+    out = np.empty(n, "int64")
+    work = record.workspace((n,), "int64")
+    if n:
+        _run("pivot_to_permutation", "int64", [piv, flags, work, out], IndexError)
+    return out
+
+
+def _lu_factor_numpy(a, lu, pivots, on_error: str):
+    """The fallback without the library's kernel: SciPy's ``lu_factor`` (NumPy has none)."""
+    import warnings
+
+    from scipy.linalg import LinAlgWarning, lu_factor
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LinAlgWarning)
+        factors, piv = lu_factor(a, check_finite=False)
+    lu[...], pivots[...] = factors, piv
+    if (np.diagonal(factors) == 0).any():
+        if on_error == "raise":
+            raise np.linalg.LinAlgError(LAPACK_OPS["lu_factor"].failure)
+        lu[...] = np.nan
+    return lu, pivots
 
 
 def cho_solve(c_and_lower, b, *, on_error: str = "raise", check_finite: bool = True,

@@ -323,10 +323,13 @@ class Plan:
                 elif kind == STATIC:
                     for cell, value in materialise:
                         cell[0] = value.copy() if isinstance(value, np.ndarray) else value
-                elif kind == KERNEL and materialise is not None:
-                    how, cell, source = materialise  # a pinned buffer, or an inplace source
-                    cell[0] = source if how == "buffer" else source[0]
-                elif kind == LOOP:
+                elif kind == KERNEL:  # pinned buffers, or an inplace source
+                    if materialise[0] == "buffer":
+                        for cell, value in materialise[1]:
+                            cell[0] = value
+                    else:
+                        materialise[1][0] = materialise[2][0]
+                elif kind == LOOP:  # per output: a pinned buffer, an inplace source, or None
                     for how, cell, source in filter(None, materialise):
                         cell[0] = source if how == "buffer" else source[0]
             except Exception:

@@ -172,13 +172,17 @@ class _Planner:
 
         Returns (steps, new roots, inplace source var or None). Each operand must lie in
         exactly one place: an input's value, this node's result, or scratch of this node
-        (recorded conversions and literals)."""
-        if (not isinstance(thunk, self.kernel_thunk) or len(node.outputs) != 1
+        (recorded conversions and literals). A node's further results (LUFactor's pivots)
+        must be workspaces its kernels write: they become buffers of their own."""
+        if (not isinstance(thunk, self.kernel_thunk)
                 or not all(self.is_static(node.inputs[k])
                            for k in getattr(thunk, "shape_inputs", ()))):
             return None
-        out = outs[0]
+        out, extra = outs[0], {id(o): var for var, o in zip(node.outputs[1:], outs[1:])}
         if not isinstance(out, np.ndarray):
+            return None
+        if extra and (any(value is o for value in ins for o in outs)
+                      or not all(isinstance(o, np.ndarray) for o in outs)):
             return None
         places = []  # (lo, hi, value pointer, root, offset of the value from the root)
 
@@ -245,7 +249,12 @@ class _Planner:
                 written[scratch("temp", call.array)] = 0
                 continue
             if isinstance(call, record.Workspace):  # the kernel writes it first
-                scratch("temp", call.array)
+                var = extra.pop(id(call.array), None)
+                if var is None:
+                    scratch("temp", call.array)
+                else:  # a further result of the node
+                    new.append(_Root("buffer", call.array, var))
+                    place(call.array, (new[-1], 0))
                 continue
             if isinstance(call, record.Convert):
                 if locate(call.dst) is None:
@@ -275,8 +284,8 @@ class _Planner:
                                      [(a.shape, a.strides) for a in call.arrays]))
         if alias is None and written[new[0]] < out.size:
             return None  # part of the result was made outside the record (NumPy)
-        if alias is not None and not steps:
-            return None
+        if alias is not None and not steps or extra:
+            return None  # no step, or a further result the record does not explain
         return steps, new, alias
 
     def loop(self, node, ins, outs):
@@ -371,6 +380,8 @@ class _Planner:
                 steps, new, alias = made
                 for r in new:
                     self.add(r)
+                    if r.kind == "buffer" and r.var is not node.outputs[0]:
+                        self.var_root[r.var] = (r, 0)  # a further result
                 out = node.outputs[0]
                 self.var_root[out] = self.var_root[alias] if alias is not None else (new[0], 0)
                 self._kind(KERNEL, (steps, alias))
@@ -511,9 +522,10 @@ class _Planner:
                     finish.append((kind, node, thunk,
                                    ("alias", cells_out[0], self.storage[alias])))
                 else:
-                    root = self.var_root[node.outputs[0]][0]
-                    finish.append((kind, node, thunk, ("buffer", cells_out[0], root.value)
-                                   if root.index not in self.fresh_ids else None))
+                    roots = [self.var_root[v][0] for v in node.outputs]
+                    finish.append((kind, node, thunk, ("buffer", [
+                        (c, r.value) for c, r in zip(cells_out, roots)
+                        if r.index not in self.fresh_ids])))
             else:
                 if kind != VIEW:
                     seg = None

@@ -8,6 +8,10 @@ what real models leave in a graph runs as kernel steps of a plan.
 - ``aot_tensor_checks``: ``CheckAndRaise`` reads its conditions as scalars, made by
   ``ScalarFromTensor`` nodes whose values are NumPy scalars, which a plan cannot hold;
   ``TensorCheck`` reads the 0-d bool tensors themselves (same exception, same message).
+- ``aot_argsort_permutation``: the argsort of a permutation (PyTensor's LU solves sort
+  ``PivotToPermutations``'s result) is its inverse, which ``PivotToPermutations`` makes
+  itself: a kernel instead of a sort left to Python (a permutation has no ties, so every
+  sort kind gives the same result).
 
 ``quick_validation`` changes how mode AOT's rewriting validates, not what it does.
 """
@@ -26,6 +30,12 @@ from pytensor.graph.rewriting.basic import dfs_rewriter
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
+from pytensor.tensor.sort import ArgSortOp
+
+try:  # PyTensor 3.x; 2.x has it in slinalg only
+    from pytensor.tensor.linalg import PivotToPermutations
+except ImportError:
+    from pytensor.tensor.slinalg import PivotToPermutations
 
 TAG = "aotkernels"
 
@@ -61,8 +71,20 @@ def aot_tensor_checks(fgraph, node):
     return [TensorCheck(node.op.exc_type, node.op.msg)(value, *tensors)]
 
 
+@node_rewriter([ArgSortOp])
+def aot_argsort_permutation(fgraph, node):
+    x, axis = node.inputs
+    made = x.owner
+    if (made is None or not isinstance(made.op, PivotToPermutations) or x.type.ndim != 1
+            or getattr(axis, "data", None) is None or int(axis.data) not in (0, -1)):
+        return False
+    return [PivotToPermutations(inverse=not made.op.inverse)(made.inputs[0])]
+
+
 optdb.register("aot_inline_ofg", dfs_rewriter(aot_inline_ofg), TAG, position=1.9)
 optdb.register("aot_tensor_checks", dfs_rewriter(aot_tensor_checks), TAG, position=48.9)
+optdb.register("aot_argsort_permutation", dfs_rewriter(aot_argsort_permutation), TAG,
+               position=60.5)  # after Blockwise wrappers are removed (60)
 
 
 #: PyTensor's validation method (2.38: ``validate_``, 3.0: ``validate``) and the callback it runs

@@ -32,12 +32,27 @@ from pytensor.tensor.subtensor import (
     IncSubtensor,
     Subtensor,
 )
+from pytensor.tensor.type import TensorType
 from pytensor.tensor.utils import _parse_gufunc_signature
 
 try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
-    from pytensor.tensor.linalg import Cholesky, CholeskySolve, Solve, SolveTriangular
+    from pytensor.tensor.linalg import (
+        Cholesky,
+        CholeskySolve,
+        LUFactor,
+        PivotToPermutations,
+        Solve,
+        SolveTriangular,
+    )
 except ImportError:
-    from pytensor.tensor.slinalg import Cholesky, CholeskySolve, Solve, SolveTriangular
+    from pytensor.tensor.slinalg import (
+        Cholesky,
+        CholeskySolve,
+        LUFactor,
+        PivotToPermutations,
+        Solve,
+        SolveTriangular,
+    )
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
@@ -257,8 +272,9 @@ def _alloc(op, node, thunk):
 
 @serve.register(DeepCopyOp)
 def _deep_copy(op, node, thunk):
-    """A function's result that would alias an input or another result: a copy kernel."""
-    if getattr(node.inputs[0].type, "dtype", None) not in CODES:
+    """A function's result that would alias an input or another result: a copy kernel. A
+    scalar-typed result stays PyTensor's (a NumPy scalar, not a 0-d array)."""
+    if not isinstance(node.inputs[0].type, TensorType) or node.inputs[0].type.dtype not in CODES:
         return thunk
     return _kernel(node, thunk, lambda x: copy_into(x, np.empty(x.shape, x.dtype)))
 
@@ -495,6 +511,24 @@ SOLVERS: dict[type, Callable] = {Cholesky: _cholesky_core,
 def _solver(op, node, thunk):
     run = SOLVERS[type(op)](op) if _lapack_floats(node) else None
     return thunk if run is None else _kernel(node, thunk, run)
+
+
+@serve.register(LUFactor)
+def _lu_factor(op, node, thunk):
+    """``(LU, pivots)`` by ``getrf``, LU NaN for a singular matrix as ``perform`` makes it;
+    ``overwrite_a`` only allows writing into the input, and a fresh result is as good."""
+    dtype = node.inputs[0].type.dtype
+    if dtype not in LAPACK_DTYPES or node.outputs[0].type.dtype != dtype:
+        return thunk
+    return _kernel(node, thunk, lambda a: ak.lu_factor(a, on_error="nan", check_finite=False))
+
+
+@serve.register(PivotToPermutations)
+def _pivot_to_permutation(op, node, thunk):
+    if node.inputs[0].type.dtype != "int32":
+        return thunk
+    inverse = op.inverse
+    return _kernel(node, thunk, lambda p: ak.pivot_to_permutation(p, inverse=inverse))
 
 
 @serve.register(Blockwise)

@@ -18,7 +18,8 @@ from aotkernels.families.elemwise import prepare
 
 
 class KernelThunk:
-    """Runs a node through ``run(*input values) -> output value`` on kernels.
+    """Runs a node through ``run(*input values) -> output value`` (a tuple of them for a
+    node of several outputs) on kernels.
 
     ``shape_inputs``: inputs whose values (not only shapes) decide the output's geometry,
     like a join's axis; a plan replays the node only if they are fixed.
@@ -41,7 +42,12 @@ class KernelThunk:
         self.source = record.source(calls)
 
     def compute(self) -> None:
-        self.outputs[0][0] = self.run(*[c[0] for c in self.inputs])
+        value = self.run(*[c[0] for c in self.inputs])
+        if len(self.outputs) == 1:
+            self.outputs[0][0] = value
+        else:  # a node of several results (LUFactor): run returns them in order
+            for cell, v in zip(self.outputs, value):
+                cell[0] = v
 
 
 class CallSite:
