@@ -15,6 +15,13 @@ LAPACK_TESTS = [f"tests/test_lapack.py::{name}" for name in (
     "test_not_positive_definite_is_nan_or_raises_on_every_call",
     "test_singular_triangle_is_nan_in_plans", "test_solves_replay_without_python",
     "test_singular_solve_is_nan_in_plans", "test_batched_solvers_replay_without_python")]
+#: Scan's loop in C: PyTensor 2.38's Scan (the line PyMC users run) in a few cases
+SCAN_TESTS = [f"tests/test_scan_loop.py::{name}" for name in (
+    "test_generated_scans_match_pythons_and_run_as_loops[0]",
+    "test_generated_scans_match_pythons_and_run_as_loops[13]",
+    "test_kernel_errors_inside_a_loop_raise_as_on_the_first_call",
+    "test_a_recurrence_with_a_static_initial_state_and_its_gradient",
+    "test_a_scan_logp_exports_to_c_and_threads_agree")]
 
 
 def test_mode_aot_suite_passes_on_pytensor_2(aot_lib, pymc_python):
@@ -24,7 +31,8 @@ def test_mode_aot_suite_passes_on_pytensor_2(aot_lib, pymc_python):
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
     res = subprocess.run([pymc_python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "tests/test_pytensor_mode.py", "tests/test_plan.py",
-                          "tests/test_graphs.py", "tests/test_type_rules.py", *LAPACK_TESTS],
+                          "tests/test_graphs.py", "tests/test_type_rules.py", *LAPACK_TESTS,
+                          *SCAN_TESTS],
                          cwd=ROOT, env=env,
                          capture_output=True, text=True, timeout=1800)
     assert res.returncode == 0, res.stdout[-5000:] + res.stderr[-2000:]

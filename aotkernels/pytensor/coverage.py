@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections import Counter
 
 from pytensor.raise_op import CheckAndRaise
+from pytensor.scan.op import Scan
 from pytensor.tensor.basic import AllocEmpty, ExtractDiag, ScalarFromTensor, Split, TensorFromScalar
 from pytensor.tensor.elemwise import DimShuffle
 from pytensor.tensor.shape import Reshape, Shape, Shape_i, SpecifyShape
 from pytensor.tensor.subtensor import Subtensor
 
+from aotkernels.pytensor.executor import LOOP
 from aotkernels.pytensor.linker import AOTLinker
 from aotkernels.pytensor.thunks import InnerGraphThunk, KernelThunk
 
@@ -33,9 +35,14 @@ def coverage(fn) -> list[tuple[str, str]]:
     Sources: "aot" (prebuilt kernels), "jit" (a JIT-compiled kernel ran), "numpy" (served,
     but NumPy computed it: no kernel for these operands), "view" (NumPy metadata only),
     "pytensor" (PyTensor's ``perform``), or "pending" for a served node that has not run a
-    kernel yet. ``OpFromGraph`` nodes report their inner graph node by node.
+    kernel yet. ``OpFromGraph`` nodes report their inner graph node by node, and so do
+    ``Scan`` nodes in mode AOT, plus a "pytensor" row for the loop unless a plan of the
+    function runs it as a loop step (``scan_loop``).
     """
     linker = _linker(fn)
+    plans = getattr(linker.vm, "plans", None) or {}
+    looped = {node for plan in plans.values() for kind, node, *_ in plan.finish
+              if kind == LOOP}
     rows = []
     for node, thunk in zip(linker.nodes, linker.thunks):
         if isinstance(thunk, KernelThunk):  # a view op's thunk runs no kernel
@@ -43,11 +50,24 @@ def coverage(fn) -> list[tuple[str, str]]:
             rows.append((str(node), thunk.source or ("view" if view else "pending")))
         elif isinstance(thunk, InnerGraphThunk) and thunk.fn is not None:
             rows += [(f"{node} / {inner}", source) for inner, source in coverage(thunk.fn)]
+        elif isinstance(node.op, Scan) and _aot_inner(node.op) is not None:
+            # the inner graph's nodes; the loop itself is Python unless a plan runs it
+            rows += [(f"{node} / {inner}", source)
+                     for inner, source in coverage(_aot_inner(node.op))]
+            if node not in looped:
+                rows.append((str(node), "pytensor"))
         elif isinstance(node.op, VIEW_OPS) and getattr(node.op, "view", True):
             rows.append((str(node), "view"))
         else:
             rows.append((str(node), "pytensor"))
     return rows
+
+
+def _aot_inner(op: Scan):
+    """A Scan's inner function if it is compiled and in mode AOT, else None."""
+    fn = getattr(op, "_fn", None)  # compiled lazily by Scan: never compile it here
+    linker = getattr(getattr(fn, "maker", None), "linker", None)
+    return fn if isinstance(linker, AOTLinker) else None
 
 
 def coverage_summary(fn) -> Counter:

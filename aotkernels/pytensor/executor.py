@@ -19,6 +19,7 @@ import numpy as np
 
 # how a node runs in a plan
 KERNEL, VIEW, VIEW_RUN, STATIC, PYTHON = "kernel", "view", "view (run)", "static", "python"
+LOOP = "loop"  # a Scan node as one loop step (``scan_loop``)
 
 
 class Step(ctypes.Structure):
@@ -328,5 +329,8 @@ class Plan:
                             cell[0] = value
                     else:
                         materialise[1][0] = materialise[2][0]
+                elif kind == LOOP:  # per output: a pinned buffer, an inplace source, or None
+                    for how, cell, source in filter(None, materialise):
+                        cell[0] = source if how == "buffer" else source[0]
             except Exception:
                 raise_in_node(vm, node, thunk)

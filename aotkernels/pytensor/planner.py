@@ -25,6 +25,7 @@ executor's items.
 from __future__ import annotations
 
 import ctypes
+import os
 
 import numpy as np
 from pytensor.graph.basic import Constant
@@ -35,6 +36,7 @@ from aotkernels.families.elemwise import prepare
 from aotkernels.pytensor import fusion
 from aotkernels.pytensor.executor import (
     KERNEL,
+    LOOP,
     PYTHON,
     STATIC,
     VIEW,
@@ -78,8 +80,11 @@ class _Planner:
     """The state of ``build_plan``: the roots, where each variable lives, and per node its
     kind and what the kind needs (steps, snapshots, values)."""
 
-    def __init__(self, vm, static: set, max_operands: int, kernel_thunk: type):
+    def __init__(self, vm, static: set, max_operands: int, kernel_thunk: type,
+                 writable: frozenset = frozenset(), executor=None):
         self.vm, self.static, self.kernel_thunk = vm, static, kernel_thunk
+        self.writable, self.executor = writable, executor
+        self.no_fusion = False
         self.max_operands = max_operands
         self.storage = thunk_cells(vm)
         self.roots: list[_Root] = []
@@ -198,7 +203,8 @@ class _Planner:
                 return None
         elif alias is not None:
             ref = self.var_root.get(alias)
-            if ref is None or ref[0].kind in ("fixed", "input"):
+            if ref is None or ref[0].kind == "fixed" or (
+                    ref[0].kind == "input" and ref[0].var not in self.writable):
                 first = self.unstatic(ref, out)
                 if first is None:
                     return None  # never write into constants, static values or inputs
@@ -269,7 +275,8 @@ class _Planner:
                     return None  # scratch read before it was written
                 refs.append(ref)
             r = refs[-1][0]
-            if r.kind in ("fixed", "input") or through is not None and r.kind != "temp":
+            if (r.kind == "fixed" or r.kind == "input" and r.var not in self.writable
+                    or through is not None and r.kind != "temp"):
                 return None
             if r in written:
                 written[r] += call.arrays[-1].size
@@ -280,6 +287,58 @@ class _Planner:
         if alias is not None and not steps or extra:
             return None  # no step, or a further result the record does not explain
         return steps, new, alias
+
+    def loop(self, node, ins, outs):
+        """A Scan node as one loop step (``scan_loop.build``), or None. Returns (steps, new
+        roots, {output index: the input it is computed in place of}). ``AOT_SCAN_LOOP=0``
+        leaves Scans on ``perform`` (plans made while it is set)."""
+        from aotkernels.pytensor import scan_loop
+
+        if (not scan_loop.is_scan(node) or self.executor is None
+                or os.environ.get("AOT_SCAN_LOOP", "1") in ("0", "")):
+            return None
+        op = node.op
+        info = op.info
+        n_tap = info.n_mit_mot + info.n_mit_sot + info.n_sit_sot
+        counts = range(1 + info.n_seqs + n_tap, 1 + info.n_seqs + n_tap + info.n_nit_sot)
+        if not all(self.is_static(node.inputs[k]) for k in (0, *counts)):
+            return None  # the number of steps and the nit-sot lengths: fixed by the plan's key
+        in_refs = [self.root_of(v, x) if isinstance(x, np.ndarray) else None
+                   for v, x in zip(node.inputs, ins)]
+        aliases, out_refs, new = {}, [], []
+        for j, (var, out) in enumerate(zip(node.outputs, outs)):
+            if not isinstance(out, np.ndarray):
+                return None
+            src = (op.destroy_map.get(j) or [None])[0]
+            if src is not None:
+                ref = in_refs[src]
+                if ins[src] is not out or ref is None:
+                    return None
+                if ref[0].kind not in ("fixed", "input"):
+                    aliases[j] = node.inputs[src]
+                    out_refs.append(ref)
+                    continue
+                # never write into constants, static values or inputs: the output gets
+                # memory of its own (standing for the recorded memory: a result that is a
+                # view of it is made fresh every call) and a copy of its initial state
+                own = _Root("buffer", np.empty_like(out), var)
+                if own.value.strides != out.strides:
+                    return None
+                own.lo, own.hi = byte_bounds(out) if out.size else (own.lo, own.hi)
+                new.append(own)
+                out_refs.append((own, 0))
+                continue
+            if out.size and any(isinstance(x, np.ndarray) and x.size
+                                and _overlap(*byte_bounds(x), out) for x in (*ins, *outs[:j])):
+                return None  # shares memory with an input or another output
+            own = _Root("buffer", out, var)
+            new.append(own)
+            out_refs.append((own, 0))
+        call = scan_loop.build(node, ins, outs, in_refs, out_refs, set(aliases),
+                               self.executor, build_plan, self.kernel_thunk)
+        if call is None:
+            return None
+        return [fusion.Step(call.refs, call, None)], new, aliases
 
     # -- phases of build_plan, in order --------------------------------------------------
 
@@ -304,6 +363,17 @@ class _Planner:
                     if isinstance(snap, np.ndarray):
                         self.var_root[var] = (self.add(_Root("fixed", snap)), 0)
                 self._kind(STATIC, snaps)
+                continue
+            looped = self.loop(node, ins, outs)
+            if looped is not None:
+                steps, new, aliases = looped
+                for r in new:
+                    self.add(r)
+                own = iter(new)
+                for j, var in enumerate(node.outputs):
+                    self.var_root[var] = (self.var_root[aliases[j]] if j in aliases
+                                          else (next(own), 0))
+                self._kind(LOOP, (steps, aliases))
                 continue
             made = self.kernel(node, thunk, calls, ins, outs) or self.alloc_empty(node, outs)
             if made is not None:
@@ -348,6 +418,8 @@ class _Planner:
                 needed.update(node.inputs)
             elif kind == KERNEL and info[1] is not None and node.outputs[0] in needed:
                 needed.add(info[1])
+            elif kind == LOOP:
+                needed.update(src for j, src in info[1].items() if node.outputs[j] in needed)
 
     def place_buffers(self) -> bool:
         """Buffers a result shares memory with are fresh every call (False: one has a
@@ -383,14 +455,14 @@ class _Planner:
         (``fusion.schedule``), and a run writes only what is read after it."""
         self.runs, self.order, seg = [], [], None
         for pos, (kind, info) in enumerate(zip(self.kinds, self.infos)):
-            if kind == KERNEL:
+            if kind in (KERNEL, LOOP):
                 if seg is None:
                     seg = []
                     self.order.append(seg)
                 seg += [(pos, step) for step in info[0]]
             elif kind not in (VIEW, STATIC):
                 seg = None
-        if not fusion.enabled():
+        if not fusion.enabled() or self.no_fusion:
             return
         self.order = [fusion.schedule(steps) for steps in self.order]
         segments, index = [], 0
@@ -431,7 +503,7 @@ class _Planner:
                 self.cells += [(c, v, isinstance(v, np.ndarray))
                                for var, (c, v) in zip(node.outputs, pairs) if var in self.needed]
                 finish.append((kind, node, thunk, pairs))
-            elif kind == KERNEL:
+            elif kind in (KERNEL, LOOP):
                 steps, alias = info
                 if seg is None:  # its steps in their scheduled order
                     seg = Segment()
@@ -442,7 +514,9 @@ class _Planner:
                         seg.owners.append((self.vm.nodes[at], self.vm.thunks[at], prepared))
                         seg.indices.append(index)
                         index += 1
-                if alias is not None:
+                if kind == LOOP:
+                    finish.append((kind, node, thunk, self._materialise(node, alias, seg)))
+                elif alias is not None:
                     if node.outputs[0] in self.needed:
                         seg.fixups.append((cells_out[0], self.storage[alias]))
                     finish.append((kind, node, thunk,
@@ -463,6 +537,22 @@ class _Planner:
                     items.append(PyItem(pos, node, thunk, checks))
                 finish.append((kind, node, thunk, None))
         return items, finish
+
+    def _materialise(self, node, aliases: dict, seg: Segment) -> list:
+        """Per output of a loop node: how ``Plan._finish`` gives its cell its value, as for
+        a kernel node's one output; aliases Python reads are set after the segment."""
+        out = []
+        for j, var in enumerate(node.outputs):
+            cell = self.storage[var]
+            if j in aliases:
+                if var in self.needed:
+                    seg.fixups.append((cell, self.storage[aliases[j]]))
+                out.append(("alias", cell, self.storage[aliases[j]]))
+            else:
+                root = self.var_root[var][0]
+                out.append(("buffer", cell, root.value)
+                           if root.index not in self.fresh_ids else None)
+        return out
 
     def seal(self, run_steps, items: list, finish: list) -> Plan:
         """The root table and the C step tables; the plan keeps what they point into (its
@@ -553,17 +643,23 @@ def _convert_kernel(conv: record.Convert) -> record.Kernel | None:
 
 
 
-def build_plan(vm, records: list, static: set, executor, kernel_thunk: type) -> Plan | None:
+def build_plan(vm, records: list, static: set, executor, kernel_thunk: type,
+               writable: frozenset = frozenset(), body: bool = False) -> Plan | None:
     """A plan from one recorded call (``loop.record_call``), or None if no kernel would
-    leave Python. ``executor``: (``aotk_run_steps``, its operand limit) from the library."""
+    leave Python. ``executor``: (``aotk_run_steps``, its operand limit) from the library.
+    ``writable``: graph inputs a kernel may update in place (a Scan body's preallocated
+    taps, ``scan_loop``), which a plan of a function never does to its caller's arrays.
+    ``body``: the plan is a loop body (``scan_loop``), not fused: its steps are sealed into
+    the loop step before a background compile could deliver fused kernels."""
     if executor is None:
         return None
     run_steps, max_operands = executor
-    p = _Planner(vm, static, max_operands, kernel_thunk)
+    p = _Planner(vm, static, max_operands, kernel_thunk, writable, executor)
+    p.no_fusion = body
     if not p.add_inputs(records[0]):
         return None
     p.classify(records[1:])
-    if KERNEL not in p.kinds:
+    if KERNEL not in p.kinds and LOOP not in p.kinds:
         return None
     p.find_needed()
     if not p.place_buffers():

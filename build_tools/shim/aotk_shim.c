@@ -256,11 +256,21 @@ typedef struct {
     const int64_t *strides;
 } aotk_step;
 
+static int32_t run_loop(const void *loop, char *const *roots); /* Scan loops, below */
+
 EXPORT int32_t aotk_run_steps(int64_t n, const aotk_step *steps, char *const *roots,
                               int32_t *status) {
     void *data[AOTK_MAX_OPERANDS];
     for (int64_t i = 0; i < n; i++) {
         const aotk_step *st = &steps[i];
+        if (!st->fn) { /* a Scan loop: ``shapes`` points to its aotk_loop */
+            int32_t s = run_loop(st->shapes, roots);
+            if (s) {
+                *status = s;
+                return (int32_t)(i + 1);
+            }
+            continue;
+        }
         for (int64_t j = 0; j < st->n; j++)
             data[j] = roots[st->operands[2 * j]] + st->operands[2 * j + 1];
         int32_t s = st->fn(data, st->shapes, st->strides);
@@ -271,6 +281,124 @@ EXPORT int32_t aotk_run_steps(int64_t n, const aotk_step *steps, char *const *ro
     }
     return 0;
 }
+
+/* ---- Scan loops (aotkernels/pytensor/scan_loop.py) ------------------------------------
+ * A step whose fn is 0 runs the kernel steps of a Scan's inner graph n_iter times. The body's
+ * operands index a root table of the loop's own (the inner plan's roots): per iteration the
+ * roots of the inner inputs are set to rows of the caller's buffers (sequences, the taps of
+ * recurrent outputs, non-sequences), the body runs, and each inner output is stored into
+ * its row of an output buffer. Rows advance by a byte stride, modulo the buffer's length for
+ * PyTensor's circular (save-memory) buffers. Before the loop, outputs that are not computed
+ * in place of their initial state get a copy of it; after it, circular buffers are rotated
+ * into time order as Scan.perform does. The loop's table and the body's scratch are
+ * allocated per run, so the caller's roots are only read and concurrent calls share
+ * nothing written. A failure returns (inner step << 16) | (its status & 0xffff), or 1 when
+ * no memory could be had. */
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int64_t root, offset; /* the caller's root; byte offset of row 0 from it */
+    int64_t stride;       /* bytes from one row to the next */
+    int64_t start, period, shift; /* row of iteration t: (start + t) % period + shift
+                                     (period 0: start + t + shift) */
+} aotk_rows;
+
+typedef struct {
+    int64_t local; /* the loop's root set to the row of each iteration */
+    aotk_rows at;
+} aotk_bind;
+
+typedef struct {
+    int64_t local, offset, nbytes; /* after the body: nbytes at the loop's root + offset ... */
+    aotk_rows at;                  /* ... go to this row */
+} aotk_store;
+
+typedef struct {
+    aotk_rows dst, src; /* row k of src to row k of dst (start 0, period 0, shift 0) */
+    int64_t rows, nbytes;
+} aotk_copy;
+
+typedef struct {
+    aotk_rows buf;                       /* rows k addressed as in aotk_copy */
+    int64_t rows, nbytes, shift, zero_from; /* rotate left by shift; zero rows >= zero_from */
+} aotk_reorder;
+
+typedef struct {
+    int64_t n_iter;
+    int64_t n_local;
+    char *const *fixed; /* n_local pointers: the body's constants, 0 elsewhere */
+    int64_t arena_bytes, n_scratch; /* a multiple of 64; pairs: loop root, byte offset */
+    const int64_t *scratch;
+    int64_t n_binds;
+    const aotk_bind *binds;
+    int64_t n_steps;
+    const aotk_step *steps;
+    int64_t n_stores;
+    const aotk_store *stores;
+    int64_t n_copies;
+    const aotk_copy *copies;
+    int64_t n_reorders;
+    const aotk_reorder *reorders;
+} aotk_loop;
+
+static inline char *row_at(char *const *roots, const aotk_rows *r, int64_t t) {
+    int64_t k = r->period ? (r->start + t) % r->period : r->start + t;
+    return roots[r->root] + r->offset + (k + r->shift) * r->stride;
+}
+
+static int32_t run_loop(const void *loop, char *const *roots) {
+    const aotk_loop *L = (const aotk_loop *)loop;
+    size_t table = ((size_t)L->n_local * sizeof(char *) + 63) & ~(size_t)63;
+    char *mem = aligned_alloc(64, table + (size_t)L->arena_bytes);
+    if (!mem) return 1;
+    char **local = (char **)mem;
+    memcpy(local, L->fixed, (size_t)L->n_local * sizeof(char *));
+    for (int64_t i = 0; i < L->n_scratch; i++)
+        local[L->scratch[2 * i]] = mem + table + L->scratch[2 * i + 1];
+    for (int64_t i = 0; i < L->n_copies; i++) {
+        const aotk_copy *c = &L->copies[i];
+        for (int64_t k = 0; k < c->rows; k++)
+            memmove(row_at(roots, &c->dst, k), row_at(roots, &c->src, k), (size_t)c->nbytes);
+    }
+    int32_t rc = 0;
+    for (int64_t t = 0; t < L->n_iter; t++) {
+        for (int64_t i = 0; i < L->n_binds; i++)
+            local[L->binds[i].local] = row_at(roots, &L->binds[i].at, t);
+        int32_t s = 0;
+        int32_t failed = aotk_run_steps(L->n_steps, L->steps, local, &s);
+        if (failed) {
+            rc = (int32_t)(((uint32_t)failed << 16) | ((uint32_t)s & 0xffffu));
+            break;
+        }
+        for (int64_t i = 0; i < L->n_stores; i++) {
+            const aotk_store *st = &L->stores[i];
+            memmove(row_at(roots, &st->at, t), local[st->local] + st->offset,
+                    (size_t)st->nbytes);
+        }
+    }
+    for (int64_t i = 0; !rc && i < L->n_reorders; i++) {
+        const aotk_reorder *r = &L->reorders[i];
+        if (r->shift) {
+            char *tmp = malloc((size_t)(r->rows * r->nbytes));
+            if (!tmp) {
+                rc = 1;
+                break;
+            }
+            for (int64_t k = 0; k < r->rows; k++)
+                memcpy(tmp + k * r->nbytes, row_at(roots, &r->buf, (k + r->shift) % r->rows),
+                       (size_t)r->nbytes);
+            for (int64_t k = 0; k < r->rows; k++)
+                memcpy(row_at(roots, &r->buf, k), tmp + k * r->nbytes, (size_t)r->nbytes);
+            free(tmp);
+        }
+        for (int64_t k = r->zero_from; k < r->rows; k++)
+            memset(row_at(roots, &r->buf, k), 0, (size_t)r->nbytes);
+    }
+    free(mem);
+    return rc;
+}
+/* ---- end of Scan loops --------------------------------------------------------------- */
 
 /* SciPy's special functions (psi, erfcx, gammainc, ...). Kernels of SciPy-backed ops call
  * through this table (kernels/special.py); the runtime fills it from scipy.special's
