@@ -100,7 +100,8 @@ def specials(dtype: str, op: str = "") -> np.ndarray:
     """The special inputs of ``op`` (pow: every pair of ``POW_SPECIALS``)."""
     with np.errstate(over="ignore"):
         if op in BINARY:
-            return np.array(list(itertools.product(POW_SPECIALS, POW_SPECIALS))).T.astype(dtype)
+            pairs = np.array(list(itertools.product(POW_SPECIALS, POW_SPECIALS)))
+            return np.ascontiguousarray(pairs.T.astype(dtype))
         return np.array(SPECIALS + [-s for s in SPECIALS]).astype(dtype)
 
 
@@ -147,14 +148,19 @@ def test_vector_body_ulp_bound_and_strided_bits(op, dtype, vector_lib):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_pow_special_cases_are_numpys(dtype, aot_lib, vector_lib):
     """Every pair of special operands gives np.power's class (NaN, inf, zero, finite) and
-    sign, in the session library and in the vector body; x**0, x**1, x**2, x**-1, x**0.5
-    and 1**y are exact (correctly rounded; NumPy's own SIMD pow is not), the rest within
-    the ulp bound."""
+    sign, in the session library and in the vector body; there x**0, x**1, x**2, x**-1,
+    x**0.5 and 1**y are exact (correctly rounded; NumPy's own SIMD pow is not, nor always
+    glibc's), the rest within the ulp bound."""
     xy = specials(dtype, "pow")
     x, y = xy
     with np.errstate(all="ignore"):
         want = np.power(x, y)
     exact = np.isin(y, [0.0, 1.0, 2.0, -1.0, 0.5]) | (x == 1)
+    x8 = x.astype(np.float64)
+    with np.errstate(all="ignore"):  # the correctly rounded values (double rounding is
+        ideal = np.select([(y == 0) | (x == 1), y == 1, y == 2, y == -1, y == 0.5],  # exact
+                          [np.ones_like(x8), x8, x8 * x8, 1.0 / x8, np.sqrt(x8)]).astype(dtype)
+    ideal = np.where((y == 0.5) & ((x == -np.inf) | (x == 0)), want, ideal)  # C99, not sqrt
     for lib in (aot_lib, vector_lib):
         got = run(lib, "pow", xy)
         for cls in (np.isnan, np.isinf, lambda v: v == 0):
@@ -162,8 +168,9 @@ def test_pow_special_cases_are_numpys(dtype, aot_lib, vector_lib):
             assert not bad.any(), list(zip(x[bad], y[bad], got[bad], want[bad]))
         bad = (np.signbit(got) != np.signbit(want)) & ~np.isnan(want)
         assert not bad.any(), list(zip(x[bad], y[bad], got[bad], want[bad]))
-        err = ulp_errors(got, reference("pow", xy))
-        assert (err[exact] == 0).all(), list(zip(x[exact], y[exact], got[exact]))
+        off = exact & (got != ideal) & ~(np.isnan(got) & np.isnan(ideal))
+        off &= "pow" not in TARGETS[lib.target].libm_ops
+        assert not off.any(), (lib.target, list(zip(x[off], y[off], got[off], ideal[off])))
         check_ulps("pow", dtype, got, xy, bound("pow", dtype, lib.target))
 
 
@@ -174,8 +181,12 @@ def test_jit_gives_the_aot_bits(op, aot_lib, monkeypatch):
     libm or vector code, ``sigmoid``, ``erfc`` and ``pow`` differ on the baseline; sin and
     cos recompute huge arguments after the loop), no FMA contraction, same bits."""
     monkeypatch.delenv("AOT_DISABLE_JIT", raising=False)
-    x = samples(op, 20_000, seed=3)[..., ::2]
+    x = samples(op, 20_000, seed=3)
+    if op in BINARY:  # the session library has strided float64 pow kernels (ND_GRAPH)
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float32)
+    x = x[..., ::2]
     jit_res, where = ran(ak.elemwise, op, *operands(op, x))
     aot_res, where_aot = ran(ak.elemwise, op, *operands(op, x.copy()))
     assert (where, where_aot) == ("jit", "aot")
-    assert np.array_equal(jit_res.view(np.int64), aot_res.view(np.int64))
+    assert np.array_equal(jit_res.view(f"i{x.itemsize}"), aot_res.view(f"i{x.itemsize}"))
