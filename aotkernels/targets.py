@@ -21,7 +21,8 @@ class Target:
     features: str = ""
     level: int = 0
     #: ops whose kernels call libm here instead of ``kernels/vecmath.py``: at two SSE2 lanes
-    #: glibc's scalar code (FMA variants chosen at run time) beats the polynomial
+    #: glibc's scalar code (FMA variants chosen at run time) beats the polynomial, and
+    #: ``pow`` (~300 vector instructions a lane group) gains only at AVX-512's eight lanes
     #: (benchmarks/RESULTS.md, "Vector math"); a JIT kernel makes the choice of the target
     #: its process loaded, so AOT and JIT give the same bits
     libm_ops: tuple[str, ...] = ()
@@ -33,11 +34,12 @@ class Target:
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("x86_64", "x86_64", "x86_64-unknown-linux-gnu", "x86-64", level=1,
-           libm_ops=("exp", "log", "sigmoid", "erf", "erfc")),
-    Target("x86_64_v3", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v3", level=3),
+           libm_ops=("exp", "log", "sigmoid", "erf", "erfc", "pow")),
+    Target("x86_64_v3", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v3", level=3,
+           libm_ops=("pow",)),
     Target("x86_64_v4", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v4", "-prefer-256-bit",
            level=4),
-    Target("aarch64", "aarch64", "aarch64-unknown-linux-gnu", "generic"),
+    Target("aarch64", "aarch64", "aarch64-unknown-linux-gnu", "generic", libm_ops=("pow",)),
 ]}
 
 #: What ``build-kernels`` builds when no ``--targets`` is given: the baseline of this machine.

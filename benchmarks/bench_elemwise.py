@@ -61,7 +61,8 @@ def best(fn, min_time=0.2, repeat=5) -> float:
 
 #: the transcendental ops (kernels/vecmath.py): NumPy's function and the scalar libm body
 #: they replaced, which numba ``@njit`` compiles as a loop (the peer, and "today")
-TRANSCENDENTAL = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh", "erf", "erfc")
+TRANSCENDENTAL = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh", "erf", "erfc",
+                  "sin", "cos", "pow")
 
 
 def numpy_fn(op: str):
@@ -70,7 +71,8 @@ def numpy_fn(op: str):
     return {"add": np.add, "mul": np.multiply, "exp": np.exp, "expm1": np.expm1,
             "log": np.log, "log1p": np.log1p, "sigmoid": scipy.special.expit,
             "softplus": lambda x, out=None: np.logaddexp(np.zeros((), x.dtype), x, out=out),
-            "tanh": np.tanh, "erf": scipy.special.erf, "erfc": scipy.special.erfc}[op]
+            "tanh": np.tanh, "erf": scipy.special.erf, "erfc": scipy.special.erfc,
+            "sin": np.sin, "cos": np.cos, "pow": np.power}[op]
 
 
 def _libm_softplus(x):  # the piecewise form (PyTensor's) the kernels used before vecmath
@@ -87,11 +89,15 @@ LIBM_BODIES = {"exp": lambda x: math.exp(x), "expm1": lambda x: math.expm1(x),
                "log": lambda x: math.log(x), "log1p": lambda x: math.log1p(x),
                "sigmoid": lambda x: 1.0 / (1.0 + math.exp(-x)), "softplus": _libm_softplus,
                "tanh": lambda x: math.tanh(x), "erf": lambda x: math.erf(x),
-               "erfc": lambda x: math.erfc(x)}
+               "erfc": lambda x: math.erfc(x), "sin": lambda x: math.sin(x),
+               "cos": lambda x: math.cos(x), "pow": lambda x, y: x**y}
+#: ops of two operands among them (benchmarked on a positive base)
+BINARY = ("pow",)
 
 
 def numba_loop(op: str):
-    """``@njit`` loop ``f(a, out)`` over any-rank arrays with the libm body of ``op``."""
+    """``@njit`` loop ``f(a, out)`` (``f(a, b, out)`` for ``BINARY``) over any-rank arrays
+    with the libm body of ``op``."""
     from numba import njit
 
     body = njit(LIBM_BODIES[op])
@@ -101,12 +107,17 @@ def numba_loop(op: str):
         for idx in np.ndindex(a.shape):
             o[idx] = body(a[idx])
 
-    return loop
+    @njit
+    def loop2(a, b, o):
+        for idx in np.ndindex(a.shape):
+            o[idx] = body(a[idx], b[idx])
+
+    return loop2 if op in BINARY else loop
 
 
 def positive(op: str) -> bool:
-    """Ops benchmarked on |x| (their domain)."""
-    return op in ("log", "log1p")
+    """Ops benchmarked on |x| (their domain; pow's base)."""
+    return op in ("log", "log1p", "pow")
 
 
 def cases(n: int):
@@ -124,7 +135,8 @@ def cases(n: int):
             yield op, "2-d reversed", (m[::-1],)
     for op in TRANSCENDENTAL:
         if op not in ("exp", "sigmoid"):
-            yield op, "contiguous", (np.abs(a) if positive(op) else a,)
+            x = np.abs(a) if positive(op) else a
+            yield op, "contiguous", (x, b) if op in BINARY else (x,)
 
 
 def numba_funcs():

@@ -10,9 +10,10 @@ set, ``AOT_DISABLE_JIT=1`` so a missing kernel fails instead of being compiled).
 in separate processes because a process loads one library, and in interleaved rounds so
 that load from other work on the machine falls on every level alike. Times are the kernel
 called through ctypes with prebuilt arguments (what differs between levels; the Python call
-adds ~15 µs at any level), best of 5 batches in each round, best over rounds; NumPy and
-numba ``@njit`` (a loop over the libm body the kernels had before ``kernels/vecmath.py``:
-the peer, and what "today" was) are timed in every process and their best is shown;
+adds ~15 µs at any level), best of 5 batches in each round, best over rounds; NumPy (its SIMD
+dispatch held to the level: ``NUMPY_FEATURES``) and numba ``@njit`` (a loop over the libm
+body the kernels had before ``kernels/vecmath.py``: the peer, and what "today" was) are
+timed in every level's process, and each level is compared with its own;
 ``spread`` is the worst level's slowest round over its best.
 Reductions accumulate into a prefilled output (the kernels' ABI), so repeated calls keep
 adding into it: the work per call is the same. float32 sums accumulate in float64, as in
@@ -32,12 +33,16 @@ import time
 from pathlib import Path
 
 import numpy as np
-from bench_elemwise import ROOT, TRANSCENDENTAL, best, numba_loop, numpy_fn, positive
+from bench_elemwise import BINARY, ROOT, TRANSCENDENTAL, best, numba_loop, numpy_fn, positive
 
 LEVELS = ("x86_64", "x86_64_v3", "x86_64_v4")
 ELEMWISE_OPS, REDUCE_OPS = ("add", "mul", *TRANSCENDENTAL), ("sum", "max")
 DTYPES = ("float64", "float32")
 N, SIDE = 1_000_000, 1000
+#: NumPy's own SIMD dispatch held to each level (``NPY_ENABLE_CPU_FEATURES``), so a level's
+#: kernels are compared with NumPy on the same instructions; NumPy's baseline is x86-64-v2,
+#: so its baseline column runs SSE4.2 code, and v4 leaves NumPy free
+NUMPY_FEATURES = {"x86_64": "X86_V2", "x86_64_v3": "X86_V3"}
 
 
 def elemwise_cases(dtype: str, ops: tuple[str, ...] = ELEMWISE_OPS):
@@ -52,6 +57,11 @@ def elemwise_cases(dtype: str, ops: tuple[str, ...] = ELEMWISE_OPS):
     for op in ops:
         binary = op in ("add", "mul")
         x = np.abs(a) if positive(op) else a
+        if op in BINARY:
+            yield f"{op} 1e3", op, (x[:1000].copy(), b[:1000].copy())
+            yield f"{op} contiguous", op, (x, b)
+            yield f"{op} strided", op, (np.abs(wide)[::2], wide[1::2])
+            continue
         if not binary:
             yield f"{op} 1e3", op, (x[:1000].copy(),)
         yield f"{op} contiguous", op, (a, b) if binary else (x,)
@@ -120,6 +130,8 @@ def build_library(out: Path, ops: tuple[str, ...]) -> None:
 
 def run_level(level: str, lib: Path, ops: tuple[str, ...]) -> list[dict]:
     env = dict(os.environ, AOT_CPU_TARGET=level, AOT_LIBRARY_DIR=str(lib), AOT_DISABLE_JIT="1")
+    if level in NUMPY_FEATURES:
+        env["NPY_ENABLE_CPU_FEATURES"] = NUMPY_FEATURES[level]
     res = subprocess.run([sys.executable, __file__, "--worker", "--ops", ",".join(ops)],
                          env=env, capture_output=True,
                          text=True, cwd=Path(__file__).parent)
@@ -137,24 +149,27 @@ def best_of_rounds(rounds: list[list[dict]]) -> list[dict]:
 
 
 def report(results: dict[str, list[dict]]) -> None:
+    """Per level: the kernel, NumPy held to that level, and the kernel's ratios to NumPy at
+    its level and to numba ``@njit`` timed in the same processes."""
     levels = list(results)
-    base = results["x86_64"]
-    cols = " | ".join(f"{lv} µs" for lv in levels)
-    ratios = " | ".join(f"{lv.removeprefix('x86_64_')}/base" for lv in levels[1:])
-    print(f"| case | kernel | numpy µs | numba µs | {cols} | {ratios} | best/numpy "
-          "| best/numba | spread |")
-    print("|---|---|---|---" + "|---" * (2 * len(levels)) + "|---|---|")
-    for i, row in enumerate(base):
-        times = [results[lv][i]["aot"] for lv in levels]
-        t_np = min(results[lv][i]["numpy"] for lv in levels)
-        t_nb = min(results[lv][i]["numba"] for lv in levels)
-        cells = " | ".join(f"{t * 1e6:.1f}" for t in times)
-        rel = " | ".join(f"{t / times[0]:.2f}" for t in times[1:])
-        nb = "" if np.isnan(t_nb) else f"{t_nb * 1e6:.1f}"
-        nb_ratio = "" if np.isnan(t_nb) else f"{min(times) / t_nb:.2f}"
-        spread = max(results[lv][i]["spread"] for lv in levels)
-        print(f"| {row['case']} | {row['kernel']} | {t_np * 1e6:.1f} | {nb} | {cells} | {rel} "
-              f"| {min(times) / t_np:.2f} | {nb_ratio} | {spread:.2f} |")
+    short = [lv.removeprefix("x86_64_") if lv != "x86_64" else "base" for lv in levels]
+    print(f"| case | kernel | {' | '.join(f'{s} µs' for s in short)} | "
+          f"{' | '.join(f'numpy {s} µs' for s in short)} | numba µs | "
+          f"{' | '.join(f'{s}/base' for s in short[1:])} | "
+          f"{' | '.join(f'{s}/numpy {s}' for s in short)} | "
+          f"{' | '.join(f'{s}/numba' for s in short)} | spread |")
+    print("|---|---" + "|---" * (5 * len(levels)) + "|---|---|")
+    for i, row in enumerate(results[levels[0]]):
+        rs = [results[lv][i] for lv in levels]
+        times = [r["aot"] for r in rs]
+        nb = [r["numba"] for r in rs]
+        cells = [f"{t * 1e6:.1f}" for t in times] + [f"{r['numpy'] * 1e6:.1f}" for r in rs]
+        cells.append("" if np.isnan(min(nb)) else f"{min(nb) * 1e6:.1f}")
+        cells += [f"{t / times[0]:.2f}" for t in times[1:]]
+        cells += [f"{t / r['numpy']:.2f}" for t, r in zip(times, rs)]
+        cells += ["" if np.isnan(n) else f"{t / n:.2f}" for t, n in zip(times, nb)]
+        spread = max(r["spread"] for r in rs)
+        print(f"| {row['case']} | {row['kernel']} | {' | '.join(cells)} | {spread:.2f} |")
 
 
 def _cpu_name() -> str:

@@ -41,24 +41,45 @@ def _scalar_expr(converters: list, reads: list[str]) -> str:
     return f"f({', '.join(args)})"
 
 
-def flat_source(nin: int, converters: list) -> list[str]:
+def fixup_lines(row: str, n: str) -> list[str]:
+    """After a loop that set ``far`` where ``mark`` held for a stored element of ``row``:
+    recompute those (``vecmath.FIXUPS``: sin, cos of huge arguments), a rare second loop
+    that leaves the first one vectorised."""
+    return ["if far:",
+            f"    for j in range({n}):",
+            f"        if mark({row}[j]):",
+            f"            {row}[j] = fix({row}[j])"]
+
+
+def flat_source(nin: int, converters: list, fixup: bool = False) -> list[str]:
     ins = ", ".join(f"a{i}" for i in range(nin))
     expr = _scalar_expr(converters, [f"a{i}[j]" for i in range(nin)])
+    if not fixup:
+        return [
+            f"def kernel({ins}, out):",
+            "    for j in range(out.shape[0]):",
+            f"        out[j] = {expr}",
+            "    return 0",
+        ]
     return [
         f"def kernel({ins}, out):",
+        "    far = False",
         "    for j in range(out.shape[0]):",
         f"        out[j] = {expr}",
+        "        far |= mark(out[j])",
+        *("    " + line for line in fixup_lines("out", "out.shape[0]")),
         "    return 0",
     ]
 
 
 def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int],
-              blocked: bool = False) -> list[str]:
+              blocked: bool = False, fixup: bool = False) -> list[str]:
     """Branch on inner strides once, then run the loop nest specialised for that case.
 
     ``blocked``: general (strided) rows are copied through stack blocks of ``BLOCK``
     elements when ``vector_path()`` holds, so a vector-math body (``kernels/vecmath.py``)
-    runs vectorised on them too, with the contiguous loop's bits.
+    runs vectorised on them too, with the contiguous loop's bits. ``fixup``: the body is
+    marked (``vecmath.FIXUPS``): each vectorised loop is followed by its fixup loop.
     """
     ins = ", ".join(f"a{i}" for i in range(nin))
     last = ndim - 1
@@ -102,11 +123,17 @@ def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int],
                 body.append(f"s{i} = {row(f'a{i}')}[0]")
                 reads.append(f"s{i}")
         body += ["for j in range(n):", f"    ro[j] = {_scalar_expr(converters, reads)}"]
+        if fixup:
+            body[-2:-2] = ["far = False"]
+            body += ["    far |= mark(ro[j])", *fixup_lines("ro", "n")]
         src += nest(body, 2)
     general_reads = [f"a{i}[{', '.join([*outer, 'j'])}]" for i in range(nin)]
     general = [f"out[{', '.join([*outer, 'j'])}] = {_scalar_expr(converters, general_reads)}"]
     src.append("    else:")
     plain = ["for j in range(n):", "    " + general[0]]
+    if fixup:
+        at = general[0].split(" = ")[0]
+        plain += [f"    if mark({at}):", f"        {at} = fix({at})"]
     if not blocked:
         src += nest(plain, 2)
     else:  # strided rows through stack blocks: the op runs a contiguous, vectorised loop
@@ -117,8 +144,11 @@ def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int],
             steps += ["    for j in range(m):", "        keep_scalar()",
                       f"        t{i}[j] = a{i}[{', '.join(at)}]"]
         compute = _scalar_expr(converters, [f"t{i}[j]" for i in range(nin)])
-        steps += ["    for j in range(m):", f"        to[j] = {compute}",
-                  "    for j in range(m):", "        keep_scalar()",
+        steps += ["    for j in range(m):", f"        to[j] = {compute}"]
+        if fixup:
+            steps[-2:-2] = ["    far = False"]
+            steps += ["        far |= mark(to[j])", *("    " + x for x in fixup_lines("to", "m"))]
+        steps += ["    for j in range(m):", "        keep_scalar()",
                   f"        out[{', '.join(at)}] = to[j]"]
         src.append("        if vector_path():")
         src += ["            " + b for b in blocks]
@@ -134,18 +164,27 @@ def build(sig: Signature, name: str):
     op = SCALAR_OPS[sig.op]
     _, compute = op.types(sig.in_dtypes, sig.out_dtype)
     converters = [converter(c) if c != d else None for c, d in zip(compute, sig.in_dtypes)]
+    vec, fix = None, None
     if sig.op == "cast":
         body = cast_body(sig.in_dtypes[0], sig.out_dtype)
     else:
-        body = op.impl(next((c for c in compute if c), sig.in_dtypes[-1]))
+        comp = next((c for c in compute if c), sig.in_dtypes[-1])
+        vec = op.vector_body_for(comp)
+        if vec is not None:
+            from aotkernels.kernels.vecmath import fixup
+
+            fix = fixup(vec.name)
+        body = op.impl(comp, marked=fix is not None)
     scalar = njit(inline="always")(body)
-    vec = op.vector_body
     env = {"f": scalar, "assume_c": assume_c}
+    if fix is not None:
+        env.update(mark=fix[0], fix=fix[1])
     if sig.layout == "flat":
-        src = flat_source(op.nin, converters)
+        src = flat_source(op.nin, converters, fixup=fix is not None)
     else:
         itemsizes = [np.dtype(d).itemsize for d in (*sig.in_dtypes, sig.out_dtype)]
-        src = nd_source(op.nin, sig.ndim, converters, itemsizes, blocked=vec is not None)
+        src = nd_source(op.nin, sig.ndim, converters, itemsizes, blocked=vec is not None,
+                        fixup=fix is not None)
         if vec is not None:
             from aotkernels.kernels.vecmath import vector_path
 

@@ -195,7 +195,8 @@ def _clip(x, lo, hi):
 
 #: ops with a body in ``kernels/vecmath.py``, in the bit order of the per-target mask of
 #: ops that call libm instead (``Target.libm_ops``; append only)
-VEC_OPS = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh", "erf", "erfc")
+VEC_OPS = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh", "erf", "erfc",
+           "sin", "cos", "pow")
 #: the ``int64`` global holding that mask in kernel IR; the linker defines it as a constant
 #: per target (``generator.link``), so O3 keeps exactly one of the two bodies
 LIBM_SYMBOL = "aotk_libm_ops"
@@ -214,8 +215,9 @@ class VecBody:
 
     name: str
 
-    def resolve(self) -> Callable:
-        return importlib.import_module("aotkernels.kernels.vecmath").body(self.name)
+    def resolve(self, marked: bool = False) -> Callable:
+        """``marked``: see ``vecmath.body`` (the elemwise template runs the fixup)."""
+        return importlib.import_module("aotkernels.kernels.vecmath").body(self.name, marked)
 
 
 @dataclass(frozen=True)
@@ -256,7 +258,13 @@ class ScalarOp:
         """The op's body in ``kernels/vecmath.py``, if it has one."""
         return next((b for b in self.impls.values() if isinstance(b, VecBody)), None)
 
-    def impl(self, compute_dtype: str | None) -> Callable:
+    def vector_body_for(self, compute_dtype: str | None) -> VecBody | None:
+        """The body in ``kernels/vecmath.py`` that ``impl(compute_dtype)`` resolves, if any
+        (pow has one for floats only)."""
+        fn = self.impls.get(kind(compute_dtype) if compute_dtype else "*", self.impls.get("*"))
+        return fn if isinstance(fn, VecBody) else None
+
+    def impl(self, compute_dtype: str | None, marked: bool = False) -> Callable:
         if self.scipy is not None:
             from aotkernels.kernels.special import body  # numba: templates only
 
@@ -265,7 +273,7 @@ class ScalarOp:
         fn = self.impls.get(k, self.impls.get("*"))
         if fn is None:
             raise TypeError(f"{self.name} has no body for {compute_dtype}")
-        return fn.resolve() if isinstance(fn, VecBody) else fn
+        return fn.resolve(marked) if isinstance(fn, VecBody) else fn
 
 
 def _op(name, nin, rule, body=None, raises=None, **impls):
@@ -341,7 +349,7 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
         raises=(ZeroDivisionError, "integer division by zero")),
     _op("mod", 2, _same, f=lambda x, y: x % y, i=_mod_i, b=_mod_i,
         raises=(ZeroDivisionError, "integer modulo by zero")),
-    _op("pow", 2, _min8, f=lambda x, y: x**y, i=_pow_i,
+    _op("pow", 2, _min8, f=VecBody("pow"), i=_pow_i,
         raises=(ValueError, "integers to negative integer powers are not allowed")),
     _op("neg", 1, _nobool, lambda x: -x),
     _op("abs", 1, _same, lambda x: abs(x)),
@@ -363,8 +371,8 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("sigmoid", 1, _float, VecBody("sigmoid")),
     _op("softplus", 1, _float, VecBody("softplus")),
     # trigonometric and hyperbolic
-    _op("sin", 1, _float, lambda x: math.sin(x)),
-    _op("cos", 1, _float, lambda x: math.cos(x)),
+    _op("sin", 1, _float, VecBody("sin")),
+    _op("cos", 1, _float, VecBody("cos")),
     _op("tan", 1, _float, lambda x: math.tan(x)),
     _op("sinh", 1, _float, lambda x: math.sinh(x)),
     _op("cosh", 1, _float, lambda x: math.cosh(x)),

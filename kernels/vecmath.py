@@ -22,7 +22,9 @@ checks them. This module imports numba: ``scalar_ops`` names its bodies here by
 from __future__ import annotations
 
 import ctypes
+import decimal
 import math
+import struct
 from collections.abc import Callable
 
 import numpy as np
@@ -322,6 +324,230 @@ def erfc(x):
     return x if x != x else res
 
 
+# sin, cos: Cody-Waite reduction by pi/2 in three 33-bit pieces (fdlibm's e_rem_pio2.c
+# medium case, all three steps always taken: r as y0 + y1 to ~120 bits of pi/2) for
+# |x| < TRIG_BOUND, then FreeBSD's k_sin.c / k_cos.c kernels (< 1 ulp on |r| <= pi/4), the
+# quadrant chosen by selects. Larger finite |x| need Payne-Hanek: the vector body returns x
+# itself there (|x| > 1 marks it, as no sine does) and the kernel recomputes the marked
+# elements with libm after its loop (``fixup``), so the loop stays vectorised.
+INV_PIO2 = 6.36619772367581382433e-01
+PIO2_1 = 1.57079632673412561417e+00  # 33 bits: k * PIO2_1 is exact for |k| < 2**20
+PIO2_1T = 6.07710050650619224932e-11
+PIO2_2 = 6.07710050630396597660e-11
+PIO2_2T = 2.02226624879595063154e-21
+PIO2_3 = 2.02226624871116645580e-21
+PIO2_3T = 8.47842766036889956997e-32
+TRIG_BOUND = 1647099.0  # 2**20 * pi/2, fdlibm's medium-case bound
+S1, S2, S3, S4, S5, S6 = (-1.66666666666666324348e-01, 8.33333333332248946124e-03,
+                          -1.98412698298579493134e-04, 2.75573137070700676789e-06,
+                          -2.50507602534068634195e-08, 1.58969099521155010221e-10)
+C1, C2, C3, C4, C5, C6 = (4.16666666666666019037e-02, -1.38888888888741095749e-03,
+                          2.48015872894767294178e-05, -2.75573143513906633035e-07,
+                          2.08757232129817482790e-09, -1.13596475577881948265e-11)
+
+
+@inline
+def reduce_pio2(x):
+    """(k, y0, y1): x = k pi/2 + y0 + y1, |y0 + y1| <= pi/4 (|x| < TRIG_BOUND)."""
+    kf = (x * INV_PIO2 + SHIFT) - SHIFT
+    t = x - kf * PIO2_1  # exact (Sterbenz)
+    w = kf * PIO2_1T
+    r = t - w
+    w = kf * PIO2_2
+    r = t - w
+    w = kf * PIO2_2T - ((t - r) - w)
+    t = r
+    w = kf * PIO2_3
+    r = t - w
+    w = kf * PIO2_3T - ((t - r) - w)
+    y0 = r - w
+    return to_int(kf), y0, (r - y0) - w
+
+
+@inline
+def sin_kernel(x, y):
+    """sin(x + y), |x + y| <= pi/4, |y| tiny (FreeBSD k_sin.c)."""
+    z = x * x
+    w = z * z
+    r = S2 + z * (S3 + z * S4) + z * w * (S5 + z * S6)
+    v = z * x
+    return x - ((z * (0.5 * y - v * r) - y) - v * S1)
+
+
+@inline
+def cos_kernel(x, y):
+    """cos(x + y), |x + y| <= pi/4, |y| tiny (FreeBSD k_cos.c)."""
+    z = x * x
+    w = z * z
+    r = z * (C1 + z * (C2 + z * C3)) + w * w * (C4 + z * (C5 + z * C6))
+    hz = 0.5 * z
+    w = 1.0 - hz
+    return w + (((1.0 - w) - hz) + (z * r - x * y))
+
+
+@inline
+def trig_far(x):
+    """|x| too large for ``reduce_pio2`` and finite: the element libm recomputes."""
+    ax = abs(x)
+    return (ax >= TRIG_BOUND) & (ax < INF)
+
+
+@inline
+def sin(x):
+    x = np.float64(x)
+    k, y0, y1 = reduce_pio2(x)
+    s = sin_kernel(y0, y1)
+    c = cos_kernel(y0, y1)
+    v = c if (k & 1) != 0 else s
+    v = -v if (k & 2) != 0 else v
+    return x if trig_far(x) else v
+
+
+@inline
+def cos(x):
+    x = np.float64(x)
+    k, y0, y1 = reduce_pio2(x)
+    s = sin_kernel(y0, y1)
+    c = cos_kernel(y0, y1)
+    v = s if (k & 1) != 0 else c
+    v = -v if ((k + 1) & 2) != 0 else v
+    return x if trig_far(x) else v
+
+
+# pow: x**y = exp(y log|x|) with log|x| as a double-double (hi + lo, ~2**-70 relative):
+# log(x) = k ln2 + log(c) + log1p(r), c the centre of one of 128 subintervals of the
+# mantissa, r = z/c - 1 exact (1/c rounded to 12 bits; z split so each product is exact),
+# log(c) and ln2 as double-doubles from a table (a gather: no division, unlike fdlibm's
+# e_pow.c, which was 2-3x slower here); y times it by Dekker's exact product (no FMA), then
+# exp of the double-double by ``reduce_ln2``'s reduction and ``expm1_poly``. The special
+# cases (zeros, infinities, NaN, negative bases) are C99's, which NumPy and PyTensor follow.
+LOG_TABLE_BITS = 7
+LOG_OFF = 0x3FE6955500000000  # mantissas z in [0.7056, 1.4112), centred on 1
+TWO64 = 18446744073709551616.0
+SPLIT = 134217729.0  # 2**27 + 1: Veltkamp's split into 26-bit halves
+
+
+def _f64(bits: int) -> float:
+    return struct.unpack("<d", struct.pack("<q", bits))[0]
+
+
+def _log_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, float, float]:
+    """(1/c rounded to 12 bits, log(c) rounded to a multiple of 2**-43, its tail) per
+    subinterval, and ln2 as a 40-bit head (k ln2_hi + log(c) is exact for |k| < 2**11)
+    and tail; computed at import with ``decimal`` (50 digits)."""
+    ctx = decimal.Context(prec=50)
+    n = 1 << LOG_TABLE_BITS
+    invc, logc, tail = np.empty(n), np.empty(n), np.empty(n)
+
+    def head(v: decimal.Decimal, ulp: float) -> float:
+        return float(ctx.multiply(ctx.divide(v, decimal.Decimal(ulp)).to_integral_value(),
+                                  decimal.Decimal(ulp)))
+
+    for i in range(n):
+        lo = _f64(LOG_OFF + (i << (52 - LOG_TABLE_BITS)))
+        hi = _f64(LOG_OFF + ((i + 1) << (52 - LOG_TABLE_BITS)))
+        m, e = math.frexp(2.0 / (lo + hi))
+        ic = 1.0 if lo <= 1.0 < hi else math.ldexp(round(m * 4096), e - 12)
+        exact = ctx.minus(ctx.ln(decimal.Decimal(ic)))
+        invc[i], logc[i] = ic, head(exact, 2.0**-43)
+        tail[i] = float(ctx.subtract(exact, decimal.Decimal(logc[i])))
+    ln2 = ctx.ln(decimal.Decimal(2))
+    ln2_hi = head(ln2, 2.0**-40)
+    return invc, logc, tail, ln2_hi, float(ctx.subtract(ln2, decimal.Decimal(ln2_hi)))
+
+
+INVC, LOGC, LOGC_TAIL, LN2_HI40, LN2_LO40 = _log_table()
+
+
+@inline
+def log_dd(x):
+    """(hi, lo): log(x) = hi + lo to ~2**-70 absolute, for a positive finite x."""
+    tiny = x < MIN_NORMAL
+    ix = as_bits(x * TWO52 if tiny else x)
+    tmp = ix - LOG_OFF
+    i = (tmp >> (52 - LOG_TABLE_BITS)) & ((1 << LOG_TABLE_BITS) - 1)
+    kd = to_float((tmp >> 52) - (52 if tiny else 0))
+    z = from_bits(ix - (tmp & -4503599627370496))  # ix - (tmp & 0xfff << 52): z ~ 1
+    invc = INVC[i]
+    zhi = from_bits(as_bits(z) & -4096)  # 41 bits: zhi * invc and zlo * invc are exact
+    rhi = zhi * invc - 1.0  # exact (Sterbenz)
+    rlo = (z - zhi) * invc
+    r = rhi + rlo  # r + rerr = z / c - 1 exactly (TwoSum)
+    b = r - rhi
+    rerr = (rhi - (r - b)) + (rlo - b)
+    t1 = kd * LN2_HI40 + LOGC[i]  # exact
+    t2 = t1 + r  # t2 + lo2 = t1 + r exactly (TwoSum)
+    b = t2 - t1
+    lo2 = (t1 - (t2 - b)) + (r - b)
+    rh = from_bits(as_bits(r) & -134217728)  # 26 bits: rh * rh is exact
+    arh2 = -0.5 * (rh * rh)
+    hi = t2 + arh2
+    lo4 = (t2 - hi) + arh2  # |t2| >= |arh2|
+    lo3 = -0.5 * (r - rh) * (r + rh)  # the rest of -r*r/2
+    p = r * r * r * (1.0 / 3 + r * (-0.25 + r * (0.2 + r * (
+        -1.0 / 6 + r * (1.0 / 7 + r * (-0.125 + r * (1.0 / 9)))))))  # |r| < 2**-7.5
+    lo = (kd * LN2_LO40 + LOGC_TAIL[i]) + lo2 + lo3 + lo4 + p + rerr
+    y = hi + lo
+    return y, (hi - y) + lo
+
+
+@inline
+def two_prod(a, b):
+    """(p, e): a * b = p + e exactly (Dekker; |a|, |b| < 2**995)."""
+    p = a * b
+    c = SPLIT * a
+    ah = c - (c - a)
+    al = a - ah
+    c = SPLIT * b
+    bh = c - (c - b)
+    bl = b - bh
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@inline
+def exp_dd(h, lo):
+    """exp(h + lo), |lo| <= 2**-40 |h|: inf and 0 beyond the thresholds, as ``exp``."""
+    lo = lo if (h > -746.0) & (h < 710.0) else 0.0
+    h = -746.0 if h < -746.0 else h
+    h = 710.0 if h > 710.0 else h
+    kf, r = reduce_ln2(h)
+    return ldexp(1.0 + expm1_poly(r + lo), kf)
+
+
+@inline
+def is_integral(y):
+    """y is an integer (a NaN is not, an infinity is)."""
+    a = abs(y)
+    return (a >= TWO52) | (((a + TWO52) - TWO52) == a)
+
+
+@inline
+def pow(x, y):
+    x, y = np.float64(x), np.float64(y)
+    ax = abs(x)
+    ay = abs(y)
+    lh, lt = log_dd(ax if (ax > 0.0) & (ax < INF) else 1.0)
+    yc = y if ay < TWO64 else (TWO64 if y > 0.0 else -TWO64)  # |y| beyond: saturates
+    yc = yc if ay < INF else 0.0  # and NaN
+    eh, el = two_prod(yc, lh)
+    res = exp_dd(eh, el + yc * lt)
+    y_int = is_integral(y)
+    odd = y_int & (is_integral(0.5 * y) == False)  # noqa: E712 (a select, not a branch)
+    # |x| 0 or inf: 0 or inf as y's sign says; y +-inf: 0, 1 or inf as |x| says
+    res = (INF if (ax == 0.0) != (y > 0.0) else 0.0) if (ax == 0.0) | (ax == INF) else res
+    res = (1.0 if ax == 1.0 else (INF if (ax < 1.0) != (y > 0.0) else 0.0)) if ay == INF \
+        else res
+    res = -res if (as_bits(x) < 0) & odd else res
+    # exact where C99 allows it (fdlibm's cases): x**1, x**2, x**-1, x**0.5 (not of -0, -inf)
+    res = x if y == 1.0 else res
+    res = x * x if y == 2.0 else res
+    res = 1.0 / x if y == -1.0 else res
+    res = math.sqrt(x) if (y == 0.5) & (as_bits(x) >= 0) else res
+    res = NAN if (x < 0.0) & (x > -INF) & (y_int == False) else res  # noqa: E712
+    res = NAN if (x != x) | (y != y) else res
+    return 1.0 if (y == 0.0) | (x == 1.0) else res
+
+
 # -- libm or vector body, chosen per target ---------------------------------------------------
 
 #: what numba's own JIT sees for ``LIBM_SYMBOL`` (vector bodies everywhere); shipped and
@@ -384,14 +610,39 @@ LIBM = {
     "log": lambda x: math.log(x), "log1p": lambda x: math.log1p(x),
     "sigmoid": _libm_sigmoid, "softplus": _libm_softplus,
     "tanh": lambda x: math.tanh(x), "erf": lambda x: math.erf(x),
-    "erfc": lambda x: math.erfc(x),
+    "erfc": lambda x: math.erfc(x), "sin": lambda x: math.sin(x),
+    "cos": lambda x: math.cos(x), "pow": lambda x, y: x**y,
 }
 
+#: ops whose vector body returns a marked value for some inputs (``Fixup``): sin and cos
+#: of finite |x| >= TRIG_BOUND return x itself, which no sine or cosine can be
+FIXUPS = {"sin": (lambda v: abs(v) > 1.0, lambda v: math.sin(np.float64(v))),
+          "cos": (lambda v: abs(v) > 1.0, lambda v: math.cos(np.float64(v)))}
 
-def body(name: str) -> Callable:
+
+def body(name: str, marked: bool = False) -> Callable:
     """The scalar body of op ``name`` (plain Python, as every ``ScalarOp`` body): libm's on
-    targets that list it in ``libm_ops``, the vector one elsewhere."""
+    targets that list it in ``libm_ops``, the vector one elsewhere. ``marked``: ops in
+    ``FIXUPS`` return their marker where the vector body cannot answer, and the caller
+    (the elemwise template's loops) runs ``fixup`` after its loop; otherwise the body
+    itself calls libm there (a branch in the loop: correct, but no longer vectorised)."""
     vec, libm, bit = globals()[name], inline(LIBM[name]), VEC_OPS.index(name)
+    if name in FIXUPS and not marked:
+        mark, fix = (inline(f) for f in FIXUPS[name])
+        whole = vec
+
+        def vec(x):
+            v = whole(x)
+            return fix(v) if mark(v) else v
+
+        vec = inline(vec)
+    if name == "pow":
+        def f2(x, y):
+            if use_libm(bit):
+                return libm(x, y)
+            return vec(x, y)
+
+        return f2
 
     def f(x):
         if use_libm(bit):
@@ -399,6 +650,12 @@ def body(name: str) -> Callable:
         return vec(x)
 
     return f
+
+
+def fixup(name: str) -> tuple[Callable, Callable] | None:
+    """(mark, fix), numba-callable, for an op in ``FIXUPS``: ``fix(v)`` is the result where
+    the marked body gave ``v`` with ``mark(v)``."""
+    return tuple(inline(f) for f in FIXUPS[name]) if name in FIXUPS else None
 
 
 def vector_path(name: str) -> Callable:

@@ -25,7 +25,7 @@ def multi_lib() -> Path:
     from aotkernels.build_tools.cli import build
 
     out = ROOT / "build" / "test-targets-lib"
-    sigs = catalog(["add", "exp", "sigmoid"], ["f8", "f4"], max_ndim=2)
+    sigs = catalog(["add", "exp", "sigmoid", "sin", "pow"], ["f8", "f4"], max_ndim=2)
     build(sigs, X86, out, wheel=False, jobs=os.cpu_count() or 1,
           cache_dir=ROOT / "build" / "ir-cache", quiet=True)
     return out
@@ -106,7 +106,7 @@ def test_builds_are_reproducible(multi_lib, tmp_path):
     from aotkernels.build_tools.cli import build
 
     again = tmp_path / "again"
-    sigs = catalog(["add", "exp", "sigmoid"], ["f8", "f4"], max_ndim=2)
+    sigs = catalog(["add", "exp", "sigmoid", "sin", "pow"], ["f8", "f4"], max_ndim=2)
     build(sigs, X86, again, wheel=False, jobs=os.cpu_count() or 1,
           cache_dir=ROOT / "build" / "ir-cache", quiet=True)
     for t in X86:

@@ -12,13 +12,14 @@ JIT-compiled kernel makes the choice of the library the process loaded: the AOT 
 
 from __future__ import annotations
 
+import itertools
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 from reference import ran
-from vecmath_cases import OPS, SPECIALS, reference, samples, ulp_errors
+from vecmath_cases import BINARY, OPS, SPECIALS, operands, reference, samples, ulp_errors
 
 import aotkernels as ak
 from aotkernels import library
@@ -30,13 +31,21 @@ ROOT = Path(__file__).resolve().parent.parent
 #: float64 bounds asserted for the vector bodies: the maxima measured over 1e7 samples
 #: (README) plus ~0.5
 F64_ULPS = {"exp": 1.5, "expm1": 2.5, "log": 1.0, "log1p": 2.5, "sigmoid": 3.0,
-            "softplus": 3.0, "tanh": 3.0, "erf": 1.5, "erfc": 3.5}
+            "softplus": 3.0, "tanh": 3.0, "erf": 1.5, "erfc": 3.5, "sin": 2.0, "cos": 2.0,
+            "pow": 2.0}
 #: float32 results are the float64 ones rounded once: at most half an ulp plus a hair
 F32_ULPS = 0.501
 #: the libm bodies (glibc's exp, log, erf, erfc and their float32 versions), where a
 #: target keeps them: float64, float32 (measured on 2e5 samples, plus a margin)
 LIBM_ULPS = {"exp": (1.0, 0.502), "log": (1.0, 0.8), "sigmoid": (3.0, 1.5),
-             "erf": (1.5, 1.0), "erfc": (4.0, 3.0)}
+             "erf": (1.5, 1.0), "erfc": (4.0, 3.0), "pow": (1.0, 1.0)}
+#: pow's special operands: zeros, infinities, NaN, +-1, integers odd and even (small and
+#: beyond 2**52, where every double is an even integer), halves, subnormals, the extremes
+POW_SPECIALS = [0.0, -0.0, np.inf, -np.inf, np.nan, 1.0, -1.0, 0.5, -0.5, 2.0, -2.0, 3.0,
+                -3.0, 2.5, -2.5, 5e-324, -5e-324, 1e-310, 1.7976931348623157e308,
+                -1.7976931348623157e308, 2.0**53, -2.0**53, 2.0**53 + 2, 2.0**52 + 1,
+                -(2.0**52 + 1), 2.0**51 + 1, 2.0**64, 1e300, -1e300, 0.3, 1.0000000000000002,
+                0.9999999999999999, 1024.0, -1075.0, -1074.0, 1023.5, 7.0, -7.0, 1e-5]
 
 
 def bound(op: str, dtype: str, target: str) -> float:
@@ -63,13 +72,16 @@ def vector_lib() -> library.Library:
 
 
 def run(lib: library.Library, op: str, x: np.ndarray) -> np.ndarray:
-    """``op(x)`` through ``lib``'s kernel for x's layout (flat if contiguous, else nd1)."""
-    out = np.empty(x.shape, x.dtype)
-    geo = Geometry.broadcast([x], out)
-    sig, fn = lib.find("elemwise", op, (x.dtype.name,), x.dtype.name, 1,
-                       flat=x.flags.c_contiguous)
-    assert sig is not None and sig.layout == ("flat" if x.flags.c_contiguous else "nd")
-    Prepared(sig, fn, "aot", geo).run([x, out])
+    """``op`` on the operands of samples ``x`` through ``lib``'s kernel for their layout
+    (flat if contiguous, else nd1)."""
+    xs = operands(op, x)
+    out = np.empty(xs[0].shape, x.dtype)
+    geo = Geometry.broadcast(list(xs), out)
+    flat = all(a.flags.c_contiguous for a in xs)
+    sig, fn = lib.find("elemwise", op, tuple(a.dtype.name for a in xs), x.dtype.name, 1,
+                       flat=flat)
+    assert sig is not None and sig.layout == ("flat" if flat else "nd")
+    Prepared(sig, fn, "aot", geo).run([*xs, out])
     return out
 
 
@@ -84,8 +96,12 @@ def some(op: str, dtype: str, n: int = 100_000) -> np.ndarray:
         return samples(op, n, seed=7).astype(dtype)
 
 
-def specials(dtype: str) -> np.ndarray:
+def specials(dtype: str, op: str = "") -> np.ndarray:
+    """The special inputs of ``op`` (pow: every pair of ``POW_SPECIALS``)."""
     with np.errstate(over="ignore"):
+        if op in BINARY:
+            pairs = np.array(list(itertools.product(POW_SPECIALS, POW_SPECIALS)))
+            return np.ascontiguousarray(pairs.T.astype(dtype))
         return np.array(SPECIALS + [-s for s in SPECIALS]).astype(dtype)
 
 
@@ -102,14 +118,16 @@ def check_specials(op: str, dtype: str, got: np.ndarray, x: np.ndarray, limit: f
 @pytest.mark.parametrize("op", OPS)
 def test_ulp_bound(op, dtype, no_jit, aot_lib):
     x = some(op, dtype)
-    check_ulps(op, dtype, ak.elemwise(op, x), x, bound(op, dtype, aot_lib.target))
+    check_ulps(op, dtype, ak.elemwise(op, *operands(op, x)), x,
+               bound(op, dtype, aot_lib.target))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("op", OPS)
 def test_specials(op, dtype, no_jit, aot_lib):
-    x = specials(dtype)
-    check_specials(op, dtype, ak.elemwise(op, x), x, bound(op, dtype, aot_lib.target))
+    x = specials(dtype, op)
+    check_specials(op, dtype, ak.elemwise(op, *operands(op, x)), x,
+                   bound(op, dtype, aot_lib.target))
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -120,22 +138,55 @@ def test_vector_body_ulp_bound_and_strided_bits(op, dtype, vector_lib):
     x = some(op, dtype)
     got = run(vector_lib, op, x)
     check_ulps(op, dtype, got, x, bound(op, dtype, vector_lib.target))
-    wide = np.repeat(x, 2)
-    strided = run(vector_lib, op, wide[::2])
+    wide = np.repeat(x, 2, axis=-1)
+    strided = run(vector_lib, op, wide[..., ::2])
     assert np.array_equal(strided.view(f"i{x.itemsize}"), got.view(f"i{x.itemsize}"))
-    s = specials(dtype)
+    s = specials(dtype, op)
     check_specials(op, dtype, run(vector_lib, op, s), s, bound(op, dtype, vector_lib.target))
 
 
-@pytest.mark.parametrize("op", ["softplus", "sigmoid", "erfc"])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_pow_special_cases_are_numpys(dtype, aot_lib, vector_lib):
+    """Every pair of special operands gives np.power's class (NaN, inf, zero, finite) and
+    sign, in the session library and in the vector body; there x**0, x**1, x**2, x**-1,
+    x**0.5 and 1**y are exact (correctly rounded; NumPy's own SIMD pow is not, nor always
+    glibc's), the rest within the ulp bound."""
+    xy = specials(dtype, "pow")
+    x, y = xy
+    with np.errstate(all="ignore"):
+        want = np.power(x, y)
+    exact = np.isin(y, [0.0, 1.0, 2.0, -1.0, 0.5]) | (x == 1)
+    x8 = x.astype(np.float64)
+    with np.errstate(all="ignore"):  # the correctly rounded values (double rounding is
+        ideal = np.select([(y == 0) | (x == 1), y == 1, y == 2, y == -1, y == 0.5],  # exact
+                          [np.ones_like(x8), x8, x8 * x8, 1.0 / x8, np.sqrt(x8)]).astype(dtype)
+    ideal = np.where((y == 0.5) & ((x == -np.inf) | (x == 0)), want, ideal)  # C99, not sqrt
+    for lib in (aot_lib, vector_lib):
+        got = run(lib, "pow", xy)
+        for cls in (np.isnan, np.isinf, lambda v: v == 0):
+            bad = cls(got) != cls(want)
+            assert not bad.any(), list(zip(x[bad], y[bad], got[bad], want[bad]))
+        bad = (np.signbit(got) != np.signbit(want)) & ~np.isnan(want)
+        assert not bad.any(), list(zip(x[bad], y[bad], got[bad], want[bad]))
+        off = exact & (got != ideal) & ~(np.isnan(got) & np.isnan(ideal))
+        off &= "pow" not in TARGETS[lib.target].libm_ops
+        assert not off.any(), (lib.target, list(zip(x[off], y[off], got[off], ideal[off])))
+        check_ulps("pow", dtype, got, xy, bound("pow", dtype, lib.target))
+
+
+@pytest.mark.parametrize("op", ["softplus", "sigmoid", "erfc", "sin", "cos", "pow"])
 def test_jit_gives_the_aot_bits(op, aot_lib, monkeypatch):
     """A strided input runs a JIT-compiled nd kernel (host CPU); a copy runs the prebuilt
     flat kernel (the session library's target): one body (the library target's choice of
-    libm or vector code, ``sigmoid`` and ``erfc`` differ on the baseline), no FMA
-    contraction, same bits."""
+    libm or vector code, ``sigmoid``, ``erfc`` and ``pow`` differ on the baseline; sin and
+    cos recompute huge arguments after the loop), no FMA contraction, same bits."""
     monkeypatch.delenv("AOT_DISABLE_JIT", raising=False)
-    x = samples(op, 20_000, seed=3)[::2]
-    jit_res, where = ran(ak.elemwise, op, x)
-    aot_res, where_aot = ran(ak.elemwise, op, x.copy())
+    x = samples(op, 20_000, seed=3)
+    if op in BINARY:  # the session library has strided float64 pow kernels (ND_GRAPH)
+        with np.errstate(over="ignore"):
+            x = x.astype(np.float32)
+    x = x[..., ::2]
+    jit_res, where = ran(ak.elemwise, op, *operands(op, x))
+    aot_res, where_aot = ran(ak.elemwise, op, *operands(op, x.copy()))
     assert (where, where_aot) == ("jit", "aot")
-    assert np.array_equal(jit_res.view(np.int64), aot_res.view(np.int64))
+    assert np.array_equal(jit_res.view(f"i{x.itemsize}"), aot_res.view(f"i{x.itemsize}"))
