@@ -13,7 +13,11 @@ No fused multiply-add is used (numba emits none without fastmath), so every targ
 JIT, computes the same bits. Everything is float64; float32 ops call the same functions
 (the kernel's store rounds the result once). A target may keep libm for some ops
 (``Target.libm_ops``: baseline SSE2, where glibc's scalar code is faster than two lanes of
-polynomial): ``body`` gives both, and the linker keeps one per target. Measured errors
+polynomial, and ``pow`` everywhere but x86-64-v4, whose table lookups are gathers that
+only AVX-512 makes pay): ``body`` gives both, and the linker keeps one per target.
+``sin``/``cos`` reduce arguments below 2**20 * pi/2 only; a larger finite one is returned
+as itself, a marker the elementwise template recomputes with libm in a second loop
+(``marked`` bodies), and fused kernels take the whole body, which calls libm itself. Measured errors
 are in README ("Vector math") and ``tests/vecmath_cases.py``; ``tests/test_vecmath.py``
 checks them. This module imports numba: ``scalar_ops`` names its bodies here by
 ``VecBody`` and resolves them only when a kernel is built.
