@@ -8,7 +8,10 @@ nutpie's numba backend compiles the model's logp+gradient and expand functions w
 (tens of seconds); here the same functions (nutpie's own graph builder) compile in mode
 AOT, run until they have plans, and the plans become nutpie's C callbacks
 (``aotk_nutpie_logp`` / ``aotk_nutpie_expand``, ``pytensor.cplan``): each of nutpie's
-chain threads calls them with no Python and no GIL. A model whose plan keeps a node in
+chain threads calls them with no Python and no GIL. Fused kernels (``pytensor.fusion``)
+the library or the JIT cache holds are in the plans at once; those compiled in the
+background replace the plans when they arrive, between two calls, while nutpie samples
+(``cplan.when_fused``, ``Model.replace``). A model whose plan keeps a node in
 Python falls back, with one warning naming the node, to nutpie's Python-callback path
 (``nutpie.compiled_pyfunc.from_pyfunc``) on the same mode-AOT functions. Needs nutpie
 0.16 (``pip install aotkernels[nutpie]``); shared data (``pm.Data``) is taken as it is at
@@ -141,6 +144,7 @@ def compile_model(model, var_names, initial_points, jitter_rvs,
             raise NotExportable("the kernel library has no plan entry points")
         plans = Model(exported("logp", logp_fn, x0, (1, n_dim)),
                       exported("expand", expand_fn, x0, (n_expanded,)), entries)
+        plans.fuse_later()  # fused kernels still compiling replace the plans when they come
     except NotExportable as exc:
         warnings.warn(f"aotkernels.nutpie: {exc}; nutpie calls the mode-AOT functions from "
                       "Python instead", RuntimeWarning, stacklevel=3)
