@@ -31,7 +31,7 @@ import pytensor
 from nutpie import compile_pymc
 from nutpie.compiled_pyfunc import from_pyfunc
 
-from aotkernels.pytensor import AOT
+from aotkernels.pytensor import AOT, graph_cache
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
 from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.linker import without_c_backend
@@ -112,6 +112,38 @@ def pymc_compiles_cached():
         pf.Mode = plain
 
 
+@contextmanager
+def builder_shortcuts(point_fn):
+    """What nutpie's graph builder does before any compile, made cheaper for the duration
+    (the same graphs come out): its ``rewrite_graph`` of the logp graph goes through the
+    graph cache (``graph_cache.rewrite_graph``: a later process skips canonicalize and
+    stabilize, and multipledispatch's first ordering of ``unify``'s table); its
+    ``_compute_shapes`` takes the initial point from ``point_fn`` (the one PyMC's
+    initial-point function this compile has made already) instead of compiling another
+    (only shapes are read from it)."""
+    import pytensor.graph
+
+    plain_rewrite, plain_shapes = pytensor.graph.rewrite_graph, compile_pymc._compute_shapes
+
+    def compute_shapes(model):
+        import pymc.initial_point as ip
+
+        plain_make = ip.make_initial_point_fn
+        ip.make_initial_point_fn = lambda **kwargs: point_fn
+        try:
+            return plain_shapes(model)
+        finally:
+            ip.make_initial_point_fn = plain_make
+
+    pytensor.graph.rewrite_graph = graph_cache.rewrite_graph
+    compile_pymc._compute_shapes = compute_shapes
+    try:
+        yield
+    finally:
+        pytensor.graph.rewrite_graph = plain_rewrite
+        compile_pymc._compute_shapes = plain_shapes
+
+
 def compile_model(model, var_names, initial_points, jitter_rvs,
                   default_initialization_strategy):
     """``compile_pymc_model`` inside ``aot_default``."""
@@ -130,9 +162,10 @@ def compile_model(model, var_names, initial_points, jitter_rvs,
 
     # nutpie's own builder, so the graphs are exactly those its numba backend compiles;
     # 0.16.9 (Python >= 3.12) added the names of reparameterized values
-    made = compile_pymc._make_functions(
-        model, mode=AOT, compute_grad=True, join_expanded=True,
-        pymc_initial_point_fn=locked_point_fn, var_names=var_names)
+    with builder_shortcuts(point_fn):
+        made = compile_pymc._make_functions(
+            model, mode=AOT, compute_grad=True, join_expanded=True,
+            pymc_initial_point_fn=locked_point_fn, var_names=var_names)
     n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info = made[:6]
     reparameterized = made[6] if len(made) > 6 else None
     dims, coords = compile_pymc._prepare_dims_and_coords(

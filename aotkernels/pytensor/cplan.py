@@ -128,12 +128,9 @@ def swap_function():
     return fn
 
 
-#: longest wait at export for fused kernels the JIT cache holds (a load, not a compile)
-LOAD_TIMEOUT = 5.0
-
-
 def planned(fn, x: np.ndarray):
-    """Call ``fn(x)`` until it has a plan for x's geometry; return that plan."""
+    """Call ``fn(x)`` until it has a plan for x's geometry; return that plan (with the
+    fused kernels that are ready swapped in: the export never waits for a compile)."""
     vm = getattr(fn, "vm", None)
     if vm is None or not hasattr(vm, "plans"):
         raise NotExportable("the function is not a mode-AOT function with plans")
@@ -144,22 +141,41 @@ def planned(fn, x: np.ndarray):
         if found:
             plan = found[-1]
             if getattr(plan, "pending", None) is not None:
-                # fused kernels at hand (the library's, or the JIT cache's: a load) go in;
-                # the export never waits for a compile (``when_fused`` brings those later)
-                plan.fuse(LOAD_TIMEOUT if loads_only(plan.pending) else 0)
+                plan.fuse(0)
             return plan
     raise NotExportable("the function made no plan (no kernel node, or no executor in the "
                         "library)")
 
 
-def loads_only(pending) -> bool:
-    """Whether a plan's pending fused kernels (``Plan.pending``) need no compile: each is
-    the library's or in the JIT cache."""
+def cached_kernels(pending) -> list | None:
+    """The addresses of a plan's pending fused kernels (``Plan.pending``) if none needs a
+    compile (each the library's or in the JIT cache: loaded here, now, without waiting for
+    the background thread's queue), else None."""
+    from aotkernels import jit
     from aotkernels.families import fused
+    from aotkernels.kernels.fused import register
 
-    runs, ready, future, _ = pending
-    return future is None or fused.cached(
-        [run.program for run, address in zip(runs, ready) if address is None])
+    runs, ready, _, _ = pending
+    missing = [run.program for run, address in zip(runs, ready) if address is None]
+    if not fused.cached(missing):
+        return None
+    try:
+        fns = iter([jit.function(register(program)) for program in missing])
+    except Exception as exc:  # a damaged entry, say: the background compile will tell
+        log.info("aotkernels: fused kernels not loaded at export (%s: %s)",
+                 type(exc).__name__, exc)
+        return None
+    return [a if a is not None else ctypes.cast(next(fns), ctypes.c_void_p).value
+            for a in ready]
+
+
+def fused_items(items: list, runs: list, addresses: list) -> tuple[list, list]:
+    """A plan's ``items`` with each run of ``runs`` as its fused kernel (at ``addresses``),
+    and what the new step tables point into."""
+    by_first = {run.first: (run, fn) for run, fn in zip(runs, addresses)}
+    keep: list = []
+    return [item.fused(by_first, keep) if item.__class__ is Segment else item
+            for item in items], keep
 
 
 def export(fn, x: np.ndarray, sizes: tuple[int, ...]) -> CPlan:
@@ -170,13 +186,19 @@ def export(fn, x: np.ndarray, sizes: tuple[int, ...]) -> CPlan:
     if copies_its_input(fn) and sizes == (x.size,):
         return identity(x.size)
     plan = planned(fn, x)
+    items, pending, n_fused, keep = plan.items, plan.pending, plan.fused, [plan]
+    if pending is not None and pending[2] is not None:
+        addresses = cached_kernels(pending)
+        if addresses is not None:  # fused now, not after a wait on the queue
+            items, more = fused_items(items, pending[0], addresses)
+            pending, n_fused = None, len(pending[0])
+            keep.append(more)
     layout = plan.layout
-    for item in plan.items:
+    for item in items:
         if item.__class__ is not Segment and plan.finish[item.pos][0] != VIEW_RUN:
             raise NotExportable(f"node {item.node} runs in Python")
     if "python" in layout.kinds:
         raise NotExportable("a value of the plan is made in Python")
-    keep: list = [plan]
     n_roots = len(layout.kinds)
     shared = (ctypes.c_void_p * max(1, n_roots))()
     for kind, (i, value) in zip(layout.kinds, enumerate(plan.roots)):
@@ -228,12 +250,12 @@ def export(fn, x: np.ndarray, sizes: tuple[int, ...]) -> CPlan:
             end = _up(end) + nbytes
     pairs = (ctypes.c_int64 * max(1, 2 * len(scratch)))(*[v for p in scratch for v in p])
 
-    table, n_steps = step_table(plan.items)
+    table, n_steps = step_table(items)
     keep += [outs, pairs, table]
     struct = PlanStruct(n_roots, ctypes.addressof(shared), x_root, x.size, len(scratch),
                         ctypes.addressof(pairs), _up(max(end, 8)), n_steps,
                         ctypes.addressof(table), len(sizes), ctypes.addressof(outs))
-    return CPlan(struct, keep, n_steps, plan.items, plan.pending, plan.fused)
+    return CPlan(struct, keep, n_steps, items, pending, n_fused)
 
 
 def step_table(items: list):
@@ -273,10 +295,7 @@ def when_fused(cplan: CPlan, then: Callable[[CPlan], object]) -> bool:
             fns = iter(done.result())
             addresses = [a if a is not None else ctypes.cast(next(fns), ctypes.c_void_p).value
                          for a in ready]
-            by_first = {run.first: (run, fn) for run, fn in zip(runs, addresses)}
-            keep: list = []
-            items = [item.fused(by_first, keep) if item.__class__ is Segment else item
-                     for item in cplan.items]
+            items, keep = fused_items(cplan.items, runs, addresses)
             fused = with_items(cplan, items, len(runs))
             fused.keep.append(keep)
             then(fused)
