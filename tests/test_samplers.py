@@ -92,8 +92,9 @@ def test_sampler_plans_switch_to_fused_kernels_while_called(nutpie_python, aot_l
     sequential one, and nutpie's draws equal those of the same run wholly on the fused
     plans. A later process exports the plans fused (the first of them may still compile
     what its graph-cache hit orders differently; the last finds everything at export)."""
-    jit_cache = tmp_path / "jit"
-    shutil.copytree(aot_lib_cache(), jit_cache)
+    jit_cache = tmp_path / "jit"  # the session's JIT cache without fused kernels (other
+    shutil.copytree(aot_lib_cache(), jit_cache,  # tests' fused programs may be the model's)
+                    ignore=shutil.ignore_patterns("aotk_fz*"))
     env = dict(AOT_FUSION="1", AOT_CACHE_DIR=str(jit_cache),
                AOT_GRAPH_CACHE_DIR=str(tmp_path / "graphs"))
     (swap,) = run(nutpie_python, aot_lib, "swap", "eight_schools_noncentered", **env)
