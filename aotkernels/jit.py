@@ -386,6 +386,25 @@ def function(sig: Signature):
         return fn
 
 
+def in_cache(sigs: list[Signature]) -> bool:
+    """Whether every kernel of ``sigs`` is loaded or has an entry in this user's cache:
+    getting them is a load, not a compile (an exported sampler plan waits for such kernels,
+    ``cplan.planned``). Opens nothing; an entry that fails its check later is compiled."""
+    if jit_disabled():
+        return False
+    todo = [sig for sig in sigs if sig.key not in _fns]
+    if not todo:
+        return True
+    try:
+        directory = cache_dir()
+    except ImportError:  # no llvmlite: nothing loads
+        return False
+    from aotkernels.kernels import template_hash
+
+    return all((directory / f"{sig.symbol(template_hash(sig.family))}.o").is_file()
+               for sig in todo)
+
+
 _children: set = set()  # compiler processes running now
 
 

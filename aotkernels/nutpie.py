@@ -8,7 +8,10 @@ nutpie's numba backend compiles the model's logp+gradient and expand functions w
 (tens of seconds); here the same functions (nutpie's own graph builder) compile in mode
 AOT, run until they have plans, and the plans become nutpie's C callbacks
 (``aotk_nutpie_logp`` / ``aotk_nutpie_expand``, ``pytensor.cplan``): each of nutpie's
-chain threads calls them with no Python and no GIL. A model whose plan keeps a node in
+chain threads calls them with no Python and no GIL. Fused kernels (``pytensor.fusion``)
+the library or the JIT cache holds are in the plans at once; those compiled in the
+background replace the plans when they arrive, between two calls, while nutpie samples
+(``cplan.when_fused``, ``Model.replace``). A model whose plan keeps a node in
 Python falls back, with one warning naming the node, to nutpie's Python-callback path
 (``nutpie.compiled_pyfunc.from_pyfunc``) on the same mode-AOT functions. Needs nutpie
 0.16 (``pip install aotkernels[nutpie]``); shared data (``pm.Data``) is taken as it is at
@@ -28,7 +31,7 @@ import pytensor
 from nutpie import compile_pymc
 from nutpie.compiled_pyfunc import from_pyfunc
 
-from aotkernels.pytensor import AOT
+from aotkernels.pytensor import AOT, graph_cache
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
 from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.linker import without_c_backend
@@ -109,6 +112,38 @@ def pymc_compiles_cached():
         pf.Mode = plain
 
 
+@contextmanager
+def builder_shortcuts(point_fn):
+    """What nutpie's graph builder does before any compile, made cheaper for the duration
+    (the same graphs come out): its ``rewrite_graph`` of the logp graph goes through the
+    graph cache (``graph_cache.rewrite_graph``: a later process skips canonicalize and
+    stabilize, and multipledispatch's first ordering of ``unify``'s table); its
+    ``_compute_shapes`` takes the initial point from ``point_fn`` (the one PyMC's
+    initial-point function this compile has made already) instead of compiling another
+    (only shapes are read from it)."""
+    import pytensor.graph
+
+    plain_rewrite, plain_shapes = pytensor.graph.rewrite_graph, compile_pymc._compute_shapes
+
+    def compute_shapes(model):
+        import pymc.initial_point as ip
+
+        plain_make = ip.make_initial_point_fn
+        ip.make_initial_point_fn = lambda **kwargs: point_fn
+        try:
+            return plain_shapes(model)
+        finally:
+            ip.make_initial_point_fn = plain_make
+
+    pytensor.graph.rewrite_graph = graph_cache.rewrite_graph
+    compile_pymc._compute_shapes = compute_shapes
+    try:
+        yield
+    finally:
+        pytensor.graph.rewrite_graph = plain_rewrite
+        compile_pymc._compute_shapes = plain_shapes
+
+
 def compile_model(model, var_names, initial_points, jitter_rvs,
                   default_initialization_strategy):
     """``compile_pymc_model`` inside ``aot_default``."""
@@ -127,9 +162,10 @@ def compile_model(model, var_names, initial_points, jitter_rvs,
 
     # nutpie's own builder, so the graphs are exactly those its numba backend compiles;
     # 0.16.9 (Python >= 3.12) added the names of reparameterized values
-    made = compile_pymc._make_functions(
-        model, mode=AOT, compute_grad=True, join_expanded=True,
-        pymc_initial_point_fn=locked_point_fn, var_names=var_names)
+    with builder_shortcuts(point_fn):
+        made = compile_pymc._make_functions(
+            model, mode=AOT, compute_grad=True, join_expanded=True,
+            pymc_initial_point_fn=locked_point_fn, var_names=var_names)
     n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info = made[:6]
     reparameterized = made[6] if len(made) > 6 else None
     dims, coords = compile_pymc._prepare_dims_and_coords(
@@ -141,6 +177,7 @@ def compile_model(model, var_names, initial_points, jitter_rvs,
             raise NotExportable("the kernel library has no plan entry points")
         plans = Model(exported("logp", logp_fn, x0, (1, n_dim)),
                       exported("expand", expand_fn, x0, (n_expanded,)), entries)
+        plans.fuse_later()  # fused kernels still compiling replace the plans when they come
     except NotExportable as exc:
         warnings.warn(f"aotkernels.nutpie: {exc}; nutpie calls the mode-AOT functions from "
                       "Python instead", RuntimeWarning, stacklevel=3)

@@ -21,10 +21,18 @@ the first draw (all chains), gradient evaluations per second, and the process's 
 - Gradient evaluations per second (per core): ``sum(n_steps)`` over tuning and draws,
   divided by the sampling seconds (after the first draw) and by the chains sampling at once.
 
+- "aot+nutpie fused": a process after two that waited for the model's fused kernels
+  (``pytensor.fusion``), so the plans are fused at export; "aot+nutpie unfused": a warm
+  process with ``AOT_FUSION=0``. The aot+nutpie rows of a repeat share a graph cache and
+  a JIT cache (a copy of ``--jit-cache``, else empty); the sampler column says the plan's
+  kernel steps per gradient at export and at the end, and how many plan swaps (fused
+  kernels arriving mid-run) happened.
+
 BLAS runs single-threaded (the corpus's matrices are tiny; see bench_corpus.py). With
 ``--repeat N`` each row runs N times (cold each time, "warm" on its own cold run's cache):
-the row shows the run with the shortest whole run, and the spread (longest / shortest
-whole run); the load column is the 1-minute load average when the row's first run began.
+the row shows the run with the shortest whole run and the spread (longest / shortest
+whole run), and the best gradient evaluations per second with their spread; the load
+column is the 1-minute load average when the row's first run began.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -40,7 +49,8 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SAMPLERS = ["aot+nutpie", "aot+nutpie warm", "numba+nutpie", "pm AOT", "pm NUMBA", "pm C"]
+SAMPLERS = ["aot+nutpie", "aot+nutpie warm", "aot+nutpie fused", "aot+nutpie unfused",
+            "numba+nutpie", "pm AOT", "pm NUMBA", "pm C"]
 
 WORKER = r"""
 import json, resource, sys, time, warnings
@@ -60,7 +70,17 @@ if "nutpie" in sampler:
     t0 = time.perf_counter()
     if sampler.startswith("aot+nutpie"):
         compiled = aotkernels.nutpie.compile_pymc_model(model)
-        out["c_plan"] = hasattr(compiled, "plans") and compiled.plans is not None
+        plans = getattr(compiled, "plans", None)
+        out["c_plan"] = plans is not None
+        if plans is not None:
+            out["steps_export"] = plans.logp.steps
+            pending = sum(p.pending is not None and p.pending[2] is not None
+                          for p in (plans.logp, plans.expand))
+            if sampler == "aot+nutpie prep":  # fill the JIT cache with the fused kernels
+                while plans.swaps < pending:
+                    time.sleep(0.05)
+                print(json.dumps({"sampler": sampler, "swaps": plans.swaps}))
+                sys.exit(0)
     else:
         compiled = nutpie.compile_pymc_model(model)
     t_compile = time.perf_counter() - t0
@@ -76,6 +96,8 @@ if "nutpie" in sampler:
     stats = (trace.warmup_sample_stats, trace.sample_stats)
     steps = int(sum(s["n_steps"].values.sum() for s in stats))
     out.update(grads_per_s=steps / sampling / min(chains, cores), n_steps=steps)
+    if out.get("c_plan"):
+        out.update(steps_end=compiled.plans.logp.steps, swaps=compiled.plans.swaps)
 else:
     mode = {"pm AOT": "AOT", "pm NUMBA": "NUMBA", "pm C": "CVM"}[sampler]
     firsts = []
@@ -114,7 +136,9 @@ def library() -> tuple[Path, str]:
 def run(python: str, args: list[str], lib: Path, jit_cache: Path | None,
         graphs: Path | None = None) -> dict:
     """One sampler on one model in a fresh process with empty caches (the graph cache is
-    ``graphs`` if given)."""
+    ``graphs`` if given). "aot+nutpie fused" first runs an untimed process that waits for
+    the model's fused kernels (into ``jit_cache``); "aot+nutpie unfused" runs with
+    ``AOT_FUSION=0``."""
     with tempfile.TemporaryDirectory(prefix="aotk-samplers-") as d:
         cache = Path(d)
         env = dict(os.environ, AOT_LIBRARY_DIR=str(lib),
@@ -123,6 +147,15 @@ def run(python: str, args: list[str], lib: Path, jit_cache: Path | None,
                    NUMBA_CACHE_DIR=str(cache / "numba"),
                    PYTENSOR_FLAGS=f"base_compiledir={cache / 'pytensor'}",
                    OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        if args[0] == "aot+nutpie unfused":
+            env["AOT_FUSION"] = "0"
+        # twice: a process that rewrote the graphs orders some elementwise runs otherwise
+        # than one that took them from the graph cache (another fused program)
+        for _ in range(2 if args[0] == "aot+nutpie fused" else 0):
+            prep = subprocess.run([python, "-c", WORKER, "aot+nutpie prep", *args[1:]],
+                                  cwd=ROOT, env=env, capture_output=True, text=True)
+            if prep.returncode:
+                return {"error": prep.stderr[-1500:]}
         t = time.perf_counter()
         res = subprocess.run([python, "-c", WORKER, *args], cwd=ROOT, env=env,
                              capture_output=True, text=True)
@@ -167,8 +200,9 @@ def main() -> None:
           f"{args.cores} cores; JIT cache {args.jit_cache or 'fresh'}; load average "
           f"{os.getloadavg()[0]:.1f} at the start\n")
     print("| model | sampler | first draw s | whole run s | vs numba+nutpie | spread "
-          "| draws/s | grad evals/s | vs numba+nutpie | peak RSS MiB | import s | load |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| draws/s | grad evals/s | spread | vs numba+nutpie | peak RSS MiB | import s "
+          "| load |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     models = list(corpus(args.python)) if args.models == "all" else args.models.split(",")
     samplers = args.samplers.split(",")
     for name in models:
@@ -176,13 +210,19 @@ def main() -> None:
         loads: dict = {}
         for _ in range(args.repeat):
             with tempfile.TemporaryDirectory(prefix="aotk-graphs-") as graphs:
+                # the aot+nutpie rows of a repeat share a JIT cache (a copy of --jit-cache,
+                # so that fused kernels compiled here stay here) and a graph cache
+                jit_cache = Path(graphs) / "jit"
+                if args.jit_cache:
+                    shutil.copytree(args.jit_cache, jit_cache)
                 for sampler in samplers:
                     loads.setdefault(sampler, os.getloadavg()[0])
+                    aot = sampler.startswith("aot+nutpie")
                     runs[sampler].append(run(
                         args.python, [sampler, name, str(args.tune), str(args.draws),
                                       str(args.chains), str(args.cores)], lib,
-                        args.jit_cache and args.jit_cache.resolve(),
-                        Path(graphs) if sampler.startswith("aot+nutpie") else None))
+                        jit_cache if aot else args.jit_cache and args.jit_cache.resolve(),
+                        Path(graphs) / "graphs" if aot else None))
         rows = {}
         for sampler, results in runs.items():
             good = [r for r in results if "error" not in r]
@@ -190,19 +230,25 @@ def main() -> None:
             if good:
                 rows[sampler]["spread"] = (max(r["whole"] for r in good)
                                            / min(r["whole"] for r in good))
+                grads = [r["grads_per_s"] for r in good]  # the best of the repeats
+                rows[sampler].update(grads_per_s=max(grads),
+                                     grads_spread=max(grads) / max(min(grads), 1e-9))
         base = rows.get("numba+nutpie", {})
         for sampler, r in rows.items():
             if "error" in r:
                 print(f"| {name} | {sampler} | failed: "
-                      f"{r['error'].strip().splitlines()[-1][:120]} |||||||||||", flush=True)
+                      f"{r['error'].strip().splitlines()[-1][:120]} ||||||||||||", flush=True)
                 continue
             whole = (f"{r['whole'] / base['whole']:.2f}x" if "whole" in base else "")
             grads = (f"{r['grads_per_s'] / base['grads_per_s']:.2f}x"
                      if "grads_per_s" in base else "")
             tag = "" if r.get("c_plan", True) else " (Python callbacks)"
+            if "steps_export" in r:
+                tag += f" [{r['steps_export']}->{r['steps_end']} steps, {r['swaps']} swaps]"
             print(f"| {name} | {sampler}{tag} | {r['first_draw']:.2f} | {r['whole']:.2f} "
                   f"| {whole} | {r['spread']:.2f} | {r['draws_per_s']:.0f} "
-                  f"| {r['grads_per_s']:.0f} | {grads} | {r['peak_rss_mib']:.0f} "
+                  f"| {r['grads_per_s']:.0f} | {r['grads_spread']:.2f} | {grads} "
+                  f"| {r['peak_rss_mib']:.0f} "
                   f"| {r['import_s']:.2f} | {loads[sampler]:.1f} |", flush=True)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -80,6 +81,36 @@ def test_a_second_process_compiles_from_the_graph_cache(nutpie_python, aot_lib, 
         assert a["stats"]["stored"] >= 3 and a["stats"]["hits"] == 0, a["stats"]
         assert b["stats"]["hits"] >= a["stats"]["stored"] and b["stats"]["misses"] == 0, b
         assert a["points"] == b["points"] and a["values"] == b["values"]
+
+
+def test_sampler_plans_switch_to_fused_kernels_while_called(nutpie_python, aot_lib,
+                                                            tmp_path):
+    """With fusion on and a JIT cache without the model's fused kernels, the C plans are
+    exported unfused, and the background compile's kernels replace them between calls
+    while nutpie (a run paused across the swap) and 4 threads call: the values equal the
+    mode-AOT functions' bit for bit before and after, every thread call equals the
+    sequential one, and nutpie's draws equal those of the same run wholly on the fused
+    plans. A later process exports the plans fused (the first of them may still compile
+    what its graph-cache hit orders differently; the last finds everything at export)."""
+    jit_cache = tmp_path / "jit"  # the session's JIT cache without fused kernels (other
+    shutil.copytree(aot_lib_cache(), jit_cache,  # tests' fused programs may be the model's)
+                    ignore=shutil.ignore_patterns("aotk_fz*"))
+    env = dict(AOT_FUSION="1", AOT_CACHE_DIR=str(jit_cache),
+               AOT_GRAPH_CACHE_DIR=str(tmp_path / "graphs"))
+    (swap,) = run(nutpie_python, aot_lib, "swap", "eight_schools_noncentered", **env)
+    assert swap["ok"], swap
+    assert swap["calls_after_swap"] > 0 and swap["fused"][0]["logp_steps"] < swap[
+        "at_export"][0]["logp_steps"], swap
+    run(nutpie_python, aot_lib, "fused", "eight_schools_noncentered", **env)
+    (fused,) = run(nutpie_python, aot_lib, "fused", "eight_schools_noncentered", **env)
+    assert fused["ok"] and fused["pending_at_export"] == [False, False], fused
+    assert fused["at_export"]["logp_fused"] == swap["fused"][0]["logp_fused"], fused
+    assert fused["after"]["swaps"] == 0, fused
+
+
+def aot_lib_cache() -> Path:
+    """The JIT cache the session library's misses come from (conftest's)."""
+    return Path(os.environ.get("AOT_CACHE_DIR", ROOT / "build" / "test-jit-cache"))
 
 
 def test_pm_sample_in_mode_aot_agrees_with_mode_c(pymc_python, aot_lib):

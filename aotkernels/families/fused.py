@@ -32,3 +32,9 @@ def request(programs: list[Program]):
         if fn is None:
             missing.append(sig)
     return ready, (jit.functions_later(missing) if missing else None)
+
+
+def cached(programs: list[Program]) -> bool:
+    """Whether the kernels of ``programs`` (ones the library lacks: ``request``'s None) are
+    all in the JIT cache, so that ``request``'s future is a load, not a compile."""
+    return jit.in_cache([register(program) for program in programs])

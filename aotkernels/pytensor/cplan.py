@@ -8,16 +8,22 @@ node. The C struct shares the plan's read-only parts (step tables, constants, st
 values, other inputs' values as they are at export) and describes everything a call
 writes (intermediates, scratch, results) as offsets into an arena that each call allocates
 for itself, so concurrent callers never share written memory.
+
+Fused kernels (``fusion``) the plan has at hand when it is exported are in it; those still
+being compiled in the background are not waited for: ``when_fused`` makes the same C plan
+over them when they arrive, and ``Model.replace`` publishes it while samplers call.
 """
 
 from __future__ import annotations
 
 import ctypes
 import math
+import threading
+from collections.abc import Callable
 
 import numpy as np
 
-from aotkernels.library import default_library
+from aotkernels.library import default_library, log
 from aotkernels.pytensor.executor import VIEW_RUN, Segment, Step, pointer
 
 try:
@@ -51,10 +57,14 @@ class PlanStruct(ctypes.Structure):
 
 
 class CPlan:
-    """An exported plan: ``struct`` (an ``aotk_plan``) and everything it points into."""
+    """An exported plan: ``struct`` (an ``aotk_plan``) and everything it points into;
+    ``items`` the plan's items it runs, ``pending`` the plan's fusion to come at export
+    (``Plan.pending``), ``fused`` how many fused runs it holds."""
 
-    def __init__(self, struct: PlanStruct, keep: list, steps: int):
+    def __init__(self, struct: PlanStruct, keep: list, steps: int, items: list = (),
+                 pending=None, fused: int = 0):
         self.struct, self.keep, self.steps = struct, keep, steps
+        self.items, self.pending, self.fused = list(items), pending, fused
 
     @property
     def address(self) -> int:
@@ -70,6 +80,30 @@ class Model:
         self.logp, self.expand = logp, expand
         self.user_data = np.array([logp.address, expand.address], dtype=np.uintp)
         self.logp_address, self.expand_address = entries
+        self.retired: list[CPlan] = []  # replaced plans: a call may still be running one
+        self.swaps = 0
+        self.lock = threading.Lock()
+
+    def replace(self, which: str, plan: CPlan) -> bool:
+        """Make ``plan`` the model's ``"logp"`` or ``"expand"`` plan, atomically, while
+        samplers' threads call (``aotk_nutpie_swap``: a call reads its plan once); the plan
+        it replaces is kept for the model's life. False if the library cannot swap."""
+        swap = swap_function()
+        if swap is None or which not in ("logp", "expand"):
+            return False
+        with self.lock:
+            self.retired.append(getattr(self, which))
+            setattr(self, which, plan)
+            swap(self.user_data.ctypes.data, 0 if which == "logp" else 1, plan.address)
+            self.swaps += 1
+        return True
+
+    def fuse_later(self) -> int:
+        """Have each plan replaced by its fused form when its fused kernels arrive (a
+        background compile, ``when_fused``); returns how many will be."""
+        return sum(when_fused(getattr(self, which),
+                              lambda plan, which=which: self.replace(which, plan))
+                   for which in ("logp", "expand"))
 
 
 def entry_points() -> tuple[int, int] | None:
@@ -84,8 +118,19 @@ def entry_points() -> tuple[int, int] | None:
     return tuple(ctypes.cast(f, ctypes.c_void_p).value for f in fns)
 
 
+def swap_function():
+    """``aotk_nutpie_swap`` of the library (None: one built before it)."""
+    lib = default_library()
+    fn = None if lib is None else getattr(lib.dll, "aotk_nutpie_swap", None)
+    if fn is not None and fn.argtypes is None:
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_int64, ctypes.c_void_p]
+        fn.restype = ctypes.c_void_p
+    return fn
+
+
 def planned(fn, x: np.ndarray):
-    """Call ``fn(x)`` until it has a plan for x's geometry; return that plan."""
+    """Call ``fn(x)`` until it has a plan for x's geometry; return that plan (with the
+    fused kernels that are ready swapped in: the export never waits for a compile)."""
     vm = getattr(fn, "vm", None)
     if vm is None or not hasattr(vm, "plans"):
         raise NotExportable("the function is not a mode-AOT function with plans")
@@ -95,12 +140,42 @@ def planned(fn, x: np.ndarray):
         found = [plan for key, plan in vm.plans.items() if key[0] == want]
         if found:
             plan = found[-1]
-            fuse = getattr(plan, "fuse", None)
-            if fuse is not None:  # fused kernels already at hand (shipped, cached): in
-                fuse(0)           # they go; the export never waits for a compile
+            if getattr(plan, "pending", None) is not None:
+                plan.fuse(0)
             return plan
     raise NotExportable("the function made no plan (no kernel node, or no executor in the "
                         "library)")
+
+
+def cached_kernels(pending) -> list | None:
+    """The addresses of a plan's pending fused kernels (``Plan.pending``) if none needs a
+    compile (each the library's or in the JIT cache: loaded here, now, without waiting for
+    the background thread's queue), else None."""
+    from aotkernels import jit
+    from aotkernels.families import fused
+    from aotkernels.kernels.fused import register
+
+    runs, ready, _, _ = pending
+    missing = [run.program for run, address in zip(runs, ready) if address is None]
+    if not fused.cached(missing):
+        return None
+    try:
+        fns = iter([jit.function(register(program)) for program in missing])
+    except Exception as exc:  # a damaged entry, say: the background compile will tell
+        log.info("aotkernels: fused kernels not loaded at export (%s: %s)",
+                 type(exc).__name__, exc)
+        return None
+    return [a if a is not None else ctypes.cast(next(fns), ctypes.c_void_p).value
+            for a in ready]
+
+
+def fused_items(items: list, runs: list, addresses: list) -> tuple[list, list]:
+    """A plan's ``items`` with each run of ``runs`` as its fused kernel (at ``addresses``),
+    and what the new step tables point into."""
+    by_first = {run.first: (run, fn) for run, fn in zip(runs, addresses)}
+    keep: list = []
+    return [item.fused(by_first, keep) if item.__class__ is Segment else item
+            for item in items], keep
 
 
 def export(fn, x: np.ndarray, sizes: tuple[int, ...]) -> CPlan:
@@ -111,13 +186,19 @@ def export(fn, x: np.ndarray, sizes: tuple[int, ...]) -> CPlan:
     if copies_its_input(fn) and sizes == (x.size,):
         return identity(x.size)
     plan = planned(fn, x)
+    items, pending, n_fused, keep = plan.items, plan.pending, plan.fused, [plan]
+    if pending is not None and pending[2] is not None:
+        addresses = cached_kernels(pending)
+        if addresses is not None:  # fused now, not after a wait on the queue
+            items, more = fused_items(items, pending[0], addresses)
+            pending, n_fused = None, len(pending[0])
+            keep.append(more)
     layout = plan.layout
-    for item in plan.items:
+    for item in items:
         if item.__class__ is not Segment and plan.finish[item.pos][0] != VIEW_RUN:
             raise NotExportable(f"node {item.node} runs in Python")
     if "python" in layout.kinds:
         raise NotExportable("a value of the plan is made in Python")
-    keep: list = [plan]
     n_roots = len(layout.kinds)
     shared = (ctypes.c_void_p * max(1, n_roots))()
     for kind, (i, value) in zip(layout.kinds, enumerate(plan.roots)):
@@ -169,16 +250,61 @@ def export(fn, x: np.ndarray, sizes: tuple[int, ...]) -> CPlan:
             end = _up(end) + nbytes
     pairs = (ctypes.c_int64 * max(1, 2 * len(scratch)))(*[v for p in scratch for v in p])
 
-    steps = [s for item in plan.items if item.__class__ is Segment for s in item.table]
+    table, n_steps = step_table(items)
+    keep += [outs, pairs, table]
+    struct = PlanStruct(n_roots, ctypes.addressof(shared), x_root, x.size, len(scratch),
+                        ctypes.addressof(pairs), _up(max(end, 8)), n_steps,
+                        ctypes.addressof(table), len(sizes), ctypes.addressof(outs))
+    return CPlan(struct, keep, n_steps, items, pending, n_fused)
+
+
+def step_table(items: list):
+    """The kernel steps of a plan's ``items`` as one C table: (table, number of steps)."""
+    steps = [s for item in items if item.__class__ is Segment for s in item.table]
     table = (Step * max(1, len(steps)))()
     for dst, src in zip(table, steps):
         dst.fn, dst.n, dst.operands = src.fn, src.n, src.operands
         dst.shapes, dst.strides = src.shapes, src.strides
-    keep += [outs, pairs, table]
-    struct = PlanStruct(n_roots, ctypes.addressof(shared), x_root, x.size, len(scratch),
-                        ctypes.addressof(pairs), _up(max(end, 8)), len(steps),
-                        ctypes.addressof(table), len(sizes), ctypes.addressof(outs))
-    return CPlan(struct, keep, len(steps))
+    return table, len(steps)
+
+
+def with_items(cplan: CPlan, items: list, fused: int) -> CPlan:
+    """``cplan`` running ``items`` (its plan's items with fused runs swapped in, which
+    read and write the same roots): the same arena, shared values and outputs."""
+    table, n_steps = step_table(items)
+    old = cplan.struct
+    struct = PlanStruct(old.n_roots, old.shared, old.x_root, old.x_size, old.n_scratch,
+                        old.scratch, old.arena_bytes, n_steps, ctypes.addressof(table),
+                        old.n_outs, old.outs)
+    return CPlan(struct, [cplan, items, table], n_steps, items, None, fused)
+
+
+def when_fused(cplan: CPlan, then: Callable[[CPlan], object]) -> bool:
+    """If ``cplan`` was exported before its plan's fused kernels arrived, call
+    ``then(cplan with them)`` when they do, from the thread that brought them (the JIT's
+    background thread; at once if they are here). The plan itself is not touched (its
+    function swaps them in on its next call). Returns whether a call is to come; if the
+    kernels never come (no JIT, a failed compile), it does not."""
+    pending = cplan.pending
+    if pending is None or pending[2] is None:
+        return False
+    runs, ready, future, _ = pending
+
+    def arrived(done) -> None:
+        try:
+            fns = iter(done.result())
+            addresses = [a if a is not None else ctypes.cast(next(fns), ctypes.c_void_p).value
+                         for a in ready]
+            items, keep = fused_items(cplan.items, runs, addresses)
+            fused = with_items(cplan, items, len(runs))
+            fused.keep.append(keep)
+            then(fused)
+        except Exception as exc:  # the sampler goes on with the unfused plan
+            log.info("aotkernels: a sampler plan stays unfused (%s: %s)",
+                     type(exc).__name__, exc)
+
+    future.add_done_callback(arrived)
+    return True
 
 
 def copies_its_input(fn) -> bool:

@@ -55,6 +55,7 @@ from pytensor.graph.destroyhandler import DestroyHandler
 from pytensor.graph.fg import FunctionGraph
 from pytensor.graph.rewriting.basic import GraphRewriter
 from pytensor.graph.rewriting.db import RewriteDatabase, RewriteDatabaseQuery
+from pytensor.link.basic import Linker
 from pytensor.tensor.type import TensorType
 
 from aotkernels import __version__ as AOTKERNELS_VERSION
@@ -597,3 +598,41 @@ class CachedMode(Mode):
     @property
     def optimizer(self):
         return CachedRewriter(self)
+
+
+class _RewriteOnly(Linker):
+    """The linker of ``rewrite_graph``'s mode: it links nothing and adds no rewrite to the
+    query (every PyTensor linker requires ``minimum_compile``, which ``rewrite_graph``
+    does not run)."""
+
+    required_rewrites: tuple[str, ...] = ()
+    incompatible_rewrites: tuple[str, ...] = ()
+
+    def make_thunk(self, **kwargs):  # pragma: no cover - never linked
+        raise NotImplementedError("a mode for rewriting only")
+
+
+def rewrite_graph(graph, include=("canonicalize",), custom_rewrite=None, clone=False,
+                  **kwargs):
+    """``pytensor.graph.rewrite_graph`` through the cache: the same query on the same graph
+    gives the stored result in a later process. PyMC-based samplers (nutpie's graph builder)
+    rewrite the logp graph so before differentiating it, ahead of any compile: uncached it
+    was the largest part of a warm start. Anything but variables and a plain query (a
+    ``FunctionGraph``, a custom rewrite, other query keywords) goes to PyTensor's."""
+    from pytensor.graph.basic import Variable
+    from pytensor.graph.features import History, Validator
+    from pytensor.graph.rewriting.utils import rewrite_graph as plain
+
+    single = isinstance(graph, Variable)
+    outputs = [graph] if single else graph
+    if (custom_rewrite is not None or kwargs or not enabled() or isinstance(graph, FunctionGraph)
+            or not all(isinstance(v, Variable) for v in outputs)):
+        return plain(graph, include=include, custom_rewrite=custom_rewrite, clone=clone,
+                     **kwargs)
+    fgraph = FunctionGraph(outputs=list(outputs), clone=clone)
+    fgraph.attach_feature(History())  # a hit installs through checkpoint and validate
+    fgraph.attach_feature(Validator())
+    mode = CachedMode(linker=_RewriteOnly(),
+                      optimizer=RewriteDatabaseQuery(include=list(include)))
+    mode.optimizer.rewrite(fgraph)
+    return fgraph.outputs[0] if single else fgraph.outputs

@@ -475,15 +475,32 @@ static int all_finite(const double *v, int64_t n) {
     return 1;
 }
 
-/* nutpie hands one user_data to both functions of a model: an aotk_model. */
+/* nutpie hands one user_data to both functions of a model: an aotk_model. Its plans may be
+ * replaced while nutpie's threads call (fused kernels arriving: aotk_nutpie_swap); each
+ * call reads its plan once, atomically, and a replaced plan stays alive for the model's
+ * life (cplan.Model keeps it), so a call that began on it finishes on it. */
 typedef struct {
     const aotk_plan *logp;   /* outputs: logp (one double), gradient (dim doubles) */
     const aotk_plan *expand; /* output: the values a trace stores (n_expanded doubles) */
 } aotk_model;
 
+static const aotk_plan *model_plan(void *user_data, int expand) {
+    if (!user_data) return 0;
+    aotk_model *m = (aotk_model *)user_data;
+    return __atomic_load_n(expand ? &m->expand : &m->logp, __ATOMIC_ACQUIRE);
+}
+
+/* Publish plan p as the model's logp (which 0) or expand (1) plan: release order, so a
+ * caller that reads the pointer sees the whole plan. Returns the plan it replaces. */
+EXPORT const aotk_plan *aotk_nutpie_swap(void *user_data, int64_t which, const aotk_plan *p) {
+    aotk_model *m = (aotk_model *)user_data;
+    if (!m || !p || (which != 0 && which != 1)) return 0;
+    return __atomic_exchange_n(which ? &m->expand : &m->logp, p, __ATOMIC_ACQ_REL);
+}
+
 EXPORT int64_t aotk_nutpie_logp(uint64_t dim, const double *x, double *grad, double *logp,
                                 void *user_data) {
-    const aotk_plan *p = user_data ? ((const aotk_model *)user_data)->logp : 0;
+    const aotk_plan *p = model_plan(user_data, 0);
     if (!p || p->n_outs != 2 || (int64_t)dim != p->x_size || p->outs[0].size != 1 ||
         p->outs[1].size != (int64_t)dim)
         return -1;
@@ -497,7 +514,7 @@ EXPORT int64_t aotk_nutpie_logp(uint64_t dim, const double *x, double *grad, dou
 
 EXPORT int64_t aotk_nutpie_expand(uint64_t dim, uint64_t n_expanded, const double *x,
                                   double *out, void *user_data) {
-    const aotk_plan *p = user_data ? ((const aotk_model *)user_data)->expand : 0;
+    const aotk_plan *p = model_plan(user_data, 1);
     if (!p || p->n_outs != 1 || (int64_t)dim != p->x_size ||
         p->outs[0].size != (int64_t)n_expanded)
         return -1;

@@ -4,6 +4,7 @@
     build/pymc-venv/bin/python -m tests.corpus.samplers nutpie MODEL ...
     build/pymc-venv/bin/python -m tests.corpus.samplers pm MODEL ...
     build/pymc-venv/bin/python -m tests.corpus.samplers cache|million MODEL ...
+    build/pymc-venv/bin/python -m tests.corpus.samplers swap|fused MODEL ...
 
 ``plan``: ``aotkernels.nutpie.compile_pymc_model``; a model whose mode-AOT logp+gradient
 plan (``pm.sample``'s function) has no Python item must sample from C (else the fallback is
@@ -18,7 +19,10 @@ numbers out). ``cache``: ``compile_pymc_model``'s graph cache counters and the v
 computes (run it twice on one ``AOT_GRAPH_CACHE_DIR``). ``million``: 4 threads x 250,000
 calls of one logp plan against sequential calls, RSS at each quarter. ``pm``: ``pm.sample`` with
 ``compile_kwargs={"mode": ...}`` in modes AOT and C, same seed; each variable's posterior
-mean must agree within 5 Monte-Carlo standard errors. One JSON line per model and check.
+mean must agree within 5 Monte-Carlo standard errors. ``swap`` (``AOT_FUSION=1``, a JIT cache
+without the model's fused kernels): plans exported unfused switch to fused ones while nutpie
+and 4 threads call them. ``fused``: a later process exports them fused. One JSON line per
+model and check.
 """
 
 from __future__ import annotations
@@ -285,8 +289,150 @@ def check_million(name: str, per_thread: int = 250_000) -> dict:
             "rss_mib": [round(r, 1) for r in rss]}
 
 
+def c_values(compiled, xs) -> list:
+    """(code, logp, gradient, expand values) of the C entries at each point."""
+    fn = LOGP(compiled.compiled_logp_func.address)
+    expand = EXPAND(compiled.compiled_expand_func.address)
+    ud, n, n_out = compiled.user_data.ctypes.data, compiled.n_dim, compiled.n_expanded
+    got = []
+    for x in xs:
+        g, lp, out = np.full(n, -7.0), np.full(1, -7.0), np.full(n_out, -7.0)
+        rc = fn(n, x.ctypes.data, g.ctypes.data, lp.ctypes.data, ud)
+        rce = expand(n, n_out, x.ctypes.data, out.ctypes.data, ud)
+        got.append((rc, rce, lp[0], g, out))
+    return got
+
+
+def aot_values(compiled, xs) -> list:
+    """The same from the mode-AOT functions the plans were exported from."""
+    got = []
+    for x in xs:
+        lp, g = compiled.logp_func(x.copy())
+        (e,) = compiled.expand_func(x.copy())
+        got.append((0, 0, float(lp), np.array(g), np.ravel(e)))
+    return got
+
+
+def same(a: list, b: list) -> bool:
+    return all(p[0] == q[0] and p[1] == q[1] and p[2] == q[2] and np.array_equal(p[3], q[3])
+               and np.array_equal(p[4], q[4], equal_nan=True) for p, q in zip(a, b))
+
+
+def fusion_state(compiled) -> dict:
+    plans = compiled.plans
+    return {"logp_fused": plans.logp.fused, "expand_fused": plans.expand.fused,
+            "logp_steps": plans.logp.steps, "expand_steps": plans.expand.steps,
+            "swaps": plans.swaps}
+
+
+def check_swap(name: str, timeout: float = 300.0) -> dict:
+    """Run with ``AOT_FUSION=1`` and a JIT cache without the model's fused kernels: the
+    C plans are exported unfused, and replaced by fused ones when the background compile
+    ends. Two compiles of the model: nutpie samples the first (started, paused once some
+    draws are made, resumed after the swap, so the run crosses it) while 4 threads call
+    the second's C logp across its swap. The C values before and after equal the mode-AOT
+    functions' bit for bit, the threads see the same results throughout, and nutpie's
+    draws equal those of the same run made again wholly on the fused plans."""
+    import nutpie
+
+    model = MODELS[name]()
+    a, fallback = compile_quietly(model)
+    b, _ = compile_quietly(model)
+    if fallback is not None:
+        return {"name": name, "check": "swap", "ok": False, "why": fallback}
+    at_export = [fusion_state(a), fusion_state(b)]
+    coming = [sum(p.pending is not None and p.pending[2] is not None
+                  for p in (c.plans.logp, c.plans.expand)) for c in (a, b)]
+    if any(c.plans.logp.pending is None or c.plans.logp.pending[2] is None for c in (a, b)):
+        return {"name": name, "check": "swap", "ok": False, "at_export": at_export,
+                "why": "the logp plan was exported with no fused kernels to come (is "
+                       "AOT_FUSION=1 and the JIT cache without them?)"}
+    kw = dict(chains=2, tune=1000, draws=20000, seed=3, progress_bar=False, cores=2)
+    sampler = nutpie.sample(a, blocking=False, **kw)
+    time.sleep(0.02)
+    sampler.pause()
+    crossed = a.plans.swaps == 0 and not finished(sampler)
+
+    xs = [np.ascontiguousarray(x) for x in points_of(b)]
+    want = aot_values(b, xs)
+    before = c_values(b, xs)
+    fn, ud, n = LOGP(b.compiled_logp_func.address), b.user_data.ctypes.data, b.n_dim
+    bad, calls, stop = [], [0] * THREADS, threading.Event()
+
+    def worker(t):
+        g, lp = np.empty(n), np.empty(1)
+        while not stop.is_set():
+            k = calls[t] % len(xs)
+            rc = fn(n, xs[k].ctypes.data, g.ctypes.data, lp.ctypes.data, ud)
+            if rc != want[k][0] or lp[0] != want[k][2] or not np.array_equal(g, want[k][3]):
+                bad.append((t, calls[t]))
+                return
+            calls[t] += 1
+            if calls[t] % 200 == 0:  # leave the 2 cores' time to the compiler too
+                time.sleep(0.001)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(THREADS)]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    while ((b.plans.swaps < coming[1] or a.plans.swaps < coming[0])
+           and time.perf_counter() - t0 < timeout):
+        time.sleep(0.05)
+    waited = time.perf_counter() - t0
+    at_swap = sum(calls)
+    time.sleep(0.5)  # calls on the fused plan
+    stop.set()
+    for t in threads:
+        t.join()
+    after = c_values(b, xs)
+    for old in a.plans.retired:  # nutpie must go on through the new plans: a call of an
+        old.struct.x_size = -1   # old one now fails (-1, "wrong sizes") at its entry
+    sampler.resume()
+    across = sampler.wait()
+    again = nutpie.sample(a, **kw)
+    draws_same = all(np.array_equal(across.posterior[v].values, again.posterior[v].values,
+                                    equal_nan=True) for v in again.posterior.data_vars)
+    fused = [fusion_state(a), fusion_state(b)]
+    ok = (crossed and not bad and same(before, want) and same(after, want) and draws_same
+          and all(f["swaps"] == n and f["logp_fused"] > 0 for f, n in zip(fused, coming))
+          and sum(calls) > at_swap)
+    return {"name": name, "check": "swap", "ok": bool(ok), "at_export": at_export,
+            "fused": fused, "seconds_to_swap": round(waited, 2), "crossed": crossed,
+            "thread_calls": sum(calls), "calls_after_swap": sum(calls) - at_swap,
+            "mismatches": bad[:3], "values_before": same(before, want),
+            "values_after": same(after, want), "draws_same": draws_same}
+
+
+def finished(sampler) -> bool:
+    """nutpie's ``is_finished``, which raises ``TimeoutError`` while the run goes on."""
+    try:
+        return bool(sampler.is_finished)
+    except TimeoutError:
+        return False
+
+
+def check_fused(name: str) -> dict:
+    """``compile_pymc_model`` in a process whose JIT cache holds the model's fused kernels
+    (a ``swap`` run filled it): the plans are fused at export, with no swap to come, and
+    compute the mode-AOT functions' values bit for bit (if some kernels are missing after
+    all, it waits for their swap: ``ok`` says only whether the values are right)."""
+    compiled, fallback = compile_quietly(MODELS[name]())
+    if fallback is not None:
+        return {"name": name, "check": "fused", "ok": False, "why": fallback}
+    at_export = fusion_state(compiled)
+    pending = [p.pending is not None and p.pending[2] is not None
+               for p in (compiled.plans.logp, compiled.plans.expand)]
+    t0 = time.perf_counter()
+    while compiled.plans.swaps < sum(pending) and time.perf_counter() - t0 < 600:
+        time.sleep(0.05)
+    xs = [np.ascontiguousarray(x) for x in points_of(compiled)]
+    good = same(c_values(compiled, xs), aot_values(compiled, xs))
+    return {"name": name, "check": "fused", "ok": bool(good), "at_export": at_export,
+            "pending_at_export": pending, "after": fusion_state(compiled)}
+
+
 CHECKS = {"plan": check_plan, "nutpie": check_nutpie, "pm": check_pm, "cache": check_cache,
-          "million": check_million}
+          "million": check_million, "swap": check_swap, "fused": check_fused}
 
 
 def main(argv=None) -> int:
