@@ -142,7 +142,10 @@ def check_plan(name: str) -> dict:
     before = rss_mib()
     round_()
     growth = rss_mib() - before
-    ok = worst <= RTOL and not differ and not bad and growth < 2.0
+    # a leaked arena (the root table at least, KBs with intermediates) per call would grow
+    # RSS by tens of MiB over the round's 8,000 calls; 4 MiB leaves room for the allocator
+    # and lazily loaded code under load (3 MiB was seen once at load 9, 0.01 alone)
+    ok = worst <= RTOL and not differ and not bad and growth < 4.0
     return {"name": name, "check": "plan", "ok": bool(ok), "c_plan": True,
             "python_items": items, "steps": compiled.plans.logp.steps,
             "expand_steps": compiled.plans.expand.steps, "max_error": worst, "codes": codes,
