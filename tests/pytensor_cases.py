@@ -164,3 +164,28 @@ def replays(f, ref, values, calls: int = 4) -> None:
 def modes(inputs, outputs):
     return (pytensor.function(inputs, outputs, mode="AOT"),
             pytensor.function(inputs, outputs, mode="FAST_COMPILE"))
+
+
+def threads_agree(call, xs: list, calls: int, threads: int = 4) -> list:
+    """``call(x) -> (rc, logp, grad)`` (a C plan's entry point) from ``threads`` threads at
+    once, ``calls`` times each over ``xs``; the (thread, call) pairs whose result was not
+    the sequential one's with rc 0 (empty: every concurrent call agreed)."""
+    import threading
+
+    sequential = [call(x) for x in xs]
+    bad = []
+
+    def worker(t):
+        for i in range(calls):
+            k = (i * (t + 1) + t) % len(xs)
+            rc, logp, grad = call(xs[k])
+            if rc or logp != sequential[k][1] or not np.array_equal(grad, sequential[k][2]):
+                bad.append((t, i))
+                return
+
+    running = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for t in running:
+        t.start()
+    for t in running:
+        t.join()
+    return bad

@@ -6,13 +6,13 @@ function's Python results. The corpus models are in tests/test_samplers.py."""
 from __future__ import annotations
 
 import ctypes
-import threading
 
 import numpy as np
 import pytensor
 import pytensor.tensor as pt
 import pytest
 from pytensor.graph import clone_replace
+from pytensor_cases import threads_agree
 
 import aotkernels.pytensor  # noqa: F401  (mode "AOT")
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export, planned
@@ -77,23 +77,7 @@ def test_logp_and_expand_match_python_and_threads_match_sequential(entries):
         rc = EXPAND(entries[1])(N, 2 * N - 2, x.ctypes.data, out.ctypes.data,
                                 model.user_data.ctypes.data)
         assert rc == 0 and np.array_equal(out, e(x)[0])
-    sequential = [call(x) for x in xs]
-    bad = []
-
-    def worker(t):
-        for i in range(3000):
-            k = (i * (t + 1) + t) % len(xs)
-            rc, logp, grad = call(xs[k])
-            if rc or logp != sequential[k][1] or not np.array_equal(grad, sequential[k][2]):
-                bad.append((t, i))
-                return
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not bad
+    assert not threads_agree(call, xs, 3000)
 
 
 def test_error_codes_are_nutpies(entries):

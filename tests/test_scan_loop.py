@@ -12,7 +12,6 @@ to C (``cplan``) gives the mode-AOT function's numbers bit for bit, from 4 threa
 from __future__ import annotations
 
 import ctypes
-import threading
 
 import numpy as np
 import pytensor
@@ -21,6 +20,7 @@ import pytest
 from pytensor.compile.mode import Mode
 from pytensor.link.vm import VMLinker
 from pytensor.scan.op import Scan
+from pytensor_cases import threads_agree
 
 import aotkernels.pytensor  # noqa: F401  (mode "AOT")
 from aotkernels.pytensor.coverage import coverage
@@ -246,29 +246,12 @@ def test_a_scan_logp_exports_to_c_and_threads_agree(aot_lib):
                 model.user_data.ctypes.data)
         return rc, logp[0], grad
 
-    sequential = []
     for x in xs:
         rc, logp, grad = call(x)
         want = f(x)
         assert rc == 0
         assert logp == want[0] and np.array_equal(grad, want[1])  # the same kernels
-        sequential.append((logp, grad))
-    bad = []
-
-    def worker(t):
-        for i in range(400):
-            k = (i * (t + 1) + t) % len(xs)
-            rc, logp, grad = call(xs[k])
-            if rc or logp != sequential[k][0] or not np.array_equal(grad, sequential[k][1]):
-                bad.append((t, i))
-                return
-
-    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not bad
+    assert not threads_agree(call, xs, 400)
 
 
 def test_a_recurrence_with_a_static_initial_state_and_its_gradient(aot_lib):
