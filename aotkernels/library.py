@@ -161,6 +161,14 @@ class Library:
                 self._executor = (run, limit())
         return self._executor or None
 
+    def call_runner(self):
+        """``aotk_run_call`` (a plan's call with its arrays' roots read in C), or None for a
+        library built before it (``Plan.fast_path`` then sets the roots from Python)."""
+        run = getattr(self.dll, "aotk_run_call", None)
+        if run is not None:
+            run.argtypes, run.restype = [ctypes.c_void_p], ctypes.c_int32
+        return run
+
     def function(self, key: str):
         """The kernel for a signature key as a ctypes function, or None if not shipped.
 

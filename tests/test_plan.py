@@ -132,6 +132,33 @@ def test_later_calls_run_a_plan_from_c(aot_lib):
     assert not any(np.shares_memory(p, q) for i, p in enumerate(flat) for q in flat[i + 1:])
 
 
+def test_the_fast_path_reads_every_calls_arrays_in_c(aot_lib):
+    """The generated fast path hands the shim the array objects and the shim reads their
+    data pointers (``aotk_run_call``): every call's new input arrays (contiguous, reversed,
+    strided: each geometry its own plan) and fresh results are the ones computed on, and
+    no result is written by a later call."""
+    from aotkernels.pytensor.executor import data_offset
+
+    assert data_offset() is not None  # CPython lays out ndarray objects as NumPy says
+    x, y = pt.vector("x"), pt.vector("y")
+    outs = [pt.exp(x) * y + 1, (x - y).sum(), x[::-1] * 2, pt.outer(x, y) + 1]
+    f, ref = modes([x, y], outs)
+    held = []
+    for make in (lambda v: v, lambda v: v[::-1], lambda v: np.repeat(v, 2)[::2]):
+        for k in range(8):
+            a = make(rng.normal(size=6) * (k + 1))
+            b = make(rng.normal(size=6))
+            got = f(a, b)
+            for g, w in zip(got, ref(a, b)):
+                np.testing.assert_allclose(g, w, rtol=1e-12)
+            held.append((got, [np.copy(g) for g in got]))
+        fast = f.vm._fast
+        assert fast is not None and fast.__globals__["run_call"] is not None
+    for got, copies in held:  # no later call wrote into an earlier call's results
+        for g, c in zip(got, copies):
+            np.testing.assert_array_equal(g, c)
+
+
 def test_a_value_leaving_the_plan_geometry_is_caught(aot_lib):
     """x[::k] is made by a thunk-run node: its strides change with k while the inputs'
     geometry (the plan key) does not, so the plan must notice and finish thunk by thunk."""

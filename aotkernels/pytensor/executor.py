@@ -29,7 +29,34 @@ class Step(ctypes.Structure):
                 ("shapes", ctypes.c_void_p), ("strides", ctypes.c_void_p)]
 
 
+class Call(ctypes.Structure):
+    """``aotk_call`` in the shim: a segment's steps, and the arrays whose data pointers the
+    shim writes into their roots before running them (``aotk_run_call``)."""
+
+    _fields_ = [("n_steps", ctypes.c_int64), ("steps", ctypes.c_void_p),
+                ("roots", ctypes.c_void_p), ("status", ctypes.c_void_p),
+                ("n_arrays", ctypes.c_int64), ("array_roots", ctypes.c_void_p),
+                ("arrays", ctypes.c_void_p), ("data_offset", ctypes.c_int64)]
+
+
 _from_buffer, _addressof = ctypes.c_char.from_buffer, ctypes.addressof
+
+
+def data_offset() -> int | None:
+    """Where an ndarray object keeps its data pointer (``PyArray_DATA`` reads the first
+    field after the object header), checked on arrays of several kinds; None if this
+    interpreter lays objects out otherwise (the fast path then asks NumPy per array)."""
+    global _data_offset
+    if _data_offset == -1:
+        offset = object.__basicsize__
+        arrays = [np.empty(3), np.zeros((2, 3), np.float32).T, np.empty(()), np.empty(0)]
+        read = ctypes.c_void_p.from_address
+        ok = all(read(id(a) + offset).value == a.ctypes.data for a in arrays)
+        _data_offset = offset if ok else None
+    return _data_offset
+
+
+_data_offset: int | None = -1
 
 
 def pointer(a: np.ndarray) -> int:
@@ -197,19 +224,32 @@ class Plan:
     fused = 0  # runs swapped in
     runs: list = []  # fusion.Run: the fused runs asked for
 
-    def fast_path(self, vm, key: tuple):
+    def fast_path(self, vm, key: tuple, runner=None):
         """This plan's call as one generated Python function of no arguments, for a plan
         without Python items (None otherwise): it checks that the inputs still have the
         geometry ``key`` (else returns None: the caller takes the general path), runs the
         plan and returns the outputs, as ``PlannedLoop`` would. Unrolled, with every
         constant bound as a name, it costs a fraction of the general loop; it waits for
-        nothing, and stands aside while fused kernels are pending (``run`` swaps them)."""
+        nothing, and stands aside while fused kernels are pending (``run`` swaps them).
+        ``runner``: the library's ``aotk_run_call``, which reads the arrays' data pointers
+        in C and runs the first segment in one ctypes call (without it, Python sets every
+        root)."""
         if vm.time_thunks or any(item.__class__ is not Segment for item in self.items):
             return None
+        offset = data_offset() if runner is not None and self.items else None
         env = {"ndarray": np.ndarray, "empty": np.empty, "pointer": pointer,
                "addressof": _addressof, "from_buffer": _from_buffer, "plan": self,
                "roots": self.roots, "seen": self.seen, "roots_p": self.roots_p,
-               "run_steps": self.run_steps, "raise_failed": self._raise_failed, "vm": vm}
+               "run_steps": self.run_steps, "raise_failed": self._raise_failed, "vm": vm,
+               "run_call": runner}
+        arrays: list = []  # (root index, expression of the array object) for ``runner``
+
+        def set_root(index: int, array: str, expr: str) -> str:
+            if offset is None:
+                return f"    roots[{index}] = {expr}"
+            arrays.append(index)
+            return f"    arrays[{len(arrays) - 1}] = id({array})"
+
         lines = ["def fast():", "    if plan.pending is not None:", "        return None"]
         for k, (cell, (shape, strides, dtype)) in enumerate(zip(vm.input_storage, key)):
             env.update({f"i{k}": cell, f"S{k}": shape, f"T{k}": strides, f"D{k}": dtype})
@@ -220,36 +260,47 @@ class Plan:
                       "        return None"]
         for j, (index, cell) in enumerate(self.inputs):
             k = next(k for k, c in enumerate(vm.input_storage) if c is cell)
-            lines += [f"    if v{k} is not seen[{j}]:",
-                      f"        roots[{index}] = pointer(v{k})",
-                      f"        seen[{j}] = v{k}"]
+            if offset is None:
+                lines += [f"    if v{k} is not seen[{j}]:",
+                          f"        roots[{index}] = pointer(v{k})",
+                          f"        seen[{j}] = v{k}"]
+            else:  # ``run`` skips the roots of inputs it has seen: keep it told
+                lines += [set_root(index, f"v{k}", ""), f"    seen[{j}] = v{k}"]
+        set_later = ({id(cell) for _, cell, _ in self.fresh}
+                     | {id(view[0]) for view in self.fresh_views}
+                     | {id(cell) for cell, _, _ in self.cells}
+                     | {id(dst) for seg in self.items for dst, _ in seg.fixups})
         for k, cell in enumerate(vm.pre_call_clear):
-            env[f"p{k}"] = cell
-            lines.append(f"    p{k}[0] = None")
+            if id(cell) not in set_later:  # this call gives the others their values
+                env[f"p{k}"] = cell
+                lines.append(f"    p{k}[0] = None")
         for k, (index, cell, (shape, dtype, perm)) in enumerate(self.fresh):
             env.update({f"f{k}": cell, f"FS{k}": tuple(shape), f"FD{k}": dtype,
                         f"FP{k}": perm})
             if perm is None:  # C-contiguous and writable: the buffer protocol's pointer
                 lines += [f"    a = b{index} = empty(FS{k}, FD{k})",
-                          f"    roots[{index}] = addressof(from_buffer(a)) if a.size "
-                          "else pointer(a)"]
+                          set_root(index, "a", "addressof(from_buffer(a)) if a.size "
+                                   "else pointer(a)")]
             else:
                 lines += [f"    b{index} = empty(FS{k}, FD{k})",
                           f"    a = b{index}.transpose(FP{k})",
-                          f"    roots[{index}] = pointer(a)"]
+                          set_root(index, "a", "pointer(a)")]
             lines.append(f"    f{k}[0] = a")
-        for k, (cell, index, offset, shape, strides, dtype) in enumerate(self.fresh_views):
+        for k, (cell, index, offset_, shape, strides, dtype) in enumerate(self.fresh_views):
             env.update({f"w{k}": cell, f"WS{k}": shape, f"WD{k}": dtype, f"WT{k}": strides})
-            lines.append(f"    w{k}[0] = ndarray(WS{k}, WD{k}, b{index}, {offset}, WT{k})")
+            lines.append(f"    w{k}[0] = ndarray(WS{k}, WD{k}, b{index}, {offset_}, WT{k})")
         for k, (cell, value, copy) in enumerate(self.cells):
             env.update({f"c{k}": cell, f"cv{k}": value})
             lines.append(f"    c{k}[0] = cv{k}.copy()" if copy else f"    c{k}[0] = cv{k}")
         for k, seg in enumerate(self.items):
             env.update({f"n{k}": seg.n, f"t{k}": seg.table_p, f"s{k}": seg.status_p,
                         f"g{k}": seg})
-            lines += [f"    failed = run_steps(n{k}, t{k}, roots_p, s{k})",
-                      "    if failed:",
-                      f"        raise_failed(g{k}, failed, vm)"]
+            if k == 0 and offset is not None:
+                env["call_p"], env["arrays"] = self._call(seg, arrays, offset)
+                lines.append("    failed = run_call(call_p)")
+            else:
+                lines.append(f"    failed = run_steps(n{k}, t{k}, roots_p, s{k})")
+            lines += ["    if failed:", f"        raise_failed(g{k}, failed, vm)"]
             for m, (dst, src) in enumerate(seg.fixups):
                 env.update({f"x{k}_{m}": dst, f"y{k}_{m}": src})
                 lines.append(f"    x{k}_{m}[0] = y{k}_{m}[0]")
@@ -262,6 +313,18 @@ class Plan:
         lines.append("    return outputs")
         exec(compile("\n".join(lines), "<aotkernels plan>", "exec"), env)
         return env["fast"]
+
+    def _call(self, seg: Segment, array_roots: list, offset: int):
+        """The ``aotk_call`` of ``seg`` whose arrays set ``array_roots``: (its address, the
+        table the fast path writes the array objects into); the plan keeps both."""
+        n = max(1, len(array_roots))
+        index = (ctypes.c_int64 * n)(*array_roots)
+        arrays = (ctypes.c_size_t * n)()
+        call = Call(seg.n.value, ctypes.addressof(seg.table), self.roots_p.value,
+                    ctypes.addressof(seg.status), len(array_roots),
+                    ctypes.addressof(index), ctypes.addressof(arrays), offset)
+        self.keep += [index, arrays, call]
+        return ctypes.c_void_p(ctypes.addressof(call)), arrays
 
     @staticmethod
     def _raise_failed(seg: Segment, failed: int, vm) -> None:

@@ -88,6 +88,12 @@ def executor():
     return None if lib is None else lib.executor()
 
 
+def call_runner():
+    """The library's ``aotk_run_call`` (``Plan.fast_path``), or None."""
+    lib = default_library()
+    return None if lib is None else lib.call_runner()
+
+
 class PlannedLoop(Loop):
     """PyTensor's Python loop, plus a plan per input geometry: the first call with a
     geometry runs thunk by thunk, the second is also recorded, later ones run the plan. A
@@ -123,7 +129,7 @@ class PlannedLoop(Loop):
                 self._fast = None
             elif plan.pending is None:
                 if plan.fast is None or plan.fast[0] is not plan.items:
-                    plan.fast = (plan.items, plan.fast_path(self, key))
+                    plan.fast = (plan.items, plan.fast_path(self, key, call_runner()))
                 self._fast = plan.fast[1]
             return self.perform_updates()
         return self._record(key)

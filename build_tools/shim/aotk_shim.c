@@ -282,6 +282,29 @@ EXPORT int32_t aotk_run_steps(int64_t n, const aotk_step *steps, char *const *ro
     return 0;
 }
 
+/* One call of a plan from Python (``Plan.fast_path``), with one ctypes argument: first the
+ * roots of the call's arrays are read from the NumPy array objects themselves (the data
+ * pointer is the first field after the object header in PyArrayObject_fields, which is
+ * what NumPy's own PyArray_DATA reads; the runtime finds and checks the offset at load,
+ * ``Library.call_runner``), then the steps run. Asking NumPy for a pointer from Python
+ * costs more than the kernels of a small model's call. */
+typedef struct {
+    int64_t n_steps;
+    const aotk_step *steps;
+    char **roots;
+    int32_t *status;
+    int64_t n_arrays;
+    const int64_t *array_roots; /* per array: the root it sets */
+    char *const *arrays;        /* per array: the ndarray object, written per call */
+    int64_t data_offset;        /* of the data pointer inside an ndarray object */
+} aotk_call;
+
+EXPORT int32_t aotk_run_call(const aotk_call *c) {
+    for (int64_t i = 0; i < c->n_arrays; i++)
+        c->roots[c->array_roots[i]] = *(char *const *)(c->arrays[i] + c->data_offset);
+    return aotk_run_steps(c->n_steps, c->steps, c->roots, c->status);
+}
+
 /* ---- Scan loops (aotkernels/pytensor/scan_loop.py) ------------------------------------
  * A step whose fn is 0 runs the kernel steps of a Scan's inner graph n_iter times. The body's
  * operands index a root table of the loop's own (the inner plan's roots): per iteration the
