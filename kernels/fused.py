@@ -14,7 +14,10 @@ in ``AOT_FUSED_PROGRAM`` and registers it before compiling (``register``). Opera
 memory inputs, then the outputs, all seen with the run's collapsed shape (stride 0 where
 broadcast); ``pattern`` fixes per operand whether its innermost axis is contiguous
 (``c``), broadcast (``s``, read once per row) or strided (``g``), and the kernel checks
-that on entry (status 2 otherwise).
+that on entry (status 2 otherwise). An output the planner placed in the memory of one of
+the run's inputs (``aliases``) is stored through that input's array, which the kernel also
+checks on entry: LLVM vectorises a loop only after a run-time overlap check of each array
+it writes against the others, which an exact alias fails (the loop then ran scalar).
 """
 
 from __future__ import annotations
@@ -47,17 +50,18 @@ class Program:
     ndim: int
     steps: tuple[tuple[str, tuple[str, ...], str, tuple[int, ...]], ...]
     outputs: tuple[int, ...]
+    aliases: tuple[int, ...] = ()  # per output: the memory input it is, or -1 (or empty)
 
     def to_json(self) -> str:
         return json.dumps([self.dtypes, self.nin, self.pattern, self.ndim, self.steps,
-                           self.outputs], separators=(",", ":"))
+                           self.outputs, self.aliases], separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Program:
-        dtypes, nin, pattern, ndim, steps, outputs = json.loads(text)
+        dtypes, nin, pattern, ndim, steps, outputs, *aliases = json.loads(text)
         return cls(tuple(dtypes), nin, pattern, ndim,
                    tuple((op, tuple(ins), out, tuple(args)) for op, ins, out, args in steps),
-                   tuple(outputs))
+                   tuple(outputs), tuple(aliases[0]) if aliases else ())
 
     @property
     def name(self) -> str:
@@ -109,6 +113,9 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
             checks.append(f"a{k}.strides[{last}] == {size}")
         elif pat == "s":
             checks.append(f"a{k}.strides[{last}] == 0")
+    for k, i in enumerate(p.aliases):
+        if i >= 0:
+            checks.append(f"a{i}.ctypes.data == a{p.nin + k}.ctypes.data")
     src = [f"def {name}({args}):",
            f"    n = a{n_ops - 1}.shape[{last}]",
            "    if n == 0:",
@@ -144,7 +151,8 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
             terms.append(term)
         src.append(f"{pad}t{i} = o{i}(f{i}({', '.join(terms)}))")
     for k, step in enumerate(p.outputs):
-        src.append(f"{pad}{reads[p.nin + k].replace('[j]', '')}[j] = t{step}")
+        alias = p.aliases[k] if p.aliases else -1
+        src.append(f"{pad}{reads[alias if alias >= 0 else p.nin + k]} = t{step}")
     src.append("    return 0")
     return src, env
 

@@ -9,6 +9,7 @@ static shapes, dtypes, tails of reductions, indexing and joins).
 
 from __future__ import annotations
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -123,6 +124,39 @@ def test_intermediate_results_that_are_outputs_are_written(fusion):
     assert am.wait_for_fusion(f, WAIT) >= 1
     for k in range(3):
         _same(f, ref, [rng.normal(size=(3, 5)), rng.normal(size=5)], f"fused call {k}")
+
+
+def test_results_in_an_inputs_memory_are_stored_through_it(fusion):
+    """PyTensor's in-place nodes put a run's results in the memory of its inputs (here the
+    products' buffers): the fused program records each such alias, its kernel stores
+    through the input and checks the alias on entry, and the results stay the Python
+    linker's."""
+    from aotkernels.kernels.fused import BAD_GEOMETRY
+
+    x, w = pt.matrix("x"), pt.matrix("w")
+    a, b = x @ w, x @ w.T
+    e = pt.exp(a * 0.1)
+    outs = [e, pt.log1p(e + b * b), pt.sigmoid(b) - e]
+    f = pytensor.function([x, w], outs, mode="AOT")
+    ref = pytensor.function([x, w], outs, mode=REF)
+    rng = np.random.default_rng(2)
+    vals = [rng.normal(size=(40, 40)) / 4, rng.normal(size=(40, 40)) / 4]
+    for k in range(3):
+        _same(f, ref, [v + k for v in vals], f"call {k}")
+    assert am.wait_for_fusion(f, WAIT) >= 1
+    runs = [run for run in _plan(f).runs if max(run.program.aliases) >= 0]
+    assert runs, [run.program for run in _plan(f).runs]
+    for k in range(3):
+        _same(f, ref, [v - k for v in vals], f"fused call {k}")
+    # called with that output elsewhere, the kernel refuses before touching memory
+    run = runs[0]
+    fn = next(step[0] for item in _plan(f).items for step in getattr(item, "steps", ())
+              if step[2] is run.shapes)
+    buffers = [np.zeros(1) for _ in run.program.dtypes]
+    data = (ctypes.c_void_p * len(buffers))(*[b.ctypes.data for b in buffers])
+    kernel = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.c_void_p,
+                              ctypes.c_void_p)(fn)
+    assert kernel(data, run.shapes, run.strides) == BAD_GEOMETRY
 
 
 def test_a_second_process_loads_fused_kernels_without_numba(fusion, tmp_path):

@@ -167,7 +167,8 @@ class _Builder:
             else:
                 pattern += "g"
         program = Program(tuple(loc[3] for loc in locs), nin, pattern, len(shape), steps,
-                          tuple(step for _, step in outs))
+                          tuple(step for _, step in outs),
+                          tuple(where.get(loc, -1) for loc, _ in outs))
         shapes = [n for _ in locs for n in shape]
         flat = [s for st in strides for s in st]
         return Run(first, last, program, [(loc[0], loc[1]) for loc in locs],
