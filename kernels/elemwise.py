@@ -58,34 +58,37 @@ def flat_source(nin: int, converters: list, fixup: bool = False,
     where it would check two for overlap at run time, a check an exact alias fails, so the
     loop ran scalar (a vector ``exp`` in place took 4.5x its time, slower than libm)."""
     expr = _scalar_expr(converters, [f"a{i}[j]" for i in range(nin)])
-
-    def loop(dst: str, pad: str) -> list[str]:
-        lines = [f"{pad}for j in range(n):", f"{pad}    {dst}[j] = {expr}"]
-        if fixup:
-            lines[:0] = [f"{pad}far = False"]
-            lines += [f"{pad}    far |= mark({dst}[j])",
-                      *(pad + line for line in fixup_lines(dst, "n"))]
-        return lines
-
     ins = ", ".join(f"a{i}" for i in range(nin))
     src = [f"def kernel({ins}, out):", "    n = out.shape[0]"]
     for k, i in enumerate(inplace):
         src.append(f"    {'elif' if k else 'if'} a{i}.ctypes.data == out.ctypes.data:")
-        src += loop(f"a{i}", "        ")
+        src += store_loop(f"a{i}", expr, fixup, "        ")
     if inplace:
         src.append("    else:")
-    src += loop("out", "        " if inplace else "    ")
+    src += store_loop("out", expr, fixup, "        " if inplace else "    ")
     return src + ["    return 0"]
 
 
+def store_loop(dst: str, expr: str, fixup: bool, pad: str) -> list[str]:
+    """``dst[j] = expr`` for every ``j < n``; with ``fixup``, the marked body's second loop."""
+    lines = [f"{pad}for j in range(n):", f"{pad}    {dst}[j] = {expr}"]
+    if fixup:
+        lines[:0] = [f"{pad}far = False"]
+        lines += [f"{pad}    far |= mark({dst}[j])",
+                  *(pad + line for line in fixup_lines(dst, "n"))]
+    return lines
+
+
 def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int],
-              blocked: bool = False, fixup: bool = False) -> list[str]:
+              blocked: bool = False, fixup: bool = False,
+              inplace: tuple[int, ...] = ()) -> list[str]:
     """Branch on inner strides once, then run the loop nest specialised for that case.
 
     ``blocked``: general (strided) rows are copied through stack blocks of ``BLOCK``
     elements when ``vector_path()`` holds, so a vector-math body (``kernels/vecmath.py``)
     runs vectorised on them too, with the contiguous loop's bits. ``fixup``: the body is
     marked (``vecmath.FIXUPS``): each vectorised loop is followed by its fixup loop.
+    ``inplace``: as in ``flat_source``, for contiguous rows.
     """
     ins = ", ".join(f"a{i}" for i in range(nin))
     last = ndim - 1
@@ -128,10 +131,14 @@ def nd_source(nin: int, ndim: int, converters: list, itemsizes: list[int],
             else:
                 body.append(f"s{i} = {row(f'a{i}')}[0]")
                 reads.append(f"s{i}")
-        body += ["for j in range(n):", f"    ro[j] = {_scalar_expr(converters, reads)}"]
-        if fixup:
-            body[-2:-2] = ["far = False"]
-            body += ["    far |= mark(ro[j])", *fixup_lines("ro", "n")]
+        expr = _scalar_expr(converters, reads)
+        same = [i for i, p in enumerate(pat) if p == "c" and i in inplace]
+        for k, i in enumerate(same):  # in place: through the input (see ``flat_source``)
+            body.append(f"{'elif' if k else 'if'} r{i}.ctypes.data == ro.ctypes.data:")
+            body += store_loop(f"r{i}", expr, fixup, "    ")
+        if same:
+            body.append("else:")
+        body += store_loop("ro", expr, fixup, "    " if same else "")
         src += nest(body, 2)
     general_reads = [f"a{i}[{', '.join([*outer, 'j'])}]" for i in range(nin)]
     general = [f"out[{', '.join([*outer, 'j'])}] = {_scalar_expr(converters, general_reads)}"]
@@ -185,13 +192,13 @@ def build(sig: Signature, name: str):
     env = {"f": scalar, "assume_c": assume_c}
     if fix is not None:
         env.update(mark=fix[0], fix=fix[1])
+    same = tuple(i for i, d in enumerate(sig.in_dtypes) if d == sig.out_dtype)
     if sig.layout == "flat":
-        same = tuple(i for i, d in enumerate(sig.in_dtypes) if d == sig.out_dtype)
         src = flat_source(op.nin, converters, fixup=fix is not None, inplace=same)
     else:
         itemsizes = [np.dtype(d).itemsize for d in (*sig.in_dtypes, sig.out_dtype)]
         src = nd_source(op.nin, sig.ndim, converters, itemsizes, blocked=vec is not None,
-                        fixup=fix is not None)
+                        fixup=fix is not None, inplace=same)
         if vec is not None:
             from aotkernels.kernels.vecmath import vector_path
 

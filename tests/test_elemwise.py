@@ -139,6 +139,25 @@ def test_nd_kernels_strided_and_broadcast(case, ndim, no_jit):
     out = _strided(np.empty(shape, want.dtype), rng)
     ak.elemwise(op, *views, out=out, dtype=dtype)
     assert_matches(out, want)
+    if dtype is not None:
+        return
+
+    # in place on contiguous rows that do not collapse (the first half of wider rows),
+    # through each input of the result's dtype, and with the other input broadcast
+    def rows(a):
+        r = np.empty((*a.shape[:-1], 2 * a.shape[-1]), a.dtype)[..., :a.shape[-1]]
+        r[...] = a
+        return r
+
+    for i, a in enumerate(arrays):
+        if a.dtype == want.dtype:
+            copies = [rows(b) for b in arrays]
+            ak.elemwise(op, *copies, out=copies[i])
+            assert_matches(copies[i], want)
+    if len(ins) == 2 and arrays[0].dtype == want.dtype:
+        x, last = rows(arrays[0]), arrays[1][..., :1]
+        ak.elemwise(op, x, last, out=x)
+        assert_matches(x, reference(op, arrays[0], last))
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
