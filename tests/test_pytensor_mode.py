@@ -155,6 +155,54 @@ def test_quick_validation_rejects_what_pytensors_rejects(aot_lib):
     assert outcomes[0] is not None and outcomes[:2] == outcomes[2:], outcomes
 
 
+def test_dense_graphs_never_probe_the_blas_toolchain(aot_lib, monkeypatch):
+    """PyTensor 2.38's sparse ``local_usmm`` pattern (in ``specialize``) reads
+    ``config.blas__ldflags`` on any ``z - alpha * w`` whose ``alpha`` broadcasts, before it
+    looks for a sparse dot; reading it the first time runs the C compiler (0.2-0.6 s of a
+    cold PyMC compile). Mode AOT excludes it: a dense graph compiles without that read, and
+    computes what PyTensor's Python linker computes."""
+    from pytensor.configdefaults import config
+
+    param = config._config_var_dict["blas__ldflags"]
+    reads = []
+    had_value = hasattr(param, "val")
+    monkeypatch.delattr(param, "val", raising=False)
+    monkeypatch.setattr(param, "_default", lambda: reads.append(1) or "")
+    monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
+    try:
+        z, w, a = pt.vector("z"), pt.vector("w"), pt.scalar("a")
+        f = pytensor.function([z, w, a], z - a * pt.exp(w), mode="AOT")
+    finally:
+        if not had_value and hasattr(param, "val"):
+            del param.val
+    assert reads == []
+    Z, W = np.linspace(-1, 1, 5), np.linspace(0, 2, 5)
+    close(f(Z, W, 0.5), Z - 0.5 * np.exp(W))
+
+
+def test_dimshuffles_are_built_without_reading_their_c_file(aot_lib, monkeypatch):
+    """Rewrites build hundreds of ``DimShuffle`` Ops, and PyTensor's ``ExternalCOp``
+    constructor reads and parses the Op's C file in every one; mode AOT reads it once per
+    class: later Ops get the same code and sections without touching the file."""
+    from pathlib import Path
+
+    from pytensor.tensor.elemwise import DimShuffle
+
+    first = DimShuffle(input_ndim=1, new_order=(0, "x"))
+    opened = []
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text",
+                        lambda self, *a, **k: opened.append(self) or real_read(self, *a, **k))
+    second = DimShuffle(input_ndim=2, new_order=(1, 0))
+    assert opened == []
+    assert second.func_codes == first.func_codes and second.func_codes is not first.func_codes
+    assert second.code_sections == first.code_sections
+    assert second.code_sections is not first.code_sections
+    x = pt.matrix("x")
+    f = pytensor.function([x], x.T * 2, mode="AOT")
+    close(f(np.arange(6.0).reshape(2, 3)), np.arange(6.0).reshape(2, 3).T * 2)
+
+
 SOFTMAX = r"""
 import json, sys
 import numpy as np

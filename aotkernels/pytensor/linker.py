@@ -177,4 +177,5 @@ class AOTLinker(VMLinker):
         return state
 
 
+rewrites.c_code_read_once()
 AOT = CachedMode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run", rewrites.TAG]))

@@ -13,7 +13,9 @@ what real models leave in a graph runs as kernel steps of a plan.
   itself: a kernel instead of a sort left to Python (a permutation has no ties, so every
   sort kind gives the same result).
 
-``quick_validation`` changes how mode AOT's rewriting validates, not what it does.
+``quick_validation`` changes how mode AOT's rewriting validates, not what it does;
+``c_code_read_once`` makes building a ``DimShuffle`` (rewrites build thousands) stop
+reading its C file from disk.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pytensor.compile.builders import OpFromGraph
 from pytensor.graph import Apply, node_rewriter
 from pytensor.graph.features import Validator
 from pytensor.graph.rewriting.basic import dfs_rewriter
+from pytensor.link.c.op import ExternalCOp
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
@@ -120,3 +123,30 @@ def quick_validation(fgraph) -> None:
     if (isinstance(validate, partial) and validate.args == (fgraph,)
             and getattr(validate.func, "__func__", None) is _PYTENSOR_VALIDATE):
         fgraph.validate = partial(_validate, fgraph)
+
+
+#: (ExternalCOp class, its C files) -> (the files' text, their sections), read once
+_C_CODE: dict[tuple, tuple[list[str], dict[str, str]]] = {}
+_PYTENSOR_LOAD_C_CODE = ExternalCOp.load_c_code
+
+
+def _load_c_code_once(self, func_files) -> None:
+    """``ExternalCOp.load_c_code`` read once per class and files: PyTensor reads and
+    regex-splits the Op's C file in every constructor, and ``DimShuffle`` is one (a
+    canonicalize pass builds hundreds: 0.3-0.5 ms each, 5% of a cold PyMC compile). Each
+    Op gets its own copies, as before; a failing read is not remembered."""
+    key = (type(self), tuple(func_files))
+    known = _C_CODE.get(key)
+    if known is None:
+        _PYTENSOR_LOAD_C_CODE(self, func_files)
+        _C_CODE[key] = (list(self.func_codes), dict(self.code_sections))
+        return
+    self.func_codes.extend(known[0])
+    self.code_sections.update(known[1])
+
+
+def c_code_read_once() -> None:
+    """Install ``_load_c_code_once`` (once; the file contents cannot change under a running
+    process)."""
+    if ExternalCOp.load_c_code is _PYTENSOR_LOAD_C_CODE:
+        ExternalCOp.load_c_code = _load_c_code_once
