@@ -180,6 +180,31 @@ def test_dense_graphs_never_probe_the_blas_toolchain(aot_lib, monkeypatch):
     close(f(Z, W, 0.5), Z - 0.5 * np.exp(W))
 
 
+LATE_SPARSE = r"""
+import pytensor, pytensor.tensor as pt
+import aotkernels.pytensor
+x = pt.vector("x")
+f = pytensor.function([x], pt.exp(x) - 2 * x, mode="AOT")
+import pytensor.sparse  # PyTensor 3.x imports it lazily: its rewrites register now
+g = pytensor.function([x], pt.log1p(x) - 3 * x, mode="AOT")
+print(f([1.0])[0], g([1.0])[0])
+"""
+
+
+def test_pytensor_sparse_imports_after_a_mode_aot_compile(aot_lib):
+    """Mode AOT's query must not name a rewrite PyTensor has not registered yet: excluding
+    ``local_usmm`` before ``pytensor.sparse`` was imported made it a tag of the database,
+    and the later import (PyTensor 3.x, lazily) failed to register it, which broke every
+    rewrite that imports ``pytensor.sparse`` (15 of PyTensor's own rewriting tests)."""
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), AOT_GRAPH_CACHE="0")
+    res = subprocess.run([sys.executable, "-c", LATE_SPARSE], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "already present" not in res.stderr, res.stderr[-3000:]
+    got = [float(v) for v in res.stdout.split()]
+    close(np.array(got), np.array([np.exp(1.0) - 2, np.log1p(1.0) - 3]))
+
+
 def test_dimshuffles_are_built_without_reading_their_c_file(aot_lib, monkeypatch):
     """Rewrites build hundreds of ``DimShuffle`` Ops, and PyTensor's ``ExternalCOp``
     constructor reads and parses the Op's C file in every one; mode AOT reads it once per

@@ -13,6 +13,9 @@ what real models leave in a graph runs as kernel steps of a plan.
   itself: a kernel instead of a sort left to Python (a permutation has no ties, so every
   sort kind gives the same result).
 
+``probing_rewrites`` names PyTensor rewrites mode AOT leaves out because merely trying
+them costs a compiler run.
+
 ``quick_validation`` changes how mode AOT's rewriting validates, not what it does;
 ``c_code_read_once`` makes building a ``DimShuffle`` (rewrites build thousands) stop
 reading its C file from disk.
@@ -88,6 +91,23 @@ optdb.register("aot_inline_ofg", dfs_rewriter(aot_inline_ofg), TAG, position=1.9
 optdb.register("aot_tensor_checks", dfs_rewriter(aot_tensor_checks), TAG, position=48.9)
 optdb.register("aot_argsort_permutation", dfs_rewriter(aot_argsort_permutation), TAG,
                position=60.5)  # after Blockwise wrappers are removed (60)
+
+
+def probing_rewrites() -> tuple[str, ...]:
+    """PyTensor 2.x's sparse ``local_usmm`` (in ``specialize``, registered when PyTensor is
+    imported) unless PyTensor tags it ``cxx_only`` (3.x does, so the query drops it already):
+    its pattern reads ``config.blas__ldflags``, a C compiler probe of 0.2-0.6 s, on any dense
+    ``z - alpha * w`` with a broadcastable ``alpha``, before it looks for a sparse dot.
+    Only a registered name may be excluded: excluding an unknown one makes it a tag of
+    PyTensor's database, and a later import of ``pytensor.sparse`` (lazy in 3.x) then fails to
+    register a rewrite of that name."""
+    specialize = optdb.__db__.get("specialize", ())
+    specialize = next(iter(specialize), None)
+    names = getattr(specialize, "_names", ())
+    if "local_usmm" not in names:
+        return ()
+    usmm, cxx_only = specialize.__db__.get("local_usmm", ()), specialize.__db__.get("cxx_only", ())
+    return () if any(r in cxx_only for r in usmm) else ("local_usmm",)
 
 
 #: PyTensor's validation method (2.38: ``validate_``, 3.0: ``validate``) and the callback it runs
