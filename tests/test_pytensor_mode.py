@@ -155,6 +155,79 @@ def test_quick_validation_rejects_what_pytensors_rejects(aot_lib):
     assert outcomes[0] is not None and outcomes[:2] == outcomes[2:], outcomes
 
 
+def test_dense_graphs_never_probe_the_blas_toolchain(aot_lib, monkeypatch):
+    """PyTensor 2.38's sparse ``local_usmm`` pattern (in ``specialize``) reads
+    ``config.blas__ldflags`` on any ``z - alpha * w`` whose ``alpha`` broadcasts, before it
+    looks for a sparse dot; reading it the first time runs the C compiler (0.2-0.6 s of a
+    cold PyMC compile). Mode AOT excludes it: a dense graph compiles without that read, and
+    computes what PyTensor's Python linker computes."""
+    from pytensor.configdefaults import config
+
+    param = config._config_var_dict["blas__ldflags"]
+    reads = []
+    had_value = hasattr(param, "val")
+    monkeypatch.delattr(param, "val", raising=False)
+    monkeypatch.setattr(param, "_default", lambda: reads.append(1) or "")
+    monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
+    try:
+        z, w, a = pt.vector("z"), pt.vector("w"), pt.scalar("a")
+        f = pytensor.function([z, w, a], z - a * pt.exp(w), mode="AOT")
+    finally:
+        if not had_value and hasattr(param, "val"):
+            del param.val
+    assert reads == []
+    Z, W = np.linspace(-1, 1, 5), np.linspace(0, 2, 5)
+    close(f(Z, W, 0.5), Z - 0.5 * np.exp(W))
+
+
+LATE_SPARSE = r"""
+import pytensor, pytensor.tensor as pt
+import aotkernels.pytensor
+x = pt.vector("x")
+f = pytensor.function([x], pt.exp(x) - 2 * x, mode="AOT")
+import pytensor.sparse  # PyTensor 3.x imports it lazily: its rewrites register now
+g = pytensor.function([x], pt.log1p(x) - 3 * x, mode="AOT")
+print(f([1.0])[0], g([1.0])[0])
+"""
+
+
+def test_pytensor_sparse_imports_after_a_mode_aot_compile(aot_lib):
+    """Mode AOT's query must not name a rewrite PyTensor has not registered yet: excluding
+    ``local_usmm`` before ``pytensor.sparse`` was imported made it a tag of the database,
+    and the later import (PyTensor 3.x, lazily) failed to register it, which broke every
+    rewrite that imports ``pytensor.sparse`` (15 of PyTensor's own rewriting tests)."""
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), AOT_GRAPH_CACHE="0")
+    res = subprocess.run([sys.executable, "-c", LATE_SPARSE], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "already present" not in res.stderr, res.stderr[-3000:]
+    got = [float(v) for v in res.stdout.split()]
+    close(np.array(got), np.array([np.exp(1.0) - 2, np.log1p(1.0) - 3]))
+
+
+def test_dimshuffles_are_built_without_reading_their_c_file(aot_lib, monkeypatch):
+    """Rewrites build hundreds of ``DimShuffle`` Ops, and PyTensor's ``ExternalCOp``
+    constructor reads and parses the Op's C file in every one; mode AOT reads it once per
+    class: later Ops get the same code and sections without touching the file."""
+    from pathlib import Path
+
+    from pytensor.tensor.elemwise import DimShuffle
+
+    first = DimShuffle(input_ndim=1, new_order=(0, "x"))
+    opened = []
+    real_read = Path.read_text
+    monkeypatch.setattr(Path, "read_text",
+                        lambda self, *a, **k: opened.append(self) or real_read(self, *a, **k))
+    second = DimShuffle(input_ndim=2, new_order=(1, 0))
+    assert opened == []
+    assert second.func_codes == first.func_codes and second.func_codes is not first.func_codes
+    assert second.code_sections == first.code_sections
+    assert second.code_sections is not first.code_sections
+    x = pt.matrix("x")
+    f = pytensor.function([x], x.T * 2, mode="AOT")
+    close(f(np.arange(6.0).reshape(2, 3)), np.arange(6.0).reshape(2, 3).T * 2)
+
+
 SOFTMAX = r"""
 import json, sys
 import numpy as np

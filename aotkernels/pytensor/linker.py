@@ -78,8 +78,9 @@ class AOTLinker(VMLinker):
                          c_thunks=False, allow_partial_eval=allow_partial_eval)
         # c_blas: PyTensor 2.x tags its CGemv/CGer rewrite fast_run but not cxx_only; it
         # reads config.blas__ldflags (a ~0.8 s toolchain probe) and makes C Ops, which run
-        # here as the Gemv/Ger they subclass
-        self.incompatible_rewrites = ("cxx_only", "c_blas", "fusion", "local_careduce_fusion")
+        # here as the Gemv/Ger they subclass; rewrites.probing_rewrites: the same probe
+        self.incompatible_rewrites = ("cxx_only", "c_blas", "fusion", "local_careduce_fusion",
+                                      *rewrites.probing_rewrites())
         self.nodes: list = []
         self.thunks: list = []
         self.vm = None
@@ -174,4 +175,5 @@ class AOTLinker(VMLinker):
         return state
 
 
+rewrites.c_code_read_once()
 AOT = CachedMode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run", rewrites.TAG]))

@@ -13,7 +13,12 @@ what real models leave in a graph runs as kernel steps of a plan.
   itself: a kernel instead of a sort left to Python (a permutation has no ties, so every
   sort kind gives the same result).
 
-``quick_validation`` changes how mode AOT's rewriting validates, not what it does.
+``probing_rewrites`` names PyTensor rewrites mode AOT leaves out because merely trying
+them costs a compiler run.
+
+``quick_validation`` changes how mode AOT's rewriting validates, not what it does;
+``c_code_read_once`` makes building a ``DimShuffle`` (rewrites build thousands) stop
+reading its C file from disk.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from pytensor.compile.builders import OpFromGraph
 from pytensor.graph import Apply, node_rewriter
 from pytensor.graph.features import Validator
 from pytensor.graph.rewriting.basic import dfs_rewriter
+from pytensor.link.c.op import ExternalCOp
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
@@ -87,6 +93,23 @@ optdb.register("aot_argsort_permutation", dfs_rewriter(aot_argsort_permutation),
                position=60.5)  # after Blockwise wrappers are removed (60)
 
 
+def probing_rewrites() -> tuple[str, ...]:
+    """PyTensor 2.x's sparse ``local_usmm`` (in ``specialize``, registered when PyTensor is
+    imported) unless PyTensor tags it ``cxx_only`` (3.x does, so the query drops it already):
+    its pattern reads ``config.blas__ldflags``, a C compiler probe of 0.2-0.6 s, on any dense
+    ``z - alpha * w`` with a broadcastable ``alpha``, before it looks for a sparse dot.
+    Only a registered name may be excluded: excluding an unknown one makes it a tag of
+    PyTensor's database, and a later import of ``pytensor.sparse`` (lazy in 3.x) then fails to
+    register a rewrite of that name."""
+    specialize = optdb.__db__.get("specialize", ())
+    specialize = next(iter(specialize), None)
+    names = getattr(specialize, "_names", ())
+    if "local_usmm" not in names:
+        return ()
+    usmm, cxx_only = specialize.__db__.get("local_usmm", ()), specialize.__db__.get("cxx_only", ())
+    return () if any(r in cxx_only for r in usmm) else ("local_usmm",)
+
+
 #: PyTensor's validation method (2.38: ``validate_``, 3.0: ``validate``) and the callback it runs
 if hasattr(Validator, "validate_"):
     _PYTENSOR_VALIDATE, _CALLBACK = Validator.validate_, "validate"
@@ -120,3 +143,30 @@ def quick_validation(fgraph) -> None:
     if (isinstance(validate, partial) and validate.args == (fgraph,)
             and getattr(validate.func, "__func__", None) is _PYTENSOR_VALIDATE):
         fgraph.validate = partial(_validate, fgraph)
+
+
+#: (ExternalCOp class, its C files) -> (the files' text, their sections), read once
+_C_CODE: dict[tuple, tuple[list[str], dict[str, str]]] = {}
+_PYTENSOR_LOAD_C_CODE = ExternalCOp.load_c_code
+
+
+def _load_c_code_once(self, func_files) -> None:
+    """``ExternalCOp.load_c_code`` read once per class and files: PyTensor reads and
+    regex-splits the Op's C file in every constructor, and ``DimShuffle`` is one (a
+    canonicalize pass builds hundreds: 0.3-0.5 ms each, 5% of a cold PyMC compile). Each
+    Op gets its own copies, as before; a failing read is not remembered."""
+    key = (type(self), tuple(func_files))
+    known = _C_CODE.get(key)
+    if known is None:
+        _PYTENSOR_LOAD_C_CODE(self, func_files)
+        _C_CODE[key] = (list(self.func_codes), dict(self.code_sections))
+        return
+    self.func_codes.extend(known[0])
+    self.code_sections.update(known[1])
+
+
+def c_code_read_once() -> None:
+    """Install ``_load_c_code_once`` (once; the file contents cannot change under a running
+    process)."""
+    if ExternalCOp.load_c_code is _PYTENSOR_LOAD_C_CODE:
+        ExternalCOp.load_c_code = _load_c_code_once
