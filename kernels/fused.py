@@ -50,7 +50,9 @@ class Program:
     ndim: int
     steps: tuple[tuple[str, tuple[str, ...], str, tuple[int, ...]], ...]
     outputs: tuple[int, ...]
-    aliases: tuple[int, ...] = ()  # per output: the memory input it is, or -1 (or empty)
+    #: per output: the memory input it is stored through (contiguous or strided, never
+    #: broadcast: a one-element run stores through its own operand), or -1; or empty
+    aliases: tuple[int, ...] = ()
 
     def to_json(self) -> str:
         return json.dumps([self.dtypes, self.nin, self.pattern, self.ndim, self.steps,
@@ -113,7 +115,8 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
             checks.append(f"a{k}.strides[{last}] == {size}")
         elif pat == "s":
             checks.append(f"a{k}.strides[{last}] == 0")
-    for k, i in enumerate(p.aliases):
+    aliases = [i if i >= 0 and p.pattern[i] != "s" else -1 for i in p.aliases]
+    for k, i in enumerate(aliases):
         if i >= 0:
             checks.append(f"a{i}.ctypes.data == a{p.nin + k}.ctypes.data")
     src = [f"def {name}({args}):",
@@ -151,7 +154,7 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
             terms.append(term)
         src.append(f"{pad}t{i} = o{i}(f{i}({', '.join(terms)}))")
     for k, step in enumerate(p.outputs):
-        alias = p.aliases[k] if p.aliases else -1
+        alias = aliases[k] if aliases else -1
         src.append(f"{pad}{reads[alias if alias >= 0 else p.nin + k]} = t{step}")
     src.append("    return 0")
     return src, env

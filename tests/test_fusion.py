@@ -128,15 +128,17 @@ def test_intermediate_results_that_are_outputs_are_written(fusion):
 
 def test_results_in_an_inputs_memory_are_stored_through_it(fusion):
     """PyTensor's in-place nodes put a run's results in the memory of its inputs (here the
-    products' buffers): the fused program records each such alias, its kernel stores
-    through the input and checks the alias on entry, and the results stay the Python
-    linker's."""
+    products' buffers, and a sum's 0-d one): the fused program records each such alias, its
+    kernel stores through the input and checks the alias on entry, and the results stay the
+    Python linker's. (A one-element run reads its inputs once, as broadcast scalars: it
+    once stored such a result into that local copy, and eight schools' logp came out
+    wrong.)"""
     from aotkernels.kernels.fused import BAD_GEOMETRY
 
     x, w = pt.matrix("x"), pt.matrix("w")
     a, b = x @ w, x @ w.T
     e = pt.exp(a * 0.1)
-    outs = [e, pt.log1p(e + b * b), pt.sigmoid(b) - e]
+    outs = [e, pt.log1p(e + b * b), pt.sigmoid(b) - e, pt.log1p(pt.exp(x.sum() * 0.01)) * 2]
     f = pytensor.function([x, w], outs, mode="AOT")
     ref = pytensor.function([x, w], outs, mode=REF)
     rng = np.random.default_rng(2)

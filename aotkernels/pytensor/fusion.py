@@ -168,7 +168,8 @@ class _Builder:
                 pattern += "g"
         program = Program(tuple(loc[3] for loc in locs), nin, pattern, len(shape), steps,
                           tuple(step for _, step in outs),
-                          tuple(where.get(loc, -1) for loc, _ in outs))
+                          tuple(-1 if where.get(loc, -1) < 0 or pattern[where[loc]] == "s"
+                                else where[loc] for loc, _ in outs))
         shapes = [n for _ in locs for n in shape]
         flat = [s for st in strides for s in st]
         return Run(first, last, program, [(loc[0], loc[1]) for loc in locs],
