@@ -1,10 +1,13 @@
 """Elementwise speed, library load time and size, against NumPy and numba, in one run.
 
-    python benchmarks/bench_elemwise.py [--lib DIR] [--cache-kernels 200] [--quick]
+    python benchmarks/bench_elemwise.py [--lib DIR] [--target x86_64_v3] [--cache-kernels 200]
+                                        [--quick]
 
 ``--lib`` is a library directory from ``build-kernels --no-wheel`` (default: $AOT_LIBRARY_DIR,
-else build/full-lib, else the installed package). Prints markdown tables; the figures in
-RESULTS.md come from this script.
+else build/full-lib, else the installed package); ``--target`` loads that CPU level of it
+(``AOT_CPU_TARGET``; ``bench_levels.py`` runs every level side by side, this script one).
+NumPy's own SIMD dispatch is whatever ``NPY_ENABLE_CPU_FEATURES`` leaves it. Prints markdown
+tables; the figures in RESULTS.md come from this script.
 
 Columns: ``aot call`` is ``aotkernels.elemwise(..., out=o)`` (validation, resolution and a
 ctypes call per call); ``aot prepared`` is ``Prepared.run`` (data pointers marshalled per
@@ -121,22 +124,27 @@ def positive(op: str) -> bool:
 
 
 def cases(n: int):
+    """(op, layout, dtype, inputs): add, exp and sigmoid in four layouts (float64); every
+    transcendental op contiguous in float64 and float32."""
     rng = np.random.default_rng(0)
     side = int(round(n**0.5))
     a, b = rng.normal(size=n), rng.normal(size=n)
     big = rng.normal(size=2 * n)
     m, row = rng.normal(size=(side, side)), rng.normal(size=side)
     for op in ("add", "exp", "sigmoid"):
-        yield op, "contiguous", (a, b) if op == "add" else (a,)
-        yield op, "strided", (big[::2], b) if op == "add" else (big[::2],)
+        yield op, "contiguous", "float64", (a, b) if op == "add" else (a,)
+        yield op, "strided", "float64", (big[::2], b) if op == "add" else (big[::2],)
         if op == "add":
-            yield op, "broadcast row", (m, row)
+            yield op, "broadcast row", "float64", (m, row)
         else:
-            yield op, "2-d reversed", (m[::-1],)
-    for op in TRANSCENDENTAL:
-        if op not in ("exp", "sigmoid"):
+            yield op, "2-d reversed", "float64", (m[::-1],)
+    for dtype in ("float64", "float32"):
+        for op in TRANSCENDENTAL:
+            if dtype == "float64" and op in ("exp", "sigmoid"):
+                continue
             x = np.abs(a) if positive(op) else a
-            yield op, "contiguous", (x, b) if op in BINARY else (x,)
+            args = (x, b) if op in BINARY else (x,)
+            yield op, "contiguous", dtype, tuple(v.astype(dtype) for v in args)
 
 
 def numba_funcs():
@@ -153,7 +161,7 @@ def _measure(op, args, numpy_fn, numba_fn) -> dict:
     import aotkernels as ak
     from aotkernels.families.elemwise import prepare
 
-    out = np.empty(np.broadcast_shapes(*(x.shape for x in args)))
+    out = np.empty(np.broadcast_shapes(*(x.shape for x in args)), args[0].dtype)
     t_np = best(lambda: numpy_fn(*args, out=out))
     t_nb = best(lambda: numba_fn(*args, out))
     t_call = best(lambda: ak.elemwise(op, *args, out=out))
@@ -161,7 +169,8 @@ def _measure(op, args, numpy_fn, numba_fn) -> dict:
     t_prep = best(lambda: p.run([*arrays, out]))
     data = (ctypes.c_void_p * p.n)(*[a.ctypes.data for a in arrays], out.ctypes.data)
     t_kern = best(lambda: p.fn(data, p.shapes, p.strides))
-    assert np.allclose(out, numpy_fn(*args), rtol=1e-12, atol=1e-300), op
+    rtol = 1e-12 if out.dtype == np.float64 else 1e-5
+    assert np.allclose(out, numpy_fn(*args), rtol=rtol, atol=1e-300), op
     return dict(kernel=p.sig.key.split("/", 2)[2], source=p.source, numpy=t_np, numba=t_nb,
                 call=t_call, prepared=t_prep, kern=t_kern)
 
@@ -170,8 +179,8 @@ def bench_speed(quick: bool) -> list[dict]:
     nb = numba_funcs()
     rows = []
     for n in (1_000, 1_000_000):
-        for op, layout, args in cases(n):
-            rows.append(dict(n=n, op=op, layout=layout,
+        for op, layout, dtype, args in cases(n):
+            rows.append(dict(n=n, op=op, layout=layout, dtype=dtype,
                              **_measure(op, args, numpy_fn(op), nb[op])))
             if quick and n == 1_000_000:
                 break
@@ -277,6 +286,7 @@ def bench_numba_cache(lib_dir: Path, count: int) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--lib", type=Path, default=None)
+    p.add_argument("--target", help="CPU level of the library to load (AOT_CPU_TARGET)")
     p.add_argument("--cache-kernels", type=int, default=200)
     p.add_argument("--quick", action="store_true")
     args = p.parse_args()
@@ -284,6 +294,8 @@ def main() -> None:
     if not (lib_dir / "manifest.json").exists():
         raise SystemExit(f"no library in {lib_dir}: run build-kernels --no-wheel --out {lib_dir}")
     os.environ["AOT_LIBRARY_DIR"] = str(lib_dir.resolve())
+    if args.target:
+        os.environ["AOT_CPU_TARGET"] = args.target
     import numba
 
     print(f"# elementwise benchmark, {time.strftime('%Y-%m-%d')}")
@@ -295,11 +307,12 @@ def main() -> None:
     print(f"library: {lib.path.name} ({lib.path.stat().st_size / 1e6:.2f} MB, "
           f"{len(lib.kernels)} kernels, target {lib.target})\n")
 
-    print("| n | op | layout | kernel | numpy µs | numba µs | aot call µs | aot prepared µs "
-          "| aot kernel µs | kernel/numpy | kernel/numba |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| n | op | layout | dtype | kernel | numpy µs | numba µs | aot call µs "
+          "| aot prepared µs | aot kernel µs | kernel/numpy | kernel/numba |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in bench_speed(args.quick):
-        print(f"| {r['n']:.0e} | {r['op']} | {r['layout']} | {r['source']} {r['kernel']} "
+        print(f"| {r['n']:.0e} | {r['op']} | {r['layout']} | {r['dtype']} "
+              f"| {r['source']} {r['kernel']} "
               f"| {r['numpy'] * 1e6:.1f} | {r['numba'] * 1e6:.1f} | {r['call'] * 1e6:.1f} "
               f"| {r['prepared'] * 1e6:.1f} | {r['kern'] * 1e6:.1f} "
               f"| {r['kern'] / r['numpy']:.2f} | {r['kern'] / r['numba']:.2f} |")

@@ -591,10 +591,16 @@ def use_libm(typingctx, bit_t):
 def _libm_sigmoid(x):
     """The vector body's form over libm's exp (one exp, one division, as the plain
     ``1 / (1 + exp(-x))`` before this module, which gave 0 instead of the subnormal
-    results below -709.78 and lost float32 accuracy the same way below -88.7)."""
+    results below -709.78 and lost float32 accuracy the same way below -88.7).
+
+    ``s`` or ``e * s`` is chosen by arithmetic on the sign bit (``h``: 1.0 where it is set,
+    exact products, the same bits as a select; -0.0 gives e = 1): SSE2 has no select of
+    doubles on a float32 comparison, and LLVM branched on the sign in loops it did not
+    widen (strided float32 rows on the baseline: 2.2x slower than before this module)."""
     e = math.exp(-abs(x))
     s = 1.0 / (1.0 + e)
-    return s if x >= 0.0 else e * s
+    h = to_float((as_bits(x) >> 63) & 1)
+    return s * (e * h + (1.0 - h))
 
 
 def _libm_softplus(x):  # PyTensor's piecewise form, the body before this module
