@@ -48,6 +48,7 @@ from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import numpy as np
+from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.sharedvalue import SharedVariable
 from pytensor.configdefaults import config
 from pytensor.graph.basic import Constant, Variable
@@ -292,6 +293,16 @@ class _Pickler(graph_cache.GraphPickler):
         self.shared = shared
         self.clones: dict[int, int] = {}
         self.foreign: list[SharedVariable] = []
+
+    def reducer_override(self, obj):
+        """``OpFromGraph`` without the gradient Ops it cached, which are local functions
+        (nothing on a hit differentiates again; an emptied cache is rebuilt on demand)."""
+        if isinstance(obj, OpFromGraph):
+            func, args, state, *rest = obj.__reduce_ex__(pickle.HIGHEST_PROTOCOL)
+            if isinstance(state, dict):
+                state = dict(state, _lop_op_cache={}, _rop_op_cache=None)
+            return (func, args, state, *rest)
+        return super().reducer_override(obj)
 
     def persistent_id(self, obj):
         if isinstance(obj, SharedVariable):
