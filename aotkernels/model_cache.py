@@ -208,25 +208,30 @@ def key_of(model, options: dict[str, Any]) -> Key | None:
 
 @dataclasses.dataclass
 class Call:
-    """One ``pymc.pytensorf.compile`` call: what is stored and replayed."""
+    """One ``pymc.pytensorf.compile`` call, stored and replayed: its graphs (inputs,
+    outputs, keywords) pickled when the call was made, which is the graph that compile
+    keyed (rewriting may rename shared constants afterwards), the mode's name, and whether
+    it ran inside the model's context (``check_bounds``)."""
 
-    inputs: Any
-    outputs: Any
+    graphs: bytes
     mode: str | None
-    kwargs: dict
     in_model: bool
 
 
 @contextmanager
-def recording(model) -> Iterator[list[Call | None]]:
+def recording(model, key: Key | None) -> Iterator[list[Call | None]]:
     """Record every ``pymc.pytensorf.compile`` call (PyMC's initial point imports it by
-    name, nutpie at call time) for the duration; a call the cache cannot replay (an
-    unnamed mode, other keywords) is recorded as None."""
+    name, nutpie at call time) for the duration, when there is a ``key``; a call the cache
+    cannot replay (an unnamed mode, other keywords, a graph that does not pickle or reads a
+    shared variable not in the key) is recorded as None."""
     import pymc.initial_point
     import pymc.pytensorf as pf
     from pymc.model import modelcontext
 
     calls: list[Call | None] = []
+    if key is None:
+        yield calls
+        return
     plain = pf.compile
 
     def compile(inputs, outputs, random_seed=None, mode=None, **kwargs):
@@ -237,7 +242,8 @@ def recording(model) -> Iterator[list[Call | None]]:
         name = mode_name(mode)
         ok = (random_seed is None and set(kwargs) <= {"givens"} and
               (name is not None or mode is None) and context in (None, model))
-        calls.append(Call(inputs, outputs, name, kwargs, context is model) if ok else None)
+        graphs = pickled((inputs, outputs, kwargs), key) if ok else None
+        calls.append(None if graphs is None else Call(graphs, name, context is model))
         return plain(inputs, outputs, random_seed=random_seed, mode=mode, **kwargs)
 
     pf.compile = pymc.initial_point.compile = compile
@@ -334,22 +340,31 @@ class _Unpickler(pickle.Unpickler):
         return self.clones[n]
 
 
+def pickled(graphs, key: Key) -> bytes | None:
+    """``graphs`` pickled with the model's shared variables as references, or None."""
+    try:
+        buffer = io.BytesIO()
+        pickler = _Pickler(buffer, key.shared)
+        pickler.dump(graphs)
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
+        log.debug("aotkernels: model cache: not storing %s: %s", key.digest, exc)
+        return None
+    if pickler.foreign:
+        log.debug("aotkernels: model cache: not storing %s: the graphs read %s, which is not "
+                  "the model's", key.digest, pickler.foreign[0])
+        return None
+    return buffer.getvalue()
+
+
 def remember(key: Key, calls: list[Call | None], facts: dict) -> bool:
     """Store the recorded ``calls`` and ``facts`` under ``key``; False if not stored."""
     if not calls or any(c is None for c in calls):
         return False
     payload = {"key": key.digest, "versions": versions(), "calls": calls, "facts": facts}
     try:
-        buffer = io.BytesIO()
-        pickler = _Pickler(buffer, key.shared)
-        pickler.dump(payload)
-        data = buffer.getvalue()
+        data = pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL)
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
         log.debug("aotkernels: model cache: not storing %s: %s", key.digest, exc)
-        return False
-    if pickler.foreign:
-        log.debug("aotkernels: model cache: not storing %s: the graphs read %s, which is not "
-                  "the model's", key.digest, pickler.foreign[0])
         return False
     if len(data) > graph_cache.MAX_ENTRY or not graph_cache.write_sealed(
             key.digest + SUFFIX, key.digest, data, MAGIC):
@@ -370,25 +385,27 @@ def lookup(key: Key, model, use: Callable[[Entry], T]) -> T | None:
         found = graph_cache.read_sealed(path.name, key.digest, MAGIC)
         if found is None:
             return _miss()
-        payload = _Unpickler(io.BytesIO(found[0]), key.shared).load()
+        payload = pickle.loads(found[0])
+        graphs = [_Unpickler(io.BytesIO(call.graphs), key.shared).load()
+                  for call in payload["calls"]]
     except ValueError as exc:
         return _reject(path, f"is damaged or not this model's ({exc})")
     except Exception as exc:  # a class renamed or gone since it was written
         return _reject(path, f"is stale ({type(exc).__name__}: {exc})")
-    if not isinstance(payload, dict) or payload.get("key") != key.digest:
+    if payload.get("key") != key.digest:
         return _reject(path, "belongs to another model")
     if payload.get("versions") != versions():
         return _reject(path, "was written by other versions")
     try:
         known = modes()
         functions = []
-        for call in payload["calls"]:
+        for call, (inputs, outputs, kwargs) in zip(payload["calls"], graphs):
             mode = None if call.mode is None else known.get(call.mode, call.mode)
             if call.in_model:
                 with model:
-                    fn = pf.compile(call.inputs, call.outputs, mode=mode, **call.kwargs)
+                    fn = pf.compile(inputs, outputs, mode=mode, **kwargs)
             else:
-                fn = pf.compile(call.inputs, call.outputs, mode=mode, **call.kwargs)
+                fn = pf.compile(inputs, outputs, mode=mode, **kwargs)
             functions.append(fn)
         result = use(Entry(functions, payload["facts"]))
     except Exception as exc:

@@ -159,7 +159,7 @@ def compile_model(model, var_names, initial_points, jitter_rvs,
     made = None if key is None else model_cache.lookup(key, model, from_entry)
     if made is not None:
         return finish(model, *made)
-    with model_cache.recording(model) as calls:
+    with model_cache.recording(model, key) as calls:
         point_fn, made = build(model, **options)
     if key is not None:
         model_cache.remember(key, calls, facts(model, made))

@@ -89,7 +89,9 @@ def test_a_second_process_compiles_from_the_model_cache(nutpie_python, aot_lib, 
     compiles hit the graph cache, and the initial points, values and a short nutpie run's
     draws on a fixed seed are those of the first process and of a third with the model
     cache off, bit for bit."""
-    models = ["eight_schools_noncentered", "marginal_gp", "censored_normal", "toy:bound"]
+    # dirichlet_categorical: rewriting renames a constant its graphs share after the
+    # compile keyed them (graphs are stored as they were when compiled)
+    models = ["eight_schools_noncentered", "marginal_gp", "dirichlet_categorical", "toy:bound"]
     cache = str(tmp_path / "graphs")
     first = run(nutpie_python, aot_lib, "model", *models, AOT_GRAPH_CACHE_DIR=cache)
     second = run(nutpie_python, aot_lib, "model", *models, AOT_GRAPH_CACHE_DIR=cache)
