@@ -13,8 +13,9 @@ the graph cache exactly as after a miss, and sample the same.
 
 The key is a canonical walk (``graph_cache.Walk``) of the model's graph: its free and
 observed random variables, deterministics and potentials in order, with their names; each
-free variable's value variable (name, type), transform (class and attributes; an interval's
-bounds as the graph its bounds function gives on the variable's inputs), initial-value
+free variable's value variable (name, type), transform (class and attributes, a variable
+among them as its graph; an interval's bounds as the graph its bounds function gives on the
+variable's inputs), initial-value
 strategy and total size; the observed values (constants by bytes); the shared variables it
 reads (``pm.Data``, dimension lengths) by type and value bytes, random generators by type
 only (the functions reseed their own); the model's ``check_bounds`` and the enclosing
@@ -88,11 +89,12 @@ def versions() -> str:
 
 @dataclasses.dataclass
 class Key:
-    """A model's cache key and the model's shared variables in the walk's order (what the
-    stored graphs refer to by position)."""
+    """A model's cache key, the model's shared variables in the walk's order and its
+    transforms in its variables' order (what the stored graphs refer to by position)."""
 
     digest: str
     shared: list[SharedVariable]
+    transforms: list = dataclasses.field(default_factory=list)
 
 
 def model_key(model, options: dict[str, Any]) -> Key:
@@ -124,6 +126,8 @@ def model_key(model, options: dict[str, Any]) -> Key:
                 bounds = t.args_fn(*rv.owner.inputs)
                 v = tuple(("var", out(b)) if isinstance(b, Variable) else value_form(b)
                           for b in bounds)
+            elif isinstance(v, Variable):  # CholeskyCovPacked's diagonal's indices
+                v = ("var", out(v))
             elif isinstance(v, Transform):
                 v = transform_form(v, rv)
             elif isinstance(v, (list, tuple)) and v and all(isinstance(x, Transform) for x in v):
@@ -189,7 +193,12 @@ def model_key(model, options: dict[str, Any]) -> Key:
     parts.append(repr(roles))
     parts.append("packages " + ",".join(
         f"{p}={getattr(sys.modules.get(p), '__version__', None)}" for p in sorted(walk.packages)))
-    return Key(hashlib.sha256("\n".join(parts).encode()).hexdigest(), shared)
+    transforms: list = []
+    for rv in free + list(model.observed_RVs):
+        t = model.rvs_to_transforms.get(rv)
+        if t is not None and not any(t is u for u in transforms):
+            transforms.append(t)
+    return Key(hashlib.sha256("\n".join(parts).encode()).hexdigest(), shared, transforms)
 
 
 def key_of(model, options: dict[str, Any]) -> Key | None:
@@ -291,12 +300,14 @@ def _warn_once(message: str) -> None:
 class _Pickler(graph_cache.GraphPickler):
     """Graphs with the model's shared variables as references: (position in the key's walk,
     type, 0 for the variable itself or n for the n-th clone of it, which shares its storage:
-    PyMC's initial-point graph reads clones)."""
+    PyMC's initial-point graph reads clones); the model's transforms (which the key walked;
+    an interval's holds a local function) by their position too."""
 
-    def __init__(self, buffer, shared: list[SharedVariable]) -> None:
+    def __init__(self, buffer, key: Key) -> None:
         super().__init__(buffer, protocol=pickle.HIGHEST_PROTOCOL)
-        self.index = {id(v.container): k for k, v in enumerate(shared)}
-        self.shared = shared
+        self.index = {id(v.container): k for k, v in enumerate(key.shared)}
+        self.transforms = {id(t): k for k, t in enumerate(key.transforms)}
+        self.shared = key.shared
         self.clones: dict[int, int] = {}
         self.foreign: list[SharedVariable] = []
 
@@ -311,6 +322,9 @@ class _Pickler(graph_cache.GraphPickler):
         return super().reducer_override(obj)
 
     def persistent_id(self, obj):
+        k = self.transforms.get(id(obj))
+        if k is not None:
+            return ("transform", k, type(obj).__name__, 0)
         if isinstance(obj, SharedVariable):
             k = self.index.get(id(obj.container))
             if k is not None:
@@ -324,13 +338,18 @@ class _Pickler(graph_cache.GraphPickler):
 
 
 class _Unpickler(pickle.Unpickler):
-    def __init__(self, buffer, shared: list[SharedVariable]) -> None:
+    def __init__(self, buffer, key: Key) -> None:
         super().__init__(buffer)
-        self.shared = shared
+        self.shared = key.shared
+        self.transforms = key.transforms
         self.clones: dict[int, SharedVariable] = {}
 
     def persistent_load(self, pid):
         kind, k, type_, n = pid
+        if kind == "transform":
+            if not 0 <= k < len(self.transforms) or type(self.transforms[k]).__name__ != type_:
+                raise ValueError(f"transform {k} of the entry is not this model's")
+            return self.transforms[k]
         if kind != "shared" or not 0 <= k < len(self.shared) or self.shared[k].type != type_:
             raise ValueError(f"shared variable {k} of the entry is not this model's")
         if n == 0:
@@ -344,7 +363,7 @@ def pickled(graphs, key: Key) -> bytes | None:
     """``graphs`` pickled with the model's shared variables as references, or None."""
     try:
         buffer = io.BytesIO()
-        pickler = _Pickler(buffer, key.shared)
+        pickler = _Pickler(buffer, key)
         pickler.dump(graphs)
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
         log.debug("aotkernels: model cache: not storing %s: %s", key.digest, exc)
@@ -386,7 +405,7 @@ def lookup(key: Key, model, use: Callable[[Entry], T]) -> T | None:
         if found is None:
             return _miss()
         payload = pickle.loads(found[0])
-        graphs = [_Unpickler(io.BytesIO(call.graphs), key.shared).load()
+        graphs = [_Unpickler(io.BytesIO(call.graphs), key).load()
                   for call in payload["calls"]]
     except ValueError as exc:
         return _reject(path, f"is damaged or not this model's ({exc})")
