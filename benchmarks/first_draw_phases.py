@@ -4,9 +4,10 @@ phase, then nutpie's first draw, cold (empty caches) and warm (a second process 
     python benchmarks/first_draw_phases.py [--models a,b] [--repeat 1] [--lib DIR]
                                            [--jit-cache DIR]
 
-Per model, a fresh pair of processes in build/pymc-venv: "cold" on an empty graph cache and
-model cache and a copy of ``--jit-cache`` (default: build/test-jit-cache, standing in for
-the full catalog), then "warm" on what the cold one stored. Each phase is timed exclusive
+Per model, fresh processes in build/pymc-venv: "cold" on an empty graph cache and model
+cache and a copy of ``--jit-cache`` (default: build/test-jit-cache, standing in for the full
+catalog), then on what the cold one stored "warm, no model cache" (``AOT_MODEL_CACHE=0``:
+the graph cache only, as before the model cache) and "warm". Each phase is timed exclusive
 of the phases nested in it (wall seconds and the main thread's CPU seconds), by wrapping
 the functions PyMC, nutpie and aotkernels call:
 
@@ -39,6 +40,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+RUNS = ["cold", "warm, no model cache", "warm"]
 PHASES = ["model cache", "logp graph", "nutpie rewrite", "gradient", "initial point graph",
           "rewrites", "linking", "export", "other", "first draw"]
 
@@ -144,9 +146,10 @@ def main() -> None:
                            NUMBA_CACHE_DIR=str(Path(d) / "numba"),
                            PYTENSOR_FLAGS=f"base_compiledir={Path(d) / 'pytensor'}",
                            OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
-                for which in ("cold", "warm"):
+                for which in RUNS:
                     load = os.getloadavg()[0]
-                    r = run(args.python, name, env)
+                    off = {"AOT_MODEL_CACHE": "0"} if which == "warm, no model cache" else {}
+                    r = run(args.python, name, dict(env, **off))
                     r["load"] = load
                     if args.json:
                         print(json.dumps(dict(r, run=which)), file=sys.stderr)
