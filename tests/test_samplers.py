@@ -88,7 +88,7 @@ def test_a_second_process_compiles_from_the_model_cache(nutpie_python, aot_lib, 
     model cache: PyMC builds no logp graph and no gradient (the first built both), its
     compiles hit the graph cache, and the initial points, values and a short nutpie run's
     draws on a fixed seed are those of the first process and of a third with the model
-    cache off, bit for bit."""
+    cache off (and the garbage collector left alone: ``AOT_GC_FREEZE=0``), bit for bit."""
     # dirichlet_categorical: rewriting renames a constant its graphs share after the
     # compile keyed them (graphs are stored as they were when compiled)
     models = ["eight_schools_noncentered", "marginal_gp", "dirichlet_categorical", "toy:bound"]
@@ -96,13 +96,14 @@ def test_a_second_process_compiles_from_the_model_cache(nutpie_python, aot_lib, 
     first = run(nutpie_python, aot_lib, "model", *models, AOT_GRAPH_CACHE_DIR=cache)
     second = run(nutpie_python, aot_lib, "model", *models, AOT_GRAPH_CACHE_DIR=cache)
     off = run(nutpie_python, aot_lib, "model", *models, AOT_GRAPH_CACHE_DIR=cache,
-              AOT_MODEL_CACHE="0")
+              AOT_MODEL_CACHE="0", AOT_GC_FREEZE="0")
     for a, b, c in zip(first, second, off):
         assert a["ok"] and b["ok"] and c["ok"] and a["c_plan"] and b["c_plan"], (a, b, c)
         assert a["built"]["logp"] >= 1 and a["built"]["grad"] >= 1, a
         assert b["built"] == {"logp": 0, "grad": 0}, b
         assert c["built"]["logp"] >= 1 and c["model_cache"]["hits"] == 0, c
         assert b["graph_cache"]["misses"] == 0 and b["graph_cache"]["hits"] >= 3, b
+        assert a["frozen"] > 10_000 and c["frozen"] == 0, (a["frozen"], c["frozen"])
     stats = [r["model_cache"] for r in first + second]
     assert [s["stored"] for s in stats] == [1, 2, 3, 4] + [0] * 4, stats
     assert [s["hits"] for s in stats] == [0] * 4 + [1, 2, 3, 4], stats

@@ -284,6 +284,8 @@ def check_model(name: str) -> dict:
     values the compiled model computes and a short nutpie run's draws: run twice on one
     cache directory, the second process must hit, build neither graph, and give the same
     numbers and draws. ``name``: a corpus model, or ``toy[:variant]`` (see ``toy``)."""
+    import gc
+
     import nutpie
     import pymc as pm
     import pytensor.gradient
@@ -320,7 +322,7 @@ def check_model(name: str) -> dict:
     return {"name": name, "check": "model", "ok": True, "c_plan": fallback is None,
             "model_cache": dict(model_cache.stats), "graph_cache": dict(graph_cache.stats),
             "built": built, "points": [x.tolist() for x in xs], "values": values,
-            "draws": draws}
+            "draws": draws, "frozen": gc.get_freeze_count()}
 
 
 def check_million(name: str, per_thread: int = 250_000) -> dict:
