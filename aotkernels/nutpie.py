@@ -21,6 +21,8 @@ compile time: after ``pm.set_data``, compile again.
 from __future__ import annotations
 
 import dataclasses
+import gc
+import os
 import threading
 import warnings
 from contextlib import contextmanager
@@ -31,6 +33,7 @@ import pytensor
 from nutpie import compile_pymc
 from nutpie.compiled_pyfunc import from_pyfunc
 
+from aotkernels import model_cache
 from aotkernels.pytensor import AOT, graph_cache
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
 from aotkernels.pytensor.graph_cache import CachedMode
@@ -66,9 +69,28 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
     The keywords are nutpie's. The other functions PyMC and nutpie compile on the way
     (initial points, shapes) get mode AOT too, and PyTensor's C VM is not imported: in a
     fresh process either would compile C for seconds."""
+    freeze_once()
     with aot_default():
         return compile_model(model, var_names, initial_points, jitter_rvs,
                              default_initialization_strategy)
+
+
+#: whether ``freeze_once`` froze this process's objects already
+_frozen: list[bool] = []
+
+
+def freeze_once() -> None:
+    """Once per process, move every object alive now (mostly what importing PyMC, PyTensor,
+    arviz and nutpie made: ~300,000 objects) out of the garbage collector's full collections
+    (``gc.freeze``). In a fresh process the first full collection came during the compile
+    and scanned them all: 0.2-0.4 s, half of a warm time to the first draw; later full
+    collections scan only what is newer. The price: a reference cycle already garbage now
+    is never freed. ``AOT_GC_FREEZE=0`` leaves the collector alone."""
+    if _frozen:
+        return
+    _frozen.append(True)
+    if os.environ.get("AOT_GC_FREEZE", "1").strip().lower() not in ("0", "false", "no", "off"):
+        gc.freeze()
 
 
 #: ``aot_default`` changes process-wide settings: one compile at a time
@@ -146,26 +168,98 @@ def builder_shortcuts(point_fn):
 
 def compile_model(model, var_names, initial_points, jitter_rvs,
                   default_initialization_strategy):
-    """``compile_pymc_model`` inside ``aot_default``."""
-    from pymc.initial_point import make_initial_point_fn
-
+    """``compile_pymc_model`` inside ``aot_default``: nutpie's functions from the model
+    cache (``model_cache``: no logp graph, gradient or initial-point expression built) or
+    built by nutpie's graph builder, which a miss records for the next process."""
     if default_initialization_strategy == "support_point" and jitter_rvs is None:
         jitter_rvs = set(model.free_RVs)
+    options = dict(var_names=None if var_names is None else list(var_names),
+                   initial_points=initial_points, jitter_rvs=jitter_rvs,
+                   default_initialization_strategy=default_initialization_strategy)
+    key = model_cache.key_of(model, options)
+    made = None if key is None else model_cache.lookup(key, model, from_entry)
+    if made is not None:
+        return finish(model, *made)
+    with model_cache.recording(model, key) as calls:
+        point_fn, made = build(model, **options)
+    if key is not None:
+        model_cache.remember(key, calls, facts(model, made))
+    return finish(model, *made)
+
+
+def build(model, var_names, initial_points, jitter_rvs, default_initialization_strategy):
+    """(PyMC's initial-point function, nutpie's ``_make_functions`` result) from the graphs
+    PyMC and nutpie build."""
+    from pymc.initial_point import make_initial_point_fn
+
     point_fn = make_initial_point_fn(model=model, overrides=initial_points,
                                      default_strategy=default_initialization_strategy,
                                      jitter_rvs=jitter_rvs, return_transformed=True)
-    lock = threading.Lock()
-
-    def locked_point_fn(seed):  # nutpie calls it from its chain threads
-        with lock:
-            return point_fn(seed)
-
     # nutpie's own builder, so the graphs are exactly those its numba backend compiles;
     # 0.16.9 (Python >= 3.12) added the names of reparameterized values
     with builder_shortcuts(point_fn):
         made = compile_pymc._make_functions(
             model, mode=AOT, compute_grad=True, join_expanded=True,
-            pymc_initial_point_fn=locked_point_fn, var_names=var_names)
+            pymc_initial_point_fn=locked(point_fn), var_names=var_names)
+    return point_fn, made
+
+
+def locked(point_fn):
+    """``point_fn`` one call at a time: nutpie calls it from its chain threads."""
+    lock = threading.Lock()
+
+    def locked_point_fn(seed):
+        with lock:
+            return point_fn(seed)
+    return locked_point_fn
+
+
+def facts(model, made) -> dict:
+    """What a model-cache hit needs besides the three functions: ``_make_functions``'s
+    sizes, shapes and names, and the names PyMC's initial-point function gives its
+    values (its closure's, made the same way)."""
+    from pymc.util import get_transformed_name
+
+    names = []
+    for rv in model.free_RVs:
+        transform = model.rvs_to_transforms[rv]
+        names.append(rv.name if transform is None else get_transformed_name(rv.name,
+                                                                            transform))
+    n_dim, n_expanded, _, _, _, shape_info = made[:6]
+    return {"n_dim": n_dim, "n_expanded": n_expanded, "shape_info": shape_info,
+            "rest": tuple(made[6:]), "point_names": names, "n_free": len(model.free_RVs)}
+
+
+def from_entry(entry):
+    """``_make_functions``'s result from a model-cache hit: PyMC's seeded initial-point
+    function (``make_initial_point_fn``'s ``inner``: reseed the function's generators, name
+    its values) wrapped as nutpie wraps it. Raises for an entry that does not fit: not
+    three functions, or an initial point of other shapes (nutpie's wrapper checks them)."""
+    from pymc.pytensorf import find_rng_nodes, reseed_rngs
+
+    if len(entry.functions) != 3:
+        raise ValueError(f"{len(entry.functions)} functions, not 3")
+    point, logp_fn, expand_fn = entry.functions
+    f = entry.facts
+    rngs = find_rng_nodes(point.maker.fgraph.outputs)
+    names = f["point_names"]
+
+    def point_fn(seed, *args, **kwargs):
+        reseed_rngs(rngs, seed)
+        return dict(zip(names, point(*args, **kwargs)))
+
+    all_names, _, all_shapes = f["shape_info"]
+    n = f["n_free"]
+    initial_point_fn = compile_pymc._rv_dict_to_flat_array_wrapper(
+        locked(point_fn), names=all_names[:n], shapes=all_shapes[:n])
+    initial_point_fn(0)
+    return (f["n_dim"], f["n_expanded"], logp_fn, expand_fn, initial_point_fn,
+            f["shape_info"], *f["rest"])
+
+
+def finish(model, *made):
+    """nutpie's compiled model on C plans (or its Python-callback fallback) from
+    ``_make_functions``'s result."""
     n_dim, n_expanded, logp_fn, expand_fn, initial_point_fn, shape_info = made[:6]
     reparameterized = made[6] if len(made) > 6 else None
     dims, coords = compile_pymc._prepare_dims_and_coords(
@@ -180,7 +274,7 @@ def compile_model(model, var_names, initial_points, jitter_rvs,
         plans.fuse_later()  # fused kernels still compiling replace the plans when they come
     except NotExportable as exc:
         warnings.warn(f"aotkernels.nutpie: {exc}; nutpie calls the mode-AOT functions from "
-                      "Python instead", RuntimeWarning, stacklevel=3)
+                      "Python instead", RuntimeWarning, stacklevel=4)
         return python_model(n_dim, logp_fn, expand_fn, initial_point_fn, shape_info,
                             reparameterized, dims, coords)
     fields = dict(

@@ -12,10 +12,10 @@ the first draw (all chains), gradient evaluations per second, and the process's 
 (children included: ``pm.sample`` samples in worker processes).
 
 - nutpie samplers: compile (``aotkernels.nutpie.compile_pymc_model`` / ``nutpie.
-  compile_pymc_model``; "aot+nutpie warm" is a second process on the graph cache the
-  "aot+nutpie" row filled, everything else still empty), then a run of one chain with 1
-  tuning step and 1 draw (first draw = compile + that run; nutpie 0.16.8 panics with
-  tune=0), then the full run, timed alone (whole run = compile + full run).
+  compile_pymc_model``; "aot+nutpie warm" is a second process on the graph cache and
+  model cache the "aot+nutpie" row filled, everything else still empty), then a run of
+  one chain with 1 tuning step and 1 draw (first draw = compile + that run; nutpie 0.16.8
+  panics with tune=0), then the full run, timed alone (whole run = compile + full run).
 - ``pm.sample``: one call with ``compile_kwargs={"mode": ...}``, NUTS; first draw is the
   first ``callback``.
 - Gradient evaluations per second (per core): ``sum(n_steps)`` over tuning and draws,

@@ -73,14 +73,128 @@ def test_a_second_process_compiles_from_the_graph_cache(nutpie_python, aot_lib, 
     through the graph cache: a second process hits every entry the first stored and
     computes the same initial points and values bit for bit."""
     models = ["radon_varying_slopes", "marginal_gp"]  # marginal_gp: OpFromGraph nodes
-    cache = str(tmp_path / "graphs")
-    first = run(nutpie_python, aot_lib, "cache", *models, AOT_GRAPH_CACHE_DIR=cache)
-    second = run(nutpie_python, aot_lib, "cache", *models, AOT_GRAPH_CACHE_DIR=cache)
+    env = dict(AOT_GRAPH_CACHE_DIR=str(tmp_path / "graphs"), AOT_MODEL_CACHE="0")
+    first = run(nutpie_python, aot_lib, "cache", *models, **env)
+    second = run(nutpie_python, aot_lib, "cache", *models, **env)
     for a, b in zip(first, second):
         assert a["c_plan"] and b["c_plan"], (a, b)
         assert a["stats"]["stored"] >= 3 and a["stats"]["hits"] == 0, a["stats"]
         assert b["stats"]["hits"] >= a["stats"]["stored"] and b["stats"]["misses"] == 0, b
         assert a["points"] == b["points"] and a["values"] == b["values"]
+
+
+def test_a_second_process_compiles_from_the_model_cache(nutpie_python, aot_lib, tmp_path):
+    """A second process of ``compile_pymc_model`` on a model the first compiled hits the
+    model cache: PyMC builds no logp graph and no gradient (the first built both), its
+    compiles hit the graph cache, and the initial points, values and a short nutpie run's
+    draws on a fixed seed are those of the first process and of a third with the model
+    cache off (and the garbage collector left alone: ``AOT_GC_FREEZE=0``), bit for bit."""
+    # dirichlet_categorical: rewriting renames a constant its graphs share after the
+    # compile keyed them (graphs are stored as they were when compiled)
+    models = ["eight_schools_noncentered", "marginal_gp", "dirichlet_categorical", "toy:bound"]
+    cache = str(tmp_path / "graphs")
+    first = run(nutpie_python, aot_lib, "model", *models, AOT_GRAPH_CACHE_DIR=cache)
+    second = run(nutpie_python, aot_lib, "model", *models, AOT_GRAPH_CACHE_DIR=cache)
+    off = run(nutpie_python, aot_lib, "model", *models, AOT_GRAPH_CACHE_DIR=cache,
+              AOT_MODEL_CACHE="0", AOT_GC_FREEZE="0")
+    for a, b, c in zip(first, second, off):
+        assert a["ok"] and b["ok"] and c["ok"] and a["c_plan"] and b["c_plan"], (a, b, c)
+        assert a["built"]["logp"] >= 1 and a["built"]["grad"] >= 1, a
+        assert b["built"] == {"logp": 0, "grad": 0}, b
+        assert c["built"]["logp"] >= 1 and c["model_cache"]["hits"] == 0, c
+        assert b["graph_cache"]["misses"] == 0 and b["graph_cache"]["hits"] >= 3, b
+        assert a["frozen"] > 10_000 and c["frozen"] == 0, (a["frozen"], c["frozen"])
+    stats = [r["model_cache"] for r in first + second]
+    assert [s["stored"] for s in stats] == [1, 2, 3, 4] + [0] * 4, stats
+    assert [s["hits"] for s in stats] == [0] * 4 + [1, 2, 3, 4], stats
+    for a, b, c in zip(first, second, off):
+        for key in ("points", "values", "draws"):
+            assert a[key] == b[key] == c[key], (a["name"], key)
+
+
+def test_the_model_cache_misses_on_what_changes_the_model(nutpie_python, aot_lib, tmp_path):
+    """After ``toy`` is stored, each variant changing one thing the functions depend on (an
+    observed value, the data's length, a ``pm.Data`` value, an interval transform's bound
+    alone) misses, builds its graphs and stores its own entry; ``toy`` itself hits. Each
+    variant computes what it computes with the cache off."""
+    cache = str(tmp_path / "graphs")
+    variants = ["toy:y", "toy:n", "toy:data", "toy:bound"]
+    run(nutpie_python, aot_lib, "model", "toy", AOT_GRAPH_CACHE_DIR=cache)
+    after = run(nutpie_python, aot_lib, "model", *variants, "toy", AOT_GRAPH_CACHE_DIR=cache)
+    off = run(nutpie_python, aot_lib, "model", *variants, AOT_MODEL_CACHE="0",
+              AOT_GRAPH_CACHE_DIR=str(tmp_path / "other"))
+    for k, (r, o) in enumerate(zip(after, off)):
+        assert r["ok"] and r["built"]["logp"] >= 1, r
+        assert r["model_cache"] == dict(hits=0, misses=k + 1, stored=k + 1, uncachable=0,
+                                        rejected=0), r
+        assert r["values"] == o["values"] and r["draws"] == o["draws"], r["name"]
+    assert after[-1]["built"] == {"logp": 0, "grad": 0}, after[-1]
+    assert after[-1]["model_cache"]["hits"] == 1, after[-1]
+
+
+@pytest.mark.parametrize("damage", ["flipped", "truncated", "foreign", "stale", "versions"])
+def test_a_bad_model_cache_entry_is_one_warning_and_a_normal_compile(
+        nutpie_python, aot_lib, tmp_path, damage):
+    """A damaged (a flipped byte, cut short), foreign (another model's entry under this
+    key), stale (a class gone since it was written) or other versions' entry: one warning
+    naming the entry, a normal compile with the same values and draws, and a good entry
+    stored in its place, which the next process hits."""
+    env = dict(AOT_GRAPH_CACHE_DIR=str(tmp_path / "graphs"))
+    (good,) = run(nutpie_python, aot_lib, "model", "toy", **env)
+    run(nutpie_python, aot_lib, "model", "toy:y", **env)
+    (directory,) = (tmp_path / "graphs").iterdir()
+    entries = sorted(directory.glob("*.model"), key=lambda p: p.stat().st_mtime)
+    target, other = entries
+    res = subprocess.run([nutpie_python, "-c", DAMAGE, damage, str(target), str(other)],
+                         cwd=ROOT, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-2000:]
+    bad = run_with_stderr(nutpie_python, aot_lib, "model", "toy", **env)
+    (r,), stderr = bad
+    warned = [line for line in stderr.splitlines() if "model cache: entry" in line]
+    assert len(warned) == 1 and target.name in warned[0], stderr[-2000:]
+    assert r["model_cache"]["rejected"] == 1 and r["model_cache"]["stored"] == 1, r
+    assert r["built"]["logp"] >= 1 and r["values"] == good["values"], r
+    assert r["draws"] == good["draws"]
+    (again,) = run(nutpie_python, aot_lib, "model", "toy", **env)
+    assert again["model_cache"]["hits"] == 1 and again["values"] == good["values"], again
+
+
+#: rewrites a model-cache entry (argv: how, the entry, another model's entry)
+DAMAGE = r"""
+import pickle, sys
+from pathlib import Path
+from aotkernels import jit
+from aotkernels.model_cache import MAGIC
+how, path, other = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+key = path.stem
+data = path.read_bytes()
+if how == "flipped":
+    data = data[:100] + bytes([data[100] ^ 1]) + data[101:]
+elif how == "truncated":
+    data = data[: len(data) // 2]
+elif how == "foreign":
+    data = other.read_bytes()
+else:
+    payload = jit.unseal(key, data, MAGIC)
+    if how == "stale":  # a class that no longer exists (same length: pickle framing)
+        payload = payload.replace(b"pytensor.tensor.type", b"pytensor.tensor.typo", 1)
+        assert b"pytensor.tensor.typo" in payload
+    else:  # written by another version of this format
+        assert b"model_format=1|" in payload
+        payload = payload.replace(b"model_format=1|", b"model_format=0|", 1)
+    data = jit.seal(key, payload, MAGIC)
+path.write_bytes(data)
+"""
+
+
+def run_with_stderr(pymc_python, aot_lib, *args, **env_vars) -> tuple[list[dict], str]:
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), OPENBLAS_NUM_THREADS="1",
+               **env_vars)
+    res = subprocess.run([pymc_python, "-m", "tests.corpus.samplers", *args], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=900)
+    results = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert results, res.stdout[-3000:] + res.stderr[-3000:]
+    return results, res.stderr
 
 
 def test_sampler_plans_switch_to_fused_kernels_while_called(nutpie_python, aot_lib,

@@ -269,6 +269,10 @@ class _Walk:
         return text
 
 
+#: public name of the walk: ``aotkernels.model_cache`` keys a PyMC model with it
+Walk = _Walk
+
+
 def _toposort(outputs) -> list:
     """Nodes in a canonical order: depth first from the outputs, inputs in order."""
     order, done = [], set()
@@ -400,13 +404,16 @@ def _open_dir(create: bool) -> tuple[int, Path] | None:
         return None
 
 
-def load(key: str) -> dict | None:
-    """The stored payload of ``key``, or None: missing, or unusable (one warning)."""
+def read_sealed(name: str, key: str, magic: bytes) -> tuple[bytes, Path] | None:
+    """The payload sealed under ``key`` in the entry file ``name`` of ``cache_dir()`` and
+    its path, or None: missing, or unreadable (untrusted file or directory: one warning).
+    Raises ``ValueError`` for a damaged entry (bad seal, size or hash). Shared with
+    ``aotkernels.model_cache``, whose entries live beside the graphs under the same rules."""
     opened = _open_dir(create=False)
     if opened is None:
         return None
     dir_fd, directory = opened
-    path = directory / f"{key}.graph"
+    path = directory / name
     try:
         try:
             fd = trust.open_file(dir_fd, path.name, path)
@@ -421,8 +428,34 @@ def load(key: str) -> dict | None:
         return None
     finally:
         os.close(dir_fd)
+    return jit.unseal(key, entry, magic), path
+
+
+def write_sealed(name: str, key: str, data: bytes, magic: bytes) -> bool:
+    """Seal ``data`` under ``key`` into the entry file ``name`` (one atomic rename, 0600);
+    False if it could not be (an untrusted or unwritable directory: one warning)."""
+    opened = _open_dir(create=True)
+    if opened is None:
+        return False
+    dir_fd, _ = opened
     try:
-        payload = pickle.loads(jit.unseal(key, entry, MAGIC))
+        atomic_write(Path(name), jit.seal(key, data, magic), dir_fd=dir_fd, mode=0o600)
+    except OSError as exc:
+        _warn_once(f"cannot write to {cache_dir()} ({exc.strerror}); not storing graphs")
+        return False
+    finally:
+        os.close(dir_fd)
+    return True
+
+
+def load(key: str) -> dict | None:
+    """The stored payload of ``key``, or None: missing, or unusable (one warning)."""
+    path = cache_dir() / f"{key}.graph"
+    try:
+        found = read_sealed(path.name, key, MAGIC)
+        if found is None:
+            return None
+        payload = pickle.loads(found[0])
     except ValueError as exc:
         return _reject(path, f"is damaged ({exc})")
     except Exception as exc:  # a class renamed or gone since it was written
@@ -456,6 +489,10 @@ class _GraphPickler(pickle.Pickler):
         return NotImplemented
 
 
+#: public name of the pickler: ``aotkernels.model_cache`` stores graphs with it
+GraphPickler = _GraphPickler
+
+
 def store(key: str, fgraph) -> bool:
     """Write the rewritten ``fgraph`` under ``key``; False if it could not be."""
     memo = {v: v.type(name=v.name) for v in fgraph.inputs}  # bare: no shared value
@@ -472,20 +509,8 @@ def store(key: str, fgraph) -> bool:
     except (pickle.PicklingError, TypeError, AttributeError, RecursionError) as exc:
         log.debug("aotkernels: graph cache: not storing %s: %s", key, exc)
         return False
-    if len(data) > MAX_ENTRY:
+    if len(data) > MAX_ENTRY or not write_sealed(f"{key}.graph", key, data, MAGIC):
         return False
-    opened = _open_dir(create=True)
-    if opened is None:
-        return False
-    dir_fd, _ = opened
-    try:
-        atomic_write(Path(f"{key}.graph"), jit.seal(key, data, MAGIC), dir_fd=dir_fd,
-                     mode=0o600)
-    except OSError as exc:
-        _warn_once(f"cannot write to {cache_dir()} ({exc.strerror}); not storing graphs")
-        return False
-    finally:
-        os.close(dir_fd)
     stats["stored"] += 1
     return True
 

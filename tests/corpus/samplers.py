@@ -5,6 +5,7 @@
     build/pymc-venv/bin/python -m tests.corpus.samplers pm MODEL ...
     build/pymc-venv/bin/python -m tests.corpus.samplers cache|million MODEL ...
     build/pymc-venv/bin/python -m tests.corpus.samplers swap|fused MODEL ...
+    build/pymc-venv/bin/python -m tests.corpus.samplers model MODEL|toy[:VARIANT] ...
 
 ``plan``: ``aotkernels.nutpie.compile_pymc_model``; a model whose mode-AOT logp+gradient
 plan (``pm.sample``'s function) has no Python item must sample from C (else the fallback is
@@ -22,7 +23,8 @@ calls of one logp plan against sequential calls, RSS at each quarter. ``pm``: ``
 mean must agree within 5 Monte-Carlo standard errors. ``swap`` (``AOT_FUSION=1``, a JIT cache
 without the model's fused kernels): plans exported unfused switch to fused ones while nutpie
 and 4 threads call them. ``fused``: a later process exports them fused. One JSON line per
-model and check.
+model and check. ``model``: ``compile_pymc_model``'s model cache (run it twice on one
+``AOT_GRAPH_CACHE_DIR``): counters, graphs built, values and a short nutpie run's draws.
 """
 
 from __future__ import annotations
@@ -254,6 +256,75 @@ def check_cache(name: str) -> dict:
             "points": [x.tolist() for x in xs], "values": values}
 
 
+def toy(variant: str):
+    """A small model for the model cache's misses: ``toy`` and variants differing from it
+    in one thing the cache key must see: ``y`` (an observed value), ``n`` (the data's
+    length), ``data`` (a ``pm.Data`` value), ``bound`` (only an ``Interval`` transform's
+    upper bound, which the random variable's graph does not show)."""
+    import pymc as pm
+    from pymc.distributions.transforms import Interval
+
+    n = 7 if variant == "n" else 6
+    x = np.linspace(-1.0, 1.0, n)
+    y = 0.5 + 2.0 * x + np.cos(np.arange(n))
+    if variant == "y":
+        y[2] += 0.25
+    with pm.Model() as m:
+        xd = pm.Data("x", x * (1.5 if variant == "data" else 1.0))
+        s = pm.HalfNormal("s", 1.0)
+        b = pm.Normal("b", 0.0, 1.0, transform=Interval(-3.0, 4.0 if variant == "bound"
+                                                       else 3.0))
+        pm.Normal("y", b * xd, s, observed=y)
+    return m
+
+
+def check_model(name: str) -> dict:
+    """``compile_pymc_model`` with the model cache's and graph cache's counters, how often
+    PyMC built the logp graph (``Model.logp``) and a gradient (``pytensor.grad``), the
+    values the compiled model computes and a short nutpie run's draws: run twice on one
+    cache directory, the second process must hit, build neither graph, and give the same
+    numbers and draws. ``name``: a corpus model, or ``toy[:variant]`` (see ``toy``)."""
+    import gc
+
+    import nutpie
+    import pymc as pm
+    import pytensor.gradient
+
+    from aotkernels import model_cache
+    from aotkernels.pytensor import graph_cache
+
+    model = toy(name.partition(":")[2]) if name.startswith("toy") else MODELS[name]()
+    built = {"logp": 0, "grad": 0}
+
+    def counted(what, fn):
+        def wrapper(*args, **kwargs):
+            built[what] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    plain_logp, plain_grad = pm.Model.logp, pytensor.gradient.grad
+    pm.Model.logp = counted("logp", plain_logp)
+    pytensor.gradient.grad = counted("grad", plain_grad)
+    try:
+        compiled, fallback = compile_quietly(model)
+    finally:
+        pm.Model.logp, pytensor.gradient.grad = plain_logp, plain_grad
+    xs = [compiled.initial_point_func(seed) for seed in range(3)]
+    values = []
+    for x in xs:
+        lp, g = compiled.logp_func(x.copy())
+        (e,) = compiled.expand_func(x.copy())
+        values.append([float(lp), *map(float, g), *map(float, np.ravel(e))])
+    trace = nutpie.sample(compiled, chains=2, tune=30, draws=10, seed=5, progress_bar=False,
+                          cores=1)
+    draws = {v: trace.posterior[v].values.ravel().tolist()
+             for v in sorted(trace.posterior.data_vars)}
+    return {"name": name, "check": "model", "ok": True, "c_plan": fallback is None,
+            "model_cache": dict(model_cache.stats), "graph_cache": dict(graph_cache.stats),
+            "built": built, "points": [x.tolist() for x in xs], "values": values,
+            "draws": draws, "frozen": gc.get_freeze_count()}
+
+
 def check_million(name: str, per_thread: int = 250_000) -> dict:
     """4 threads x ``per_thread`` calls of one exported logp plan (nutpie's 4 chains for
     10^6 gradients): every result equal to the sequential one, RSS at each quarter."""
@@ -435,7 +506,8 @@ def check_fused(name: str) -> dict:
 
 
 CHECKS = {"plan": check_plan, "nutpie": check_nutpie, "pm": check_pm, "cache": check_cache,
-          "million": check_million, "swap": check_swap, "fused": check_fused}
+          "million": check_million, "swap": check_swap, "fused": check_fused,
+          "model": check_model}
 
 
 def main(argv=None) -> int:
