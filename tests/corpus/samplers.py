@@ -236,6 +236,18 @@ def check_pm(name: str, draws: int = 300) -> dict:
             "seconds": seconds}
 
 
+def points_and_values(compiled) -> tuple[list, list]:
+    """Three initial points of a compiled nutpie model and, per point, logp, the gradient
+    and the expanded values, as floats."""
+    xs = [compiled.initial_point_func(seed) for seed in range(3)]
+    values = []
+    for x in xs:
+        lp, g = compiled.logp_func(x.copy())
+        (e,) = compiled.expand_func(x.copy())
+        values.append([float(lp), *map(float, g), *map(float, np.ravel(e))])
+    return xs, values
+
+
 def check_cache(name: str) -> dict:
     """``compile_pymc_model`` and what it computes, with the graph cache's counters: run
     twice on one cache directory, the second process must hit where the first stored, and
@@ -245,12 +257,7 @@ def check_cache(name: str) -> dict:
     t = time.perf_counter()
     compiled, fallback = compile_quietly(MODELS[name]())
     seconds = time.perf_counter() - t
-    xs = [compiled.initial_point_func(seed) for seed in range(3)]
-    values = []
-    for x in xs:
-        lp, g = compiled.logp_func(x.copy())
-        (e,) = compiled.expand_func(x.copy())
-        values.append([float(lp), *map(float, g), *map(float, np.ravel(e))])
+    xs, values = points_and_values(compiled)
     return {"name": name, "check": "cache", "ok": True, "c_plan": fallback is None,
             "stats": dict(graph_cache.stats), "seconds": round(seconds, 3),
             "points": [x.tolist() for x in xs], "values": values}
@@ -309,12 +316,7 @@ def check_model(name: str) -> dict:
         compiled, fallback = compile_quietly(model)
     finally:
         pm.Model.logp, pytensor.gradient.grad = plain_logp, plain_grad
-    xs = [compiled.initial_point_func(seed) for seed in range(3)]
-    values = []
-    for x in xs:
-        lp, g = compiled.logp_func(x.copy())
-        (e,) = compiled.expand_func(x.copy())
-        values.append([float(lp), *map(float, g), *map(float, np.ravel(e))])
+    xs, values = points_and_values(compiled)
     trace = nutpie.sample(compiled, chains=2, tune=30, draws=10, seed=5, progress_bar=False,
                           cores=1)
     draws = {v: trace.posterior[v].values.ravel().tolist()
