@@ -18,7 +18,7 @@ from aotkernels.signature import Signature
 SHIM_EXPORTS = {"aotk_abi_version", "aotk_x86_level", "aotk_set_blas", "aotk_blas_kind",
                 "aotk_set_lapack", "aotk_lapack_bound", "aotk_set_special",
                 "aotk_run_steps", "aotk_max_operands", "aotk_nutpie_logp", "aotk_nutpie_expand",
-                "aotk_nutpie_swap"}
+                "aotk_nutpie_swap", "aotk_run_call"}
 
 
 def dynamic_symbols(path, *flags) -> set[str]:

@@ -242,7 +242,7 @@ class Plan:
                "roots": self.roots, "seen": self.seen, "roots_p": self.roots_p,
                "run_steps": self.run_steps, "raise_failed": self._raise_failed, "vm": vm,
                "run_call": runner}
-        arrays: list = []  # (root index, expression of the array object) for ``runner``
+        arrays: list = []  # the roots ``runner`` sets, in the order of its table
 
         def set_root(index: int, array: str, expr: str) -> str:
             if offset is None:
