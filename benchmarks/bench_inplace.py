@@ -17,42 +17,33 @@ from __future__ import annotations
 import argparse
 import ctypes
 import os
-import time
 from pathlib import Path
 
 import numpy as np
+from bench_elemwise import best, library_dir
 
 OPS = {"exp": (np.exp, (-5.0, 1.0)), "log": (np.log, (0.1, 10.0)),
        "log1p": (np.log1p, (-0.5, 5.0)), "tanh": (np.tanh, (-3.0, 3.0)),
        "add": (np.add, (-1.0, 1.0)), "mul": (np.multiply, (-1.0, 1.0))}
 
 
-def best(fn, reps: int, rounds: int) -> float:
-    out = []
-    for _ in range(rounds):
-        t = time.perf_counter()
-        for _ in range(reps):
-            fn()
-        out.append((time.perf_counter() - t) / reps)
-    return min(out)
-
-
 def main() -> None:
     p = argparse.ArgumentParser()
-    p.add_argument("--lib", type=Path, default=None, help="kernel library (AOT_LIBRARY_DIR)")
+    p.add_argument("--lib", type=Path, default=None,
+                   help="kernel library (default: bench_elemwise's)")
     p.add_argument("--sizes", default="1600,1000000")
     p.add_argument("--rounds", type=int, default=9)
     args = p.parse_args()
-    if args.lib is not None:
-        os.environ["AOT_LIBRARY_DIR"] = str(args.lib)
+    os.environ["AOT_LIBRARY_DIR"] = str(library_dir(args.lib))
     import aotkernels as ak
 
     lib = ak.default_library()
+    if lib is None:
+        raise SystemExit(f"no usable library in {os.environ['AOT_LIBRARY_DIR']} (see the log)")
     print(f"library target {lib.target}; ns per element, best of {args.rounds}")
     print("| op | n | separate | in place | in place / separate | NumPy in place |")
     print("|---|---|---|---|---|---|")
     for n in map(int, args.sizes.split(",")):
-        reps = max(3, 2_000_000 // n)
         for op, (np_op, (lo, hi)) in OPS.items():
             nin = 2 if op in ("add", "mul") else 1
             found = lib.find("elemwise", op, ("float64",) * nin, "float64", 1, flat=True)
@@ -68,13 +59,13 @@ def main() -> None:
             separate = (ctypes.c_void_p * (nin + 1))(*ins, out.ctypes.data)
             inplace = (ctypes.c_void_p * (nin + 1))(*ins, x.ctypes.data)
             extra = (y,) if nin == 2 else ()
-            copy = best(lambda: np.copyto(x, pristine), reps, args.rounds)
+            copy = best(lambda: np.copyto(x, pristine), repeat=args.rounds)
             t_sep = best(lambda: (np.copyto(x, pristine), fn(separate, shapes, strides)),
-                         reps, args.rounds) - copy
+                         repeat=args.rounds) - copy
             t_in = best(lambda: (np.copyto(x, pristine), fn(inplace, shapes, strides)),
-                        reps, args.rounds) - copy
+                        repeat=args.rounds) - copy
             t_np = best(lambda: (np.copyto(x, pristine), np_op(x, *extra, out=x)),
-                        reps, args.rounds) - copy
+                        repeat=args.rounds) - copy
             want = np_op(pristine, *extra)
             np.copyto(x, pristine)
             fn(inplace, shapes, strides)
