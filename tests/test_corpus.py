@@ -28,3 +28,30 @@ def test_corpus_matches_python_implementation_in_mode_aot(aot_lib, pymc_python):
         assert r["coverage"]["aot"] > 0 and r["plan"], r
     jit = sum(r["jit_compiled"] for r in results)
     print(f"{len(results)} models match; {jit} kernels JIT-compiled (0 with a warm cache)")
+
+
+LINALG_NODES = r"""
+import collections, json, os
+os.environ["AOT_FUSION"] = "0"
+from pytensor.compile.mode import Mode
+from tests.corpus import MODELS, logp_dlogp
+m = MODELS["marginal_gp"]()
+count = {}
+for label, mode in (("AOT", "AOT"), ("fast_run", Mode(linker="py", optimizer="fast_run"))):
+    nodes = logp_dlogp(m, mode).maker.fgraph.toposort()
+    c = collections.Counter(type(n.op).__name__ for n in nodes)
+    count[label] = {k: c[k] for k in ("Cholesky", "SolveTriangular")}
+print(json.dumps(count))
+"""
+
+
+def test_inlined_graphs_are_merged_as_in_fast_run(aot_lib, pymc_python, tmp_path):
+    """Mode AOT inlines plain ``OpFromGraph`` nodes (``rewrites.aot_inline_ofg``): before
+    PyTensor's merge passes, or marginal GP's logp+gradient computed its Cholesky factor
+    and triangular solves twice over (4 and 8 nodes, where fast_run has 2 and 4)."""
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), AOT_GRAPH_CACHE="0")
+    res = subprocess.run([pymc_python, "-c", LINALG_NODES], cwd=ROOT, env=env,
+                         capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    count = json.loads(res.stdout.strip().splitlines()[-1])
+    assert count["AOT"] == count["fast_run"] and count["AOT"]["Cholesky"] > 0, count

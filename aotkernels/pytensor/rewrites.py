@@ -2,9 +2,12 @@
 what real models leave in a graph runs as kernel steps of a plan.
 
 - ``aot_inline_ofg``: a plain ``OpFromGraph`` (PyTensor leaves some, e.g. the gradient of
-  ``AllocDiag``) is replaced by its inner graph before ``specialize``: its nodes then run
-  on kernels inside the plan instead of as one Python call into an inner function.
-  Subclasses (softmax wrappers and the like) keep their own handling.
+  ``AllocDiag``) is replaced by its inner graph before ``canonicalize`` and the merge
+  passes (position 0.5): its nodes then run on kernels inside the plan instead of as one
+  Python call into an inner function. Inlined later (1.9, after ``merge1.2``), marginal
+  GP's graph kept two copies of its Cholesky factor and triangular solves that no later
+  pass merged (236 nodes against 164). Subclasses (softmax wrappers and the like) keep
+  their own handling.
 - ``aot_tensor_checks``: ``CheckAndRaise`` reads its conditions as scalars, made by
   ``ScalarFromTensor`` nodes whose values are NumPy scalars, which a plan cannot hold;
   ``TensorCheck`` reads the 0-d bool tensors themselves (same exception, same message).
@@ -87,7 +90,7 @@ def aot_argsort_permutation(fgraph, node):
     return [PivotToPermutations(inverse=not made.op.inverse)(made.inputs[0])]
 
 
-optdb.register("aot_inline_ofg", dfs_rewriter(aot_inline_ofg), TAG, position=1.9)
+optdb.register("aot_inline_ofg", dfs_rewriter(aot_inline_ofg), TAG, position=0.5)
 optdb.register("aot_tensor_checks", dfs_rewriter(aot_tensor_checks), TAG, position=48.9)
 optdb.register("aot_argsort_permutation", dfs_rewriter(aot_argsort_permutation), TAG,
                position=60.5)  # after Blockwise wrappers are removed (60)
