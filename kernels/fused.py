@@ -18,6 +18,9 @@ that on entry (status 2 otherwise). An output the planner placed in the memory o
 the run's inputs (``aliases``) is stored through that input's array, which the kernel also
 checks on entry: LLVM vectorises a loop only after a run-time overlap check of each array
 it writes against the others, which an exact alias fails (the loop then ran scalar).
+Strided operands (``g``) go through stack blocks of ``BLOCK`` elements: copied in (and
+out) by scalar loops, so that the loop computing the steps touches contiguous memory only
+and vectorises (one strided operand kept the whole loop scalar).
 """
 
 from __future__ import annotations
@@ -101,12 +104,14 @@ def _scalar(op: str, ins: tuple[str, ...], out: str):
 
 def source(p: Program, name: str) -> tuple[list[str], dict]:
     """The kernel's Python source and the names it uses."""
-    from aotkernels.kernels.abi import assume_c
-    from aotkernels.kernels.elemwise import converter
+    import numba
+
+    from aotkernels.kernels.abi import assume_c, keep_scalar, stack_block
+    from aotkernels.kernels.elemwise import BLOCK, converter
 
     n_ops, last = len(p.dtypes), p.ndim - 1
     outer = [f"i{d}" for d in range(last)]
-    env: dict = {"assume_c": assume_c}
+    env: dict = {"assume_c": assume_c, "keep_scalar": keep_scalar, "BLOCK": BLOCK}
     args = ", ".join(f"a{k}" for k in range(n_ops))
     checks = []
     for k, (d, pat) in enumerate(zip(p.dtypes, p.pattern)):
@@ -125,6 +130,10 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
            "        return 0"]
     if checks:
         src += [f"    if not ({' and '.join(checks)}):", f"        return {BAD_GEOMETRY}"]
+    strided = [k for k, pat in enumerate(p.pattern) if pat == "g"]
+    for k in strided:
+        env[f"block{k}"] = stack_block(numba.from_dtype(np.dtype(p.dtypes[k])), BLOCK)
+        src.append(f"    b{k} = block{k}()")
     pad = "    "
     for d in range(last):
         src.append(f"{pad}for i{d} in range(a{n_ops - 1}.shape[{d}]):")
@@ -139,8 +148,21 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
         else:
             view = f"a{k}{row}"
             src.append(f"{pad}r{k} = {f'assume_c({view})' if pat == 'c' else view}")
-            reads.append(f"r{k}[j]")
-    src.append(f"{pad}for j in range(n):")
+            reads.append(f"b{k}[j]" if pat == "g" else f"{'v' if strided else 'r'}{k}[j]")
+    stored = {aliases[k] if aliases and aliases[k] >= 0 else p.nin + k
+              for k in range(len(p.outputs))}
+    if strided:  # blocks of BLOCK elements: strided inputs copied in, then the steps
+        src += [f"{pad}for j0 in range(0, n, BLOCK):", f"{pad}    m = min(BLOCK, n - j0)"]
+        pad += "    "
+        for k in strided:
+            if k < p.nin:
+                src += [f"{pad}for j in range(m):", f"{pad}    keep_scalar()",
+                        f"{pad}    b{k}[j] = r{k}[j0 + j]"]
+        src += [f"{pad}v{k} = assume_c(r{k}[j0:j0 + m])" for k, pat in enumerate(p.pattern)
+                if pat == "c"]  # per block: its index stays a plain 0..m loop counter
+        src.append(f"{pad}for j in range(m):")
+    else:
+        src.append(f"{pad}for j in range(n):")
     pad += "    "
     for i, (op, ins, out, refs) in enumerate(p.steps):
         body, converters = _scalar(op, ins, out)
@@ -156,6 +178,11 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
     for k, step in enumerate(p.outputs):
         alias = aliases[k] if aliases else -1
         src.append(f"{pad}{reads[alias if alias >= 0 else p.nin + k]} = t{step}")
+    pad = pad[:-4]
+    for k in strided:  # then the strided results copied out
+        if k in stored:
+            src += [f"{pad}for j in range(m):", f"{pad}    keep_scalar()",
+                    f"{pad}    r{k}[j0 + j] = b{k}[j]"]
     src.append("    return 0")
     return src, env
 

@@ -161,6 +161,86 @@ def test_results_in_an_inputs_memory_are_stored_through_it(fusion):
     assert kernel(data, run.shapes, run.strides) == BAD_GEOMETRY
 
 
+def _fused_same_bits(ins, outs, vals):
+    """The fused function after its kernels arrived (fused, the same bits as unfused and
+    as before fusion, PyTensor's Python linker's numbers) and its plan's runs."""
+    f = pytensor.function(ins, outs, mode="AOT")
+    ref = pytensor.function(ins, outs, mode=REF)
+    for _ in range(3):
+        before = [np.array(v, copy=True) for v in f(*vals)]
+    assert am.wait_for_fusion(f, WAIT) >= 1
+    for got, want in zip(f(*vals), before):
+        np.testing.assert_array_equal(got, want)
+    _same(f, ref, vals, "fused")
+    return _plan(f).runs
+
+
+def _row(run) -> int:
+    return run.shapes[run.program.ndim - 1]
+
+
+def test_long_rows_do_not_join_a_run_of_short_rows(fusion):
+    """``y - x[:, None]`` over a (150, 2) matrix iterates rows of 2 elements; the ``exp`` and
+    the product after it run one flat loop of 300 on their own kernels. Fused together, the
+    loop ran its exp scalar, row by row (zero-inflated Poisson's fused plan was slower than
+    its unfused one): the long-row steps make a run of their own."""
+    from aotkernels.pytensor.fusion import SHORT_ROW
+
+    x, y = pt.vector("x"), pt.matrix("y")
+    outs = [pt.exp(y - x[:, None]) * 3.0]
+    rng = np.random.default_rng(3)
+    runs = _fused_same_bits([x, y], outs, [rng.normal(size=150), rng.normal(size=(150, 2))])
+    ops = [[step[0] for step in run.program.steps] for run in runs]
+    assert any("exp" in o for o in ops), ops
+    for run, o in zip(runs, ops):
+        assert "exp" not in o or _row(run) >= SHORT_ROW, (o, list(run.shapes))
+
+
+def test_scalar_bodies_are_not_fused_with_vector_math(fusion):
+    """``log1mexp`` calls libm's ``log1p``/``expm1``, which no loop widens: fused with
+    ``log`` and ``expm1``, their vector bodies ran scalar too (censored Weibull's fused plan
+    was slower than its unfused one). Each kind gets runs of its own."""
+    from aotkernels.pytensor.fusion import _libm_ops, _loop_kind
+
+    x = pt.vector("x")
+    outs = [pt.log1mexp(-pt.abs(x) - 0.5) / pt.expm1(x * x + 0.1) + pt.log(x * x + 1.0)]
+    rng = np.random.default_rng(4)
+    runs = _fused_same_bits([x], outs, [rng.normal(size=100)])
+    libm = _libm_ops()
+    kinds = [{_loop_kind(step[0], libm) for step in run.program.steps} - {None}
+             for run in runs]
+    assert any("scalar" in k for k in kinds), kinds
+    assert all(len(k) <= 1 for k in kinds), kinds
+
+
+STRIDED_VECTORISES = r"""
+import os, re, sys
+os.environ["NUMBA_OPT"] = "0"
+from aotkernels.generator.compile import compile_kernel
+from aotkernels.generator.link import host_machine, kernel_module, optimise
+from aotkernels.kernels.fused import Program, register
+# out0 = x * y + 1 over contiguous x, out1 = exp(...) stored with a stride (a 'g' operand)
+p = Program(("float64", "float64", "float64", "float64", "float64"), 3, "cccgc", 1,
+            (("mul", ("float64", "float64"), "float64", (0, 1)),
+             ("add", ("float64", "float64"), "float64", (3, 2)),
+             ("exp", ("float64",), "float64", (4,))), (1, 2), (-1, -1))
+k = compile_kernel(register(p))
+mod = kernel_module(k.ir, k.inner, k.symbol)
+optimise(mod, host_machine())
+print(len(re.findall(r"^vector\.body[0-9]*:", str(mod), re.M)))
+"""
+
+
+def test_a_strided_operand_keeps_the_fused_loop_vectorised(tmp_path):
+    """A fused loop with a strided operand did not vectorise at all (LLVM widens no
+    strided store): strided operands go through stack blocks, and the loop computing the
+    steps gets a vector body (checked in the optimised IR of a real compile)."""
+    res = subprocess.run([sys.executable, "-c", STRIDED_VECTORISES], capture_output=True,
+                         text=True, cwd=tmp_path, env=dict(os.environ, AOT_CPU_TARGET=""))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert int(res.stdout.split()[-1]) >= 1, res.stdout
+
+
 def test_a_second_process_loads_fused_kernels_without_numba(fusion, tmp_path):
     """The fused kernel compiled here is an entry of the JIT cache; a second process swaps
     it in without compiling and without importing numba."""

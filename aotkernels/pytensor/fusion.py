@@ -34,6 +34,14 @@ MIN_STEPS = 2
 #: arrays a scalar loop loses more than fusion saves (measured: marginal_gp's 40x40
 #: matrices, benchmarks/RESULTS.md); small runs take as many as the executor allows
 MAX_LARGE_OPERANDS, LARGE = 8, 1024
+#: a fused loop whose rows are shorter than this never reaches its vector body; a run over
+#: at least this many elements keeps its loop vectorisable (``_Builder.add``)
+SHORT_ROW = 16
+#: ops whose scalar body LLVM does not widen (float64, measured on x86-64-v4: libm or
+#: numba helper calls, loops): in a fused loop they keep every other step scalar too;
+#: besides these, SciPy's functions (``ScalarOp.scipy``)
+SCALAR_ONLY = frozenset({"arcsinh", "arctanh", "gamma", "gammaln", "log1mexp", "tri_gamma",
+                         "xlogx", "xlogy0"})
 
 
 class Step(NamedTuple):
@@ -81,12 +89,50 @@ def _fusable(step: Step) -> bool:
     return sop is not None and not sop.raises
 
 
+def _libm_ops() -> frozenset:
+    """The vector-math ops whose kernels call libm on the loaded library's target."""
+    from aotkernels.jit import target
+    from aotkernels.targets import TARGETS
+
+    t = target()
+    return frozenset(TARGETS[t].libm_ops) if t in TARGETS else frozenset()
+
+
+def _loop_kind(op: str, libm: frozenset) -> str | None:
+    """``"scalar"``: the op's body keeps a loop scalar; ``"vector"``: a vector-math body
+    (``kernels/vecmath.py``), which a scalar loop makes several times slower; else None,
+    as for the vector-math ops the target computes with libm (``libm``: the baseline's
+    exp, log, sigmoid, ... are scalar in their own kernels too, and the target chose them
+    because two SSE2 lanes of the vector bodies gain little)."""
+    sop = SCALAR_OPS.get(op)
+    if sop is None or op in libm:
+        return None
+    if op in SCALAR_ONLY or sop.scipy is not None:
+        return "scalar"
+    return "vector" if sop.vector_body is not None else None
+
+
+def _row(shape: tuple, locs) -> int:
+    """The innermost extent of a loop over ``shape`` touching ``locs`` (collapsed)."""
+    return collapse(shape, [loc[2] for loc in locs])[0][-1]
+
+
 class _Builder:
     """One run being grown: memory locations are (root, offset, strides over the run's
-    shape, dtype); a root the run writes must be accessed through one location only."""
+    shape, dtype); a root the run writes must be accessed through one location only.
+
+    Two rules keep a fused loop as fast as the kernels it replaces, on runs of at least
+    ``SHORT_ROW`` elements, where the vector loop matters (measured, benchmarks/RESULTS.md,
+    session 9): a step whose own kernel has long rows does not join a run whose rows are
+    short (a broadcast over a short inner axis: the fused loop then runs its exp or
+    sigmoid scalar, row by row, where the step's own kernel ran one flat vector loop); and
+    an op that keeps a loop scalar (``_loop_kind``) is not fused with a vector-math op."""
 
     def __init__(self, shape: tuple):
         self.shape = shape
+        self.libm = _libm_ops()
+        self.long = 0  # the longest row of its steps' own kernels
+        self.kinds: set = set()  # the ``_loop_kind``s of its steps
         self.inputs: list = []  # memory input locations, in operand order
         self.reads: dict = {}  # root -> set of locations read from memory
         self.written: dict = {}  # root -> (location, step index within the run)
@@ -127,10 +173,21 @@ class _Builder:
                 loc != write for loc in new_inputs if loc[0] == root):
             return False
         outs = {r for r in self.written} | {root}
-        if math.prod(self.shape) >= LARGE:
+        size = math.prod(self.shape)
+        if size >= LARGE:
             max_operands = min(max_operands, MAX_LARGE_OPERANDS)
         if len(self.inputs) + len(new_inputs) + len(outs) > max_operands:
             return False
+        own, kind = _row(self.shape, locs), _loop_kind(sig.op, self.libm)
+        kinds = self.kinds | {kind} - {None}
+        if size >= SHORT_ROW:
+            if len(kinds) > 1:
+                return False
+            written = [loc for loc, _ in self.written.values()]
+            row = _row(self.shape, [*self.inputs, *new_inputs, *written, write])
+            if row < SHORT_ROW <= max(self.long, own):
+                return False
+        self.long, self.kinds = max(self.long, own), kinds
         self.inputs += new_inputs
         for kind, loc in args:
             if kind == "m":
