@@ -214,6 +214,10 @@ class _Builder:
                       for op, ins, out, args in self.steps)
         locs = self.inputs + [loc for loc, _ in outs]
         shape, strides = collapse(self.shape, [loc[2] for loc in locs])
+        if shape == (1,):  # any stride addresses one element: inputs read once (``s``),
+            # outputs contiguous (``c``), not strided, which would take stack blocks
+            strides = [(0,) if k < nin else (np.dtype(loc[3]).itemsize,)
+                       for k, loc in enumerate(locs)]
         pattern = ""
         for k, (loc, st) in enumerate(zip(locs, strides)):
             size = np.dtype(loc[3]).itemsize

@@ -11,7 +11,8 @@ Evaluate at 3 points (the transformed initial point, two jittered ones), calling
 function 3 times per point (the first call of the first point records and plans, every later
 call replays the plan), and compare every call with the reference; with fusion on
 (``AOT_FUSION=1``, the default outside the test suite), wait for the plan's fused kernels and
-make the same calls again.
+make the same calls again, whose values must also equal the unfused plan's bit for bit
+(``fused_same_bits``).
 
 The error of a value is ``|aot - ref| / max(|ref|, 1)`` (relative, absolute below 1: gradient
 components that cancel to about zero carry rounding of their larger terms), maximised over
@@ -88,24 +89,31 @@ def check(name: str, build, corpus, am, jit) -> dict:
     t_aot = time.perf_counter()
     ref = corpus.reference(f)
     t_ref = time.perf_counter()
-    worst, finite, fused = 0.0, True, 0
+    worst, finite, fused, same_bits = 0.0, True, 0, True
     wants = [[np.array(v, copy=True) for v in ref(x.copy())] for x in pts]
+    unfused: list = []  # per point, the last unfused call's values
     for fusing in (False, True):
         if fusing:  # the same calls again on the fused kernels, if fusion is on
             fused = am.wait_for_fusion(f, FUSION_WAIT)
             if not fused:
                 break
-        for x, want in zip(pts, wants):
+        for k, (x, want) in enumerate(zip(pts, wants)):
             finite &= bool(np.isfinite(want[0]))
             for _ in range(CALLS):
                 got = [np.array(v, copy=True) for v in f(x.copy())]
                 worst = max(worst, *(error(g, w) for g, w in zip(got, want)))
+            if not fusing:
+                unfused.append(got)
+            else:  # fused kernels compute the bits of the steps they replace
+                same_bits &= all(np.array_equal(g, u, equal_nan=True)
+                                 for g, u in zip(got, unfused[k]))
     rows = am.coverage(f)
     cov = Counter(source for _, source in rows)
     plan = am.plan_summary(f)
     off = Counter(op_name(row) for row, source in rows if source in ("pytensor", "numpy"))
     bound, why = TOLERANCE.get(name, (RTOL, None))
-    out = {"name": name, "ok": worst <= bound, "max_error": worst, "rtol": bound,
+    out = {"name": name, "ok": worst <= bound and same_bits, "max_error": worst, "rtol": bound,
+           "fused_same_bits": same_bits,
            "finite": finite, "n": int(pts[0].size),
            "coverage": {k: cov.get(k, 0) for k in ("aot", "jit", "numpy", "pytensor", "view",
                                                   "pending")},
