@@ -34,7 +34,7 @@ def info() -> dict:
     report.update(jit_cache=None, jit_no_cache=None)
     try:
         directory = jit.cache_dir()
-    except ImportError:
+    except ImportError:  # a CPU only LLVM can name (no /proc/cpuinfo)
         report["jit_no_cache"] = "llvmlite is not installed (pip install aotkernels[jit])"
     except RuntimeError as exc:  # no home directory to put it in
         report["jit_no_cache"] = f"{exc}; misses compile into a private directory per process"

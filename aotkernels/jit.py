@@ -7,8 +7,9 @@ by the same symbol as an AOT kernel would be. This and any later process load th
 with llvmlite's in-memory linker: no numba import, no compilation. Every miss
 is appended to ``misses.txt`` so the next ``build-kernels --from-usage`` can ship it.
 
-Entries are safe to share: each is the object followed by a trailer (magic, size, SHA-256 of
-symbol and object) and appears by one atomic rename, so a reader sees a whole, verified entry
+Entries are safe to share: each (``.o``, and ``.so`` with its own magic) is the object
+followed by a trailer (magic, size, SHA-256 of symbol and object) and appears by one
+atomic rename, so a reader sees a whole, verified entry
 or none; a damaged one (truncated, modified, another kernel's) is reported in one warning
 line and compiled again. Processes compiling the same symbol take a per-symbol file lock:
 one compiles, the others wait and load its entry. The in-process lock is renewed in a
@@ -35,7 +36,7 @@ import os
 import struct
 from pathlib import Path
 
-from aotkernels import special, trust
+from aotkernels import jit_link, special, trust
 from aotkernels.library import KERNEL_FN
 from aotkernels.process import ForkSafeLock, atomic_write
 from aotkernels.signature import ABI_VERSION, Signature
@@ -52,6 +53,7 @@ log = logging.getLogger("aotkernels")
 
 #: entry = object + trailer: magic, object size, sha256(symbol NUL object)
 _MAGIC = b"AOTKJIT1"
+_SO_MAGIC = b"AOTKSO01"  # the same trailer after a shared object (jit_link)
 _TRAILER = struct.Struct(f"<{len(_MAGIC)}sQ32s")
 #: a compile that takes longer than this is abandoned (its waiters then compile themselves)
 COMPILE_TIMEOUT = 600
@@ -84,17 +86,36 @@ def target() -> str | None:
     return jit_target(lib.target if lib is not None else None)
 
 
+def host_cpu() -> str:
+    """This CPU, as the cache's folder names it, read without LLVM (a process that only
+    loads kernels never imports llvmlite): on Linux the first processor's vendor, family,
+    model, stepping and flags in ``/proc/cpuinfo``; elsewhere LLVM's host CPU name and
+    features, as objects are compiled for them."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            first = f.read().split("\n\n", 1)[0]
+    except OSError:
+        first = ""
+    fields = {k.strip(): v.strip() for k, v in
+              (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    keys = (("vendor_id", "cpu family", "model", "stepping", "flags") if "flags" in fields
+            else ("CPU implementer", "CPU architecture", "CPU variant", "CPU part", "Features"))
+    ident = "|".join(f"{k}={fields[k]}" for k in keys if k in fields)
+    if ident:
+        return ident
+    import llvmlite.binding as llvm
+
+    return f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}"
+
+
 def cache_dir() -> Path:
     """Per-user cache, one folder per ABI, entry format, host CPU (objects are tuned for
     it) and the ops calling libm (``target``); entries of the first, unverified format live
     in another folder."""
     root = cache_root()
-    import llvmlite.binding as llvm
-
     t = target()
     libm = ",".join(TARGETS[t].libm_ops) if t in TARGETS else ""
-    cpu = (f"{llvm.get_host_cpu_name()}|{llvm.get_host_cpu_features().flatten()}|{_MAGIC}"
-           + (f"|libm:{libm}" if libm else ""))
+    cpu = f"{host_cpu()}|{_MAGIC}" + (f"|libm:{libm}" if libm else "")
     return root / f"abi{ABI_VERSION}-{hashlib.sha256(cpu.encode()).hexdigest()[:12]}"
 
 
@@ -157,12 +178,17 @@ def _libm_aliases() -> dict[str, int]:
 
 
 def _load_object(obj: bytes, symbol: str) -> int:
-    """Map one object into executable memory; return its entry point's address.
+    """Map one object into executable memory with llvmlite (where ``jit_link`` cannot);
+    return its entry point's address.
 
     One MCJIT engine per object: with several objects in one engine, a kernel loaded after
     another computed wrong results here (llvmlite 0.47), while each object alone is correct.
     """
-    import llvmlite.binding as llvm
+    try:
+        import llvmlite.binding as llvm
+    except ImportError:
+        raise KernelNotAvailable(f"cannot load {symbol} without a C compiler or llvmlite; "
+                                 "install aotkernels[jit]") from None
 
     from aotkernels.generator.link import host_machine
 
@@ -177,6 +203,30 @@ def _load_object(obj: bytes, symbol: str) -> int:
     engine.finalize_object()
     _engines.append(engine)
     return engine.get_function_address(symbol)
+
+
+def _load_shared(dir_fd: int, path: Path, symbol: str) -> int | None:
+    """The kernel from its cached shared object, if there is a good one that loads."""
+    shared = _read_entry(dir_fd, path.with_suffix(".so"), symbol, magic=_SO_MAGIC)
+    return None if shared is None else jit_link.load(shared, symbol)
+
+
+def _link_new(dir_fd: int, path: Path, symbol: str, obj: bytes) -> bytes | None:
+    """``obj`` (verified) linked into a shared object and cached next to it, or None where
+    this host cannot link."""
+    shared = jit_link.link(obj, symbol)
+    if shared is not None:
+        with contextlib.suppress(OSError):  # the cache is a saving, never a failure
+            atomic_write(path.with_suffix(".so"), seal(symbol, shared, _SO_MAGIC),
+                         dir_fd=dir_fd, mode=0o600)
+    return shared
+
+
+def _load_new(obj: bytes, shared: bytes | None, symbol: str) -> int:
+    """The kernel's address: from its shared object if it loads, else from the object with
+    llvmlite. Under ``_lock``."""
+    addr = jit_link.load(shared, symbol) if shared is not None else None
+    return addr or _load_object(obj, symbol)
 
 
 def _digest(symbol: str, obj: bytes) -> bytes:
@@ -204,7 +254,8 @@ def unseal(symbol: str, entry: bytes, magic: bytes = _MAGIC) -> bytes:
     return obj
 
 
-def _read_entry(dir_fd: int, path: Path, symbol: str, warn: bool = True) -> bytes | None:
+def _read_entry(dir_fd: int, path: Path, symbol: str, warn: bool = True,
+                magic: bytes = _MAGIC) -> bytes | None:
     """The verified object of an entry, or None if it is missing or damaged; an entry that
     is not this user's own raises ``trust.Untrusted``."""
     try:
@@ -221,11 +272,11 @@ def _read_entry(dir_fd: int, path: Path, symbol: str, warn: bool = True) -> byte
                         path, exc.strerror)
         return None
     try:
-        return unseal(symbol, entry)
+        return unseal(symbol, entry, magic)
     except ValueError as exc:
         if warn:
-            log.warning("aotkernels: JIT cache entry %s is damaged (%s); recompiling it",
-                        path, exc)
+            log.warning("aotkernels: JIT cache entry %s is damaged (%s); %s it", path, exc,
+                        "relinking" if magic == _SO_MAGIC else "recompiling")
         return None
 
 
@@ -337,19 +388,27 @@ def _record_miss(dir_fd: int, directory: Path, sig: Signature) -> None:
         os.close(fd)
 
 
-def _cached_object(sig: Signature, symbol: str) -> tuple[bytes, Path]:
-    """(verified object, its entry's path): from this user's cache or compiled into it; if
-    the cache, the entry or its lock is not this user's own, from this process's private
-    directory instead (one warning)."""
+def _cached_kernel(sig: Signature, symbol: str) -> int:
+    """The kernel's address: from this user's cache (its shared object, else its object)
+    or compiled into it; if the cache, an entry or its lock is not this user's own, from
+    this process's private directory instead (one warning)."""
     for open_dir in (_open_cache, _open_private):
         dir_fd, directory = open_dir()
         path = directory / f"{symbol}.o"
         try:
+            addr = _load_shared(dir_fd, path, symbol)
+            if addr:
+                stats["loaded"] += 1
+                return addr
             obj = _read_entry(dir_fd, path, symbol)
             if obj is None:
-                return _compile_once(sig, dir_fd, path, symbol), path
-            stats["loaded"] += 1
-            return obj, path
+                obj = _compile_once(sig, dir_fd, path, symbol)
+            else:
+                stats["loaded"] += 1
+            addr = _load_new(obj, _link_new(dir_fd, path, symbol, obj), symbol)
+            if not addr:  # verified, so this is a generator bug rather than a damaged file
+                raise KernelNotAvailable(f"JIT object {path} lacks {symbol}")
+            return addr
         except trust.Untrusted as exc:
             _warn_once(exc, f"compiling into {trust.private_dir()} instead")
         finally:
@@ -369,19 +428,9 @@ def function(sig: Signature):
         fn = _fns.get(key)
         if fn is not None:
             return fn
-        try:
-            import llvmlite.binding  # noqa: F401
-        except ImportError:
-            raise KernelNotAvailable(f"no prebuilt kernel for {key}; install "
-                                     "aotkernels[jit] to compile it on demand") from None
         from aotkernels.kernels import template_hash
 
-        symbol = sig.symbol(template_hash(sig.family))
-        obj, path = _cached_object(sig, symbol)
-        addr = _load_object(obj, symbol)
-        if not addr:  # verified, so this is a generator bug rather than a damaged file
-            raise KernelNotAvailable(f"JIT object {path} lacks {symbol}")
-        fn = KERNEL_FN(addr)
+        fn = KERNEL_FN(_cached_kernel(sig, sig.symbol(template_hash(sig.family))))
         _fns[key] = fn
         return fn
 
@@ -397,12 +446,12 @@ def in_cache(sigs: list[Signature]) -> bool:
         return True
     try:
         directory = cache_dir()
-    except ImportError:  # no llvmlite: nothing loads
+    except ImportError:  # a CPU only llvmlite can name, and no llvmlite: nothing loads
         return False
     from aotkernels.kernels import template_hash
 
     return all((directory / f"{sig.symbol(template_hash(sig.family))}.o").is_file()
-               for sig in todo)
+               for sig in todo)  # a shared object is made from its object
 
 
 _children: set = set()  # compiler processes running now
@@ -454,23 +503,26 @@ def _background(work) -> None:
 def _load_all(sigs: list[Signature]) -> list:
     if jit_disabled():
         raise KernelNotAvailable("AOT_DISABLE_JIT is set")
-    try:
-        import llvmlite.binding  # noqa: F401
-    except ImportError:
-        raise KernelNotAvailable("install aotkernels[jit] to compile kernels") from None
     from aotkernels.kernels import template_hash
 
     symbols = {sig.key: sig.symbol(template_hash(sig.family)) for sig in sigs}
     todo = [sig for sig in sigs if sig.key not in _fns]
     dir_fd, directory = _open_cache()
     try:
-        objs = {}
+        addrs, objs = {}, {}
         for sig in todo:
-            obj = _read_entry(dir_fd, directory / f"{symbols[sig.key]}.o", symbols[sig.key])
+            path = directory / f"{symbols[sig.key]}.o"
+            addr = _load_shared(dir_fd, path, symbols[sig.key])
+            if addr:
+                addrs[sig.key] = addr
+                stats["loaded"] += 1
+                continue
+            obj = _read_entry(dir_fd, path, symbols[sig.key])
             if obj is not None:
                 objs[sig.key] = obj
                 stats["loaded"] += 1
-        missing = [(sig, symbols[sig.key]) for sig in todo if sig.key not in objs]
+        missing = [(sig, symbols[sig.key]) for sig in todo
+                   if sig.key not in objs and sig.key not in addrs]
         if missing:  # one compile per batch across processes (forked sampler chains)
             batch = hashlib.sha256(" ".join(sym for _, sym in missing).encode()).hexdigest()
             with _file_lock(dir_fd, directory, f"batch-{batch[:16]}"):
@@ -483,13 +535,16 @@ def _load_all(sigs: list[Signature]) -> list:
                     objs.update(_compile_objects(again, dir_fd))
                     for sig, _ in again:
                         _record_miss(dir_fd, directory, sig)
+        shared = {key: _link_new(dir_fd, directory / f"{symbols[key]}.o", symbols[key], obj)
+                  for key, obj in objs.items()}  # linked in this thread: no caller waits
     finally:
         os.close(dir_fd)
     with _lock:
+        for key, obj in objs.items():
+            addrs[key] = _load_new(obj, shared[key], symbols[key])
         for sig in todo:
             if sig.key not in _fns:
-                addr = _load_object(objs[sig.key], symbols[sig.key])
-                if not addr:
+                if not addrs.get(sig.key):
                     raise KernelNotAvailable(f"JIT object for {sig.key} lacks its symbol")
-                _fns[sig.key] = KERNEL_FN(addr)
+                _fns[sig.key] = KERNEL_FN(addrs[sig.key])
         return [_fns[sig.key] for sig in sigs]

@@ -261,9 +261,10 @@ def verify_file(path: Path, entry: dict, arch: str | None = None,
 _dlopened: set[str] = set()
 
 
-def _dlopen(fd: int, path: Path) -> ctypes.CDLL:
+def dlopen_fd(fd: int, path: Path | str) -> ctypes.CDLL:
     """Map the checked file itself, through its descriptor: its path may name another file
-    by now. A descriptor number that named an earlier library is dup'ed to an unused one."""
+    by now. The loader hands back the object it already loaded under a name, so a
+    descriptor number that named an earlier object is dup'ed to an unused one."""
     if not os.path.isdir("/proc/self/fd"):  # no /proc: the path, as checked just before
         return ctypes.CDLL(str(path))
     held: list[int] = []
@@ -300,7 +301,7 @@ def load(directory: Path | None = None) -> Library:
             raise LibraryError(f"cannot load {path}: {exc.strerror}") from None
         verify_file(path, next(t for t in manifest["targets"] if t["name"] == target),
                     TARGETS[target].arch, data)
-        dll = _dlopen(fd, path)
+        dll = dlopen_fd(fd, path)
     except OSError as exc:
         raise LibraryError(f"cannot load {path}: {exc}") from None
     finally:

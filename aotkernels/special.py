@@ -16,6 +16,8 @@ from aotkernels.kernels.scalar_ops import SCIPY_FUNCTIONS, SPECIAL_SLOTS, TABLE_
 #: the JIT's table; kernels loaded by ``aotkernels.jit`` read it
 jit_table = (ctypes.c_void_p * SPECIAL_SLOTS)()
 _jit_bound: list = []
+#: the tables of JIT kernels loaded as shared objects (``jit_link``), each its own copy
+_tables: list = []
 
 
 #: an exported name: a function's own, or one of Cython's fused specialisations of it
@@ -64,13 +66,23 @@ def link_symbol() -> None:
     llvm.add_symbol(TABLE_SYMBOL, ctypes.addressof(jit_table))
 
 
+def add_table(table) -> None:
+    """A JIT shared object's own ``aotk_special``: filled now if the functions are bound,
+    else by ``bind``."""
+    _tables.append(table)
+    if _jit_bound:
+        table[:] = jit_table[:]
+
+
 def bind(lib) -> None:
     """Fill the slot tables of ``lib`` (a ``Library`` or None) and of the JIT, once each."""
     if _jit_bound and (lib is None or lib.special):
         return
     fns = addresses()
     jit_table[:len(fns)] = fns
-    _jit_bound.append(True)
+    _jit_bound.append(True)  # before the tables: one added meanwhile fills itself
+    for table in list(_tables):
+        table[:len(fns)] = fns
     if lib is not None:
         setter = getattr(lib.dll, "aotk_set_special", None)
         if setter is not None:  # a library without it has no SciPy kernels to call

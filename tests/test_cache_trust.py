@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from aotkernels import jit, library
+from aotkernels import jit, jit_link, library
 from aotkernels.signature import Signature
 
 #: an nd2 kernel the session library lacks: always a JIT kernel
@@ -87,9 +87,19 @@ def planted(real_object) -> bytes:
 
 
 @pytest.fixture
+def planted_shared(real_object) -> bytes:
+    """The same for the entry's shared object: one linked from the real object."""
+    symbol, obj = real_object
+    shared = jit_link.link(obj, symbol)
+    assert shared is not None, "no C compiler to link with"
+    return jit.seal(symbol, shared + MARK, jit._SO_MAGIC)
+
+
+@pytest.fixture
 def runtime(aot_lib, monkeypatch, caplog, tmp_path) -> list[bytes]:
     """A fresh JIT state (no memo, zero counters, a new private directory under tmp_path);
-    returns the list of every object handed to the linker."""
+    returns the list of the bytes of every object handed to a linker (llvmlite's, or the
+    system linker making a shared object) and every shared object loaded."""
     monkeypatch.setattr(jit, "_fns", {})
     monkeypatch.setattr(jit, "stats", {"compiled": 0, "loaded": 0})
     monkeypatch.setattr(jit, "_warned", set(), raising=False)
@@ -99,13 +109,16 @@ def runtime(aot_lib, monkeypatch, caplog, tmp_path) -> list[bytes]:
     (tmp_path / "tmp").mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
     mapped: list[bytes] = []
-    load = jit._load_object
 
-    def spy(obj: bytes, symbol: str) -> int:
-        mapped.append(obj)
-        return load(obj, symbol)
+    def spy(fn):
+        def call(data: bytes, symbol: str):
+            mapped.append(data)
+            return fn(data, symbol)
+        return call
 
-    monkeypatch.setattr(jit, "_load_object", spy)
+    monkeypatch.setattr(jit, "_load_object", spy(jit._load_object))
+    monkeypatch.setattr(jit_link, "link", spy(jit_link.link))
+    monkeypatch.setattr(jit_link, "load", spy(jit_link.load))
     caplog.set_level(logging.WARNING, logger="aotkernels")
     return mapped
 
@@ -216,19 +229,21 @@ ENTRY_CASES = {
 }
 
 
+@pytest.mark.parametrize("kind", [".o", ".so"])
 @pytest.mark.parametrize("plant", ENTRY_CASES.values(), ids=list(ENTRY_CASES))
-def test_a_planted_entry_is_never_loaded(plant, runtime, planted, shared, caplog, tmp_path,
-                                         monkeypatch):
+def test_a_planted_entry_is_never_loaded(plant, kind, runtime, planted, planted_shared, shared,
+                                         caplog, tmp_path, monkeypatch):
     root = shared / "cache"
     monkeypatch.setenv("AOT_CACHE_DIR", str(root))
     d = jit.cache_dir()
-    e = d / f"{jit_symbol()}.o"
+    e = d / f"{jit_symbol()}{kind}"
+    entry = planted if kind == ".o" else planted_shared
     elsewhere = shared / "elsewhere"
     elsewhere.mkdir(mode=0o700)
-    named, words = plant(root, d, e, planted, elsewhere)
+    named, words = plant(root, d, e, entry, elsewhere)
     run_kernel()
     assert_compiled_privately(runtime, caplog, tmp_path, named, words)
-    assert e.read_bytes() == planted  # left alone, not overwritten through a link
+    assert e.read_bytes() == entry  # left alone, not overwritten through a link
 
 
 def foreign_lock(d: Path, lock: Path, elsewhere: Path):
@@ -350,7 +365,8 @@ def test_an_entry_replaced_after_its_check_is_read_from_the_checked_file(
     _hook_after_check(monkeypatch, e, replace)
     run_kernel()
     assert jit.stats == {"compiled": 0, "loaded": 1} and not warnings_(caplog)
-    assert runtime == [obj]  # the bytes of the file that was checked
+    assert runtime[0] == obj  # the bytes of the file that was checked, linked
+    assert not any(MARK in data for data in runtime)
     assert e.read_bytes() == planted  # the path names the other file by now
 
 
@@ -372,7 +388,8 @@ def test_the_default_cache_follows_xdg_without_platformdirs_and_is_private(
     assert jit.stats == {"compiled": 1, "loaded": 0}
     modes = {p.name: p.stat().st_mode & 0o777 for p in [d.parent, d, *d.iterdir()]}
     assert modes == {"aotkernels": 0o700, d.name: 0o700, f"{jit_symbol()}.o": 0o600,
-                     f".{jit_symbol()}.lock": 0o600, "misses.txt": 0o600}
+                     f"{jit_symbol()}.so": 0o600, f".{jit_symbol()}.lock": 0o600,
+                     "misses.txt": 0o600}
 
 
 INFO = ("import sys\n"
@@ -402,8 +419,10 @@ def test_info_names_the_cache_or_why_there_is_none(aot_lib, tmp_path):
     assert report["jit_no_cache"].startswith(
         f"{open_to_all} is writable by group and others (mode 777); misses compile into a "
         "private directory"), report
-    report = _info(env, "llvmlite", "llvmlite.binding")
-    assert report["jit_cache"] is None and "llvmlite is not installed" in report["jit_no_cache"]
+    # installed without [jit]: kernels already cached load (as shared objects, no LLVM)
+    report = _info(env, "llvmlite", "llvmlite.binding", "numba")
+    assert report["jit_cache"] and report["jit_no_compiler"].startswith(
+        "numba is not installed: cached kernels load"), report
 
 
 # -- the library: AOT_LIBRARY_DIR ----------------------------------------------------------

@@ -149,30 +149,41 @@ import aotkernels as ak
 from aotkernels import jit
 x = np.arange(24.0).reshape(4, 6)[:, ::2]         # an nd2 maximum: never in the test library
 got = ak.elemwise("maximum", x, x)
-print(json.dumps({"ok": bool(np.array_equal(got, np.maximum(x, x))), "stats": jit.stats}))
+print(json.dumps({"ok": bool(np.array_equal(got, np.maximum(x, x))), "stats": jit.stats,
+                  "llvmlite": "llvmlite" in sys.modules}))
 """
 
 
-def test_damaged_jit_entries_are_recompiled(aot_lib, jit_cache):
+@pytest.mark.parametrize("kind", [".o", ".so"])
+def test_damaged_jit_entries_are_recompiled(aot_lib, jit_cache, kind):
+    """A damaged object (its shared object gone) is compiled again; a damaged shared object
+    is linked again from its object. One warning line each, the right numbers, a whole
+    entry afterwards, and no llvmlite in the process that loads the shared object."""
     env = {"AOT_LIBRARY_DIR": str(aot_lib.directory), "AOT_CACHE_DIR": str(jit_cache)}
     report, lines = run_child(env, JIT_CHILD)
-    assert report == {"ok": True, "stats": {"compiled": 1, "loaded": 0}} and not lines
-    (entry,) = jit_cache.glob("*/aotk_maximum_*.o")
+    assert report["stats"] == {"compiled": 1, "loaded": 0} and report["ok"] and not lines
+    (entry,) = jit_cache.glob(f"*/aotk_maximum_*{kind}")
+    magic = jit._SO_MAGIC if kind == ".so" else jit._MAGIC
     good = entry.read_bytes()
-    other = jit.seal("aotk_other", jit.unseal(entry.stem, good))
+    bare = jit.unseal(entry.stem, good, magic)
     damages = {
         "half-written": (good[: len(good) // 2], "no trailer"),
         "empty": (b"", "shorter than its trailer"),
         "bit flip": (good[:100] + bytes([good[100] ^ 1]) + good[101:], "checksum differs"),
-        "another kernel's": (other, "checksum differs"),
-        "bare object (no trailer)": (jit.unseal(entry.stem, good), "no trailer"),
+        "another kernel's": (jit.seal("aotk_other", bare, magic), "checksum differs"),
+        "bare (no trailer)": (bare, "no trailer"),
     }
+    again = "relinking" if kind == ".so" else "recompiling"
+    stats = {"compiled": 0, "loaded": 1} if kind == ".so" else {"compiled": 1, "loaded": 0}
     for name, (data, words) in damages.items():
         entry.write_bytes(data)
+        if kind == ".o":
+            entry.with_suffix(".so").unlink()
         report, lines = run_child(env, JIT_CHILD)
-        assert len(lines) == 1 and words in lines[0] and "recompiling" in lines[0], (name, lines)
-        assert report == {"ok": True, "stats": {"compiled": 1, "loaded": 0}}, name
-        assert jit.unseal(entry.stem, entry.read_bytes())  # whole again
+        assert len(lines) == 1 and words in lines[0] and again in lines[0], (name, lines)
+        assert report["stats"] == stats and report["ok"], name
+        assert jit.unseal(entry.stem, entry.read_bytes(), magic)  # whole again
     report, lines = run_child(env, JIT_CHILD)
-    assert report == {"ok": True, "stats": {"compiled": 0, "loaded": 1}} and not lines
+    assert report == {"ok": True, "stats": {"compiled": 0, "loaded": 1}, "llvmlite": False}
+    assert not lines
     assert not [p.name for p in entry.parent.iterdir() if p.name.endswith((".tmp", ".raw"))]

@@ -28,7 +28,8 @@ r2 = ak.elemwise("sigmoid", y)
 print(json.dumps({
     "sources": [resolve("mul", x, x)[1], resolve("sigmoid", y)[1]],
     "ok": bool(np.allclose(r1, x * x) and np.allclose(r2, 1 / (1 + np.exp(-y)), rtol=1e-6)),
-    "stats": jit.stats, "numba_imported": "numba" in sys.modules}))
+    "stats": jit.stats, "numba_imported": "numba" in sys.modules,
+    "llvmlite_imported": "llvmlite" in sys.modules}))
 """
 
 
@@ -51,10 +52,11 @@ def test_miss_compiles_once_then_loads_from_disk_without_numba(aot_lib, jit_cach
     second = run(env, tmp_path)
     assert second["ok"] and second["stats"] == {"compiled": 0, "loaded": 2}
     assert second["numba_imported"] is False  # proof that nothing was compiled
+    assert second["llvmlite_imported"] is False  # shared objects, mapped by the loader
     (cache,) = jit_cache.iterdir()
     misses = (cache / "misses.txt").read_text().split()
     assert misses == ["elemwise/mul/f8,f8->f8/nd2", "elemwise/sigmoid/f4->f4/nd3"]
-    assert len(list(cache.glob("aotk_*.o"))) == 2
+    assert len(list(cache.glob("aotk_*.o"))) == len(list(cache.glob("aotk_*.so"))) == 2
 
 
 def test_disabled_jit_raises_on_a_miss(aot_lib, monkeypatch):
@@ -89,3 +91,38 @@ def test_several_jit_kernels_in_one_process(aot_lib, jit_cache):
     gt = ak.elemwise("gt", x, np.zeros((1, 1), np.int8))  # nd2 gt(f8, i1): not either
     np.testing.assert_allclose(exp, np.exp(x[:, ::2].T))
     np.testing.assert_array_equal(gt, x > 0)
+
+
+SPECIAL = r"""
+import json, sys
+import numpy as np
+import aotkernels as ak
+from aotkernels import jit
+from aotkernels.families.elemwise import resolve
+from scipy import special
+a = np.linspace(0.5, 4, 24).reshape(4, 6)[:, ::2]      # nd2: never in the test library
+x = np.linspace(0.1, 3, 24).reshape(4, 6)[:, ::2]
+got = [ak.elemwise("psi", a), ak.elemwise("gammaincc", a, x)]
+want = [special.psi(a), special.gammaincc(a, x)]
+print(json.dumps({"sources": [resolve("psi", a)[1], resolve("gammaincc", a, x)[1]],
+                  "ok": all(bool(np.allclose(g, w, rtol=1e-14)) for g, w in zip(got, want)),
+                  "stats": jit.stats, "llvmlite": "llvmlite" in sys.modules}))
+"""
+
+
+def test_jit_kernels_calling_scipy_load_as_shared_objects(aot_lib, jit_cache, tmp_path):
+    """A JIT kernel that calls SciPy through ``aotk_special`` gets its own table filled
+    when it is loaded as a shared object in a later process (without llvmlite)."""
+    import os
+
+    env = dict(os.environ, AOT_CACHE_DIR=str(jit_cache), AOT_LIBRARY_DIR=str(aot_lib.directory))
+    reports = []
+    for _ in range(2):
+        res = subprocess.run([sys.executable, "-c", SPECIAL], env=env, capture_output=True,
+                             text=True, cwd=tmp_path)
+        assert res.returncode == 0, res.stderr
+        reports.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    first, second = reports
+    assert first["sources"] == ["jit", "jit"] and first["ok"], first
+    assert second == {"sources": ["jit", "jit"], "ok": True,
+                      "stats": {"compiled": 0, "loaded": 2}, "llvmlite": False}, second

@@ -9,8 +9,9 @@ Where each job lives: ``linker`` (the linker and the mode), ``graph_cache`` (rew
 graphs kept across processes: a second process skips PyTensor's rewriting), ``servers``
 (which thunk runs each Op class), ``thunks`` (the thunks), ``loop`` (the VM loop: record a
 call, keep a plan per input geometry), ``planner`` (a plan from a recorded call),
-``executor`` (run a plan), ``fusion`` (runs of elementwise steps as fused kernels, compiled
-in the background and swapped into plans), ``coverage`` (reports). Served on kernels:
+``executor`` (run a plan), ``function`` (a ``Function`` whose calls go straight to the
+plan), ``fusion`` (runs of elementwise steps as fused kernels, compiled in the background
+and swapped into plans), ``coverage`` (reports). Served on kernels:
 ``Elemwise`` (every op of the table, ``Cast``, ``Identity``, n-ary add/mul, inplace
 variants), ``CAReduce`` (Sum, Prod, Max, Min, All, Any over any axes), Argmax, CumOp,
 Softmax, LogSoftmax, SoftmaxGrad, Join, Alloc, Dot, Dot22, Gemv, Gemm, AdvancedSubtensor1,
@@ -27,10 +28,11 @@ from pytensor.compile.mode import predefined_linkers, predefined_modes
 
 from aotkernels.pytensor import linker
 from aotkernels.pytensor.coverage import VIEW_OPS, coverage, coverage_summary, plan_summary
+from aotkernels.pytensor.function import AOTFunction
 from aotkernels.pytensor.linker import AOT, AOTLinker
 
-__all__ = ["AOT", "AOTLinker", "VIEW_OPS", "coverage", "coverage_summary", "plan_summary",
-           "record_linkers", "use_as_default", "wait_for_fusion"]
+__all__ = ["AOT", "AOTFunction", "AOTLinker", "VIEW_OPS", "coverage", "coverage_summary",
+           "plan_summary", "record_linkers", "use_as_default", "wait_for_fusion"]
 
 
 def use_as_default() -> None:

@@ -169,7 +169,7 @@ class Plan:
         self.finish = finish  # per node: (kind, node, thunk, materialise)
         self.keep = keep  # what the C tables point into
         self.pending = None  # (runs, kernel addresses or None, future, pid): fusion to come
-        self.fast = None  # (the items it was made for, Plan.fast_path's function or None)
+        self.fast = None  # (the items it was made for, Plan.fast_path's functions or None)
 
     def kinds(self) -> Counter:
         """How many nodes run as kernel steps, views, static values, or their thunks."""
@@ -224,16 +224,19 @@ class Plan:
     fused = 0  # runs swapped in
     runs: list = []  # fusion.Run: the fused runs asked for
 
-    def fast_path(self, vm, key: tuple, runner=None):
-        """This plan's call as one generated Python function of no arguments, for a plan
-        without Python items (None otherwise): it checks that the inputs still have the
-        geometry ``key`` (else returns None: the caller takes the general path), runs the
-        plan and returns the outputs, as ``PlannedLoop`` would. Unrolled, with every
-        constant bound as a name, it costs a fraction of the general loop; it waits for
-        nothing, and stands aside while fused kernels are pending (``run`` swaps them).
-        ``runner``: the library's ``aotk_run_call``, which reads the arrays' data pointers
-        in C and runs the first segment in one ctypes call (without it, Python sets every
-        root)."""
+    def fast_path(self, vm, key: tuple, runner=None) -> tuple | None:
+        """This plan's call as generated Python functions, for a plan without Python items
+        (None otherwise): ``(fast, fast_args)``. ``fast()`` reads the inputs from the VM's
+        cells, ``fast_args(args)`` from a ``Function``'s positional arguments (when
+        ``vm.arg_cells`` maps them to cells: ``function.AOTFunction``), checking each as
+        PyTensor's ``TensorType.filter`` would accept it unchanged. Both check that the
+        inputs still have the geometry ``key`` (else return None: the caller takes the
+        general path), run the plan and return the outputs, as ``PlannedLoop`` would.
+        Unrolled, with every constant bound as a name, they cost a fraction of the general
+        loop; they wait for nothing, and stand aside while fused kernels are pending
+        (``run`` swaps them). ``runner``: the library's ``aotk_run_call``, which reads the
+        arrays' data pointers in C and runs the first segment in one ctypes call (without
+        it, Python sets every root)."""
         if vm.time_thunks or any(item.__class__ is not Segment for item in self.items):
             return None
         offset = data_offset() if runner is not None and self.items else None
@@ -250,14 +253,28 @@ class Plan:
             arrays.append(index)
             return f"    arrays[{len(arrays) - 1}] = id({array})"
 
-        lines = ["def fast():", "    if plan.pending is not None:", "        return None"]
+        def check(k: int, aligned: bool = False) -> list:
+            return [f"    if (v{k}.__class__ is not ndarray or v{k}.shape != S{k} "
+                    f"or v{k}.strides != T{k}",
+                    f"            or v{k}.dtype is not D{k} and v{k}.dtype != D{k}"
+                    + (f" or not v{k}.flags.aligned):" if aligned else "):"),
+                    "        return None"]
+
+        arg_cells = getattr(vm, "arg_cells", None)  # vm.input_storage index per argument
+        head = ["def fast():", "    if plan.pending is not None:", "        return None"]
+        args_head = ["def fast_args(args):", "    if plan.pending is not None:",
+                     "        return None"]
+        if arg_cells:
+            args_head.append(f"    {', '.join(f'v{k}' for k in arg_cells)}, = args")
         for k, (cell, (shape, strides, dtype)) in enumerate(zip(vm.input_storage, key)):
             env.update({f"i{k}": cell, f"S{k}": shape, f"T{k}": strides, f"D{k}": dtype})
-            lines += [f"    v{k} = i{k}[0]",
-                      f"    if (v{k}.__class__ is not ndarray or v{k}.shape != S{k} "
-                      f"or v{k}.strides != T{k}",
-                      f"            or v{k}.dtype is not D{k} and v{k}.dtype != D{k}):",
-                      "        return None"]
+            head += [f"    v{k} = i{k}[0]", *check(k)]
+            if arg_cells and k in arg_cells:  # Function.__call__ has not filtered it
+                args_head += check(k, aligned=True)
+            else:
+                args_head += [f"    v{k} = i{k}[0]", *check(k)]
+        args_head += [f"    i{k}[0] = v{k}" for k in arg_cells or ()]
+        lines = []
         for j, (index, cell) in enumerate(self.inputs):
             k = next(k for k, c in enumerate(vm.input_storage) if c is cell)
             if offset is None:
@@ -311,8 +328,9 @@ class Plan:
             env[f"u{k}"] = cell
             lines.append(f"    u{k}[0] = outputs[{out}]")
         lines.append("    return outputs")
-        exec(compile("\n".join(lines), "<aotkernels plan>", "exec"), env)
-        return env["fast"]
+        source = [*head, *lines, *(args_head + lines if arg_cells is not None else ())]
+        exec(compile("\n".join(source), "<aotkernels plan>", "exec"), env)
+        return env["fast"], env.get("fast_args")
 
     def _call(self, seg: Segment, array_roots: list, offset: int):
         """The ``aotk_call`` of ``seg`` whose arrays set ``array_roots``: (its address, the

@@ -102,6 +102,9 @@ class PlannedLoop(Loop):
 
     MAX_PLANS = 8  # per function; each holds its intermediates' buffers
     MAX_TRIES = 3
+    #: per positional argument of the ``Function`` that calls this VM, its index in
+    #: ``input_storage`` (``function.AOTFunction`` sets it; None: no such function)
+    arg_cells: list | None = None
 
     def init_plans(self, eager: bool = False) -> None:
         """``eager``: record the first call of a geometry already (``python -m aotkernels
@@ -112,6 +115,7 @@ class PlannedLoop(Loop):
         self._static = static_vars(self.nodes)
         self._cells = [cell for thunk in self.thunks for cell in thunk.outputs]
         self._fast = None  # the fast path of the plan the last call ran (Plan.fast_path)
+        self.fast_args = None  # its form taking a Function's arguments (function.py)
 
     def __call__(self):
         fast = self._fast
@@ -126,11 +130,12 @@ class PlannedLoop(Loop):
                 cell[0] = None
             if not plan.run(self):
                 del self._plans[key]  # a value left the plan's geometry
-                self._fast = None
+                self._fast = self.fast_args = None
             elif plan.pending is None:
                 if plan.fast is None or plan.fast[0] is not plan.items:
-                    plan.fast = (plan.items, plan.fast_path(self, key, call_runner()))
-                self._fast = plan.fast[1]
+                    fast = plan.fast_path(self, key, call_runner()) or (None, None)
+                    plan.fast = (plan.items, *fast)
+                self._fast, self.fast_args = plan.fast[1:]
             return self.perform_updates()
         return self._record(key)
 
@@ -153,7 +158,7 @@ class PlannedLoop(Loop):
         outputs = self.perform_updates()
         if len(plans) >= self.MAX_PLANS:
             plans.clear()
-            self._fast = None
+            self._fast = self.fast_args = None
         tries[key] = tries.get(key, 0) + 1
         try:
             plan = build_plan(self, records, self._static, executor(), KernelThunk)
