@@ -18,9 +18,10 @@ that on entry (status 2 otherwise). An output the planner placed in the memory o
 the run's inputs (``aliases``) is stored through that input's array, which the kernel also
 checks on entry: LLVM vectorises a loop only after a run-time overlap check of each array
 it writes against the others, which an exact alias fails (the loop then ran scalar).
-Strided operands (``g``) go through stack blocks of ``BLOCK`` elements: copied in (and
-out) by scalar loops, so that the loop computing the steps touches contiguous memory only
-and vectorises (one strided operand kept the whole loop scalar).
+Strided operands (``g``) go through stack blocks of ``BLOCK`` elements on rows of at least
+``BLOCKED``: copied in (and out) by scalar loops, so that the loop computing the steps
+touches contiguous memory only and vectorises (one strided operand kept the whole loop
+scalar).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ FUSED: dict[str, Program] = {}
 
 #: status of a fused kernel called with operands off its pattern (a planner bug)
 BAD_GEOMETRY = 2
+#: rows of at least this many elements take the stack blocks of strided operands: on
+#: shorter rows copying in and out costs more than the vector loop saves (ordered
+#: logistic's (150, 4) rows, measured)
+BLOCKED = 16
 
 
 @dataclass(frozen=True)
@@ -139,19 +144,46 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
         src.append(f"{pad}for i{d} in range(a{n_ops - 1}.shape[{d}]):")
         pad += "    "
     row = f"[{', '.join(outer)}]" if outer else ""
-    reads = []
+    plain, blocked = [], []  # per operand: how the element loop reads or stores it
     for k, pat in enumerate(p.pattern):
         if pat == "s":
             index = ", ".join([*outer, "0"])
             src.append(f"{pad}s{k} = a{k}[{index}]")
-            reads.append(f"s{k}")
+            plain.append(f"s{k}")
+            blocked.append(f"s{k}")
         else:
             view = f"a{k}{row}"
             src.append(f"{pad}r{k} = {f'assume_c({view})' if pat == 'c' else view}")
-            reads.append(f"b{k}[j]" if pat == "g" else f"{'v' if strided else 'r'}{k}[j]")
+            plain.append(f"r{k}[j]")
+            blocked.append(f"b{k}[j]" if pat == "g" else f"v{k}[j]")
     stored = {aliases[k] if aliases and aliases[k] >= 0 else p.nin + k
               for k in range(len(p.outputs))}
-    if strided:  # blocks of BLOCK elements: strided inputs copied in, then the steps
+
+    def steps(reads: list[str], pad: str) -> list[str]:
+        lines = []
+        for i, (op, ins, out, refs) in enumerate(p.steps):
+            body, converters = _scalar(op, ins, out)
+            env[f"f{i}"], env[f"o{i}"] = body, converter(out)
+            terms = []
+            for a, (ref, conv) in enumerate(zip(refs, converters)):
+                term = reads[ref] if ref < p.nin else f"t{ref - p.nin}"
+                if conv is not None:
+                    env[f"c{i}_{a}"] = conv
+                    term = f"c{i}_{a}({term})"
+                terms.append(term)
+            lines.append(f"{pad}t{i} = o{i}(f{i}({', '.join(terms)}))")
+        for k, step in enumerate(p.outputs):
+            alias = aliases[k] if aliases else -1
+            lines.append(f"{pad}{reads[alias if alias >= 0 else p.nin + k]} = t{step}")
+        return lines
+
+    if not strided:
+        src += [f"{pad}for j in range(n):", *steps(plain, pad + "    ")]
+    else:  # rows of at least BLOCKED elements: blocks of BLOCK, strided inputs copied in,
+        # the steps, strided results copied out; shorter rows: the loop as it is
+        src += [f"{pad}if n < {BLOCKED}:", f"{pad}    for j in range(n):",
+                *steps(plain, pad + "        "), f"{pad}else:"]
+        pad += "    "
         src += [f"{pad}for j0 in range(0, n, BLOCK):", f"{pad}    m = min(BLOCK, n - j0)"]
         pad += "    "
         for k in strided:
@@ -160,29 +192,11 @@ def source(p: Program, name: str) -> tuple[list[str], dict]:
                         f"{pad}    b{k}[j] = r{k}[j0 + j]"]
         src += [f"{pad}v{k} = assume_c(r{k}[j0:j0 + m])" for k, pat in enumerate(p.pattern)
                 if pat == "c"]  # per block: its index stays a plain 0..m loop counter
-        src.append(f"{pad}for j in range(m):")
-    else:
-        src.append(f"{pad}for j in range(n):")
-    pad += "    "
-    for i, (op, ins, out, refs) in enumerate(p.steps):
-        body, converters = _scalar(op, ins, out)
-        env[f"f{i}"], env[f"o{i}"] = body, converter(out)
-        terms = []
-        for a, (ref, conv) in enumerate(zip(refs, converters)):
-            term = reads[ref] if ref < p.nin else f"t{ref - p.nin}"
-            if conv is not None:
-                env[f"c{i}_{a}"] = conv
-                term = f"c{i}_{a}({term})"
-            terms.append(term)
-        src.append(f"{pad}t{i} = o{i}(f{i}({', '.join(terms)}))")
-    for k, step in enumerate(p.outputs):
-        alias = aliases[k] if aliases else -1
-        src.append(f"{pad}{reads[alias if alias >= 0 else p.nin + k]} = t{step}")
-    pad = pad[:-4]
-    for k in strided:  # then the strided results copied out
-        if k in stored:
-            src += [f"{pad}for j in range(m):", f"{pad}    keep_scalar()",
-                    f"{pad}    r{k}[j0 + j] = b{k}[j]"]
+        src += [f"{pad}for j in range(m):", *steps(blocked, pad + "    ")]
+        for k in strided:
+            if k in stored:
+                src += [f"{pad}for j in range(m):", f"{pad}    keep_scalar()",
+                        f"{pad}    r{k}[j0 + j] = b{k}[j]"]
     src.append("    return 0")
     return src, env
 
