@@ -176,7 +176,11 @@ def operand(draw, dtypes, shape, rng):
     if form == "scalar":
         return (a.ravel()[0].item() if a.size and a.dtype.kind in "fiub" else 1.5), None
     if form == "npscalar":
-        return (a.ravel()[0] if a.size else a.dtype.type(0)), None
+        if a.size:
+            return a.ravel()[0], None
+        # a datetime's scalar needs its unit (NumPy 2.4: an integer alone is refused)
+        return (a.dtype.type(0, np.datetime_data(a.dtype)[0]) if a.dtype.kind in "mM"
+                else a.dtype.type(0)), None
     if form == "list" and a.dtype.kind in "fiub":
         return a.tolist(), None
     return a, view
