@@ -90,7 +90,8 @@ def _fusable(step: Step) -> bool:
 
 
 def _libm_ops() -> frozenset:
-    """The vector-math ops whose kernels call libm on the loaded library's target."""
+    """The vector-math ops whose kernels call libm on the loaded library's target: its
+    ``libm_ops`` entries, an op or ``op:dtype``."""
     from aotkernels.jit import target
     from aotkernels.targets import TARGETS
 
@@ -98,14 +99,14 @@ def _libm_ops() -> frozenset:
     return frozenset(TARGETS[t].libm_ops) if t in TARGETS else frozenset()
 
 
-def _loop_kind(op: str, libm: frozenset) -> str | None:
+def _loop_kind(op: str, libm: frozenset, dtype: str = "float64") -> str | None:
     """``"scalar"``: the op's body keeps a loop scalar; ``"vector"``: a vector-math body
     (``kernels/vecmath.py``), which a scalar loop makes several times slower; else None,
     as for the vector-math ops the target computes with libm (``libm``: the baseline's
     exp, log, sigmoid, ... are scalar in their own kernels too, and the target chose them
     because two SSE2 lanes of the vector bodies gain little)."""
     sop = SCALAR_OPS.get(op)
-    if sop is None or op in libm:
+    if sop is None or op in libm or f"{op}:{dtype}" in libm:
         return None
     if op in SCALAR_ONLY or sop.scipy is not None:
         return "scalar"
@@ -178,7 +179,7 @@ class _Builder:
             max_operands = min(max_operands, MAX_LARGE_OPERANDS)
         if len(self.inputs) + len(new_inputs) + len(outs) > max_operands:
             return False
-        own, kind = _row(self.shape, locs), _loop_kind(sig.op, self.libm)
+        own, kind = _row(self.shape, locs), _loop_kind(sig.op, self.libm, sig.out_dtype)
         kinds = self.kinds | {kind} - {None}
         if size >= SHORT_ROW:
             if len(kinds) > 1:
