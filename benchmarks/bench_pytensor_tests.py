@@ -10,10 +10,9 @@ says so and exits. Each mode runs the file twice with pytest in fresh processes 
 of new caches (cold: empty PyTensor compiledir, numba cache, aotkernels JIT and graph
 caches; warm: the second run on what the first left). Mode AOT is made the default by a
 pytest plugin that calls ``aotkernels.pytensor.use_as_default()`` (``PYTENSOR_FLAGS`` cannot
-name it); C is ``linker=cvm`` with ``mode=FAST_RUN``, NUMBA ``mode=NUMBA``. ``AOT-py`` is
-mode AOT with ``linker=py``, as C's run sets ``linker=cvm``: the functions a test compiles in
-a mode it names (``FAST_RUN`` is NUMBA on PyTensor 3) then run PyTensor's Python
-implementation instead of importing numba, so the footprint is mode AOT's own. The plugin
+name it); C is ``linker=cvm`` with ``mode=FAST_RUN``, NUMBA ``mode=NUMBA``. In mode AOT a
+test that names ``FAST_RUN`` still gets PyTensor 3's NUMBA (and imports numba); ``AOT-all``
+makes ``FAST_RUN`` mode AOT too, as C's run makes it the C VM (``linker=cvm``). The plugin
 writes the pytest process's peak RSS (``ru_maxrss``: the compiler's child processes of mode
 C are not counted), the outcome counts, and whether numba and llvmlite were imported. Run
 with the interpreter whose PyTensor matches the tag
@@ -42,6 +41,9 @@ import json, os, resource, sys
 if os.environ.get("AOT_PT_MODE", "").startswith("AOT"):
     import aotkernels.pytensor as am
     am.use_as_default()
+    if os.environ["AOT_PT_MODE"] == "AOT-all":  # as linker=cvm does for C's run
+        from pytensor.compile.mode import predefined_modes
+        predefined_modes["FAST_RUN"] = am.AOT
 
 _counts = {}
 _failed = []
@@ -61,7 +63,7 @@ def pytest_sessionfinish(session, exitstatus):
                    "imported": [m for m in ("numba", "llvmlite") if m in sys.modules]}, f)
 '''
 
-FLAGS = {"AOT": "", "AOT-py": "linker=py", "C": "mode=FAST_RUN,linker=cvm",
+FLAGS = {"AOT": "", "AOT-all": "", "C": "mode=FAST_RUN,linker=cvm",
          "NUMBA": "mode=NUMBA"}
 
 
