@@ -13,10 +13,10 @@ pytest plugin that calls ``aotkernels.pytensor.use_as_default()`` (``PYTENSOR_FL
 name it); C is ``linker=cvm`` with ``mode=FAST_RUN``, NUMBA ``mode=NUMBA``. In mode AOT a
 test that names ``FAST_RUN`` still gets PyTensor 3's NUMBA (and imports numba); ``AOT-all``
 makes ``FAST_RUN`` mode AOT too, as C's run makes it the C VM (``linker=cvm``). The plugin
-writes the pytest process's peak RSS (``ru_maxrss``: the compiler's child processes of mode
-C are not counted), the outcome counts, and whether numba and llvmlite were imported. Run
-with the interpreter whose PyTensor matches the tag
-(``.venv``: PyTensor 3.0.7).
+writes the pytest process's CPU time and peak RSS (``ru_maxrss``: mode C's compiler
+children are not counted), the outcome counts, and whether numba and llvmlite were
+imported. Run with the interpreter whose PyTensor matches the tag (``.venv``: PyTensor
+3.0.7).
 """
 
 from __future__ import annotations
@@ -58,7 +58,8 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     with open(os.environ["AOT_PT_REPORT"], "w") as f:
-        json.dump({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        json.dump({"rss": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
                    "counts": _counts, "failed": _failed,
                    "imported": [m for m in ("numba", "llvmlite") if m in sys.modules]}, f)
 '''
@@ -122,9 +123,9 @@ def main() -> None:
             base["AOT_LIBRARY_DIR"] = str(args.lib.resolve())
         print(f"# {args.tests} ({args.tag}), PyTensor {version}, {time.strftime('%Y-%m-%d %H:%M')}"
               f", {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}\n")
-        print("| mode | cold s | warm s | peak RSS cold MiB | peak RSS warm MiB | warm imports "
-              "| warm outcomes |")
-        print("|---|---|---|---|---|---|---|")
+        print("| mode | cold s | warm s | cold CPU s | warm CPU s | peak RSS cold MiB | peak RSS "
+              "warm MiB | warm imports | warm outcomes |")
+        print("|---|---|---|---|---|---|---|---|---|")
         failures = {}
         for mode in args.modes.split(","):
             caches = scratch / mode
@@ -133,7 +134,9 @@ def main() -> None:
                        AOT_GRAPH_CACHE_DIR=str(caches / "graphs"))
             cold = run(args.python, mode, args.tests, dest, env, scratch)
             warm = run(args.python, mode, args.tests, dest, env, scratch)
-            print(f"| {mode} | {cold['wall']:.1f} | {warm['wall']:.1f} | {cold['rss']:.0f} | "
+            print(f"| {mode} | {cold['wall']:.1f} | {warm['wall']:.1f} | "
+                  f"{cold.get('cpu', float('nan')):.1f} | {warm.get('cpu', float('nan')):.1f} | "
+                  f"{cold['rss']:.0f} | "
                   f"{warm['rss']:.0f} | {', '.join(warm.get('imported', [])) or 'none'} | "
                   f"{warm['summary']} |", flush=True)
             failures[mode] = warm.get("failed", [])
