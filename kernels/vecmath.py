@@ -36,7 +36,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from aotkernels.kernels.scalar_ops import LIBM_SYMBOL, VEC_OPS
+from aotkernels.kernels.scalar_ops import LIBM_SYMBOL, libm_bit
 
 #: compiled once per worker and dtype (inline="always" recompiled them into every kernel:
 #: 3-8x slower builds); LLVM inlines them into the kernel loop at link time
@@ -397,9 +397,11 @@ def trig_far(x):
 
 
 @inline
-def sin(x):
+def trig(x, shift):
+    """sin(x) for shift 0, cos(x) for shift 1: cos(x) = sin(x + pi/2), one quadrant on."""
     x = np.float64(x)
     k, y0, y1 = reduce_pio2(x)
+    k = k + shift
     s = sin_kernel(y0, y1)
     c = cos_kernel(y0, y1)
     v = c if (k & 1) != 0 else s
@@ -408,14 +410,13 @@ def sin(x):
 
 
 @inline
+def sin(x):
+    return trig(x, 0)
+
+
+@inline
 def cos(x):
-    x = np.float64(x)
-    k, y0, y1 = reduce_pio2(x)
-    s = sin_kernel(y0, y1)
-    c = cos_kernel(y0, y1)
-    v = s if (k & 1) != 0 else c
-    v = -v if ((k + 1) & 2) != 0 else v
-    return x if trig_far(x) else v
+    return trig(x, 1)
 
 
 # pow: x**y = exp(y log|x|) with log|x| as a double-double (hi + lo, ~2**-70 relative):
@@ -552,6 +553,119 @@ def pow(x, y):
     return 1.0 if (y == 0.0) | (x == 1.0) else res
 
 
+# -- float32: the same algorithms in float32 arithmetic (Cephes' expf/logf polynomials), so
+# a loop widens to twice the float64 lanes (8 on AVX2, 16 on AVX-512, 4 on SSE2 and NEON).
+# Every constant is a float32 and every integer an int32: one float64 or int64 operation
+# would halve the lanes. Bit tricks as above, with 1.5 * 2**23 as the rounding shift.
+F0, F1, FHALF = np.float32(0.0), np.float32(1.0), np.float32(0.5)
+F_SHIFT = np.float32(12582912.0)  # 1.5 * 2**23
+F_SHIFT_BITS = np.int32(0x4B400000)
+F_LOG2E = np.float32(LOG2E)
+F_LN2_HI = np.float32(0.693359375)  # 9 bits: k * F_LN2_HI is exact for |k| < 2**15
+F_LN2_LO = np.float32(-2.12194440e-4)
+F_INF, F_NAN = np.float32(INF), np.float32(NAN)
+F_MIN_NORMAL = np.float32(1.17549435e-38)
+F_TWO23, F_23 = np.float32(8388608.0), np.float32(23.0)
+F_SQRT_HALF_BITS = np.int32(0x3F3504F3)
+#: beyond these expf is 0 (below 2**-150) or inf (above FLT_MAX), rounded so by ``ldexpf``
+F_EXP_LO, F_EXP_HI = np.float32(-104.0), np.float32(89.0)
+I127, I23 = np.int32(127), np.int32(23)
+#: Cephes' expf: expm1(r) = r + r*r*P(r) on |r| <= ln2/2
+EP0, EP1, EP2, EP3, EP4, EP5 = (np.float32(c) for c in (
+    5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3,
+    1.9875691500e-4))
+#: Cephes' logf: log(1 + f) = f - f*f/2 + f**3 P(f) on [sqrt(1/2) - 1, sqrt(2) - 1)
+LP0, LP1, LP2, LP3, LP4, LP5, LP6, LP7, LP8 = (np.float32(c) for c in (
+    3.3333331174e-1, -2.4999993993e-1, 2.0000714765e-1, -1.6668057665e-1, 1.4249322787e-1,
+    -1.2420140846e-1, 1.1676998740e-1, -1.1514610310e-1, 7.0376836292e-2))
+
+
+@inline
+def as_bits32(x):
+    """The IEEE bits of a float32 as int32 (a bitcast)."""
+    return np.float32(x).view(np.int32)
+
+
+@inline
+def from_bits32(i):
+    return np.int32(i).view(np.float32)
+
+
+@inline
+def to_int32(xf):
+    """An integral float32 ``xf`` (|xf| < 2**22) as int32, with no conversion instruction."""
+    return np.int32(as_bits32(xf + F_SHIFT) - F_SHIFT_BITS)
+
+
+@inline
+def to_float32(k):
+    """An int32 ``k`` (|k| < 2**22) as float32, with no conversion instruction."""
+    return from_bits32(np.int32(k + F_SHIFT_BITS)) - F_SHIFT
+
+
+@inline
+def pow2f(kf):
+    """2**kf for an integral float32 kf in [-126, 127]."""
+    return from_bits32(np.int32((to_int32(kf) + I127) << I23))
+
+
+@inline
+def ldexpf(p, kf):
+    """p * 2**kf for an integral kf in [-252, 254], rounded once even into subnormals."""
+    k1 = (kf * FHALF + F_SHIFT) - F_SHIFT
+    return p * pow2f(k1) * pow2f(kf - k1)
+
+
+@inline
+def expm1_polyf(r):
+    """expm1(r) for |r| <= ln2/2 (Estrin's scheme, as ``expm1_poly``)."""
+    r2 = r * r
+    q = ((EP0 + EP1 * r) + (EP2 + EP3 * r) * r2) + (EP4 + EP5 * r) * (r2 * r2)
+    return r + r2 * q
+
+
+@inline
+def expf(x):
+    x = np.float32(x)
+    x = F_EXP_LO if x < F_EXP_LO else x  # NaN passes both unchanged
+    x = F_EXP_HI if x > F_EXP_HI else x
+    kf = (x * F_LOG2E + F_SHIFT) - F_SHIFT
+    r = (x - kf * F_LN2_HI) - kf * F_LN2_LO
+    return ldexpf(F1 + expm1_polyf(r), kf)
+
+
+@inline
+def logf(x):
+    x = np.float32(x)
+    tiny = x < F_MIN_NORMAL
+    ix = as_bits32(x * F_TWO23 if tiny else x)
+    k = np.int32(ix - F_SQRT_HALF_BITS) >> I23  # m = x / 2**k in [sqrt(1/2), sqrt(2))
+    m = from_bits32(np.int32(ix - (k << I23)))
+    kf = to_float32(k)
+    kf = kf - F_23 if tiny else kf
+    f = m - F1  # exact
+    z = f * f
+    z2 = z * z
+    p = (((LP0 + LP1 * f) + (LP2 + LP3 * f) * z)
+         + ((LP4 + LP5 * f) + (LP6 + LP7 * f) * z) * z2 + LP8 * (z2 * z2))
+    res = (f + ((f * z * p + kf * F_LN2_LO) - FHALF * z)) + kf * F_LN2_HI
+    res = res if x < F_INF else x  # inf, nan
+    res = -F_INF if x == F0 else res
+    return F_NAN if x < F0 else res
+
+
+@inline
+def sigmoidf(x):
+    """1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|): one division."""
+    x = np.float32(x)
+    e = expf(-abs(x))
+    return (F1 if x >= F0 else e) / (F1 + e)
+
+
+#: ops with a float32 body above (the others compute float32 in float64: one rounding)
+F32_BODIES = {"exp": expf, "log": logf, "sigmoid": sigmoidf}
+
+
 # -- libm or vector body, chosen per target ---------------------------------------------------
 
 #: what numba's own JIT sees for ``LIBM_SYMBOL`` (vector bodies everywhere); shipped and
@@ -630,13 +744,16 @@ FIXUPS = {"sin": (lambda v: abs(v) > 1.0, lambda v: math.sin(np.float64(v))),
           "cos": (lambda v: abs(v) > 1.0, lambda v: math.cos(np.float64(v)))}
 
 
-def body(name: str, marked: bool = False) -> Callable:
-    """The scalar body of op ``name`` (plain Python, as every ``ScalarOp`` body): libm's on
-    targets that list it in ``libm_ops``, the vector one elsewhere. ``marked``: ops in
+def body(name: str, marked: bool = False, dtype: str | None = None) -> Callable:
+    """The scalar body of op ``name`` computed in ``dtype`` (plain Python, as every
+    ``ScalarOp`` body): libm's on targets that list it in ``libm_ops`` (for that dtype),
+    the vector one elsewhere, in float32 arithmetic for float32 where ``F32_BODIES`` has
+    one. ``marked``: ops in
     ``FIXUPS`` return their marker where the vector body cannot answer, and the caller
     (the elemwise template's loops) runs ``fixup`` after its loop; otherwise the body
     itself calls libm there (a branch in the loop: correct, but no longer vectorised)."""
-    vec, libm, bit = globals()[name], inline(LIBM[name]), VEC_OPS.index(name)
+    vec = F32_BODIES.get(name) if dtype == "float32" else None
+    vec, libm, bit = vec or globals()[name], inline(LIBM[name]), libm_bit(name, dtype)
     if name in FIXUPS and not marked:
         mark, fix = (inline(f) for f in FIXUPS[name])
         whole = vec
@@ -668,10 +785,10 @@ def fixup(name: str) -> tuple[Callable, Callable] | None:
     return tuple(inline(f) for f in FIXUPS[name]) if name in FIXUPS else None
 
 
-def vector_path(name: str) -> Callable:
-    """``() -> bool``, numba-callable: op ``name`` runs its vector body on this target (the
-    elemwise template then blocks strided rows into contiguous ones)."""
-    bit = VEC_OPS.index(name)
+def vector_path(name: str, dtype: str | None = None) -> Callable:
+    """``() -> bool``, numba-callable: op ``name`` in ``dtype`` runs its vector body on this
+    target (the elemwise template then blocks strided rows into contiguous ones)."""
+    bit = libm_bit(name, dtype)
 
     def f():
         return not use_libm(bit)
