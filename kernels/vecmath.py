@@ -566,6 +566,8 @@ F_LN2_LO = np.float32(-2.12194440e-4)
 F_INF, F_NAN = np.float32(INF), np.float32(NAN)
 F_MIN_NORMAL = np.float32(1.17549435e-38)
 F_TWO23, F_23 = np.float32(8388608.0), np.float32(23.0)
+F_TWO24, F_30, F_10, F2 = (np.float32(c) for c in (2.0**24, 30.0, 10.0, 2.0))
+F_EXPM1_LO = np.float32(-17.5)
 F_SQRT_HALF_BITS = np.int32(0x3F3504F3)
 #: beyond these expf is 0 (below 2**-150) or inf (above FLT_MAX), rounded so by ``ldexpf``
 F_EXP_LO, F_EXP_HI = np.float32(-104.0), np.float32(89.0)
@@ -635,23 +637,84 @@ def expf(x):
 
 
 @inline
-def logf(x):
-    x = np.float32(x)
-    tiny = x < F_MIN_NORMAL
-    ix = as_bits32(x * F_TWO23 if tiny else x)
-    k = np.int32(ix - F_SQRT_HALF_BITS) >> I23  # m = x / 2**k in [sqrt(1/2), sqrt(2))
-    m = from_bits32(np.int32(ix - (k << I23)))
-    kf = to_float32(k)
-    kf = kf - F_23 if tiny else kf
-    f = m - F1  # exact
+def split_exponentf(x):
+    """(k, m): x = m * 2**k, m in [sqrt(1/2), sqrt(2)), for a positive normal float32."""
+    ix = as_bits32(x)
+    k = np.int32(ix - F_SQRT_HALF_BITS) >> I23
+    return to_float32(k), from_bits32(np.int32(ix - (k << I23)))
+
+
+@inline
+def log_kernelf(kf, f, c):
+    """log(2**k * (1 + f)) + c for f in [sqrt(1/2) - 1, sqrt(2) - 1) and a tiny c."""
     z = f * f
     z2 = z * z
     p = (((LP0 + LP1 * f) + (LP2 + LP3 * f) * z)
          + ((LP4 + LP5 * f) + (LP6 + LP7 * f) * z) * z2 + LP8 * (z2 * z2))
-    res = (f + ((f * z * p + kf * F_LN2_LO) - FHALF * z)) + kf * F_LN2_HI
+    return (f + ((f * z * p + (kf * F_LN2_LO + c)) - FHALF * z)) + kf * F_LN2_HI
+
+
+@inline
+def logf(x):
+    x = np.float32(x)
+    tiny = x < F_MIN_NORMAL
+    kf, m = split_exponentf(x * F_TWO23 if tiny else x)
+    kf = kf - F_23 if tiny else kf
+    res = log_kernelf(kf, m - F1, F0)  # m - 1 is exact
     res = res if x < F_INF else x  # inf, nan
     res = -F_INF if x == F0 else res
     return F_NAN if x < F0 else res
+
+
+@inline
+def log1pf(x):
+    """As ``log1p``: u = 1 + x, its rounding error passed to the kernel as c, by Fast2Sum
+    with the larger operand first (``log1p``'s choice by k loses it when 1 < u - x < 1 +
+    ulp(1): 2.0 ulp, 0.8 with this)."""
+    x = np.float32(x)
+    u = F1 + x
+    kf, m = split_exponentf(u)
+    c = (x - (u - F1)) if x < F1 else (F1 - (u - x))
+    c = c / u if u < F_TWO24 else F0
+    small = kf == F0
+    res = log_kernelf(kf, x if small else m - F1, F0 if small else c)
+    res = res if x < F_INF else x
+    res = x if x == F0 else res  # keeps -0.0
+    res = -F_INF if x == -F1 else res
+    return F_NAN if x < -F1 else res
+
+
+@inline
+def expm1f(x):
+    """As ``expm1``; below -17.5 expm1 rounds to -1 (2**-k's factor stays in range)."""
+    x = np.float32(x)
+    xc = F_EXPM1_LO if x < F_EXPM1_LO else x
+    xc = F_EXP_HI if xc > F_EXP_HI else xc
+    kf = (xc * F_LOG2E + F_SHIFT) - F_SHIFT
+    r = (xc - kf * F_LN2_HI) - kf * F_LN2_LO
+    nk = -kf if kf < F_30 else -F_30  # 1 - 2**-k is exact for |k| <= 24, and 1 beyond
+    res = ldexpf(expm1_polyf(r) + (F1 - pow2f(nk)), kf)
+    return x if x == F0 else res  # keeps -0.0
+
+
+@inline
+def tanhf(x):
+    """As ``tanh`` on |x|, the sign restored (for x < 0, e / (e + 2) doubles expm1's
+    relative error: 2.5 ulp, 1.x this way); tanh(10) rounds to 1 in float32."""
+    x = np.float32(x)
+    ax = abs(x)
+    ax = F_10 if ax > F_10 else ax
+    e = expm1f(ax + ax)
+    t = e / (e + F2)
+    t = -t if x < F0 else t
+    return x if x == F0 else t  # keeps -0.0
+
+
+@inline
+def softplusf(x):
+    """As ``softplus``: max(x, 0) + log1p(exp(-|x|))."""
+    x = np.float32(x)
+    return (x if x > F0 else F0) + log1pf(expf(-abs(x)))
 
 
 @inline
@@ -663,7 +726,8 @@ def sigmoidf(x):
 
 
 #: ops with a float32 body above (the others compute float32 in float64: one rounding)
-F32_BODIES = {"exp": expf, "log": logf, "sigmoid": sigmoidf}
+F32_BODIES = {"exp": expf, "expm1": expm1f, "log": logf, "log1p": log1pf, "sigmoid": sigmoidf,
+               "softplus": softplusf, "tanh": tanhf}
 
 
 # -- libm or vector body, chosen per target ---------------------------------------------------
