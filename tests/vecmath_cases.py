@@ -173,7 +173,7 @@ def samples_f32(op: str, n: int, seed: int = 0) -> np.ndarray:
     boundaries, which float64 samples a few float64 ulps from a boundary miss: random bit
     patterns (every binade, subnormals), within 8 float32 ulps of (k + 1/2) ln2, 2**k and
     sqrt(2) 2**k, and within 64 of expf's overflow and underflow thresholds, the smallest
-    normal's log, sigmoid's and softplus's switches."""
+    normal's log, where expm1 and tanh saturate."""
     rng = np.random.default_rng(seed + 1)
     with np.errstate(over="ignore"):
         half = samples(op, n - n // 2, seed).astype(np.float32)
@@ -192,7 +192,8 @@ def samples_f32(op: str, n: int, seed: int = 0) -> np.ndarray:
     twos = np.ldexp(1.0, np.arange(-149, 128))
     binades = near(np.concatenate([twos, twos[:-1] * np.sqrt(2.0)]), q, 8)
     edges = near(np.array([88.72283935546875, -103.97207708, -87.33654475, -88.72283935546875,
-                           -9.0, 9.0, 15.0, -15.0, 20.0, -20.0, -1.0, 1.0]), q, 64)
+                           -9.0, 9.0, 10.0, -10.0, -17.33, -17.5, 20.0, -20.0, -1.0, 1.0]),
+                 q, 64)
     dense = rng.uniform(-110, 90, n // 2 - 4 * q).astype(np.float32)
     x = np.concatenate([patterns, half_ln2, binades, edges, dense])
     x = np.where(np.isfinite(x), x, np.float32(1.0))  # patterns' inf and nan are specials
