@@ -10,11 +10,13 @@ no call and no instruction the target lacks. Integer <-> float conversions go th
 double conversion instructions exist only from AVX-512DQ on.
 
 No fused multiply-add is used (numba emits none without fastmath), so every target, AOT or
-JIT, computes the same bits. Everything is float64; float32 ops call the same functions
-(the kernel's store rounds the result once). A target may keep libm for some ops
-(``Target.libm_ops``: baseline SSE2, where glibc's scalar code is faster than two lanes of
-polynomial, and ``pow`` everywhere but x86-64-v4, whose table lookups are gathers that
-only AVX-512 makes pay): ``body`` gives both, and the linker keeps one per target.
+JIT, computes the same bits. float32 ``exp``, ``expm1``, ``log``, ``log1p``, ``sigmoid``,
+``softplus``, ``tanh`` have float32 bodies (``F32_BODIES``: twice the lanes); the other
+float32 ops call the float64 functions (the kernel's store rounds the result once). A
+target may keep libm for some ops and dtypes (``Target.libm_ops``: baseline SSE2, where
+glibc's scalar code is faster than two lanes of float64 polynomial, and ``pow`` everywhere
+but x86-64-v4's float64, whose table lookups are gathers that only AVX-512 makes pay):
+``body`` gives both, and the linker keeps one per target.
 ``sin``/``cos`` reduce arguments below 2**20 * pi/2 only; a larger finite one is returned
 as itself, a marker the elementwise template recomputes with libm in a second loop
 (``marked`` bodies), and fused kernels take the whole body, which calls libm itself. Measured errors
