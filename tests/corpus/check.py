@@ -1,7 +1,7 @@
 """Check the corpus in mode AOT: every model's logp and gradient against PyTensor's Python
 implementation of the same graph, plus where each node ran.
 
-    build/pymc-venv/bin/python -m tests.corpus.check [--report] [MODEL ...]
+    build/pymc-venv/bin/python -m tests.corpus.check [--report] [--registry wild] [MODEL ...]
     build/pymc-venv/bin/python tests/corpus/check.py [--report] [MODEL ...]
 
 Per model: compile ``logp_dlogp`` (what ``pm.sample`` compiles for NUTS) in mode AOT, and
@@ -11,7 +11,11 @@ Evaluate at 3 points (the transformed initial point, two jittered ones), calling
 function 3 times per point (the first call of the first point records and plans, every later
 call replays the plan), and compare every call with the reference; with fusion on
 (``AOT_FUSION=1``, the default outside the test suite), wait for the plan's fused kernels and
-make the same calls again.
+make the same calls again. A model with a change after compiling (``wild.CHANGES``: new
+``pm.Data`` values and length) is evaluated again after it, against a new reference.
+
+``--registry wild`` checks the second registry (``tests/corpus/wild.py``: models outside
+the corpus's distributions and ops) instead of the corpus.
 
 The error of a value is ``|aot - ref| / max(|ref|, 1)`` (relative, absolute below 1: gradient
 components that cancel to about zero carry rounding of their larger terms), maximised over
@@ -45,11 +49,23 @@ FUSION_WAIT = 600  # seconds to wait for a model's fused kernels (``AOT_FUSION=1
 COMPUTING = ("aot", "jit", "numpy", "pytensor", "pending")
 
 
+REGISTRIES = ("corpus", "wild")
+
+
 def _corpus():
     if __package__:
         return importlib.import_module(__package__)
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script
     return importlib.import_module("tests.corpus")
+
+
+def registry(name: str) -> tuple[dict, dict]:
+    """(models, changes after compiling) of a registry: ``corpus`` or ``wild``."""
+    corpus = _corpus()
+    if name == "corpus":
+        return corpus.MODELS, {}
+    wild = importlib.import_module(corpus.__name__ + ".wild")
+    return wild.MODELS, wild.CHANGES
 
 
 def error(aot, ref) -> float:
@@ -79,7 +95,7 @@ def op_name(row: str) -> str:
     return text
 
 
-def check(name: str, build, corpus, am, jit) -> dict:
+def check(name: str, build, corpus, am, jit, change=None) -> dict:
     t0 = time.perf_counter()
     m = build()
     pts = corpus.points(m, POINTS)
@@ -96,6 +112,15 @@ def check(name: str, build, corpus, am, jit) -> dict:
             if not fused:
                 break
         for x, want in zip(pts, wants):
+            finite &= bool(np.isfinite(want[0]))
+            for _ in range(CALLS):
+                got = [np.array(v, copy=True) for v in f(x.copy())]
+                worst = max(worst, *(error(g, w) for g, w in zip(got, want)))
+    if change is not None:  # what a user does next (pm.set_data): the same function again
+        change(m)
+        ref = corpus.reference(f)
+        for x in pts:
+            want = [np.array(v, copy=True) for v in ref(x.copy())]
             finite &= bool(np.isfinite(want[0]))
             for _ in range(CALLS):
                 got = [np.array(v, copy=True) for v in f(x.copy())]
@@ -141,10 +166,11 @@ def report_table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def in_processes(names: list[str], jobs: int, echo: bool) -> list[dict]:
+def in_processes(names: list[str], jobs: int, echo: bool, extra=()) -> list[dict]:
     """Check ``names`` in ``jobs`` worker processes (this script, a share of the models
     each, round robin); results in ``names`` order."""
-    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *names[k::jobs]],
+    procs = [subprocess.Popen([sys.executable, str(Path(__file__).resolve()), *extra,
+                               *names[k::jobs]],
                               stdout=subprocess.PIPE, text=True) for k in range(jobs)]
     found = {}
     for proc in procs:
@@ -167,23 +193,27 @@ def main(argv=None) -> int:
     p.add_argument("--report", action="store_true", help="print a table instead of JSON")
     p.add_argument("--jobs", type=int, default=1,
                    help="check the models in this many processes (default 1)")
+    p.add_argument("--registry", choices=REGISTRIES, default="corpus",
+                   help="which models: the corpus (default) or tests/corpus/wild.py")
     args = p.parse_args(argv)
     warnings.filterwarnings("ignore")
     corpus = _corpus()
+    models, changes = registry(args.registry)
     import aotkernels.pytensor as am
     from aotkernels import jit
 
-    unknown = sorted(set(args.models) - set(corpus.MODELS))
+    unknown = sorted(set(args.models) - set(models))
     if unknown:
-        p.error(f"unknown models {unknown}; known: {', '.join(corpus.MODELS)}")
-    names = args.models or list(corpus.MODELS)
+        p.error(f"unknown models {unknown}; known: {', '.join(models)}")
+    names = args.models or list(models)
     if args.jobs > 1:
-        results = in_processes(names, args.jobs, not args.report)
+        results = in_processes(names, args.jobs, not args.report,
+                               ("--registry", args.registry))
     else:
         results = []
         for name in names:
             try:
-                r = check(name, corpus.MODELS[name], corpus, am, jit)
+                r = check(name, models[name], corpus, am, jit, changes.get(name))
             except Exception as exc:  # a model that cannot compile or run is a failure too
                 r = {"name": name, "ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
             results.append(r)

@@ -38,8 +38,8 @@ import warnings
 
 import numpy as np
 
-from tests.corpus import MODELS, reference
-from tests.corpus.check import error
+from tests.corpus import reference
+from tests.corpus.check import error, registry
 
 RTOL = 1e-9
 LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes.c_void_p,
@@ -47,6 +47,8 @@ LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes
 EXPAND = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p,
                           ctypes.c_void_p, ctypes.c_void_p)
 THREADS, CALLS = 4, 2000
+#: every model by name: the corpus's and the second registry's (``tests/corpus/wild.py``)
+MODELS = {**registry("corpus")[0], **registry("wild")[0]}
 
 
 def rss_mib() -> float:
