@@ -23,13 +23,15 @@ logp, every gradient component, every point and call; non-finite values must mat
 ``RTOL`` is the bound; ``TOLERANCE`` lists any model that needs more, with the reason.
 
 Prints one JSON line per model (name, ok, max_error, coverage counts, plan kinds, python
-plan items, ops off the prebuilt path, JIT compiles, seconds) or, with ``--report``, a table.
+plan items, ops off the prebuilt path, JIT compiles, JIT kernels outside the default catalog,
+seconds) or, with ``--report``, a table.
 Exit status 1 if any model mismatches or fails.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import json
 import subprocess
@@ -43,7 +45,12 @@ import numpy as np
 
 RTOL = 1e-9
 #: model -> (bound, why) for models whose kernels legitimately round differently
-TOLERANCE: dict[str, tuple[float, str]] = {}
+TOLERANCE: dict[str, tuple[float, str]] = {
+    "latent_gp_poisson": (1e-6, "the whitened latent GP's Cholesky of an ExpQuad covariance "
+                          "with 1e-6 jitter (condition number ~1e8) amplifies last-bit "
+                          "differences: PyTensor's own C and NUMBA backends differ from its "
+                          "Python linker by up to 3.6e-7 at the same jittered points"),
+}
 POINTS, CALLS = 3, 3
 FUSION_WAIT = 600  # seconds to wait for a model's fused kernels (``AOT_FUSION=1``)
 COMPUTING = ("aot", "jit", "numpy", "pytensor", "pending")
@@ -95,6 +102,15 @@ def op_name(row: str) -> str:
     return text
 
 
+@functools.cache
+def catalog_keys() -> frozenset:
+    """Every signature the default catalog ships (a full wheel): a JIT kernel outside it is
+    one no wheel has, unlike a kernel the session's smaller test library lacks."""
+    from aotkernels.generator.catalog import catalog
+
+    return frozenset(s.key for s in catalog())
+
+
 def check(name: str, build, corpus, am, jit, change=None) -> dict:
     t0 = time.perf_counter()
     m = build()
@@ -139,6 +155,7 @@ def check(name: str, build, corpus, am, jit, change=None) -> dict:
            "fused_runs": fused,
            "off_path": dict(off.most_common()),
            "jit_compiled": jit.stats["compiled"] - jit_before["compiled"],
+           "outside_catalog": [k for k in am.jit_signatures(f) if k not in catalog_keys()],
            "jit_loaded": jit.stats["loaded"] - jit_before["loaded"],
            "seconds": {"build_compile": round(t_aot - t0, 2), "reference": round(t_ref - t_aot, 2),
                        "total": round(time.perf_counter() - t0, 2)}}
@@ -149,11 +166,12 @@ def check(name: str, build, corpus, am, jit, change=None) -> dict:
 
 def report_table(results: list[dict]) -> str:
     lines = ["| model | computing nodes | prebuilt % | jit % | perform % | numpy % | views "
-             "| python plan items | max error | ops off the prebuilt path |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| python plan items | max error | ops off the prebuilt path "
+             "| JIT kernels outside the catalog |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if "coverage" not in r:
-            lines.append(f"| {r['name']} | failed: {r.get('error', '')[:80]} |||||||||")
+            lines.append(f"| {r['name']} | failed: {r.get('error', '')[:80]} ||||||||||")
             continue
         c = r["coverage"]
         n = sum(c[k] for k in COMPUTING) or 1
@@ -162,7 +180,7 @@ def report_table(results: list[dict]) -> str:
         lines.append(f"| {r['name']} | {n} | {100 * c['aot'] / n:.0f} | {100 * c['jit'] / n:.0f}"
                      f" | {100 * c['pytensor'] / n:.0f} | {100 * c['numpy'] / n:.0f} "
                      f"| {c['view']} | {r['python_items']} | {r['max_error']:.1e}{flag} "
-                     f"| {off} |")
+                     f"| {off} | {', '.join(r.get('outside_catalog', []))} |")
     return "\n".join(lines)
 
 
