@@ -392,6 +392,11 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("tanh", 1, _float, VecBody("tanh")),
     _op("arcsinh", 1, _float, lambda x: math.asinh(x)),
     _op("arctanh", 1, _float, lambda x: math.atanh(x)),
+    _op("arcsin", 1, _float, lambda x: math.asin(x)),
+    _op("arccos", 1, _float, lambda x: math.acos(x)),
+    _op("arctan", 1, _float, lambda x: math.atan(x)),
+    _op("arccosh", 1, _float, lambda x: math.acosh(x)),
+    _op("arctan2", 2, _float, lambda y, x: math.atan2(y, x)),  # VonMises' logp
     # special functions
     _op("erf", 1, _float, VecBody("erf")),
     _op("erfc", 1, _float, VecBody("erfc")),
