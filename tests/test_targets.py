@@ -113,3 +113,17 @@ def test_builds_are_reproducible(multi_lib, tmp_path):
     for t in X86:
         lib = TARGETS[t].library
         assert (again / lib).read_bytes() == (multi_lib / lib).read_bytes(), t
+
+
+def test_a_targets_libm_choice_is_part_of_how_a_library_was_made(monkeypatch):
+    """A target's ``libm_ops`` decides its kernels' bodies when they are linked: changing it
+    must make existing libraries and linked chunks stale (the generator hash)."""
+    import dataclasses
+
+    from aotkernels.generator.stage import generator_hash
+
+    before = generator_hash()
+    base = TARGETS["x86_64"]
+    monkeypatch.setitem(TARGETS, "x86_64",
+                        dataclasses.replace(base, libm_ops=(*base.libm_ops, "tanh")))
+    assert generator_hash() != before
