@@ -8,7 +8,7 @@ JOBS   ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup cross-tools test demo bench bench-pymc bench-corpus bench-samplers bench-pycc \
-        clean
+        check-wild clean
 
 # The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
 # PyTensor and the test tools, with aotkernels installed editable from this checkout.
@@ -71,6 +71,16 @@ bench-pymc: setup
 bench-corpus: setup
 	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
 	$(BIN)/python benchmarks/bench_corpus.py
+
+# The second model registry (tests/corpus/wild.py), all of it (CI checks wild.CI): mode AOT
+# against PyTensor's Python linker with a coverage report, then nutpie's C plans; on the
+# full library, so "jit" in the report is a kernel no wheel ships.
+check-wild: setup
+	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
+	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.check \
+	    --registry wild --jobs $(JOBS) --report
+	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.samplers plan \
+	    $$($(PYMC_VENV)/bin/python -c "from tests.corpus.wild import MODELS; print(*MODELS)")
 
 # nutpie on C plans against nutpie's numba backend, and pm.sample in modes AOT/NUMBA/C.
 bench-samplers: setup

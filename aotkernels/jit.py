@@ -3,15 +3,17 @@
 A miss compiles the signature exactly as ``build-kernels`` would (``generator.compile``,
 then ``generator.link`` for this host's CPU), in a child process (``generator.host``) so
 numba never enters this one, into an object file under the per-user cache directory, named
-by the same symbol as an AOT kernel would be. This and any later process load that object
-with llvmlite's in-memory linker: no numba import, no compilation. Every miss
-is appended to ``misses.txt`` so the next ``build-kernels --from-usage`` can ship it.
+by the same symbol as an AOT kernel would be, and links it once into a shared object beside
+it (``jit_link``): this and any later process map that with ``dlopen``, importing neither
+numba nor llvmlite (where nothing can link, the object is loaded with llvmlite's in-memory
+linker). Every miss is appended to ``misses.txt`` so the next ``build-kernels
+--from-usage`` can ship it.
 
 Entries are safe to share: each (``.o``, and ``.so`` with its own magic) is the object
-followed by a trailer (magic, size, SHA-256 of symbol and object) and appears by one
-atomic rename, so a reader sees a whole, verified entry
-or none; a damaged one (truncated, modified, another kernel's) is reported in one warning
-line and compiled again. Processes compiling the same symbol take a per-symbol file lock:
+followed by a trailer (magic, size, SHA-256 of symbol and object) and appears by one atomic
+rename, so a reader sees a whole, verified entry or none; a damaged one (truncated,
+modified, another kernel's) is reported in one warning line and compiled (a shared object:
+linked) again. Processes compiling the same symbol take a per-symbol file lock:
 one compiles, the others wait and load its entry. The in-process lock is renewed in a
 forked child, which keeps every kernel its parent had loaded.
 

@@ -163,6 +163,13 @@ def source(calls: list) -> str | None:
     return "jit" if "jit" in kernels else "aot"
 
 
+def jit_keys(calls: list) -> tuple[str, ...]:
+    """The signature keys of the JIT-compiled kernels among recorded calls (a key outside
+    the catalog is a kernel no wheel ships: ``build-kernels --from-usage`` material)."""
+    return tuple(dict.fromkeys(c.prepared.sig.key for c in calls
+                               if isinstance(c, Kernel) and c.prepared.source == "jit"))
+
+
 def astype(a: np.ndarray, dtype) -> np.ndarray:
     """``a.astype(dtype)``, recorded."""
     return convert(a, a.astype(dtype))

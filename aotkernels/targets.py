@@ -20,12 +20,20 @@ class Target:
     cpu: str
     features: str = ""
     level: int = 0
-    #: ops whose kernels call libm here instead of ``kernels/vecmath.py``: at two SSE2 lanes
-    #: glibc's scalar code (FMA variants chosen at run time) beats the polynomial, and
-    #: ``pow`` (~300 vector instructions a lane group) gains only at AVX-512's eight lanes
-    #: (benchmarks/RESULTS.md, "Vector math"); a JIT kernel makes the choice of the target
-    #: its process loaded, so AOT and JIT give the same bits
+    #: ops whose kernels call libm here instead of ``kernels/vecmath.py`` (an op, or
+    #: ``op:float64`` / ``op:float32`` for one dtype): at two SSE2 lanes glibc's scalar code
+    #: (FMA variants chosen at run time) beats the float64 polynomials of exp, log, sigmoid
+    #: and, against glibc's float32 code, of float32 sin and cos (float32 exp, log,
+    #: sigmoid have float32 bodies at four lanes, which win); ``pow`` (~300 vector
+    #: instructions a lane group) gains only at AVX-512's eight lanes, and there in float64
+    #: only (benchmarks/RESULTS.md, "Vector math"); a JIT kernel makes the choice of the
+    #: target its process loaded, so AOT and JIT give the same bits
     libm_ops: tuple[str, ...] = ()
+
+    def calls_libm(self, op: str, dtype: str) -> bool:
+        """Op ``op`` computed in ``dtype`` calls libm here (``libm_ops`` entries are an op,
+        for both dtypes, or ``op:float64`` / ``op:float32``)."""
+        return op in self.libm_ops or f"{op}:{dtype}" in self.libm_ops
 
     @property
     def library(self) -> str:
@@ -34,11 +42,12 @@ class Target:
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("x86_64", "x86_64", "x86_64-unknown-linux-gnu", "x86-64", level=1,
-           libm_ops=("exp", "log", "sigmoid", "erf", "erfc", "pow")),
+           libm_ops=("exp:float64", "log:float64", "sigmoid:float64", "erf", "erfc", "pow",
+                     "sin:float32", "cos:float32")),
     Target("x86_64_v3", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v3", level=3,
            libm_ops=("pow",)),
     Target("x86_64_v4", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v4", "-prefer-256-bit",
-           level=4),
+           level=4, libm_ops=("pow:float32",)),
     Target("aarch64", "aarch64", "aarch64-unknown-linux-gnu", "generic", libm_ops=("pow",)),
 ]}
 

@@ -10,10 +10,13 @@ says so and exits. Each mode runs the file twice with pytest in fresh processes 
 of new caches (cold: empty PyTensor compiledir, numba cache, aotkernels JIT and graph
 caches; warm: the second run on what the first left). Mode AOT is made the default by a
 pytest plugin that calls ``aotkernels.pytensor.use_as_default()`` (``PYTENSOR_FLAGS`` cannot
-name it); C is ``linker=cvm`` with ``mode=FAST_RUN``, NUMBA ``mode=NUMBA``. The plugin writes
-the pytest process's peak RSS (``ru_maxrss``: the compiler's child processes of mode C are
-not counted) and the outcome counts. Run with the interpreter whose PyTensor matches the tag
-(``.venv``: PyTensor 3.0.7).
+name it); C is ``linker=cvm`` with ``mode=FAST_RUN``, NUMBA ``mode=NUMBA``. In mode AOT a
+test that names ``FAST_RUN`` still gets PyTensor 3's NUMBA (and imports numba); ``AOT-all``
+makes ``FAST_RUN`` mode AOT too, as C's run makes it the C VM (``linker=cvm``). The plugin
+writes the pytest process's CPU time and peak RSS (``ru_maxrss``: mode C's compiler
+children are not counted), the outcome counts, and whether numba and llvmlite were
+imported. Run with the interpreter whose PyTensor matches the tag (``.venv``: PyTensor
+3.0.7).
 """
 
 from __future__ import annotations
@@ -33,11 +36,14 @@ MIRROR = Path("/work/.mirror/pymc-devs+pytensor/repo")
 
 PLUGIN = r'''
 """Loaded with -p: mode AOT as the default (AOT_PT_MODE=AOT); peak RSS and outcomes."""
-import json, os, resource
+import json, os, resource, sys
 
-if os.environ.get("AOT_PT_MODE") == "AOT":
+if os.environ.get("AOT_PT_MODE", "").startswith("AOT"):
     import aotkernels.pytensor as am
     am.use_as_default()
+    if os.environ["AOT_PT_MODE"] == "AOT-all":  # as linker=cvm does for C's run
+        from pytensor.compile.mode import predefined_modes
+        predefined_modes["FAST_RUN"] = am.AOT
 
 _counts = {}
 _failed = []
@@ -52,11 +58,14 @@ def pytest_runtest_logreport(report):
 
 def pytest_sessionfinish(session, exitstatus):
     with open(os.environ["AOT_PT_REPORT"], "w") as f:
-        json.dump({"rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                   "counts": _counts, "failed": _failed}, f)
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        json.dump({"rss": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
+                   "counts": _counts, "failed": _failed,
+                   "imported": [m for m in ("numba", "llvmlite") if m in sys.modules]}, f)
 '''
 
-FLAGS = {"AOT": "", "C": "mode=FAST_RUN,linker=cvm", "NUMBA": "mode=NUMBA"}
+FLAGS = {"AOT": "", "AOT-all": "", "C": "mode=FAST_RUN,linker=cvm",
+         "NUMBA": "mode=NUMBA"}
 
 
 def checkout(mirror: Path, tag: str, dest: Path) -> None:
@@ -114,8 +123,9 @@ def main() -> None:
             base["AOT_LIBRARY_DIR"] = str(args.lib.resolve())
         print(f"# {args.tests} ({args.tag}), PyTensor {version}, {time.strftime('%Y-%m-%d %H:%M')}"
               f", {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}\n")
-        print("| mode | cold s | warm s | peak RSS cold MiB | peak RSS warm MiB | warm outcomes |")
-        print("|---|---|---|---|---|---|")
+        print("| mode | cold s | warm s | cold CPU s | warm CPU s | peak RSS cold MiB | peak RSS "
+              "warm MiB | warm imports | warm outcomes |")
+        print("|---|---|---|---|---|---|---|---|---|")
         failures = {}
         for mode in args.modes.split(","):
             caches = scratch / mode
@@ -124,8 +134,11 @@ def main() -> None:
                        AOT_GRAPH_CACHE_DIR=str(caches / "graphs"))
             cold = run(args.python, mode, args.tests, dest, env, scratch)
             warm = run(args.python, mode, args.tests, dest, env, scratch)
-            print(f"| {mode} | {cold['wall']:.1f} | {warm['wall']:.1f} | {cold['rss']:.0f} | "
-                  f"{warm['rss']:.0f} | {warm['summary']} |", flush=True)
+            print(f"| {mode} | {cold['wall']:.1f} | {warm['wall']:.1f} | "
+                  f"{cold.get('cpu', float('nan')):.1f} | {warm.get('cpu', float('nan')):.1f} | "
+                  f"{cold['rss']:.0f} | "
+                  f"{warm['rss']:.0f} | {', '.join(warm.get('imported', [])) or 'none'} | "
+                  f"{warm['summary']} |", flush=True)
             failures[mode] = warm.get("failed", [])
         for mode, failed in failures.items():
             print(f"\n{mode} failed (warm): {', '.join(failed) or 'none'}")

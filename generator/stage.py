@@ -35,12 +35,14 @@ LINK_CHUNK = 128
 
 
 def generator_hash() -> str:
-    """Hash of the generator's own sources and the C shim linked into every library,
+    """Hash of the generator's own sources, the C shim linked into every library and the
+    targets' definitions (a target's ``libm_ops`` decides its kernels' bodies at link time),
     recorded so a library says how it was made."""
     h = hashlib.sha256()
     for path in [*sorted(_GENERATOR_DIR.glob("*.py")), _SHIM]:
         if path.exists():  # the shim ships in the wheel too, but a partial copy may lack it
             h.update(path.read_bytes())
+    h.update(repr(sorted(TARGETS.items())).encode())
     return h.hexdigest()[:16]
 
 

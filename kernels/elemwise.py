@@ -205,7 +205,7 @@ def build(sig: Signature, name: str):
             env.update({f"block{i}": stack_block(numba.from_dtype(np.dtype(d)), BLOCK)
                         for i, d in enumerate(sig.in_dtypes)})
             env.update(blocko=stack_block(numba.from_dtype(np.dtype(sig.out_dtype)), BLOCK),
-                       vector_path=vector_path(vec.name), BLOCK=BLOCK,
+                       vector_path=vector_path(vec.name, comp), BLOCK=BLOCK,
                        keep_scalar=keep_scalar)
     env.update({f"c{i}": c for i, c in enumerate(converters) if c is not None})
     src[0] = src[0].replace("def kernel", f"def {name}")

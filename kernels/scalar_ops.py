@@ -202,9 +202,20 @@ VEC_OPS = ("exp", "expm1", "log", "log1p", "sigmoid", "softplus", "tanh", "erf",
 LIBM_SYMBOL = "aotk_libm_ops"
 
 
+def libm_bit(op: str, dtype: str | None = None) -> int:
+    """The bit of ``LIBM_SYMBOL``'s mask saying op ``op`` computed in ``dtype`` calls libm:
+    bit i for float64 (and no dtype), 32 + i for float32 (i: the op's place in VEC_OPS)."""
+    return VEC_OPS.index(op) + (32 if dtype == "float32" else 0)
+
+
 def libm_mask(libm_ops: tuple[str, ...]) -> int:
-    """The mask of ``LIBM_SYMBOL`` for a target whose ``libm_ops`` are these."""
-    return sum(1 << VEC_OPS.index(op) for op in libm_ops)
+    """The mask of ``LIBM_SYMBOL`` for a target whose ``libm_ops`` are these: ``op`` for
+    both dtypes, ``op:float64`` or ``op:float32`` for one."""
+    bits = set()
+    for entry in libm_ops:
+        op, _, dtype = entry.partition(":")
+        bits.update(libm_bit(op, d) for d in ((dtype,) if dtype else ("float64", "float32")))
+    return sum(1 << b for b in bits)
 
 
 @dataclass(frozen=True)
@@ -215,9 +226,11 @@ class VecBody:
 
     name: str
 
-    def resolve(self, marked: bool = False) -> Callable:
-        """``marked``: see ``vecmath.body`` (the elemwise template runs the fixup)."""
-        return importlib.import_module("aotkernels.kernels.vecmath").body(self.name, marked)
+    def resolve(self, marked: bool = False, dtype: str | None = None) -> Callable:
+        """``marked``, ``dtype``: see ``vecmath.body`` (the elemwise template runs the
+        fixup; ``dtype`` is the compute dtype)."""
+        vecmath = importlib.import_module("aotkernels.kernels.vecmath")
+        return vecmath.body(self.name, marked, dtype)
 
 
 @dataclass(frozen=True)
@@ -273,7 +286,7 @@ class ScalarOp:
         fn = self.impls.get(k, self.impls.get("*"))
         if fn is None:
             raise TypeError(f"{self.name} has no body for {compute_dtype}")
-        return fn.resolve(marked) if isinstance(fn, VecBody) else fn
+        return fn.resolve(marked, compute_dtype) if isinstance(fn, VecBody) else fn
 
 
 def _op(name, nin, rule, body=None, raises=None, **impls):
@@ -379,6 +392,11 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("tanh", 1, _float, VecBody("tanh")),
     _op("arcsinh", 1, _float, lambda x: math.asinh(x)),
     _op("arctanh", 1, _float, lambda x: math.atanh(x)),
+    _op("arcsin", 1, _float, lambda x: math.asin(x)),
+    _op("arccos", 1, _float, lambda x: math.acos(x)),
+    _op("arctan", 1, _float, lambda x: math.atan(x)),
+    _op("arccosh", 1, _float, lambda x: math.acosh(x)),
+    _op("arctan2", 2, _float, lambda y, x: math.atan2(y, x)),  # VonMises' logp
     # special functions
     _op("erf", 1, _float, VecBody("erf")),
     _op("erfc", 1, _float, VecBody("erfc")),

@@ -10,11 +10,13 @@ no call and no instruction the target lacks. Integer <-> float conversions go th
 double conversion instructions exist only from AVX-512DQ on.
 
 No fused multiply-add is used (numba emits none without fastmath), so every target, AOT or
-JIT, computes the same bits. Everything is float64; float32 ops call the same functions
-(the kernel's store rounds the result once). A target may keep libm for some ops
-(``Target.libm_ops``: baseline SSE2, where glibc's scalar code is faster than two lanes of
-polynomial, and ``pow`` everywhere but x86-64-v4, whose table lookups are gathers that
-only AVX-512 makes pay): ``body`` gives both, and the linker keeps one per target.
+JIT, computes the same bits. float32 ``exp``, ``expm1``, ``log``, ``log1p``, ``sigmoid``,
+``softplus``, ``tanh`` have float32 bodies (``F32_BODIES``: twice the lanes); the other
+float32 ops call the float64 functions (the kernel's store rounds the result once). A
+target may keep libm for some ops and dtypes (``Target.libm_ops``: baseline SSE2, where
+glibc's scalar code is faster than two lanes of float64 polynomial, and ``pow`` everywhere
+but x86-64-v4's float64, whose table lookups are gathers that only AVX-512 makes pay):
+``body`` gives both, and the linker keeps one per target.
 ``sin``/``cos`` reduce arguments below 2**20 * pi/2 only; a larger finite one is returned
 as itself, a marker the elementwise template recomputes with libm in a second loop
 (``marked`` bodies), and fused kernels take the whole body, which calls libm itself. Measured errors
@@ -36,7 +38,7 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-from aotkernels.kernels.scalar_ops import LIBM_SYMBOL, VEC_OPS
+from aotkernels.kernels.scalar_ops import LIBM_SYMBOL, libm_bit
 
 #: compiled once per worker and dtype (inline="always" recompiled them into every kernel:
 #: 3-8x slower builds); LLVM inlines them into the kernel loop at link time
@@ -397,9 +399,11 @@ def trig_far(x):
 
 
 @inline
-def sin(x):
+def trig(x, shift):
+    """sin(x) for shift 0, cos(x) for shift 1: cos(x) = sin(x + pi/2), one quadrant on."""
     x = np.float64(x)
     k, y0, y1 = reduce_pio2(x)
+    k = k + shift
     s = sin_kernel(y0, y1)
     c = cos_kernel(y0, y1)
     v = c if (k & 1) != 0 else s
@@ -408,14 +412,13 @@ def sin(x):
 
 
 @inline
+def sin(x):
+    return trig(x, 0)
+
+
+@inline
 def cos(x):
-    x = np.float64(x)
-    k, y0, y1 = reduce_pio2(x)
-    s = sin_kernel(y0, y1)
-    c = cos_kernel(y0, y1)
-    v = s if (k & 1) != 0 else c
-    v = -v if ((k + 1) & 2) != 0 else v
-    return x if trig_far(x) else v
+    return trig(x, 1)
 
 
 # pow: x**y = exp(y log|x|) with log|x| as a double-double (hi + lo, ~2**-70 relative):
@@ -552,6 +555,183 @@ def pow(x, y):
     return 1.0 if (y == 0.0) | (x == 1.0) else res
 
 
+# -- float32: the same algorithms in float32 arithmetic (Cephes' expf/logf polynomials), so
+# a loop widens to twice the float64 lanes (8 on AVX2, 16 on AVX-512, 4 on SSE2 and NEON).
+# Every constant is a float32 and every integer an int32: one float64 or int64 operation
+# would halve the lanes. Bit tricks as above, with 1.5 * 2**23 as the rounding shift.
+F0, F1, FHALF = np.float32(0.0), np.float32(1.0), np.float32(0.5)
+F_SHIFT = np.float32(12582912.0)  # 1.5 * 2**23
+F_SHIFT_BITS = np.int32(0x4B400000)
+F_LOG2E = np.float32(LOG2E)
+F_LN2_HI = np.float32(0.693359375)  # 9 bits: k * F_LN2_HI is exact for |k| < 2**15
+F_LN2_LO = np.float32(-2.12194440e-4)
+F_INF, F_NAN = np.float32(INF), np.float32(NAN)
+F_MIN_NORMAL = np.float32(1.17549435e-38)
+F_TWO23, F_23 = np.float32(8388608.0), np.float32(23.0)
+F_TWO24, F_30, F_10, F2 = (np.float32(c) for c in (2.0**24, 30.0, 10.0, 2.0))
+F_EXPM1_LO = np.float32(-17.5)
+F_SQRT_HALF_BITS = np.int32(0x3F3504F3)
+#: beyond these expf is 0 (below 2**-150) or inf (above FLT_MAX), rounded so by ``ldexpf``
+F_EXP_LO, F_EXP_HI = np.float32(-104.0), np.float32(89.0)
+I127, I23 = np.int32(127), np.int32(23)
+#: Cephes' expf: expm1(r) = r + r*r*P(r) on |r| <= ln2/2
+EP0, EP1, EP2, EP3, EP4, EP5 = (np.float32(c) for c in (
+    5.0000001201e-1, 1.6666665459e-1, 4.1665795894e-2, 8.3334519073e-3, 1.3981999507e-3,
+    1.9875691500e-4))
+#: Cephes' logf: log(1 + f) = f - f*f/2 + f**3 P(f) on [sqrt(1/2) - 1, sqrt(2) - 1)
+LP0, LP1, LP2, LP3, LP4, LP5, LP6, LP7, LP8 = (np.float32(c) for c in (
+    3.3333331174e-1, -2.4999993993e-1, 2.0000714765e-1, -1.6668057665e-1, 1.4249322787e-1,
+    -1.2420140846e-1, 1.1676998740e-1, -1.1514610310e-1, 7.0376836292e-2))
+
+
+@inline
+def as_bits32(x):
+    """The IEEE bits of a float32 as int32 (a bitcast)."""
+    return np.float32(x).view(np.int32)
+
+
+@inline
+def from_bits32(i):
+    return np.int32(i).view(np.float32)
+
+
+@inline
+def to_int32(xf):
+    """An integral float32 ``xf`` (|xf| < 2**22) as int32, with no conversion instruction."""
+    return np.int32(as_bits32(xf + F_SHIFT) - F_SHIFT_BITS)
+
+
+@inline
+def to_float32(k):
+    """An int32 ``k`` (|k| < 2**22) as float32, with no conversion instruction."""
+    return from_bits32(np.int32(k + F_SHIFT_BITS)) - F_SHIFT
+
+
+@inline
+def pow2f(kf):
+    """2**kf for an integral float32 kf in [-126, 127]."""
+    return from_bits32(np.int32((to_int32(kf) + I127) << I23))
+
+
+@inline
+def ldexpf(p, kf):
+    """p * 2**kf for an integral kf in [-252, 254], rounded once even into subnormals."""
+    k1 = (kf * FHALF + F_SHIFT) - F_SHIFT
+    return p * pow2f(k1) * pow2f(kf - k1)
+
+
+@inline
+def expm1_polyf(r):
+    """expm1(r) for |r| <= ln2/2 (Estrin's scheme, as ``expm1_poly``)."""
+    r2 = r * r
+    q = ((EP0 + EP1 * r) + (EP2 + EP3 * r) * r2) + (EP4 + EP5 * r) * (r2 * r2)
+    return r + r2 * q
+
+
+@inline
+def expf(x):
+    x = np.float32(x)
+    x = F_EXP_LO if x < F_EXP_LO else x  # NaN passes both unchanged
+    x = F_EXP_HI if x > F_EXP_HI else x
+    kf = (x * F_LOG2E + F_SHIFT) - F_SHIFT
+    r = (x - kf * F_LN2_HI) - kf * F_LN2_LO
+    return ldexpf(F1 + expm1_polyf(r), kf)
+
+
+@inline
+def split_exponentf(x):
+    """(k, m): x = m * 2**k, m in [sqrt(1/2), sqrt(2)), for a positive normal float32."""
+    ix = as_bits32(x)
+    k = np.int32(ix - F_SQRT_HALF_BITS) >> I23
+    return to_float32(k), from_bits32(np.int32(ix - (k << I23)))
+
+
+@inline
+def log_kernelf(kf, f, c):
+    """log(2**k * (1 + f)) + c for f in [sqrt(1/2) - 1, sqrt(2) - 1) and a tiny c."""
+    z = f * f
+    z2 = z * z
+    p = (((LP0 + LP1 * f) + (LP2 + LP3 * f) * z)
+         + ((LP4 + LP5 * f) + (LP6 + LP7 * f) * z) * z2 + LP8 * (z2 * z2))
+    return (f + ((f * z * p + (kf * F_LN2_LO + c)) - FHALF * z)) + kf * F_LN2_HI
+
+
+@inline
+def logf(x):
+    x = np.float32(x)
+    tiny = x < F_MIN_NORMAL
+    kf, m = split_exponentf(x * F_TWO23 if tiny else x)
+    kf = kf - F_23 if tiny else kf
+    res = log_kernelf(kf, m - F1, F0)  # m - 1 is exact
+    res = res if x < F_INF else x  # inf, nan
+    res = -F_INF if x == F0 else res
+    return F_NAN if x < F0 else res
+
+
+@inline
+def log1pf(x):
+    """As ``log1p``: u = 1 + x, its rounding error passed to the kernel as c, by Fast2Sum
+    with the larger operand first (``log1p``'s choice by k loses it when 1 < u - x < 1 +
+    ulp(1): 2.0 ulp, 0.8 with this)."""
+    x = np.float32(x)
+    u = F1 + x
+    kf, m = split_exponentf(u)
+    c = (x - (u - F1)) if x < F1 else (F1 - (u - x))
+    c = c / u if u < F_TWO24 else F0
+    small = kf == F0
+    res = log_kernelf(kf, x if small else m - F1, F0 if small else c)
+    res = res if x < F_INF else x
+    res = x if x == F0 else res  # keeps -0.0
+    res = -F_INF if x == -F1 else res
+    return F_NAN if x < -F1 else res
+
+
+@inline
+def expm1f(x):
+    """As ``expm1``; below -17.5 expm1 rounds to -1 (2**-k's factor stays in range)."""
+    x = np.float32(x)
+    xc = F_EXPM1_LO if x < F_EXPM1_LO else x
+    xc = F_EXP_HI if xc > F_EXP_HI else xc
+    kf = (xc * F_LOG2E + F_SHIFT) - F_SHIFT
+    r = (xc - kf * F_LN2_HI) - kf * F_LN2_LO
+    nk = -kf if kf < F_30 else -F_30  # 1 - 2**-k is exact for |k| <= 24, and 1 beyond
+    res = ldexpf(expm1_polyf(r) + (F1 - pow2f(nk)), kf)
+    return x if x == F0 else res  # keeps -0.0
+
+
+@inline
+def tanhf(x):
+    """As ``tanh`` on |x|, the sign restored (for x < 0, e / (e + 2) doubles expm1's
+    relative error: 2.5 ulp, 1.x this way); tanh(10) rounds to 1 in float32."""
+    x = np.float32(x)
+    ax = abs(x)
+    ax = F_10 if ax > F_10 else ax
+    e = expm1f(ax + ax)
+    t = e / (e + F2)
+    t = -t if x < F0 else t
+    return x if x == F0 else t  # keeps -0.0
+
+
+@inline
+def softplusf(x):
+    """As ``softplus``: max(x, 0) + log1p(exp(-|x|))."""
+    x = np.float32(x)
+    return (x if x > F0 else F0) + log1pf(expf(-abs(x)))
+
+
+@inline
+def sigmoidf(x):
+    """1 / (1 + e) for x >= 0, e / (1 + e) below, e = exp(-|x|): one division."""
+    x = np.float32(x)
+    e = expf(-abs(x))
+    return (F1 if x >= F0 else e) / (F1 + e)
+
+
+#: ops with a float32 body above (the others compute float32 in float64: one rounding)
+F32_BODIES = {"exp": expf, "expm1": expm1f, "log": logf, "log1p": log1pf, "sigmoid": sigmoidf,
+               "softplus": softplusf, "tanh": tanhf}
+
+
 # -- libm or vector body, chosen per target ---------------------------------------------------
 
 #: what numba's own JIT sees for ``LIBM_SYMBOL`` (vector bodies everywhere); shipped and
@@ -630,13 +810,16 @@ FIXUPS = {"sin": (lambda v: abs(v) > 1.0, lambda v: math.sin(np.float64(v))),
           "cos": (lambda v: abs(v) > 1.0, lambda v: math.cos(np.float64(v)))}
 
 
-def body(name: str, marked: bool = False) -> Callable:
-    """The scalar body of op ``name`` (plain Python, as every ``ScalarOp`` body): libm's on
-    targets that list it in ``libm_ops``, the vector one elsewhere. ``marked``: ops in
+def body(name: str, marked: bool = False, dtype: str | None = None) -> Callable:
+    """The scalar body of op ``name`` computed in ``dtype`` (plain Python, as every
+    ``ScalarOp`` body): libm's on targets that list it in ``libm_ops`` (for that dtype),
+    the vector one elsewhere, in float32 arithmetic for float32 where ``F32_BODIES`` has
+    one. ``marked``: ops in
     ``FIXUPS`` return their marker where the vector body cannot answer, and the caller
     (the elemwise template's loops) runs ``fixup`` after its loop; otherwise the body
     itself calls libm there (a branch in the loop: correct, but no longer vectorised)."""
-    vec, libm, bit = globals()[name], inline(LIBM[name]), VEC_OPS.index(name)
+    vec = F32_BODIES.get(name) if dtype == "float32" else None
+    vec, libm, bit = vec or globals()[name], inline(LIBM[name]), libm_bit(name, dtype)
     if name in FIXUPS and not marked:
         mark, fix = (inline(f) for f in FIXUPS[name])
         whole = vec
@@ -668,10 +851,10 @@ def fixup(name: str) -> tuple[Callable, Callable] | None:
     return tuple(inline(f) for f in FIXUPS[name]) if name in FIXUPS else None
 
 
-def vector_path(name: str) -> Callable:
-    """``() -> bool``, numba-callable: op ``name`` runs its vector body on this target (the
-    elemwise template then blocks strided rows into contiguous ones)."""
-    bit = VEC_OPS.index(name)
+def vector_path(name: str, dtype: str | None = None) -> Callable:
+    """``() -> bool``, numba-callable: op ``name`` in ``dtype`` runs its vector body on this
+    target (the elemwise template then blocks strided rows into contiguous ones)."""
+    bit = libm_bit(name, dtype)
 
     def f():
         return not use_libm(bit)

@@ -31,6 +31,9 @@ def graphs():
            [pt.sin(x) * pt.cos(x) + pt.floor(x) - pt.ceil(x) + pt.round(x, mode="half_to_even")
             + pt.abs(x) * pt.sign(x) + pt.reciprocal(1 + x**2) + pt.exp2(x)
             - pt.log2(1 + x**2) + pt.log10(2 + x) + pt.tan(x) + pt.arctanh(x / 10)], [M])
+    yield ("inverse trig (VonMises' arctan2)", [x, y],
+           [pt.arctan2(pt.sin(x), pt.cos(y)) + pt.arcsin(x / 10) * pt.arccos(y / 10)
+            + pt.arctan(x) - pt.arccosh(1 + x**2)], [M, M[::-1]])
     yield ("comparisons and switch", [x, y],
            [pt.switch(x > y, x, y) + pt.clip(x, -0.5, 0.5) + pt.maximum(x, 0)
             - pt.minimum(y, 0) + pt.eq(x, y) + (x <= y) + pt.neq(x, 1) + (x >= 0) * (y < 0)],

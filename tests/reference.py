@@ -22,6 +22,8 @@ NUMPY = {
     "softplus": lambda x: np.logaddexp(np.zeros((), x.dtype), x),
     "sin": np.sin, "cos": np.cos, "tan": np.tan, "sinh": np.sinh, "cosh": np.cosh,
     "tanh": np.tanh, "arcsinh": np.arcsinh, "arctanh": np.arctanh,
+    "arcsin": np.arcsin, "arccos": np.arccos, "arctan": np.arctan, "arccosh": np.arccosh,
+    "arctan2": np.arctan2,
     "erf": sp.erf, "erfc": sp.erfc, "gamma": sp.gamma,
     "gammaln": lambda x: np.where(np.isneginf(x), np.inf, sp.gammaln(x)),  # C: lgamma(-inf)=+inf
     "tri_gamma": lambda x: sp.polygamma(1, x),

@@ -126,3 +126,15 @@ def test_jit_kernels_calling_scipy_load_as_shared_objects(aot_lib, jit_cache, tm
     assert first["sources"] == ["jit", "jit"] and first["ok"], first
     assert second == {"sources": ["jit", "jit"], "ok": True,
                       "stats": {"compiled": 0, "loaded": 2}, "llvmlite": False}, second
+
+
+def test_without_a_c_compiler_jit_objects_load_with_llvmlite(aot_lib, tmp_path):
+    """No compiler to link shared objects: the objects are cached and loaded with llvmlite,
+    as before shared objects; the numbers are the same."""
+    cache = tmp_path / "cache"
+    env = {"AOT_CACHE_DIR": str(cache), "AOT_LIBRARY_DIR": str(aot_lib.directory),
+           "CC": str(tmp_path / "no-such-compiler")}
+    for stats in ({"compiled": 2, "loaded": 0}, {"compiled": 0, "loaded": 2}):
+        report = run(env, tmp_path)
+        assert report["ok"] and report["stats"] == stats and report["llvmlite_imported"]
+    assert len(list(cache.glob("*/aotk_*.o"))) == 2 and not list(cache.glob("*/*.so"))

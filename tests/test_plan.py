@@ -64,6 +64,21 @@ def test_views_and_indices_in_plans(aot_lib):
     assert plan_of(f) is not None
 
 
+def test_a_reshape_that_copies_is_a_kernel_step(aot_lib):
+    """``Reshape`` of a value that is not C-contiguous (a transposed result, a strided
+    slice: ZeroSumNormal's backward transform flattens one) copies in NumPy; the plan copies
+    it with an identity kernel into the node's own buffer instead of running its thunk, so
+    the plan keeps no Python item (and nutpie can sample it from C)."""
+    x = pt.matrix("x")
+    flat = pt.exp(x).T.reshape((-1,))
+    rows = pt.exp(x)[:, ::2].reshape((-1,))  # rewritten to exp of the input's copy
+    f, ref = modes([x], [flat * 3, rows + 1, flat, rows])
+    replays(f, ref, [M])
+    reshapes = [node for node in f.maker.fgraph.toposort() if "Reshape" in str(node.op)]
+    python = [str(node) for kind, node, *_ in plan_of(f).finish if kind == "python"]
+    assert len(reshapes) == 2 and not python, (reshapes, python, plan_of(f).kinds())
+
+
 def test_same_array_for_two_inputs_then_different_ones(aot_lib):
     """f(a, a) records one buffer behind both inputs; the plan must still read each input
     from where it is when the arrays differ."""

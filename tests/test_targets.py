@@ -58,8 +58,9 @@ def test_each_supported_level_loads_and_agrees(multi_lib, monkeypatch):
             baseline = got
         keys = sorted(lib.kernels)
         for key, a, b in zip(keys, got, baseline):
-            op = Signature.from_key(key).op
-            if (op in TARGETS[name].libm_ops) == (op in TARGETS["x86_64"].libm_ops):
+            sig = Signature.from_key(key)
+            op, dt = sig.op, sig.out_dtype
+            if TARGETS[name].calls_libm(op, dt) == TARGETS["x86_64"].calls_libm(op, dt):
                 np.testing.assert_array_equal(a, b)  # same scalar code: the same bits
             else:  # libm on one level, kernels/vecmath.py on the other: both within 3 ulp
                 np.testing.assert_allclose(a, b, rtol=6 * np.finfo(a.dtype).eps, atol=0)
@@ -112,3 +113,17 @@ def test_builds_are_reproducible(multi_lib, tmp_path):
     for t in X86:
         lib = TARGETS[t].library
         assert (again / lib).read_bytes() == (multi_lib / lib).read_bytes(), t
+
+
+def test_a_targets_libm_choice_is_part_of_how_a_library_was_made(monkeypatch):
+    """A target's ``libm_ops`` decides its kernels' bodies when they are linked: changing it
+    must make existing libraries and linked chunks stale (the generator hash)."""
+    import dataclasses
+
+    from aotkernels.generator.stage import generator_hash
+
+    before = generator_hash()
+    base = TARGETS["x86_64"]
+    monkeypatch.setitem(TARGETS, "x86_64",
+                        dataclasses.replace(base, libm_ops=(*base.libm_ops, "tanh")))
+    assert generator_hash() != before

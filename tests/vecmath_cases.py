@@ -168,6 +168,47 @@ def samples(op: str, n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
+def samples_f32(op: str, n: int, seed: int = 0) -> np.ndarray:
+    """``n`` float32 inputs for ``op``: half as ``samples`` (rounded), half at float32's own
+    boundaries, which float64 samples a few float64 ulps from a boundary miss: random bit
+    patterns (every binade, subnormals), within 8 float32 ulps of (k + 1/2) ln2, 2**k and
+    sqrt(2) 2**k, and within 64 of expf's overflow and underflow thresholds, the smallest
+    normal's log, where expm1 and tanh saturate."""
+    rng = np.random.default_rng(seed + 1)
+    with np.errstate(over="ignore"):
+        half = samples(op, n - n // 2, seed).astype(np.float32)
+    if op in ("sin", "cos", "pow"):
+        with np.errstate(over="ignore"):
+            rest = samples(op, n // 2, seed + 1).astype(np.float32)
+        return np.concatenate([half, rest], axis=-1)
+    q = n // 10
+
+    def near(centres: np.ndarray, m: int, width: int) -> np.ndarray:
+        bits = rng.choice(centres.astype(np.float32), m).view(np.int32)
+        return (bits + rng.integers(-width, width + 1, m).astype(np.int32)).view(np.float32)
+
+    patterns = rng.integers(0, 2**32, q, dtype=np.uint64).astype(np.uint32).view(np.float32)
+    half_ln2 = near((np.arange(-152, 130) + 0.5) * LN2, q, 8)
+    twos = np.ldexp(1.0, np.arange(-149, 128))
+    binades = near(np.concatenate([twos, twos[:-1] * np.sqrt(2.0)]), q, 8)
+    edges = near(np.array([88.72283935546875, -103.97207708, -87.33654475, -88.72283935546875,
+                           -9.0, 9.0, 10.0, -10.0, -17.33, -17.5, 20.0, -20.0, -1.0, 1.0]),
+                 q, 64)
+    dense = rng.uniform(-110, 90, n // 2 - 4 * q).astype(np.float32)
+    x = np.concatenate([patterns, half_ln2, binades, edges, dense])
+    x = np.where(np.isfinite(x), x, np.float32(1.0))  # patterns' inf and nan are specials
+    if op in ("log", "log1p"):
+        x = np.where(rng.random(len(x)) < 0.9, np.abs(x), x)
+        if op == "log1p":
+            x = np.where(rng.random(len(x)) < 0.3, x - np.float32(1.0), x)
+    return np.concatenate([half, x.astype(np.float32)])
+
+
+def samples_of(op: str, n: int, dtype: str, seed: int = 0) -> np.ndarray:
+    """``samples`` in float64, ``samples_f32`` in float32."""
+    return samples(op, n, seed) if dtype == "float64" else samples_f32(op, n, seed)
+
+
 def reference(op: str, x: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         return REFERENCE[op](x.astype(LD))
@@ -198,8 +239,7 @@ def measure(op: str, dtype: str, n: int, seed: int = 0, chunk: int = 1_000_000,
     worst, at, scipy_worst = 0.0, np.nan, np.nan
     rng = np.random.default_rng(seed)
     for i, start in enumerate(range(0, n, chunk)):
-        with np.errstate(over="ignore"):
-            x = samples(op, min(chunk, n - start), seed + i).astype(dtype)
+        x = samples_of(op, min(chunk, n - start), dtype, seed + i)
         got = ak.elemwise(op, *operands(op, x))
         if op in SCREEN:
             near = SCREEN[op](x)

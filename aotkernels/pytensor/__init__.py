@@ -27,12 +27,19 @@ import pytensor
 from pytensor.compile.mode import predefined_linkers, predefined_modes
 
 from aotkernels.pytensor import linker
-from aotkernels.pytensor.coverage import VIEW_OPS, coverage, coverage_summary, plan_summary
+from aotkernels.pytensor.coverage import (
+    VIEW_OPS,
+    coverage,
+    coverage_summary,
+    jit_signatures,
+    plan_summary,
+)
 from aotkernels.pytensor.function import AOTFunction
 from aotkernels.pytensor.linker import AOT, AOTLinker
 
 __all__ = ["AOT", "AOTFunction", "AOTLinker", "VIEW_OPS", "coverage", "coverage_summary",
-           "plan_summary", "record_linkers", "use_as_default", "wait_for_fusion"]
+           "jit_signatures", "plan_summary", "record_linkers", "use_as_default",
+           "wait_for_fusion"]
 
 
 def use_as_default() -> None:

@@ -70,6 +70,20 @@ def _aot_inner(op: Scan):
     return fn if isinstance(linker, AOTLinker) else None
 
 
+def jit_signatures(fn) -> list[str]:
+    """Signature keys of the JIT-compiled kernels a function's nodes ran (inner graphs of
+    ``OpFromGraph`` and ``Scan`` nodes too), each once: what the library it loaded lacks."""
+    keys = []
+    for node, thunk in zip(_linker(fn).nodes, _linker(fn).thunks):
+        if isinstance(thunk, KernelThunk):
+            keys += thunk.jit_keys
+        elif isinstance(thunk, InnerGraphThunk) and thunk.fn is not None:
+            keys += jit_signatures(thunk.fn)
+        elif isinstance(node.op, Scan) and _aot_inner(node.op) is not None:
+            keys += jit_signatures(_aot_inner(node.op))
+    return list(dict.fromkeys(keys))
+
+
 def coverage_summary(fn) -> Counter:
     return Counter(source for _, source in coverage(fn))
 

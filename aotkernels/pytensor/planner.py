@@ -30,6 +30,7 @@ import os
 import numpy as np
 from pytensor.graph.basic import Constant
 from pytensor.tensor.basic import AllocEmpty
+from pytensor.tensor.shape import Reshape
 
 from aotkernels import record
 from aotkernels.families.elemwise import prepare
@@ -166,6 +167,30 @@ class _Planner:
                 and all(self.is_static(v) for v in node.inputs)):
             return [], [_Root("buffer", outs[0], node.outputs[0])], None
         return None
+
+    def copied_reshape(self, node, ins, outs):
+        """A ``Reshape`` that copied (its input not C-contiguous: a transposed or strided
+        value): one identity kernel writing the input in C order into the node's own buffer,
+        instead of NumPy's copy in Python every call. Same return as ``kernel``, or None."""
+        if not isinstance(node.op, Reshape) or not all(self.is_static(v)
+                                                       for v in node.inputs[1:]):
+            return None
+        value, out = ins[0], outs[0]
+        if not (isinstance(value, np.ndarray) and isinstance(out, np.ndarray) and out.size
+                and out.size == value.size and out.dtype == value.dtype
+                and out.flags.c_contiguous and not _overlap(*byte_bounds(value), out)):
+            return None
+        ref = self.root_of(node.inputs[0], value)
+        if ref is None:
+            return None
+        dst = out.reshape(value.shape)
+        prepared, used, _ = prepare("identity", value, out=dst)
+        if prepared is None or used[0] is not value or prepared.casts:
+            return None
+        own = _Root("buffer", out, node.outputs[0])
+        step = fusion.Step([ref, (own, 0)], prepared,
+                           [(value.shape, value.strides), (dst.shape, dst.strides)])
+        return [step], [own], None
 
     def kernel(self, node, thunk, calls, ins, outs):
         """The node's steps, or None if its record does not explain everything it does.
@@ -375,7 +400,8 @@ class _Planner:
                                           else (next(own), 0))
                 self._kind(LOOP, (steps, aliases))
                 continue
-            made = self.kernel(node, thunk, calls, ins, outs) or self.alloc_empty(node, outs)
+            made = (self.kernel(node, thunk, calls, ins, outs) or self.alloc_empty(node, outs)
+                    or self.copied_reshape(node, ins, outs))
             if made is not None:
                 steps, new, alias = made
                 for r in new:

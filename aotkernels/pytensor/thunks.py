@@ -32,6 +32,7 @@ class KernelThunk:
         self.node, self.run, self.inputs, self.outputs = node, run, inputs, outputs
         self.shape_inputs = shape_inputs
         self.source: str | None = None  # known once a call ran a kernel or NumPy
+        self.jit_keys: tuple[str, ...] = ()  # signatures of the JIT kernels its first call ran
 
     def __call__(self) -> None:
         if self.source is not None:
@@ -40,6 +41,7 @@ class KernelThunk:
         with record.capture() as calls:  # inside a plan's recording, or on its own
             self.compute()
         self.source = record.source(calls)
+        self.jit_keys = record.jit_keys(calls)
 
     def compute(self) -> None:
         value = self.run(*[c[0] for c in self.inputs])
