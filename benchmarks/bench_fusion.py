@@ -10,13 +10,15 @@ process runs before fused kernels arrive), mode AOT with fusion on, waited for
 (``wait_for_fusion``: what a second process runs once the JIT cache holds the fused
 kernels, which it loads in the background without compiling) and mode NUMBA. They are
 called in interleaved rounds (each round calls every function, in rotating order, a batch
-of about 5 ms); reported: the best round's time per call and the spread (median over
-best), the ratios to NUMBA, the fused runs and the plan's kernel steps before and after,
-the fused plan's C work alone (its segments' steps, no Python) and the rest of a call (the Python
-around it: ``trivial-10``, ``x + y``, measures the per-call overhead), and the time of the
-first three calls of each function (the first result is not delayed by fusion: plans are
-made on the second call, fused kernels compile in the background). Every function's
-results are checked against NUMBA's first.
+of about 5 ms, sized from warm calls); reported: the best round's time per call, the
+spread (median over best, of wall time and of the process's CPU time per call: on a shared
+machine the wall spread is mostly preemption by other processes), the ratios to NUMBA, the
+fused runs and the plan's kernel steps before and after, the fused plan's C work alone
+(its segments' steps, no Python) and the rest of a call (the Python around it:
+``trivial-10``, ``x + y``, measures the per-call overhead), and the time of the first
+three calls of each function (the first result is not delayed by fusion: plans are made on
+the second call, fused kernels compile in the background). Every function's results are
+checked against NUMBA's first.
 
 The kernel library is build/full-lib if it exists, else build/test-lib; missing kernels
 and fused kernels go to a fresh JIT cache in a temporary directory (``--cache`` keeps one).
@@ -88,20 +90,27 @@ outs["fused"] = [np.array(v, copy=True) for v in fs["fused"](*args)]
 info["agree"] = max(float(np.max(np.abs(o - r) / np.maximum(np.abs(r), 1.0)))
                     for out in outs.values() for o, r in zip(out, ref))
 per = {}
-for label, f in fs.items():
+for label, f in fs.items():  # batch sizes from warm calls: the first call after
+    for _ in range(20):      # wait_for_fusion swaps the fused kernels in (about 1 ms)
+        f(*args)
     t = time.perf_counter()
-    f(*args)
-    per[label] = max(1, int(0.005 / max(time.perf_counter() - t, 1e-7)))
+    for _ in range(20):
+        f(*args)
+    per[label] = max(1, int(0.005 * 20 / max(time.perf_counter() - t, 1e-7)))
 labels = list(fs)
 samples = {label: [] for label in labels}
+cpu = {label: [] for label in labels}
 for r in range(rounds):
     for label in labels[r % 3:] + labels[:r % 3]:
         f, k = fs[label], per[label]
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         for _ in range(k):
             f(*args)
         samples[label].append((time.perf_counter() - t) / k)
-info["steady"] = {label: {"best": min(v) * 1e6, "median": sorted(v)[len(v) // 2] * 1e6}
+        cpu[label].append((time.process_time() - c) / k)
+med = lambda v: sorted(v)[len(v) // 2]
+info["steady"] = {label: {"best": min(v) * 1e6, "median": med(v) * 1e6,
+                          "cpu best": min(cpu[label]) * 1e6, "cpu median": med(cpu[label]) * 1e6}
                   for label, v in samples.items()}
 plan = next(iter(fs["fused"].vm.plans.values()))  # its C work alone: the steps
 cs = []
@@ -150,9 +159,10 @@ def main() -> None:
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start; "
           f"library {shown}; {args.rounds} rounds\n")
     print("| case | AOT unfused µs | AOT fused µs | NUMBA µs | unfused/NUMBA | fused/NUMBA "
-          "| spread (median/best) u, f, N | fused runs | steps | C µs | AOT fused − C µs "
+          "| spread (median/best) u, f, N | CPU median/best u, f, N | fused runs | steps | C µs "
+          "| AOT fused − C µs "
           "| 3 first calls ms u / f / N | fusion wait s | agree |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for name in names:
         res = subprocess.run([sys.executable, "-c", CASE, name, str(args.rounds)], cwd=ROOT,
                              env=env, capture_output=True, text=True)
@@ -164,8 +174,10 @@ def main() -> None:
         u, f, n = (s[k]["best"] for k in ("unfused", "fused", "NUMBA"))
         spread = ", ".join(f"{s[k]['median'] / s[k]['best']:.2f}"
                            for k in ("unfused", "fused", "NUMBA"))
+        cspread = ", ".join(f"{s[k]['cpu median'] / s[k]['cpu best']:.2f}"
+                            for k in ("unfused", "fused", "NUMBA"))
         print(f"| {name} | {u:.1f} | {f:.1f} | {n:.1f} | {u / n:.2f} | **{f / n:.2f}** "
-              f"| {spread} | {r['fused runs']} | {r['steps'][0]} → {r['steps'][1]} "
+              f"| {spread} | {cspread} | {r['fused runs']} | {r['steps'][0]} → {r['steps'][1]} "
               f"| {r['C µs']:.1f} | {f - r['C µs']:.1f} | "
               + " / ".join(f"{r[f'three calls {k} ms']:.0f}" for k in ("unfused", "fused", "NUMBA"))
               + f" | {r['fusion wait s']:.1f} | {r['agree']:.0e} |", flush=True)
