@@ -5,9 +5,9 @@
 The same kernel set as ``bench_levels.py`` (its ops, float64/float32, ranks 1-2, x86_64, v3,
 v4) with every target's ``Target.libm_ops`` set to every vector-math op in both dtypes, so
 each kernel's body is the libm one (``vecmath.LIBM``: glibc's scalar functions in the loop,
-the differences from before being sigmoid's stable form and log1p, now glibc's ``log`` plus
-a correction, so for float64 log1p numba's column, a loop over glibc's ``log1p``, is
-today): the same templates, the same
+the differences from before being sigmoid's stable form and log1p and softplus, now over
+glibc's ``log``, so for those two numba's column, a loop over glibc's ``log1p``, or this
+script run at an earlier commit is today): the same templates, the same
 loop, entry point and ctypes call, the target's own instructions. The choice is made at
 link time, so this is a relink of the IR cache (its objects are keyed apart, as the
 targets' definitions enter the key). ``bench_paired.py --today build/today-lib`` times
