@@ -24,7 +24,8 @@ class Target:
     #: ``op:float64`` / ``op:float32`` for one dtype): at two SSE2 lanes glibc's scalar code
     #: (FMA variants chosen at run time) beats the float64 polynomials of exp, log, sigmoid
     #: and, against glibc's float32 code, of float32 sin and cos (float32 exp, log,
-    #: sigmoid have float32 bodies at four lanes, which win); ``pow`` (~300 vector
+    #: sigmoid have float32 bodies at four lanes, which win), and float64 log1p and
+    #: softplus, whose libm forms use glibc's table-driven ``log``; ``pow`` (~300 vector
     #: instructions a lane group) gains only at AVX-512's eight lanes, and there in float64
     #: only (benchmarks/RESULTS.md, "Vector math"); a JIT kernel makes the choice of the
     #: target its process loaded, so AOT and JIT give the same bits
@@ -42,8 +43,8 @@ class Target:
 
 TARGETS: dict[str, Target] = {t.name: t for t in [
     Target("x86_64", "x86_64", "x86_64-unknown-linux-gnu", "x86-64", level=1,
-           libm_ops=("exp:float64", "log:float64", "sigmoid:float64", "erf", "erfc", "pow",
-                     "sin:float32", "cos:float32")),
+           libm_ops=("exp:float64", "log:float64", "log1p:float64", "sigmoid:float64",
+                     "softplus:float64", "erf", "erfc", "pow", "sin:float32", "cos:float32")),
     Target("x86_64_v3", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v3", level=3,
            libm_ops=("pow",)),
     Target("x86_64_v4", "x86_64", "x86_64-unknown-linux-gnu", "x86-64-v4", "-prefer-256-bit",
