@@ -111,8 +111,11 @@ def finish(f, values):
     T["second"] = time.perf_counter() - t
     T["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     if mode == "AOT":
-        from aotkernels.pytensor import graph_cache
-        T["cache"] = {k: v for k, v in graph_cache.stats.items() if v}
+        try:
+            from aotkernels.pytensor import graph_cache
+        except ImportError:  # --before a tree older than the graph cache
+            graph_cache = None
+        T["cache"] = {k: v for k, v in graph_cache.stats.items() if v} if graph_cache else {}
     print(json.dumps(T))
 """
 

@@ -215,6 +215,42 @@ def test_pytensor_sparse_imports_after_a_mode_aot_compile(aot_lib):
     close(np.array(got), np.array([np.exp(1.0) - 2, np.log1p(1.0) - 3]))
 
 
+def test_inplace_passes_run_without_shape_inference(aot_lib, monkeypatch):
+    """Mode AOT detaches PyTensor's ``ShapeFeature`` before the inplace passes
+    (``aot_drop_shape_feature``), which otherwise infer the shape of every node they try:
+    the rewritten graph is the one the passes make with the feature attached, node for
+    node, and computes what PyTensor's Python linker computes. Fails if the feature stays
+    (the shape work is back) or if dropping it changes the graph."""
+    import io
+
+    from pytensor.compile.mode import Mode
+
+    monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
+    x, y, w = pt.vector("x"), pt.vector("y"), pt.matrix("w")
+    h = pt.tanh(pt.dot(w, x) * 2.0 + y)
+    loss = (pt.exp(-h) * pt.log1p(y ** 2) - pt.sigmoid(h + y)).sum() + (w ** 2).sum()
+    outs = [loss, *pytensor.grad(loss, [x, w])]
+    f = pytensor.function([x, y, w], outs, mode="AOT")
+    with_feature = pytensor.function([x, y, w], outs,
+                                     mode=am.AOT.excluding("aot_drop_shape_feature"))
+    assert not hasattr(f.maker.fgraph, "shape_feature")
+    assert hasattr(with_feature.maker.fgraph, "shape_feature")
+
+    def text(fn):
+        out = io.StringIO()
+        pytensor.dprint(fn.maker.fgraph, print_type=True, file=out)
+        return out.getvalue()
+
+    assert text(f) == text(with_feature)
+    assert any(getattr(n.op, "destroy_map", None) for n in f.maker.fgraph.apply_nodes)
+    X, Y = np.linspace(-1, 1, 4), np.linspace(0.5, 2, 3)
+    W = np.arange(12.0).reshape(3, 4) / 10
+    py = pytensor.function([x, y, w], outs, mode=Mode(linker="py", optimizer=None))
+    for _ in range(3):  # the first call, the recorded one, the plan
+        for got, want in zip(f(X, Y, W), py(X, Y, W)):
+            close(got, want)
+
+
 def test_dimshuffles_are_built_without_reading_their_c_file(aot_lib, monkeypatch):
     """Rewrites build hundreds of ``DimShuffle`` Ops, and PyTensor's ``ExternalCOp``
     constructor reads and parses the Op's C file in every one; mode AOT reads it once per

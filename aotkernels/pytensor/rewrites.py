@@ -16,6 +16,15 @@ what real models leave in a graph runs as kernel steps of a plan.
   itself: a kernel instead of a sort left to Python (a permutation has no ties, so every
   sort kind gives the same result).
 
+- ``aot_drop_shape_feature``: PyTensor's ``ShapeFeature`` infers the shape of every node
+  imported into the graph, and the inplace passes import one new node per replacement they
+  try (each ``Elemwise`` made inplace, each validation that fails): shape graphs nobody
+  reads, since no rewrite from ``add_destroy_handler`` (49.5) on asks for shapes (they
+  read ``fgraph.shape_feature`` only in ``canonicalize``, ``specialize``, ``useless`` and the
+  scan passes, all before 3). It is detached just before (49.4): the rewritten graph is
+  the same, node for node (``tests/test_rewrites_trim.py``), and a graph-cache hit never
+  had the feature anyway.
+
 ``probing_rewrites`` names PyTensor rewrites mode AOT leaves out because merely trying
 them costs a compiler run.
 
@@ -34,11 +43,12 @@ from pytensor.compile import optdb
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph import Apply, node_rewriter
 from pytensor.graph.features import Validator
-from pytensor.graph.rewriting.basic import dfs_rewriter
+from pytensor.graph.rewriting.basic import GraphRewriter, dfs_rewriter
 from pytensor.link.c.op import ExternalCOp
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
+from pytensor.tensor.rewriting.shape import ShapeFeature
 from pytensor.tensor.sort import ArgSortOp
 
 try:  # PyTensor 3.x; 2.x has it in slinalg only
@@ -90,10 +100,21 @@ def aot_argsort_permutation(fgraph, node):
     return [PivotToPermutations(inverse=not made.op.inverse)(made.inputs[0])]
 
 
+class DropShapeFeature(GraphRewriter):
+    """Detach ``ShapeFeature`` once no later rewrite reads shapes (see the module's doc)."""
+
+    def apply(self, fgraph) -> None:
+        for feature in list(fgraph._features):
+            if isinstance(feature, ShapeFeature):
+                fgraph.remove_feature(feature)
+
+
 optdb.register("aot_inline_ofg", dfs_rewriter(aot_inline_ofg), TAG, position=0.5)
 optdb.register("aot_tensor_checks", dfs_rewriter(aot_tensor_checks), TAG, position=48.9)
 optdb.register("aot_argsort_permutation", dfs_rewriter(aot_argsort_permutation), TAG,
                position=60.5)  # after Blockwise wrappers are removed (60)
+optdb.register("aot_drop_shape_feature", DropShapeFeature(), TAG,
+               position=49.4)  # after the last shape rewrite, before add_destroy_handler
 
 
 def probing_rewrites() -> tuple[str, ...]:
