@@ -1,4 +1,4 @@
-"""Ops along an axis on the ``axis`` kernels: argmax, softmax, cumsum and friends.
+"""Ops along an axis on the ``axis`` kernels: argmax, softmax, cumsum, sort and friends.
 
 The op's axes are moved last (a transposed view, no copy) and, when there are several,
 merged into one (NumPy copies only if the view cannot be reshaped); the other axes are
@@ -105,3 +105,12 @@ def cumsum(x, axis=None) -> np.ndarray:
 
 def cumprod(x, axis=None) -> np.ndarray:
     return along("cumprod", x, axis=axis)
+
+
+def sort(x, axis=-1) -> np.ndarray:
+    """``np.sort(x, axis)`` (NaNs last; ``axis=None`` sorts the flattened array), with the
+    order of equal values of ``kind="stable"`` (``kernels/axis.py``)."""
+    if axis is None:
+        x = np.asarray(x).reshape(-1)
+        axis = 0
+    return along("sort", x, axis=axis)
