@@ -303,7 +303,8 @@ def _scalar_loop(op, node, thunk):
         if shapes != checked[0]:  # PyTensor refuses undeclared runtime broadcasting
             Elemwise._check_runtime_broadcast(node, [np.asarray(x) for x in values])
             checked[0] = shapes
-        return run(values[0], *[values[k] for k in mem_inputs])
+        outs = run(values[0], *[values[k] for k in mem_inputs])
+        return outs if len(outs) > 1 else outs[0]
     return _kernel(node, thunk, compute)
 
 
