@@ -277,14 +277,16 @@ def _scalar_loop(op, node, thunk):
         else:
             sources.append((0, len(mem)))
             mem.append(v.type.dtype)
-    for var in fg.variables:  # the inner graph's own constants
-        if var.owner is None and var not in fg.inputs:
+    nodes = fg.toposort()
+    inner_vars = [v for n in nodes for v in n.inputs] + list(fg.outputs)
+    for var in inner_vars:  # the inner graph's own constants, in a stable order (the
+        if var.owner is None and var not in fg.inputs and var not in const_of:  # name)
             if not isinstance(var, Constant) or var.type.dtype not in CODES:
                 return thunk
             const_of[var] = len(consts)
             consts.append((var.type.dtype, np.asarray(var.data).item()))
     refs = _Refs(fg.inputs, const_of, len(consts))
-    steps = _scalar_steps(fg.toposort(), refs)
+    steps = _scalar_steps(nodes, refs)
     outs = [refs(v) for v in fg.outputs]
     if steps is None or None in outs:
         return thunk
