@@ -123,3 +123,33 @@ def test_loop_programs_travel_as_data(aot_lib, tmp_path):
     LOOPS.clear()
     assert usage_signatures(misses) == [loop.signature]
     assert FAMILIES["loop"].table[name] == loop
+
+
+
+_NAMES = """
+import pytensor, pytensor.tensor as pt
+import aotkernels.pytensor
+p, q, z = pt.dvector("p"), pt.dvector("q"), pt.dvector("z")
+f = pytensor.function([p, q, z], pt.grad(pt.sum(pt.betainc(p, q, z)), [p, q]), mode="AOT")
+names = []
+for t in f.maker.linker.thunks:
+    for cell in getattr(getattr(t, "run", None), "__closure__", None) or ():
+        if type(cell.cell_contents).__name__ == "LoopCall":
+            names.append(cell.cell_contents.loop(1, cell.cell_contents.chunks[0]).name)
+print(" ".join(sorted(names)))
+"""
+
+
+def test_a_loop_is_named_the_same_in_every_process(aot_lib):
+    """The name (the kernel's symbol) of a loop program does not depend on the order of a
+    set: the inner graph's constants are numbered in topological order. (Numbered by
+    ``fgraph.variables``, a set of objects hashed by address, betainc's programs changed
+    from one process to the next, and every process compiled its loops again.)"""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONHASHSEED="random")
+    runs = {subprocess.run([sys.executable, "-c", _NAMES], capture_output=True, text=True,
+                           env=env, check=True).stdout.strip() for _ in range(3)}
+    assert len(runs) == 1 and len(runs.pop().split()) >= 4, runs
