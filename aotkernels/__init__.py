@@ -28,6 +28,7 @@ from aotkernels.families.axis import (
     logsumexp,
     softmax,
     softmax_grad,
+    sort,
 )
 from aotkernels.families.blas import dot, gemm, gemv, matmul
 from aotkernels.families.elemwise import cast, elemwise, resolve
@@ -81,6 +82,7 @@ __all__ = [
     "resolve_reduce",
     "softmax",
     "softmax_grad",
+    "sort",
     "solve",
     "solve_triangular",
     "take",

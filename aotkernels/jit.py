@@ -310,18 +310,19 @@ def _compile_objects(todo: list[tuple[Signature, str]], dir_fd: int) -> dict[str
     import sys
     import tempfile
 
-    from aotkernels.kernels import FAMILIES
-    from aotkernels.kernels.fused import FUSED
+    from aotkernels.kernels import FAMILIES, program_json
 
     keys = ", ".join(sig.key for sig, _ in todo)
     if importlib.util.find_spec("numba") is None:
         raise KernelNotAvailable(f"no prebuilt kernel for {keys}; install "
                                  "aotkernels[jit] to compile it on demand")
-    # user catalogs are imported by the child; fused programs travel as data
+    # user catalogs are imported by the child; programs (fused runs, scalar loops) travel
+    # as data, one "family<TAB>JSON" a line
     catalogs = sorted({"=".join(FAMILIES[sig.family].origin) for sig, _ in todo
                        if FAMILIES[sig.family].origin})
-    programs = "\n".join(FUSED[sig.op].to_json() for sig, _ in todo if sig.family == "fused")
-    env = {**os.environ, "AOT_FUSED_PROGRAMS": programs} if programs else dict(os.environ)
+    programs = "\n".join(f"{sig.family}\t{program_json(sig)}" for sig, _ in todo
+                         if program_json(sig) is not None)
+    env = {**os.environ, "AOT_PROGRAMS": programs} if programs else dict(os.environ)
     t = target()  # the child makes the loaded library's choice of libm or vector bodies
     if t:
         env["AOT_JIT_TARGET"] = t
@@ -378,11 +379,12 @@ def _record_miss(dir_fd: int, directory: Path, sig: Signature) -> None:
     except OSError:
         return  # the record is a hint for the next build, never a reason to fail a call
     try:
-        line = sig.key
-        if sig.family == "fused":  # the key names a program the build must be given
-            from aotkernels.kernels.fused import FUSED
+        from aotkernels.kernels import program_json
 
-            line += "\t" + FUSED[sig.op].to_json()
+        line = sig.key
+        program = program_json(sig)
+        if program is not None:  # the key names a program the build must be given
+            line += "\t" + program
         os.write(fd, (line + "\n").encode())
     except OSError:
         pass

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from aotkernels.kernels import BUILTIN, FAMILIES
-from aotkernels.kernels.fused import Program, register
+from aotkernels.kernels import BUILTIN, FAMILIES, register_program
 from aotkernels.kernels.scalar_ops import DTYPES
 from aotkernels.signature import CODES, MAX_NDIM, NAMES, Signature
 
@@ -26,8 +25,8 @@ def dtype_name(spec: str) -> str:
 
 def usage_signatures(path) -> list[Signature]:
     """Signatures recorded as JIT misses (``misses.txt`` in the JIT cache), one key a line;
-    a fused kernel's key is followed by a tab and its program, registered here when it is
-    the program the key names (``kernels/fused.py``).
+    the key of a kernel named by a program (a fused run, a scalar loop) is followed by a
+    tab and the program, registered here when it is the program the key names.
 
     Unknown or malformed lines are skipped: the file is a hint written by old versions too.
     """
@@ -36,11 +35,11 @@ def usage_signatures(path) -> list[Signature]:
         key, _, program = line.strip().partition("\t")
         try:
             sig = Signature.from_key(key)
-            if sig.family == "fused":
-                made = Program.from_json(program)
+            if FAMILIES[sig.family].program is not None:
+                made = FAMILIES[sig.family].program.from_json(program)
                 if made.name != sig.op or made.signature != sig:
                     continue
-                register(made)
+                register_program(sig.family, program)
         except (ValueError, KeyError, TypeError):
             continue
         family = FAMILIES.get(sig.family)

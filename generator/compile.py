@@ -53,18 +53,17 @@ def compile_kernel(sig: Signature) -> KernelIR:
     return KernelIR(sig, symbol, wrapper.removeprefix("cfunc."), cf._library.get_llvm_str())
 
 
-def _worker_init(catalogs: tuple[tuple[str, str], ...] = (), programs: tuple[str, ...] = ()
-                 ) -> None:
+def _worker_init(catalogs: tuple[tuple[str, str], ...] = (),
+                 programs: tuple[tuple[str, str], ...] = ()) -> None:
     """numba at O0; the user catalogs being built imported (they register their family),
-    and the fused programs being built registered (``kernels/fused.py``)."""
+    and the programs being built (fused runs, scalar loops) registered."""
     os.environ["NUMBA_OPT"] = "0"
-    from aotkernels.kernels import import_catalog
-    from aotkernels.kernels.fused import Program, register
+    from aotkernels.kernels import import_catalog, register_program
 
     for module, file in catalogs:
         import_catalog(module, file)
-    for text in programs:
-        register(Program.from_json(text))
+    for family, text in programs:
+        register_program(family, text)
 
 
 def catalogs_of(sigs: Iterable[Signature]) -> tuple[tuple[str, str], ...]:
@@ -75,11 +74,12 @@ def catalogs_of(sigs: Iterable[Signature]) -> tuple[tuple[str, str], ...]:
                          if FAMILIES[s.family].origin is not None}))
 
 
-def programs_of(sigs: Iterable[Signature]) -> tuple[str, ...]:
-    """The JSON of every fused program among ``sigs`` (``--from-usage`` found them)."""
-    from aotkernels.kernels.fused import FUSED
+def programs_of(sigs: Iterable[Signature]) -> tuple[tuple[str, str], ...]:
+    """(family, JSON) of every program among ``sigs`` (``--from-usage`` found them)."""
+    from aotkernels.kernels import program_json
 
-    return tuple(sorted({FUSED[s.op].to_json() for s in sigs if s.family == "fused"}))
+    return tuple(sorted({(s.family, program_json(s)) for s in sigs
+                         if program_json(s) is not None}))
 
 
 def _compile_task(sig: Signature):

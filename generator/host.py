@@ -2,7 +2,8 @@
 
 Run as ``python -m aotkernels.generator.host KEY OUT [KEY OUT ...] [MODULE=FILE ...]`` by
 ``aotkernels.jit`` (``MODULE=FILE``: a user catalog declaring kernels; the programs of fused
-kernels come as data, one JSON a line, in ``AOT_FUSED_PROGRAMS``; ``AOT_JIT_TARGET``: the
+kernels and scalar loops come as data, ``family<TAB>JSON`` a line, in ``AOT_PROGRAMS``;
+``AOT_JIT_TARGET``: the
 target whose choice of libm or vector bodies to make, that of the library the caller
 loaded, else the best this CPU runs): a separate process, so numba and LLVM's global
 options never enter the user's process, and the pipeline is the build's own (numba at
@@ -36,13 +37,12 @@ def host_object(key: str, target: str | None = None) -> bytes:
 
 
 def main(argv: list[str]) -> int:
-    from aotkernels.kernels import import_catalog
-    from aotkernels.kernels.fused import Program, register
+    from aotkernels.kernels import import_catalog, register_program
 
     for spec in (a for a in argv if "=" in a):  # keys never hold "="
         import_catalog(*spec.split("=", 1))
-    for line in os.environ.get("AOT_FUSED_PROGRAMS", "").splitlines():
-        register(Program.from_json(line))
+    for line in os.environ.get("AOT_PROGRAMS", "").splitlines():
+        register_program(*line.split("\t", 1))
     target = os.environ.get("AOT_JIT_TARGET") or None
     pairs = [a for a in argv if "=" not in a]
     for key, out in zip(pairs[::2], pairs[1::2]):

@@ -28,9 +28,10 @@ from pathlib import Path
 
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES, BLAS_OPS
-from aotkernels.kernels.fused import FUSED
+from aotkernels.kernels.fused import FUSED, Program
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.lapack_ops import LAPACK_DTYPES, LAPACK_OPS
+from aotkernels.kernels.loop import LOOPS, Loop
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import FLOATS, SCALAR_OPS
 from aotkernels.signature import ABI_VERSION, Signature
@@ -49,6 +50,9 @@ class Family:
     signatures: Enumerate
     #: (module name, file) of the user catalog declaring the family; None: built in
     origin: tuple[str, str] | None = None
+    #: the class of the family's ops when they are programs made at run time (fused runs,
+    #: scalar loops): data with ``to_json``/``from_json``, ``name`` and ``signature``
+    program: type | None = None
 
 
 def _elemwise(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
@@ -115,8 +119,9 @@ def _lapack(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
             yield Signature("lapack", op.name, op.in_dtypes(d), d, "nd", op.ndim)
 
 
-def _fused(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
-    """Nothing: fused programs are made by plans at run time, not enumerated."""
+def _programs(op, dtypes: tuple[str, ...], max_ndim: int) -> Iterator[Signature]:
+    """Nothing: fused runs and scalar loops are programs made at run time (by plans, by
+    ``ScalarLoop`` nodes), not enumerated; ``--from-usage`` bakes the ones a workload met."""
     return iter(())
 
 
@@ -133,7 +138,9 @@ FAMILIES: dict[str, Family] = {f.name: f for f in [
     Family("index", INDEX_OPS, ("index.py", "index_ops.py", *_COMMON), _index),
     Family("lapack", LAPACK_OPS, ("lapack.py", "lapack_ops.py", *_COMMON), _lapack),
     Family("fused", FUSED, ("fused.py", "elemwise.py", "special.py", "vecmath.py", *_COMMON),
-           _fused),
+           _programs, program=Program),
+    Family("loop", LOOPS, ("loop.py", "elemwise.py", "special.py", "vecmath.py", *_COMMON),
+           _programs, program=Loop),
 ]}
 
 
@@ -152,6 +159,24 @@ def register(family: Family) -> None:
                          f"{family.origin[0]}")
     FAMILIES[family.name] = family
     template_hash.cache_clear()
+
+
+def program_json(sig: Signature) -> str | None:
+    """The JSON of the program ``sig`` names (a fused run, a scalar loop), or None for a
+    kernel of a template: what a compiler in another process must be given."""
+    fam = FAMILIES.get(sig.family)
+    return None if fam is None or fam.program is None else fam.table[sig.op].to_json()
+
+
+def register_program(family: str, text: str) -> Signature:
+    """Register the program ``text`` (JSON) in its family, for a kernel named after it;
+    its signature. ``ValueError``/``KeyError``/``TypeError`` on text that is no program."""
+    fam = FAMILIES[family]
+    if fam.program is None:
+        raise ValueError(f"family {family!r} has no programs")
+    program = fam.program.from_json(text)
+    fam.table[program.name] = program
+    return program.signature
 
 
 def import_catalog(module: str, file: str) -> None:

@@ -114,7 +114,66 @@ def _row_functions(dtype: str) -> dict:
 
     return {"argmax": argmax, "argmin": argmin, "logsumexp": logsumexp, "softmax": softmax,
             "log_softmax": log_softmax, "softmax_grad": softmax_grad, "cumsum": cumsum,
-            "cumprod": cumprod}
+            "cumprod": cumprod, "sort": _sort_row(dtype)}
+
+
+def _sort_row(dtype: str):
+    """``np.sort`` of a row into ``o``: a heapsort (in place, no allocation, n log n), NaNs
+    last; then, for floats, the values that compare equal yet differ in bits (zeros of
+    either sign, NaNs of any payload) are written back in their input order. The result is
+    a stable sort's, NumPy's for ``kind="stable"`` (and ``mergesort``) to the bit; for
+    ``quicksort`` and ``heapsort`` NumPy leaves the order of such values to its algorithm
+    (x86-simd-sort on AVX-512), so only they may differ, never the values."""
+    floats = np.dtype(dtype).kind == "f"
+
+    @njit(inline="always")
+    def less(a, b):
+        if floats:
+            return a < b or (b != b and a == a)
+        return a < b
+
+    @njit(inline="always")
+    def sift(o, start, end):
+        root = start
+        while True:
+            child = 2 * root + 1
+            if child > end:
+                return
+            if child + 1 <= end and less(o[child], o[child + 1]):
+                child += 1
+            if less(o[root], o[child]):
+                o[root], o[child] = o[child], o[root]
+                root = child
+            else:
+                return
+
+    @njit
+    def sort(r, o):
+        n = r.shape[0]
+        for j in range(n):
+            o[j] = r[j]
+        for start in range((n - 2) // 2, -1, -1):
+            sift(o, start, n - 1)
+        for end in range(n - 1, 0, -1):
+            o[0], o[end] = o[end], o[0]
+            sift(o, 0, end - 1)
+        if floats:  # zeros and NaNs in input order, as a stable sort leaves them
+            z = 0
+            while z < n and not (o[z] == 0):
+                z += 1
+            nan = n
+            while nan > 0 and o[nan - 1] != o[nan - 1]:
+                nan -= 1
+            for j in range(n):
+                v = r[j]
+                if v == 0:
+                    o[z] = v
+                    z += 1
+                elif v != v:
+                    o[nan] = v
+                    nan += 1
+
+    return sort
 
 
 def _source(nin: int, ndim: int, reduces: bool, sizes: list[int]) -> list[str]:

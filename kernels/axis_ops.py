@@ -1,12 +1,13 @@
 """The along-an-axis table: ops that read a whole row along one axis at a time.
 
 argmax/argmin, logsumexp (a row gives one value), softmax, log_softmax, the softmax
-gradient and cumsum/cumprod (a row gives a row). The runtime moves the op's axis (or
+gradient, cumsum/cumprod and sort (a row gives a row). The runtime moves the op's axis (or
 axes, merged) last and collapses the others, so one kernel per (op, dtype, rank) serves
 every axis, as for reductions. Semantics follow PyTensor: ``Argmax`` (first occurrence,
 first NaN wins, int64 result), the inner graphs of ``Softmax``/``LogSoftmax`` and their
 pullbacks (max-shifted, sums accumulated in float64 then cast), ``CumOp`` (result in the
-input dtype). Numba-free, like ``scalar_ops``.
+input dtype), ``SortOp`` (``np.sort``: NaNs last, equal values in their input order).
+Numba-free, like ``scalar_ops``.
 """
 
 from __future__ import annotations
@@ -43,4 +44,5 @@ AXIS_OPS: dict[str, AxisOp] = {op.name: op for op in [
     AxisOp("softmax_grad", 2, False, FLOATS),  # (dy, sm) -> dy*sm - sm*sum(dy*sm)
     AxisOp("cumsum", 1, False, _NUMERIC),
     AxisOp("cumprod", 1, False, _NUMERIC),
+    AxisOp("sort", 1, False, DTYPES),
 ]}

@@ -54,6 +54,9 @@ def graphs():
     yield ("argmax and cumulative ops", [x, i],
            [pt.argmax(x, axis=1), pt.argmax(x), pt.argmin(x, axis=0), pt.cumsum(x, axis=0),
             pt.cumprod(x / 3, axis=1), pt.cumsum(i, axis=1)], [M, I8])
+    yield ("sort (a Deterministic's pt.sort)", [x, i],
+           [pt.sort(x), pt.sort(x * 0, axis=0), pt.sort(x, axis=None),
+            pt.sort(i, axis=0, kind="mergesort"), pt.sort(i.T[::-1], axis=1)], [M, I8])
     yield ("softmax family and gradient", [x, y],
            [pt.special.softmax(x, axis=0), pt.special.log_softmax(x, axis=1),
             pt.logsumexp(x, axis=1),

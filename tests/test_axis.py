@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from test_elemwise import sample
 
+import aotkernels as ak
 from aotkernels.families import axis as along
 from aotkernels.kernels.axis_ops import AXIS_OPS
 
@@ -32,6 +33,8 @@ def reference(op: str, axes: tuple[int, ...], *xs: np.ndarray) -> np.ndarray:
             return getattr(np, op)(_moved(x, axes), axis=-1).astype(np.int64)
         if op in ("cumsum", "cumprod"):
             return getattr(np, op)(x, axis=axes[0], dtype=x.dtype)
+        if op == "sort":
+            return np.sort(x, axis=axes[0], kind="stable")
         m = x.max(axis=axes, keepdims=True, initial=-np.inf)
         if op == "softmax":
             e = np.exp(x - m)
@@ -75,7 +78,7 @@ def inputs(op: str, dtype: str, shape, rng) -> list[np.ndarray]:
 
 
 def axis_sets(ndim: int, op: str):
-    if op in ("cumsum", "cumprod"):
+    if op in ("cumsum", "cumprod", "sort"):
         return [(d,) for d in range(ndim)]
     sets = itertools.chain.from_iterable(
         itertools.combinations(range(ndim), k) for k in range(1, ndim + 1))
@@ -101,7 +104,7 @@ def test_negative_axis_none_and_rank_0(op, no_jit):
     rng = np.random.default_rng(1)
     xs = inputs(op, "float64", (3, 4), rng)
     check(along.along(op, *xs, axis=-1), reference(op, (1,), *xs))
-    if op in ("cumsum", "cumprod"):  # None flattens, as in NumPy
+    if op in ("cumsum", "cumprod", "sort"):  # None flattens, as in NumPy
         check(along.along(op, *xs, axis=None), reference(op, (0,), *[x.ravel() for x in xs]))
     else:
         check(along.along(op, *xs, axis=None), reference(op, (0, 1), *xs))
@@ -126,6 +129,28 @@ def test_empty_and_size_one_dimensions(op, no_jit):
         check(along.along(op, *xs, axis=1), np.full(2, spec.empty))
     else:
         assert along.along(op, *xs, axis=1).shape == (2, 0)
+
+
+@pytest.mark.parametrize("dtype", AXIS_OPS["sort"].dtypes)
+def test_sort_is_numpys_stable_sort_to_the_bit(dtype, no_jit):
+    """NaNs last; zeros of either sign and NaNs of several payloads in their input order
+    (a stable sort's); every axis, strided and reversed rows, ``axis=None``; long rows."""
+    rng = np.random.default_rng(7)
+    x = sample(dtype, (6, 33, 5), rng, specials=True)
+    if x.dtype.kind == "f":
+        flat = x.reshape(-1)
+        flat[::7] = 0.0
+        flat[3::11] = -0.0
+        flat[5::13] = np.nan
+        flat[6::17] = -np.array(np.nan, dtype)  # another NaN's bits
+    for v in (x, x[:, ::-2], x.transpose(2, 0, 1)):
+        for axis in (0, 1, 2, -1, None):
+            want = np.sort(v, axis=axis, kind="stable")
+            got = ak.sort(v, axis=axis)
+            assert got.dtype == want.dtype and got.shape == want.shape
+            assert got.tobytes() == want.tobytes(), (dtype, axis)
+    big = sample(dtype, (5000,), rng, specials=True)
+    assert ak.sort(big).tobytes() == np.sort(big, kind="stable").tobytes()
 
 
 def test_nan_wins_argmax_and_argmin_like_numpy(no_jit):

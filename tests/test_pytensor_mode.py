@@ -52,6 +52,18 @@ def test_inverse_trig_runs_on_kernels(aot_lib):
     assert not off, off
 
 
+def test_sort_runs_on_kernels(aot_lib):
+    """``SortOp`` (a Deterministic's ``pt.sort``: on ``perform`` it kept a Python item in
+    the expand function, and nutpie fell back to Python callbacks): every axis, the
+    flattened array, integers; the same bits as ``np.sort`` in the plan too."""
+    name, inputs, outputs, values = next(c for c in CASES if c[0].startswith("sort"))
+    f = pytensor.function(inputs, outputs, mode="AOT")
+    replays(f, pytensor.function(inputs, outputs, mode="FAST_COMPILE"), values)
+    rows = [(row, source) for row, source in am.coverage(f) if row.startswith("SortOp")]
+    assert len(rows) == 5 and all(source == "aot" for _, source in rows), rows
+    assert am.plan_summary(f)["python"] == 0
+
+
 def test_inplace_graphs_are_served(aot_lib):
     x = pt.vector("x")
     y = pt.exp(x) * 2 + 1

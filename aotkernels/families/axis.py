@@ -1,4 +1,4 @@
-"""Ops along an axis on the ``axis`` kernels: argmax, softmax, cumsum and friends.
+"""Ops along an axis on the ``axis`` kernels: argmax, softmax, cumsum, sort and friends.
 
 The op's axes are moved last (a transposed view, no copy) and, when there are several,
 merged into one (NumPy copies only if the view cannot be reshaped); the other axes are
@@ -32,7 +32,7 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
     """Apply the ``axis`` op ``op`` along ``axis`` (an int, a tuple, or None for all axes).
 
     Reducing ops (argmax, argmin, logsumexp) drop the axes; the others keep the shape,
-    except cumsum/cumprod with ``axis=None``, which flatten first as NumPy does.
+    except cumsum/cumprod/sort with ``axis=None``, which flatten first as NumPy does.
     """
     spec = AXIS_OPS.get(op)
     if spec is None:
@@ -45,7 +45,7 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
     out_dtype = spec.out_dtype(dtypes[0])
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     arrays = [np.broadcast_to(a, shape) for a in arrays] if spec.nin > 1 else list(arrays)
-    if op in ("cumsum", "cumprod") and axis is None:
+    if op in ("cumsum", "cumprod", "sort") and axis is None:
         arrays, shape, axis = [arrays[0].reshape(-1)], (arrays[0].size,), 0
     axes = call.axes(axis, len(shape))
     kept = tuple(d for d in range(len(shape)) if d not in axes)
@@ -105,3 +105,9 @@ def cumsum(x, axis=None) -> np.ndarray:
 
 def cumprod(x, axis=None) -> np.ndarray:
     return along("cumprod", x, axis=axis)
+
+
+def sort(x, axis=-1) -> np.ndarray:
+    """``np.sort(x, axis)`` (NaNs last; ``axis=None`` sorts the flattened array), with the
+    order of equal values of ``kind="stable"`` (``kernels/axis.py``)."""
+    return along("sort", x, axis=axis)

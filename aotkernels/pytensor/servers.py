@@ -16,13 +16,16 @@ import pytensor.scalar as ps
 import pytensor.scalar.math as psm
 from pytensor.compile.builders import OpFromGraph
 from pytensor.compile.ops import DeepCopyOp
+from pytensor.graph.basic import Constant
 from pytensor.raise_op import CheckAndRaise
+from pytensor.scalar.loop import ScalarLoop
 from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
 from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
 from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp
 from pytensor.tensor.math import Argmax, Dot
+from pytensor.tensor.sort import SortOp
 from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.subtensor import (
     AdvancedIncSubtensor,
@@ -64,10 +67,12 @@ from aotkernels import record
 from aotkernels.assemble import copy_into
 from aotkernels.families.axis import along
 from aotkernels.families.lapack import STRUCTURES
+from aotkernels.families.loop import LoopCall, max_operands
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
 from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
 from aotkernels.kernels.lapack_ops import LAPACK_DTYPES
+from aotkernels.kernels.loop import Loop
 from aotkernels.kernels.reductions import REDUCTIONS
 from aotkernels.kernels.scalar_ops import SCALAR_OPS
 from aotkernels.pytensor import points
@@ -141,6 +146,8 @@ def _kernel(node, thunk, run, shape_inputs: tuple[int, ...] = ()) -> KernelThunk
 def _elemwise(op, node, thunk):
     if isinstance(op.scalar_op, ps.Composite):
         return _composite(op, node, thunk)
+    if isinstance(op.scalar_op, ScalarLoop):
+        return _scalar_loop(op, node, thunk)
     name = PYTENSOR_SCALAR_OPS.get(type(op.scalar_op))
     dtypes = _dtypes(node)
     if len(node.outputs) != 1 or name is None or any(d not in CODES for d in dtypes):
@@ -191,6 +198,118 @@ def _composite(op, node, thunk):
     return CompositeThunk(node, program, outs, thunk.inputs, thunk.outputs)
 
 
+def _scalar_steps(nodes, ref) -> list | None:
+    """(op, in dtypes, out dtype, args) per inner scalar node, ``ref(var)`` giving a
+    variable's arg; n-ary add, mul, ... become pairwise steps on inputs cast to the result
+    dtype first (``CompositeThunk``'s exact upcast). None if a node is not an op of the
+    table with the types PyTensor gave it. ``ref`` learns each step's result as
+    ``ref.results[var] = step index``."""
+    steps = []
+    for inner in nodes:
+        name = PYTENSOR_SCALAR_OPS.get(type(inner.op))
+        if name is None or len(inner.outputs) != 1:
+            return None
+        ins, out = tuple(v.type.dtype for v in inner.inputs), inner.outputs[0].type.dtype
+        if any(d not in CODES for d in (*ins, out)):
+            return None
+        args = [ref(v) for v in inner.inputs]
+        if None in args:
+            return None
+        if name in NARY and len(ins) > 2:
+            casts = []
+            for a, d in zip(args, ins):
+                if d != out:
+                    steps.append(("cast", (d,), out, (a,)))
+                    a = ref.step(len(steps) - 1)
+                casts.append(a)
+            acc = casts[0]
+            for a in casts[1:]:
+                steps.append((name, (out, out), out, (acc, a)))
+                acc = ref.step(len(steps) - 1)
+        else:
+            try:
+                SCALAR_OPS[name].types(ins, out)
+            except TypeError:
+                return None
+            steps.append((name, ins, out, tuple(args)))
+        ref.results[inner.outputs[0]] = len(steps) - 1
+    return steps
+
+
+class _Refs:
+    """Args of a loop program: inner inputs, then constants, then step results."""
+
+    def __init__(self, inputs, consts: dict, n_consts: int):
+        self.inputs = {v: k for k, v in enumerate(inputs)}
+        self.consts, self.results = consts, {}  # var -> index (of ``Loop.consts``, a step)
+        self.n_consts = n_consts
+
+    def step(self, i: int) -> int:
+        return len(self.inputs) + self.n_consts + i
+
+    def __call__(self, v):
+        if v in self.inputs:
+            return self.inputs[v]
+        if v in self.consts:
+            return len(self.inputs) + self.consts[v]
+        i = self.results.get(v)
+        return None if i is None else self.step(i)
+
+
+def _scalar_loop(op, node, thunk):
+    """A ``ScalarLoop`` (the gradients of ``gammainc(c)``, ``betainc``, ``hyp2f1``): one
+    ``loop`` kernel from its scalar program (``kernels/loop.py``). Inputs that are
+    constants of the graph become constants of the program (betainc's loop starts ten of
+    its sixteen inputs at constants). PyTensor's thunk if an inner node is outside the
+    table, or the inputs alone exceed a plan step's operands."""
+    sl = op.scalar_op
+    fg = sl.fgraph
+    dtypes = _dtypes(node)
+    if any(d not in CODES for d in dtypes) or len(fg.outputs) != len(node.outputs):
+        return thunk
+    n_update = len(fg.outputs) - (1 if sl.is_while else 0)
+    mem, sources, consts, const_of = [dtypes[0]], [], [], {}
+    for v in node.inputs[1:]:
+        data = getattr(v, "data", None)
+        if isinstance(v, Constant) and np.size(data) == 1 and v.type.dtype in CODES:
+            sources.append((1, len(consts)))
+            consts.append((v.type.dtype, np.asarray(data).item()))
+        else:
+            sources.append((0, len(mem)))
+            mem.append(v.type.dtype)
+    nodes = fg.toposort()
+    inner_vars = [v for n in nodes for v in n.inputs] + list(fg.outputs)
+    for var in inner_vars:  # the inner graph's own constants, in a stable order (the
+        if var.owner is None and var not in fg.inputs and var not in const_of:  # name)
+            if not isinstance(var, Constant) or var.type.dtype not in CODES:
+                return thunk
+            const_of[var] = len(consts)
+            consts.append((var.type.dtype, np.asarray(var.data).item()))
+    refs = _Refs(fg.inputs, const_of, len(consts))
+    steps = _scalar_steps(nodes, refs)
+    outs = [refs(v) for v in fg.outputs]
+    if steps is None or None in outs:
+        return thunk
+    template = Loop((*mem,), len(mem), tuple(sources), tuple(consts), tuple(steps),
+                    tuple(outs[:n_update]), outs[n_update] if sl.is_while else -1,
+                    tuple(range(len(node.outputs))), 0)
+    mem_inputs = [k for k, (kind, _) in enumerate(sources, start=1) if kind == 0]
+    try:
+        run = LoopCall(template, tuple(dtypes[len(node.inputs):]), max_operands())
+    except ValueError:
+        return thunk
+    checked: list = [None]
+
+    def compute(*values):
+        shapes = [np.shape(x) for x in values]
+        if shapes != checked[0]:  # PyTensor refuses undeclared runtime broadcasting
+            Elemwise._check_runtime_broadcast(node, [np.asarray(x) for x in values])
+            checked[0] = shapes
+        outs = run(values[0], *[values[k] for k in mem_inputs])
+        return outs if len(outs) > 1 else outs[0]
+    return _kernel(node, thunk, compute)
+
+
 @serve.register(CAReduce)
 def _careduce(op, node, thunk):
     name = PYTENSOR_REDUCTIONS.get(type(op.scalar_op))
@@ -229,6 +348,18 @@ def _argmax(op, node, thunk):
 @serve.register(CumOp)
 def _cumop(op, node, thunk):
     return _axis_op("cumsum" if op.mode == "add" else "cumprod", node, thunk, op.axis)
+
+
+@serve.register(SortOp)
+def _sort(op, node, thunk):
+    """``np.sort`` along the axis input's value (``pt.sort(x, axis=None)`` flattens in the
+    graph first). The kernel's order of equal values is a stable sort's: NumPy's for every
+    kind, except that quicksort and heapsort leave zeros of either sign and NaN payloads in
+    an order of their own."""
+    dtype = node.inputs[0].type.dtype
+    if dtype not in AXIS_OPS["sort"].dtypes or node.outputs[0].type.dtype != dtype:
+        return thunk
+    return _kernel(node, thunk, lambda x, axis: along("sort", x, axis=int(axis)), (1,))
 
 
 @serve.register(Softmax)
