@@ -22,8 +22,8 @@ what real models leave in a graph runs as kernel steps of a plan.
   reads, since no rewrite from ``add_destroy_handler`` (49.5) on asks for shapes (they
   read ``fgraph.shape_feature`` only in ``canonicalize``, ``specialize``, ``useless`` and the
   scan passes, all before 3). It is detached just before (49.4): the rewritten graph is
-  the same, node for node (``tests/test_rewrites_trim.py``), and a graph-cache hit never
-  had the feature anyway.
+  the same, node for node (``test_inplace_passes_run_without_shape_inference`` in
+  ``tests/test_pytensor_mode.py``), and a graph-cache hit never had the feature anyway.
 
 ``probing_rewrites`` names PyTensor rewrites mode AOT leaves out because merely trying
 them costs a compiler run.
