@@ -61,7 +61,7 @@ from pytensor.tensor.type import TensorType
 from aotkernels import __version__ as AOTKERNELS_VERSION
 from aotkernels import jit, trust
 from aotkernels.process import atomic_write
-from aotkernels.pytensor import rewrites
+from aotkernels.pytensor import rewrites, static_shapes
 from aotkernels.signature import ABI_VERSION
 
 log = logging.getLogger("aotkernels")
@@ -573,7 +573,8 @@ class CachedRewriter(GraphRewriter):
                 return None
             stats["misses"] += key is not None
         rewrites.quick_validation(fgraph)
-        result = self.real.rewrite(fgraph)  # its errors are the caller's
+        with static_shapes.rewriting():
+            result = self.real.rewrite(fgraph)  # its errors are the caller's
         if key is not None:
             try:
                 store(key, fgraph)

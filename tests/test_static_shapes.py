@@ -1,0 +1,155 @@
+"""``aotkernels.pytensor.static_shapes``: shape inference read off static types while mode
+AOT rewrites. Differential: every shortcut against PyTensor's own code on generated shape
+expressions and graphs (and, in ``tests/test_corpus.py``, whole PyMC models rewritten node
+for node the same)."""
+
+from __future__ import annotations
+
+import io
+import random
+
+import numpy as np
+import pytensor
+import pytensor.tensor as pt
+import pytest
+from pytensor.graph.fg import FunctionGraph
+from pytensor.tensor.rewriting.shape import ShapeFeature
+
+import aotkernels.pytensor  # noqa: F401  (installs the shortcuts)
+from aotkernels.pytensor import static_shapes as ss
+
+
+def shape_expressions(rng: random.Random, n: int) -> list:
+    """Integer scalar expressions over the shapes of variables with static, partly static
+    and unknown dimensions: the forms PyTensor's rewrites hand to ``infer_static_shape``
+    (``x.shape[i]``, ``Shape_i``, arithmetic with constants, slices of ``x.shape``, casts,
+    ``maximum``/``switch`` of broadcasting), nested at random."""
+    xs = [pt.tensor("a", shape=(3, 40)), pt.tensor("b", shape=(None, 5, 1)),
+          pt.tensor("c", shape=(7,)), pt.tensor("d", shape=(None, None)),
+          pt.tensor("e", shape=(1, 40), dtype="int32")]
+
+    def leaf():
+        x = rng.choice(xs)
+        i = rng.randrange(x.type.ndim)
+        kind = rng.randrange(4)
+        if kind == 0:
+            return x.shape[i]
+        if kind == 1:
+            return pt.shape(x)[:2][0] if x.type.ndim >= 2 else x.shape[-1]
+        if kind == 2:
+            from pytensor.tensor.shape import Shape_i
+            return Shape_i(i)(x)
+        return pt.constant(rng.randrange(0, 9), dtype=rng.choice(["int64", "int8"]))
+
+    def expr(depth):
+        if depth == 0 or rng.random() < 0.3:
+            return leaf()
+        a, b = expr(depth - 1), expr(depth - 1)
+        op = rng.randrange(7)
+        if op == 0:
+            return a + b
+        if op == 1:
+            return a * b
+        if op == 2:
+            return pt.maximum(a, b)
+        if op == 3:
+            return pt.switch(pt.eq(a, 1), b, a)
+        if op == 4:
+            return a // pt.maximum(b, 1)
+        if op == 5:
+            return pt.cast(a, "int32")
+        return a - b + 0
+
+    return [expr(3) for _ in range(n)]
+
+
+def test_folded_shapes_are_pytensors():
+    """``infer_static_shape`` with the shortcut returns what PyTensor's returns, on 300
+    generated shapes (one to three elements each); and the shortcut is taken on the
+    fully static ones, so the comparison is not vacuous."""
+    rng = random.Random(7)
+    exprs = shape_expressions(rng, 600)
+    before = ss.stats["folded_shapes"]
+    for k in range(0, len(exprs) - 3, 2):
+        shape = exprs[k:k + rng.randrange(1, 4)]
+        want = ss._PYTENSOR_INFER_STATIC_SHAPE(shape)
+        with ss.rewriting():
+            got = ss.infer_static_shape(shape)
+        assert got[1] == want[1], [str(s) for s in shape]
+        assert [s.type for s in got[0]] == [s.type for s in want[0]]
+    assert ss.stats["folded_shapes"] - before > 30
+
+
+def test_alloc_types_are_pytensors():
+    """``Alloc`` built during rewriting (it calls ``infer_static_shape``) gets the same
+    output type with the shortcut on and off."""
+    rng = random.Random(3)
+    exprs = shape_expressions(rng, 200)
+    for k in range(0, len(exprs) - 2, 2):
+        shape = exprs[k:k + 2]
+        want = pt.alloc(np.float64(0.5), *shape).type
+        with ss.rewriting():
+            got = pt.alloc(np.float64(0.5), *shape).type
+        assert got == want
+
+
+def test_static_imports_record_pytensors_shapes():
+    """A ``ShapeFeature`` attached inside ``rewriting()`` records, for every variable of a
+    graph, shapes equal (as constants, by value) to those PyTensor's ``on_import`` records,
+    and skips ``infer_shape`` on nodes whose outputs are fully static."""
+    x = pt.tensor("x", shape=(4, 1, 6))
+    y = pt.tensor("y", shape=(None, 6))
+    z = pt.tensor("z", shape=(4, 5, 6))
+    outs = [(pt.exp(x) * z).sum(axis=1), pt.dot(y, pt.ones((6, 3))), x[:, 0] + z[:, 1],
+            pt.concatenate([z, z], axis=1), pt.alloc(0.0, y.shape[0], 6)]
+
+    def shapes(on: bool) -> tuple[list, int]:
+        before = ss.stats["static_imports"]
+        fg = FunctionGraph([x, y, z], outs, clone=True)
+        if on:
+            with ss.rewriting():
+                fg.attach_feature(ShapeFeature())
+        else:
+            fg.attach_feature(ShapeFeature())
+        text = []
+        for node in fg.toposort():
+            for out in node.outputs:
+                shape = fg.shape_feature.shape_of[out]
+                text.append(tuple(int(s.data) if isinstance(s, pytensor.graph.Constant)
+                                  else str(s) for s in shape))
+        return text, ss.stats["static_imports"] - before
+
+    want, skipped_off = shapes(False)
+    got, skipped_on = shapes(True)
+    assert got == want
+    assert skipped_off == 0 and skipped_on > 5
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_rewritten_graphs_are_the_same(aot_lib, monkeypatch, seed):
+    """Mode AOT's rewriting gives the same graph, node for node, with the shortcuts on and
+    off (``AOT_STATIC_SHAPES=0``), on generated graphs of static-shape tensors: broadcasts,
+    reductions, ``Alloc`` of symbolic shapes, joins and indexing."""
+    monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
+    rng = random.Random(seed)
+    x = pt.tensor("x", shape=(5, 1))
+    y = pt.tensor("y", shape=(1, 4))
+    w = pt.tensor("w", shape=(5, 4))
+    v = pt.vector("v")
+    terms = [x + y, w * x, pt.exp(y) - w, pt.alloc(0.0, w.shape[0], y.shape[1]) + w,
+             pt.concatenate([w, x * y], axis=0)[2:7], w[:, rng.randrange(4)][:, None] * y,
+             pt.ones_like(w) * pt.sigmoid(x), pt.zeros((w.shape[0] + 0, 4)) + v[:4]]
+    rng.shuffle(terms)
+    total = sum(t.sum() * (k + 1) for k, t in enumerate(terms[:5]))
+    outs = [total, *pytensor.grad(total, [x, y, w, v])]
+
+    def text(on: bool) -> str:
+        monkeypatch.setenv("AOT_STATIC_SHAPES", "1" if on else "0")
+        f = pytensor.function([x, y, w, v], outs, mode="AOT")
+        out = io.StringIO()
+        pytensor.dprint(f.maker.fgraph, print_type=True, file=out)
+        return out.getvalue()
+
+    before = dict(ss.stats)
+    assert text(True) == text(False)
+    assert ss.stats["static_imports"] > before["static_imports"]
