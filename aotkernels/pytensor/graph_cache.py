@@ -61,7 +61,7 @@ from pytensor.tensor.type import TensorType
 from aotkernels import __version__ as AOTKERNELS_VERSION
 from aotkernels import jit, trust
 from aotkernels.process import atomic_write
-from aotkernels.pytensor import rewrites, static_shapes
+from aotkernels.pytensor import lean_rewriting
 from aotkernels.signature import ABI_VERSION
 
 log = logging.getLogger("aotkernels")
@@ -572,8 +572,7 @@ class CachedRewriter(GraphRewriter):
             if key is not None and self._hit(fgraph, key):
                 return None
             stats["misses"] += key is not None
-        rewrites.quick_validation(fgraph)
-        with static_shapes.rewriting():
+        with lean_rewriting.rewriting(fgraph):
             result = self.real.rewrite(fgraph)  # its errors are the caller's
         if key is not None:
             try:

@@ -26,25 +26,16 @@ what real models leave in a graph runs as kernel steps of a plan.
   ``tests/test_pytensor_mode.py``), and a graph-cache hit never had the feature anyway.
 
 ``probing_rewrites`` names PyTensor rewrites mode AOT leaves out because merely trying
-them costs a compiler run.
-
-``quick_validation`` changes how mode AOT's rewriting validates, not what it does;
-``c_code_read_once`` makes building a ``DimShuffle`` (rewrites build thousands) stop
-reading its C file from disk.
+them costs a compiler run. How mode AOT's rewriting does the same work with less is
+``lean_rewriting``'s.
 """
 
 from __future__ import annotations
 
-import sys
-import time
-from functools import partial
-
 from pytensor.compile import optdb
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph import Apply, node_rewriter
-from pytensor.graph.features import Validator
 from pytensor.graph.rewriting.basic import GraphRewriter, dfs_rewriter
-from pytensor.link.c.op import ExternalCOp
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
 from pytensor.tensor.rewriting.ofg import inline_ofg_node
@@ -132,65 +123,3 @@ def probing_rewrites() -> tuple[str, ...]:
         return ()
     usmm, cxx_only = specialize.__db__.get("local_usmm", ()), specialize.__db__.get("cxx_only", ())
     return () if any(r in cxx_only for r in usmm) else ("local_usmm",)
-
-
-#: PyTensor's validation method (2.38: ``validate_``, 3.0: ``validate``) and the callback it runs
-if hasattr(Validator, "validate_"):
-    _PYTENSOR_VALIDATE, _CALLBACK = Validator.validate_, "validate"
-else:
-    _PYTENSOR_VALIDATE, _CALLBACK = Validator.validate, "on_validate"
-
-
-def _validate(fgraph):
-    """PyTensor's ``Validator`` validation but for one call: where a failed validation asks
-    ``inspect.getframeinfo`` for its caller's name, which reads the caller's source and, the
-    first time, resolves the file of every module loaded (80 ms with PyMC loaded, then 6 ms
-    per failure), this reads the name off the frame. Inplace rewrites fail validations
-    routinely: about 0.1 s of a PyMC model's cold compile."""
-    t0 = time.perf_counter()
-    try:
-        ret = fgraph.execute_callbacks(_CALLBACK)
-    except Exception as e:
-        caller = sys._getframe(1)
-        if caller.f_code.co_name != "replace_all_validate" and caller.f_locals.get("verbose"):
-            print(f"validate failed on node {caller.f_locals.get('r', '')}.\n"  # noqa: T201
-                  f" Reason: {caller.f_code.co_name}, {e}")
-        raise
-    if fgraph.profile:
-        fgraph.profile.validate_time += time.perf_counter() - t0
-    return ret
-
-
-def quick_validation(fgraph) -> None:
-    """Make ``fgraph.validate`` ``_validate`` where it is PyTensor's ``Validator``'s."""
-    validate = getattr(fgraph, "validate", None)
-    if (isinstance(validate, partial) and validate.args == (fgraph,)
-            and getattr(validate.func, "__func__", None) is _PYTENSOR_VALIDATE):
-        fgraph.validate = partial(_validate, fgraph)
-
-
-#: (ExternalCOp class, its C files) -> (the files' text, their sections), read once
-_C_CODE: dict[tuple, tuple[list[str], dict[str, str]]] = {}
-_PYTENSOR_LOAD_C_CODE = ExternalCOp.load_c_code
-
-
-def _load_c_code_once(self, func_files) -> None:
-    """``ExternalCOp.load_c_code`` read once per class and files: PyTensor reads and
-    regex-splits the Op's C file in every constructor, and ``DimShuffle`` is one (a
-    canonicalize pass builds hundreds: 0.3-0.5 ms each, 5% of a cold PyMC compile). Each
-    Op gets its own copies, as before; a failing read is not remembered."""
-    key = (type(self), tuple(func_files))
-    known = _C_CODE.get(key)
-    if known is None:
-        _PYTENSOR_LOAD_C_CODE(self, func_files)
-        _C_CODE[key] = (list(self.func_codes), dict(self.code_sections))
-        return
-    self.func_codes.extend(known[0])
-    self.code_sections.update(known[1])
-
-
-def c_code_read_once() -> None:
-    """Install ``_load_c_code_once`` (once; the file contents cannot change under a running
-    process)."""
-    if ExternalCOp.load_c_code is _PYTENSOR_LOAD_C_CODE:
-        ExternalCOp.load_c_code = _load_c_code_once

@@ -1,7 +1,7 @@
-"""``aotkernels.pytensor.static_shapes``: shape inference read off static types while mode
-AOT rewrites. Differential: every shortcut against PyTensor's own code on generated shape
-expressions and graphs (and, in ``tests/test_corpus.py``, whole PyMC models rewritten node
-for node the same)."""
+"""``aotkernels.pytensor.lean_rewriting``: mode AOT's rewriting with less work. Differential:
+every shortcut against PyTensor's own code (the same functions outside ``rewriting()``) on
+generated shape expressions and graphs; ``tests/test_corpus.py`` compares whole rewritten
+PyMC models node for node."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from pytensor.graph.fg import FunctionGraph
 from pytensor.tensor.rewriting.shape import ShapeFeature
 
 import aotkernels.pytensor  # noqa: F401  (installs the shortcuts)
-from aotkernels.pytensor import static_shapes as ss
+from aotkernels.pytensor import lean_rewriting as ss
 
 
 def shape_expressions(rng: random.Random, n: int) -> list:
@@ -72,7 +72,7 @@ def test_folded_shapes_are_pytensors():
     before = ss.stats["folded_shapes"]
     for k in range(0, len(exprs) - 3, 2):
         shape = exprs[k:k + rng.randrange(1, 4)]
-        want = ss._PYTENSOR_INFER_STATIC_SHAPE(shape)
+        want = ss.infer_static_shape(shape)  # outside rewriting(): PyTensor's
         with ss.rewriting():
             got = ss.infer_static_shape(shape)
         assert got[1] == want[1], [str(s) for s in shape]
@@ -128,7 +128,7 @@ def test_static_imports_record_pytensors_shapes():
 @pytest.mark.parametrize("seed", range(3))
 def test_rewritten_graphs_are_the_same(aot_lib, monkeypatch, seed):
     """Mode AOT's rewriting gives the same graph, node for node, with the shortcuts on and
-    off (``AOT_STATIC_SHAPES=0``), on generated graphs of static-shape tensors: broadcasts,
+    off (``AOT_LEAN_REWRITING=0``), on generated graphs of static-shape tensors: broadcasts,
     reductions, ``Alloc`` of symbolic shapes, joins and indexing."""
     monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
     rng = random.Random(seed)
@@ -144,7 +144,7 @@ def test_rewritten_graphs_are_the_same(aot_lib, monkeypatch, seed):
     outs = [total, *pytensor.grad(total, [x, y, w, v])]
 
     def text(on: bool) -> str:
-        monkeypatch.setenv("AOT_STATIC_SHAPES", "1" if on else "0")
+        monkeypatch.setenv("AOT_LEAN_REWRITING", "1" if on else "0")
         f = pytensor.function([x, y, w, v], outs, mode="AOT")
         out = io.StringIO()
         pytensor.dprint(f.maker.fgraph, print_type=True, file=out)
@@ -153,3 +153,56 @@ def test_rewritten_graphs_are_the_same(aot_lib, monkeypatch, seed):
     before = dict(ss.stats)
     assert text(True) == text(False)
     assert ss.stats["static_imports"] > before["static_imports"]
+
+
+def test_constant_signatures_are_made_once_and_equal_pytensors():
+    """While rewriting, a constant's signature is made once (so its masked copy and sum
+    are computed once) and compares and hashes as PyTensor's; replacing the constant's
+    data makes a new one; outside ``rewriting()`` every call makes a new one, as before."""
+    c = pt.constant(np.array([1.0, np.nan, 3.0]))
+    d = pt.constant(np.array([1.0, np.nan, 3.0]))
+    e = pt.constant(np.array([1.0, 2.0, 3.0]))
+    assert c.signature() is not c.signature()
+    with ss.rewriting():
+        first = c.signature()
+        assert c.signature() is first and first == d.signature() and first != e.signature()
+        assert hash(first) == hash(d.signature()) and c.equals(d) and not c.equals(e)
+        c.data = np.array([1.0, 2.0, 3.0])
+        assert c.signature() is not first and c.signature() == e.signature()
+
+
+def test_trackers_give_pytensors_rewrites():
+    """Node rewriters found for an Op through the shared MRO cache are PyTensor's, in
+    PyTensor's order, for every equilibrium rewriter of mode AOT's query and Ops of the
+    classes real graphs hold (subclasses included)."""
+    from pytensor.compile import optdb
+    from pytensor.graph.rewriting.basic import EquilibriumGraphRewriter
+    from pytensor.tensor.blockwise import Blockwise
+
+    try:  # PyTensor 3.x; 2.x has it in slinalg only
+        from pytensor.tensor.linalg import Cholesky
+    except ImportError:
+        from pytensor.tensor.slinalg import Cholesky
+
+    import aotkernels.pytensor as am
+
+    def trackers():
+        found, todo = [], [optdb.query(am.AOT.provided_optimizer)]
+        while todo:
+            r = todo.pop()
+            if isinstance(r, EquilibriumGraphRewriter):
+                found.append(r.node_tracker)
+            todo.extend(getattr(r, "data", None) or getattr(r, "rewrites", None) or [])
+        return found
+
+    x, m = pt.vector("x"), pt.matrix("m")
+    ops = [n.owner.op for n in (x + 1, pt.exp(x), x.dimshuffle(0, "x"), x[1:], x[[0, 1]],
+                                pt.alloc(0.0, 3), m.sum(axis=0), pt.dot(m, x), m.T,
+                                pt.switch(x > 0, x, 0), pt.join(0, x, x))]
+    ops += [Blockwise(Cholesky()), Cholesky()]
+    plain = trackers()
+    want = [[[str(r) for r in t.get_trackers(op)] for op in ops] for t in plain]
+    lean = trackers()
+    with ss.rewriting():
+        got = [[[str(r) for r in t.get_trackers(op)] for op in ops] for t in lean]
+    assert len(plain) > 3 and got == want
