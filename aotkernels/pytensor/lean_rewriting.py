@@ -39,6 +39,7 @@ import os
 import sys
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from functools import partial
 
@@ -68,6 +69,8 @@ _FOLDED = (Elemwise, Subtensor, ptb.ScalarFromTensor, ptb.TensorFromScalar)
 _DEPTH = 12
 #: one int64 scalar constant per value, copied by ``shape_constant``
 _SHAPE_CONSTANTS: dict[int, TensorConstant] = {}
+#: constant -> its signature, made while rewriting (an entry goes with its constant)
+_SIGNATURES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 #: how often each shortcut was taken in this process (tests read it)
@@ -125,6 +128,8 @@ def shape_constant(dim: int) -> TensorConstant:
     c.__dict__.update(template.__dict__)
     tag = object.__new__(type(template.tag))
     tag.__dict__.update(template.tag.__dict__)
+    if "trace" in tag.__dict__:  # its own list: nothing appends to the template's
+        tag.__dict__["trace"] = list(tag.__dict__["trace"])
     c.tag, c.auto_name = tag, f"auto_{next(Variable.__count__)}"
     return c
 
@@ -175,13 +180,15 @@ def infer_static_shape(shape):
 
 
 def signature(self: TensorConstant):
-    """``TensorConstant.signature``, kept on the constant while rewriting (remade if its type
-    or data object is replaced), so that its masked copy and sum are computed once."""
+    """``TensorConstant.signature``, kept for the constant while rewriting (remade if its
+    type or data object is replaced), so that its masked copy and sum are computed once.
+    Kept beside the constant, not on it, so that it is neither pickled with the graph nor
+    copied with the variable."""
     if not _active():
         return _PYTENSOR_SIGNATURE(self)
-    known = self.__dict__.get("_aot_signature")
+    known = _SIGNATURES.get(self)
     if known is None or known[0] is not self.type or known[1] is not self.data:
-        known = self.__dict__["_aot_signature"] = _PYTENSOR_SIGNATURE(self)
+        known = _SIGNATURES[self] = _PYTENSOR_SIGNATURE(self)
     return known
 
 
