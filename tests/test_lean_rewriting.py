@@ -16,7 +16,7 @@ from pytensor.graph.fg import FunctionGraph
 from pytensor.tensor.rewriting.shape import ShapeFeature
 
 import aotkernels.pytensor  # noqa: F401  (installs the shortcuts)
-from aotkernels.pytensor import lean_rewriting as ss
+from aotkernels.pytensor import lean_rewriting as lean
 
 
 def shape_expressions(rng: random.Random, n: int) -> list:
@@ -69,15 +69,15 @@ def test_folded_shapes_are_pytensors():
     fully static ones, so the comparison is not vacuous."""
     rng = random.Random(7)
     exprs = shape_expressions(rng, 600)
-    before = ss.stats["folded_shapes"]
+    before = lean.stats["folded_shapes"]
     for k in range(0, len(exprs) - 3, 2):
         shape = exprs[k:k + rng.randrange(1, 4)]
-        want = ss.infer_static_shape(shape)  # outside rewriting(): PyTensor's
-        with ss.rewriting():
-            got = ss.infer_static_shape(shape)
+        want = lean.infer_static_shape(shape)  # outside rewriting(): PyTensor's
+        with lean.rewriting():
+            got = lean.infer_static_shape(shape)
         assert got[1] == want[1], [str(s) for s in shape]
         assert [s.type for s in got[0]] == [s.type for s in want[0]]
-    assert ss.stats["folded_shapes"] - before > 30
+    assert lean.stats["folded_shapes"] - before > 30
 
 
 def test_alloc_types_are_pytensors():
@@ -88,7 +88,7 @@ def test_alloc_types_are_pytensors():
     for k in range(0, len(exprs) - 2, 2):
         shape = exprs[k:k + 2]
         want = pt.alloc(np.float64(0.5), *shape).type
-        with ss.rewriting():
+        with lean.rewriting():
             got = pt.alloc(np.float64(0.5), *shape).type
         assert got == want
 
@@ -104,10 +104,10 @@ def test_static_imports_record_pytensors_shapes():
             pt.concatenate([z, z], axis=1), pt.alloc(0.0, y.shape[0], 6)]
 
     def shapes(on: bool) -> tuple[list, int]:
-        before = ss.stats["static_imports"]
+        before = lean.stats["static_imports"]
         fg = FunctionGraph([x, y, z], outs, clone=True)
         if on:
-            with ss.rewriting():
+            with lean.rewriting():
                 fg.attach_feature(ShapeFeature())
         else:
             fg.attach_feature(ShapeFeature())
@@ -117,7 +117,7 @@ def test_static_imports_record_pytensors_shapes():
                 shape = fg.shape_feature.shape_of[out]
                 text.append(tuple(int(s.data) if isinstance(s, pytensor.graph.Constant)
                                   else str(s) for s in shape))
-        return text, ss.stats["static_imports"] - before
+        return text, lean.stats["static_imports"] - before
 
     want, skipped_off = shapes(False)
     got, skipped_on = shapes(True)
@@ -150,9 +150,9 @@ def test_rewritten_graphs_are_the_same(aot_lib, monkeypatch, seed):
         pytensor.dprint(f.maker.fgraph, print_type=True, file=out)
         return out.getvalue()
 
-    before = dict(ss.stats)
+    before = dict(lean.stats)
     assert text(True) == text(False)
-    assert ss.stats["static_imports"] > before["static_imports"]
+    assert lean.stats["static_imports"] > before["static_imports"]
 
 
 def test_constant_signatures_are_made_once_and_equal_pytensors():
@@ -163,7 +163,7 @@ def test_constant_signatures_are_made_once_and_equal_pytensors():
     d = pt.constant(np.array([1.0, np.nan, 3.0]))
     e = pt.constant(np.array([1.0, 2.0, 3.0]))
     assert c.signature() is not c.signature()
-    with ss.rewriting():
+    with lean.rewriting():
         first = c.signature()
         assert c.signature() is first and first == d.signature() and first != e.signature()
         assert hash(first) == hash(d.signature()) and c.equals(d) and not c.equals(e)
@@ -202,7 +202,7 @@ def test_trackers_give_pytensors_rewrites():
     ops += [Blockwise(Cholesky()), Cholesky()]
     plain = trackers()
     want = [[[str(r) for r in t.get_trackers(op)] for op in ops] for t in plain]
-    lean = trackers()
-    with ss.rewriting():
-        got = [[[str(r) for r in t.get_trackers(op)] for op in ops] for t in lean]
+    fresh = trackers()
+    with lean.rewriting():
+        got = [[[str(r) for r in t.get_trackers(op)] for op in ops] for t in fresh]
     assert len(plain) > 3 and got == want
