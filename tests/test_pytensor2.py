@@ -1,5 +1,5 @@
 """Mode AOT on the PyTensor line PyMC uses (2.38.x): the mode-AOT suite, its plans, its
-``Function`` and the generated graphs (tests/test_graphs.py) again, in a second environment
+``Function``, its lean rewriting and the generated graphs (tests/test_graphs.py) again, in a second environment
 (``build/pymc-venv``, made by ``make setup``), against the same kernel library."""
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def test_mode_aot_suite_passes_on_pytensor_2(aot_lib, pymc_python):
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
     res = subprocess.run([pymc_python, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                           "tests/test_pytensor_mode.py", "tests/test_plan.py",
-                          "tests/test_function.py",
+                          "tests/test_function.py", "tests/test_lean_rewriting.py",
                           "tests/test_graphs.py", "tests/test_type_rules.py", *LAPACK_TESTS,
                           *SCAN_TESTS],
                          cwd=ROOT, env=env,

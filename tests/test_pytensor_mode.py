@@ -145,7 +145,7 @@ def test_served_nodes_skip_pytensors_thunk_preparation(aot_lib, monkeypatch):
 
 
 def test_quick_validation_rejects_what_pytensors_rejects(aot_lib):
-    """``rewrites.quick_validation`` swaps only how a failed validation finds its caller:
+    """``lean_rewriting.quick_validation`` swaps only how a failed validation finds its caller:
     a replacement the destroy handler refuses (two inplace writers of one input) raises
     the same exception and leaves the graph as it was, as with PyTensor's validation."""
     import pytensor.scalar as ps
@@ -154,7 +154,7 @@ def test_quick_validation_rejects_what_pytensors_rejects(aot_lib):
     from pytensor.graph.fg import FunctionGraph
     from pytensor.tensor.elemwise import Elemwise
 
-    from aotkernels.pytensor import rewrites
+    from aotkernels.pytensor import lean_rewriting
 
     outcomes = []
     for quick in (False, True):
@@ -163,8 +163,8 @@ def test_quick_validation_rejects_what_pytensors_rejects(aot_lib):
         fg = FunctionGraph([x], [a + b], features=[ReplaceValidate(), DestroyHandler()],
                            clone=False)
         if quick:
-            rewrites.quick_validation(fg)
-            assert fg.validate.func is rewrites._validate
+            lean_rewriting.quick_validation(fg)
+            assert fg.validate.func is lean_rewriting._validate
         shared = a.owner.inputs[0]  # x + 1, read by both
         inplace = Elemwise(ps.exp, {0: 0})(shared), Elemwise(ps.log, {0: 0})(shared)
         fg.replace_all_validate([(a, inplace[0])])  # one writer: fine
