@@ -1,6 +1,7 @@
 """Mode AOT on the PyTensor line PyMC uses (2.38.x): the mode-AOT suite, its plans, its
-``Function``, its lean rewriting and the generated graphs (tests/test_graphs.py) again, in a second environment
-(``build/pymc-venv``, made by ``make setup``), against the same kernel library."""
+``Function``, its lean rewriting and the generated graphs (tests/test_graphs.py) again, in
+a second environment (``build/pymc-venv``, made by ``make setup``), against the same kernel
+library."""
 
 from __future__ import annotations
 
