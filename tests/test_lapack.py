@@ -139,7 +139,7 @@ def test_lu_factor_matches_scipy(lapack, dtype):
             np.testing.assert_array_equal(piv, want_piv)
             same(lu, want_lu, lapack, dtype)
     sing = general(4, dtype)
-    sing[:, 3] = sing[:, 1]
+    sing[:, 3] = 0.0  # a repeated column may leave an ulp on U's diagonal (getrf's kernel)
     with pytest.raises(np.linalg.LinAlgError, match="singular"):
         ak.lu_factor(sing)
     lu, piv = ak.lu_factor(sing, on_error="nan")
