@@ -794,8 +794,8 @@ def _libm_log1p(x):
     u = 1.0 + x
     b = u - 1.0
     c = (1.0 - (u - b)) + (x - b)
-    r = math.log(u)
-    r = r + c / u if (u > 0.0) & (u < INF) else r  # -1: -inf, inf: inf, nan: nan
+    d = c / u  # NaN exactly where u is 0 (x = -1), inf or NaN: no correction there
+    r = math.log(u) + (d if d == d else 0.0)
     return x if x == 0.0 else r  # keeps -0.0
 
 
