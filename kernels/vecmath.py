@@ -787,10 +787,12 @@ def _libm_log1p(x):
     """log(u) + c / u over libm's ``log``: u = 1 + x rounded, c its rounding error (TwoSum,
     exact), log1p(x) = log(u + c) = log(u) + c / u to within (c / u)**2 / 2 (< 2**-106).
     glibc's ``log`` (table-driven, no division, no data-dependent branch) makes this 0.9x
-    two SSE2 lanes of the vector body and 0.45-0.5x glibc's ``log1p`` (fdlibm's: a
-    division, and branches the predictor learns on a repeated 1e3 array, where it is 1.1x
-    this) at 1e6 and on fresh inputs (benchmarks/RESULTS.md, "Sixth pass"); within 1.5 ulp
-    (README)."""
+    two SSE2 lanes of the vector body and 0.5x glibc's ``log1p`` (fdlibm's: a division, and
+    branches the predictor learns) at 1e6 and on fresh inputs, 0.85x on a repeated 1e3
+    array (benchmarks/RESULTS.md, "Sixth pass" and "Seventh pass"); within 1.5 ulp
+    (README). The correction is dropped where it is NaN rather than where u is out of
+    range: the same results, but a test of u's range became a 64-bit integer compare,
+    which SSE2 emulates in a dozen instructions (1.01-1.09x glibc's ``log1p`` then)."""
     u = 1.0 + x
     b = u - 1.0
     c = (1.0 - (u - b)) + (x - b)
