@@ -108,6 +108,59 @@ def test_lean_rewriting_rewrites_models_the_same(aot_lib, pymc_python):
     assert sum(r["on"]["folded_shapes"] for r in out.values()) > 0, out
 
 
+LEAN_GRAPH_BUILDING = r"""
+import hashlib, io, json, os, re, sys, warnings
+warnings.filterwarnings("ignore")
+os.environ.update(AOT_FUSION="0", AOT_GRAPH_CACHE="0", AOT_MODEL_CACHE="0")
+import pytensor
+import aotkernels.nutpie
+from aotkernels.pytensor import graph_cache, lean_rewriting
+from tests.corpus import MODELS
+texts, calls, inside = [], {"inside": 0, "outside": 0}, [0]
+plain_apply = graph_cache.CachedRewriter.apply
+plain_infer = lean_rewriting._PYTENSOR_INFER_STATIC_SHAPE
+def apply(self, fgraph, *args, **kwargs):
+    inside[0] += 1
+    try:
+        return plain_apply(self, fgraph, *args, **kwargs)
+    finally:
+        inside[0] -= 1
+        text = io.StringIO()
+        pytensor.dprint(fgraph, print_type=True, file=text)
+        texts.append(text.getvalue())
+def infer(shape):
+    calls["inside" if inside[0] else "outside"] += 1
+    return plain_infer(shape)
+graph_cache.CachedRewriter.apply = apply
+lean_rewriting._PYTENSOR_INFER_STATIC_SHAPE = infer
+out = {}
+for on in ("0", "1"):
+    os.environ["AOT_LEAN_REWRITING"] = on
+    texts.clear(); calls.update(inside=0, outside=0)
+    aotkernels.nutpie.compile_pymc_model(MODELS[sys.argv[1]]())
+    text = re.sub(r"0x[0-9A-Fa-f]+", "0x", "\n".join(texts))
+    out[on] = dict(calls, graphs=len(texts), hash=hashlib.sha1(text.encode()).hexdigest())
+print(json.dumps(out))
+"""
+
+
+def test_compile_pymc_model_builds_its_graphs_with_the_shortcuts(aot_lib, pymc_python):
+    """``aotkernels.nutpie.compile_pymc_model`` keeps ``lean_rewriting``'s shortcuts on
+    while PyMC and nutpie build the graphs they compile (mvnormal_lkj's gradient through
+    batched Cholesky factors and solves asks ``infer_static_shape`` for shapes the types
+    already know): PyTensor's own ``infer_static_shape`` runs less often outside the
+    rewriter, and every graph mode AOT rewrites (logp+gradient, expand, initial point,
+    nutpie's canonicalisation) comes out the same as with the shortcuts off."""
+    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
+    res = subprocess.run([pymc_python, "-c", LEAN_GRAPH_BUILDING, "mvnormal_lkj"], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    off, on = out["0"], out["1"]
+    assert off["hash"] == on["hash"] and off["graphs"] == on["graphs"] >= 3, out
+    assert on["outside"] < off["outside"] and on["inside"] < off["inside"], out
+
+
 def test_wild_models_match_python_implementation_in_mode_aot(aot_lib, pymc_python):
     """``wild.CI``: ZeroSumNormal (a Reshape that copies), pm.Data changed by set_data,
     GARCH11's Scan, CustomDist, softmax regression, an explicit MvNormal covariance, a

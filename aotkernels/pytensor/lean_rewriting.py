@@ -24,7 +24,9 @@ and graphs, ``tests/test_corpus.py`` whole rewritten PyMC models, node for node;
 - **Each Op class's MRO against a rewriter's tracked types computed once per process**,
   not once per rewriter object (PyTensor queries new rewriters for every compile).
 
-They act only inside ``rewriting()``, which mode AOT's rewriter enters, per thread: other
+They act only inside ``rewriting()``, per thread, which mode AOT's rewriter enters, and
+``aotkernels.nutpie.compile_pymc_model`` for the graphs PyMC and nutpie build before they
+compile (the gradient's ``Alloc``s and ``broadcast_to``s call ``infer_static_shape``): other
 modes in the process keep PyTensor's code; ``AOT_LEAN_REWRITING=0`` turns them off.
 
 Two older ones are not switched: ``quick_validation`` (``rewriting`` applies it) changes how
