@@ -102,13 +102,25 @@ _DEFAULTS_LOCK = threading.RLock()
 
 @contextmanager
 def aot_default():
-    """Mode AOT as the default, no C VM, and PyMC's compiles through the graph cache, for
-    the duration (one thread at a time: each saves and restores what the others change)."""
+    """Mode AOT as the default, no C VM, PyMC's compiles through the graph cache, and
+    PyTensor's compile-time stack traces for the duration (one thread at a time: each
+    saves and restores what the others change).
+
+    PyTensor records where each new variable was made (``tag.trace``, a walk of the
+    stack: ``traceback__limit`` frames) except while it compiles, where it keeps
+    ``traceback__compile_limit`` (0 by default). Everything here is compiling, but PyMC's
+    logp graph, ``pytensor.grad`` and nutpie's graph rewrites run outside PyTensor's
+    compile, and those walks were a quarter of an LKJ model's ``compile_pymc_model``
+    (benchmarks/RESULTS.md, session 12): the compile-time limit applies to them too.
+    Their traces would name PyMC's and nutpie's code, not the user's; set
+    ``traceback__compile_limit`` to keep some, as for PyTensor's own compile."""
     with _DEFAULTS_LOCK:
         old = pytensor.config.mode
         pytensor.config.mode = AOT
+        limit = pytensor.config.traceback__compile_limit
         try:
-            with without_c_backend(), pymc_compiles_cached():
+            with (without_c_backend(), pymc_compiles_cached(),
+                  pytensor.config.change_flags(traceback__limit=limit)):
                 yield
         finally:
             pytensor.config.mode = old

@@ -133,13 +133,20 @@ def infer(shape):
     return plain_infer(shape)
 graph_cache.CachedRewriter.apply = apply
 lean_rewriting._PYTENSOR_INFER_STATIC_SHAPE = infer
-out = {}
+import pytensor.gradient
+limits, plain_grad = [], pytensor.gradient.grad
+def grad(*args, **kwargs):
+    limits.append(pytensor.config.traceback__limit)
+    return plain_grad(*args, **kwargs)
+pytensor.gradient.grad = grad
+out = {"limit": pytensor.config.traceback__limit}
 for on in ("0", "1"):
     os.environ["AOT_LEAN_REWRITING"] = on
     texts.clear(); calls.update(inside=0, outside=0)
     aotkernels.nutpie.compile_pymc_model(MODELS[sys.argv[1]]())
     text = re.sub(r"0x[0-9A-Fa-f]+", "0x", "\n".join(texts))
     out[on] = dict(calls, graphs=len(texts), hash=hashlib.sha1(text.encode()).hexdigest())
+out["limits"], out["limit_after"] = limits, pytensor.config.traceback__limit
 print(json.dumps(out))
 """
 
@@ -150,7 +157,9 @@ def test_compile_pymc_model_builds_its_graphs_with_the_shortcuts(aot_lib, pymc_p
     batched Cholesky factors and solves asks ``infer_static_shape`` for shapes the types
     already know): PyTensor's own ``infer_static_shape`` runs less often outside the
     rewriter, and every graph mode AOT rewrites (logp+gradient, expand, initial point,
-    nutpie's canonicalisation) comes out the same as with the shortcuts off."""
+    nutpie's canonicalisation) comes out the same as with the shortcuts off. The gradient
+    is built with PyTensor's compile-time stack traces (``traceback__compile_limit``, 0),
+    and the user's limit is back afterwards."""
     env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory))
     res = subprocess.run([pymc_python, "-c", LEAN_GRAPH_BUILDING, "mvnormal_lkj"], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=600)
@@ -159,6 +168,7 @@ def test_compile_pymc_model_builds_its_graphs_with_the_shortcuts(aot_lib, pymc_p
     off, on = out["0"], out["1"]
     assert off["hash"] == on["hash"] and off["graphs"] == on["graphs"] >= 3, out
     assert on["outside"] < off["outside"] and on["inside"] < off["inside"], out
+    assert out["limits"] == [0, 0] and out["limit_after"] == out["limit"] > 0, out
 
 
 def test_wild_models_match_python_implementation_in_mode_aot(aot_lib, pymc_python):
