@@ -110,7 +110,7 @@ def aot_default():
     stack: ``traceback__limit`` frames) except while it compiles, where it keeps
     ``traceback__compile_limit`` (0 by default). Everything here is compiling, but PyMC's
     logp graph, ``pytensor.grad`` and nutpie's graph rewrites run outside PyTensor's
-    compile, and those walks were a quarter of an LKJ model's ``compile_pymc_model``
+    compile, and those walks were about a tenth of an LKJ model's ``compile_pymc_model``
     (benchmarks/RESULTS.md, session 12): the compile-time limit applies to them too.
     Their traces would name PyMC's and nutpie's code, not the user's; set
     ``traceback__compile_limit`` to keep some, as for PyTensor's own compile."""

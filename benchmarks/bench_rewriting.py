@@ -2,7 +2,7 @@
 graphs are the same.
 
     build/pymc-venv/bin/python benchmarks/bench_rewriting.py [--models a,b|all] [--repeat 3]
-                                                            [--lib DIR]
+                                                            [--lib DIR] [--compare traces]
 
 Per model and run, two fresh processes (``AOT_LEAN_REWRITING=0``, then ``=1``) with empty
 graph caches compile it with ``aotkernels.nutpie.compile_pymc_model`` and report the main
@@ -13,6 +13,11 @@ plans and their export), and a hash of every rewritten graph's
 ``debugprint`` with types (object addresses masked). Printed: best CPU off and on, their
 ratio, and "same" if every run of the model hashed alike. The JIT cache is a copy of
 ``build/test-jit-cache`` per process, as in ``first_draw_phases.py``.
+
+``--compare traces``: "off" is instead ``compile_pymc_model`` building its graphs with
+PyTensor's ordinary stack traces (``traceback__limit`` kept inside ``aot_default``, as
+before session 12), "on" as shipped (``traceback__compile_limit`` there); the shortcuts
+are on in both.
 """
 
 from __future__ import annotations
@@ -37,6 +42,15 @@ import aotkernels.nutpie
 from aotkernels.pytensor import graph_cache
 from tests.corpus import MODELS
 model = MODELS[sys.argv[1]]()
+if sys.argv[2:] == ["keep-traces"]:
+    from contextlib import contextmanager
+    shipped = aotkernels.nutpie.aot_default
+    @contextmanager
+    def keeping_traces():
+        limit = pytensor.config.traceback__limit
+        with shipped(), pytensor.config.change_flags(traceback__limit=limit):
+            yield
+    aotkernels.nutpie.aot_default = keeping_traces
 plain = graph_cache.CachedRewriter.apply
 spent, texts = [0.0], []
 def apply(self, fgraph, *args, **kwargs):
@@ -58,13 +72,15 @@ print(json.dumps({"cpu": spent[0], "whole": whole,
 """
 
 
-def run(python: str, model: str, lean: str, lib: Path, jit: Path) -> dict:
+def run(python: str, model: str, on: str, compare: str, lib: Path, jit: Path) -> dict:
+    lean = "0" if compare == "lean" and on == "0" else "1"
+    extra = ["keep-traces"] if compare == "traces" and on == "0" else []
     with tempfile.TemporaryDirectory(prefix="aotk-rewriting-") as d:
         shutil.copytree(jit, Path(d) / "jit")
         env = dict(os.environ, AOT_LEAN_REWRITING=lean, AOT_LIBRARY_DIR=str(lib),
                    AOT_CACHE_DIR=str(Path(d) / "jit"), AOT_GRAPH_CACHE_DIR=str(Path(d) / "g"),
                    PYTENSOR_FLAGS=f"base_compiledir={Path(d) / 'pt'}")
-        res = subprocess.run([python, "-c", WORKER, model], cwd=ROOT, env=env,
+        res = subprocess.run([python, "-c", WORKER, model, *extra], cwd=ROOT, env=env,
                              capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"{model}: {res.stderr[-1500:]}")
@@ -78,13 +94,14 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--lib", type=Path, default=ROOT / "build" / "native-lib")
     p.add_argument("--jit-cache", type=Path, default=ROOT / "build" / "test-jit-cache")
+    p.add_argument("--compare", choices=("lean", "traces"), default="lean")
     args = p.parse_args()
     models = args.models
     if models == "all":
         models = subprocess.run(
             [args.python, "-c", "from tests.corpus import MODELS; print(*MODELS, sep=',')"],
             cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    print(f"# Rewriting CPU ms, lean off / on, best of {args.repeat}, "
+    print(f"# Rewriting CPU ms, {args.compare} off / on, best of {args.repeat}, "
           f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}\n")
     print("| model | rewriting off | on | ratio | whole compile off | on | ratio | graphs |\n"
           "|---|---|---|---|---|---|---|---|")
@@ -93,8 +110,8 @@ def main() -> None:
         cpu = {k: {"0": [], "1": []} for k in total}
         hashes = set()
         for _ in range(args.repeat):
-            for lean in ("0", "1"):
-                r = run(args.python, model, lean, args.lib, args.jit_cache)
+            for lean in ("0", "1"):  # off, on
+                r = run(args.python, model, lean, args.compare, args.lib, args.jit_cache)
                 for k in total:
                     cpu[k][lean].append(r[k])
                 hashes.add(r["hash"])
