@@ -2,7 +2,8 @@
 graphs are the same.
 
     build/pymc-venv/bin/python benchmarks/bench_rewriting.py [--models a,b|all] [--repeat 3]
-                                                            [--lib DIR] [--compare traces]
+                                                            [--lib DIR]
+                                                            [--compare traces|destroy]
 
 Per model and run, two fresh processes (``AOT_LEAN_REWRITING=0``, then ``=1``) with empty
 graph caches compile it with ``aotkernels.nutpie.compile_pymc_model`` and report the main
@@ -18,6 +19,9 @@ ratio, and "same" if every run of the model hashed alike. The JIT cache is a cop
 PyTensor's ordinary stack traces (``traceback__limit`` kept inside ``aot_default``, as
 before session 12), "on" as shipped (``traceback__compile_limit`` there); the shortcuts
 are on in both.
+
+``--compare destroy``: "off" is the shortcuts without ``destroy_check`` (PyTensor's full
+validation of every in-place replacement), "on" as shipped.
 """
 
 from __future__ import annotations
@@ -63,6 +67,10 @@ def apply(self, fgraph, *args, **kwargs):
         pytensor.dprint(fgraph, print_type=True, file=out)
         texts.append(out.getvalue())
 graph_cache.CachedRewriter.apply = apply
+if sys.argv[2:] == ["full-validation"]:
+    from pytensor.graph.destroyhandler import DestroyHandler
+    from aotkernels.pytensor import destroy_check
+    setattr(DestroyHandler, destroy_check.VALIDATE, destroy_check.PYTENSOR_VALIDATE)
 t0 = time.thread_time()
 aotkernels.nutpie.compile_pymc_model(model)
 whole = time.thread_time() - t0
@@ -74,7 +82,8 @@ print(json.dumps({"cpu": spent[0], "whole": whole,
 
 def run(python: str, model: str, on: str, compare: str, lib: Path, jit: Path) -> dict:
     lean = "0" if compare == "lean" and on == "0" else "1"
-    extra = ["keep-traces"] if compare == "traces" and on == "0" else []
+    extra = {"traces": ["keep-traces"], "destroy": ["full-validation"]}.get(compare, [])
+    extra = extra if on == "0" else []
     with tempfile.TemporaryDirectory(prefix="aotk-rewriting-") as d:
         shutil.copytree(jit, Path(d) / "jit")
         env = dict(os.environ, AOT_LEAN_REWRITING=lean, AOT_LIBRARY_DIR=str(lib),
@@ -94,7 +103,7 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--lib", type=Path, default=ROOT / "build" / "native-lib")
     p.add_argument("--jit-cache", type=Path, default=ROOT / "build" / "test-jit-cache")
-    p.add_argument("--compare", choices=("lean", "traces"), default="lean")
+    p.add_argument("--compare", choices=("lean", "traces", "destroy"), default="lean")
     args = p.parse_args()
     models = args.models
     if models == "all":

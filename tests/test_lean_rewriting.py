@@ -206,3 +206,108 @@ def test_trackers_give_pytensors_rewrites():
     with lean.rewriting():
         got = [[[str(r) for r in t.get_trackers(op)] for op in ops] for t in fresh]
     assert len(plain) > 3 and got == want
+
+
+def destroy_graph(rng: random.Random) -> tuple[list, list]:
+    """Square tensors through unary and binary ``Elemwise`` nodes, views (transposes,
+    reversals), joins and switches, many read twice: the in-place passes meet readers
+    after the node they try, views of what it would destroy, and would-be cycles."""
+    x, y = pt.tensor("x", shape=(4, 4)), pt.tensor("y", shape=(4, 4))
+    pool = [x, y, pt.exp(x), y * 2.0]
+    for _ in range(rng.randrange(12, 30)):
+        k, a, b = rng.random(), rng.choice(pool), rng.choice(pool)
+        if k < 0.2:
+            v = rng.choice([pt.exp, pt.neg, pt.sqr, pt.tanh])(a)
+        elif k < 0.55:
+            v = rng.choice([pt.add, pt.mul, pt.sub])(a, b)
+        elif k < 0.7:
+            v = a.T
+        elif k < 0.8:
+            v = pt.concatenate([a[:2], b[2:]], axis=0)
+        elif k < 0.9:
+            v = a[::-1]
+        else:
+            v = pt.switch(a > 0, a, b)
+        pool.append(v)
+    outs = [v.sum(axis=rng.choice([0, 1])) for v in rng.sample(pool[2:], 4)]
+    return [x, y], [*outs, rng.choice(pool[2:])]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_destroy_check_accepts_only_what_pytensor_accepts(aot_lib, monkeypatch, seed):
+    """Every in-place replacement ``destroy_check`` accepts on its own is one PyTensor's full
+    validation accepts too (each is run both ways here), on 60 generated graphs whose
+    in-place passes also meet replacements both refuse; the functions compute what the
+    Python linker does. Fails if ``reaches`` misses a cycle, directly or through the
+    orderings of another in-place node."""
+    from pytensor.graph.utils import InconsistencyError
+
+    from aotkernels.pytensor import destroy_check
+
+    monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
+    seen = {"both": 0, "refused by both": 0, "only here": 0}
+    plain = destroy_check.accepts
+
+    def both(handler, fgraph, journal):
+        ok = plain(handler, fgraph, journal)
+        try:
+            destroy_check.PYTENSOR_VALIDATE(handler, fgraph)
+            full = True
+        except InconsistencyError:
+            full = False
+        key = ("both" if full else "only here") if ok else (
+            "refused by both" if not full else None)
+        if key:
+            seen[key] += 1
+        return ok
+
+    monkeypatch.setattr(destroy_check, "accepts", both)
+    data = np.random.default_rng(seed)
+    for k in range(30):
+        ins, outs = destroy_graph(random.Random(1000 * seed + k))
+        a, b = data.normal(size=(4, 4)), data.normal(size=(4, 4))
+        f = pytensor.function(ins, outs, mode="AOT", on_unused_input="ignore")
+        want = pytensor.function(ins, outs, mode=pytensor.compile.mode.Mode("py", "fast_run"),
+                                 on_unused_input="ignore")(a, b)
+        for got, ref in zip(f(a, b), want):
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    assert seen["only here"] == 0, seen
+    assert seen["both"] > 20 and seen["refused by both"] > 0, seen
+
+
+def test_destroy_check_refuses_with_pytensors_error():
+    """Replacements the local check must refuse go to PyTensor's full validation, which
+    raises its own error and leaves the graph as it was: a reader of the destroyed value
+    downstream of the in-place node (a cycle), an input viewing what the node destroys
+    (aliasing), a constant destroyed."""
+    from pytensor.graph.destroyhandler import DestroyHandler
+    from pytensor.graph.features import ReplaceValidate
+    from pytensor.graph.utils import InconsistencyError
+    from pytensor.tensor.elemwise import Elemwise
+
+    from aotkernels.pytensor import destroy_check
+
+    def in_place(node, i):
+        return Elemwise(node.op.scalar_op, {0: i}).make_node(*node.inputs)
+
+    x, y = pt.matrix("x"), pt.matrix("y")
+    t, s = pt.exp(x), pt.exp(y)
+    c = pt.constant(np.ones((2, 2)))
+    cases = {"cycle": (t + 1.0, lambda u: [u, t * u], 0),
+             "aliasing": (t + t.T, lambda u: [u], 0),
+             "constant": (c + t, lambda u: [u], 0)}
+    for name, (u, outs, i) in cases.items():
+        fg = FunctionGraph([x, y], [*outs(u), s + 1.0], clone=False)
+        fg.attach_feature(ReplaceValidate())
+        fg.attach_feature(DestroyHandler())
+        with lean.rewriting():
+            first = [n for n in fg.apply_nodes if n.outputs[0] is fg.outputs[-1]][0]
+            fg.replace_all_validate(list(zip(first.outputs, in_place(first, 0).outputs)))
+            before = dict(destroy_check.stats)
+            node = fg.outputs[0].owner
+            with pytest.raises(InconsistencyError):
+                fg.replace_all_validate(list(zip(node.outputs, in_place(node, i).outputs)))
+            assert fg.outputs[0].owner is node, name
+            assert destroy_check.stats["full"] == before["full"] + 1, name
+            good = fg.outputs[-1].owner
+            assert good.op.destroy_map and good in fg.apply_nodes, name

@@ -24,6 +24,11 @@ and graphs, ``tests/test_corpus.py`` whole rewritten PyMC models, node for node;
 - **Each Op class's MRO against a rewriter's tracked types computed once per process**,
   not once per rewriter object (PyTensor queries new rewriters for every compile).
 
+- **In-place replacements validated locally** (``destroy_check``): after
+  ``add_destroy_handler`` each try of the in-place passes was a whole-graph orderings
+  rebuild and cycle walk; one node made in place on the same inputs is checked where it
+  changed, and anything else goes to PyTensor's validation.
+
 They act only inside ``rewriting()``, per thread, which mode AOT's rewriter enters, and
 ``aotkernels.nutpie.compile_pymc_model`` for the graphs PyMC and nutpie build before they
 compile (the gradient's ``Alloc``s and ``broadcast_to``s call ``infer_static_shape``): other
@@ -99,14 +104,15 @@ def rewriting(fgraph=None):
         _ACTIVE.depth = depth
 
 
-def _active() -> bool:
+def active() -> bool:
+    """Whether the shortcuts act in this thread now (inside ``rewriting()``, not turned off)."""
     return getattr(_ACTIVE, "depth", 0) > 0
 
 
 def on_import(self: ShapeFeature, fgraph, node, reason) -> None:
     """``ShapeFeature.on_import``, without ``infer_shape`` for fully static outputs."""
     outputs = node.outputs
-    if (not _active() or outputs[0] in self.shape_of
+    if (not active() or outputs[0] in self.shape_of
             or not all(isinstance(o.type, TensorType) and None not in o.type.shape
                        for o in outputs)):
         return _PYTENSOR_ON_IMPORT(self, fgraph, node, reason)
@@ -168,7 +174,7 @@ def static_value(var: Variable, depth: int = 0) -> np.ndarray | None:
 
 def infer_static_shape(shape):
     """``infer_static_shape``, skipping PyTensor's rewrite when every element folds."""
-    if _active() and not isinstance(shape, Variable):
+    if active() and not isinstance(shape, Variable):
         try:
             sh = [ptb.as_tensor_variable(s, ndim=0) for s in shape]
         except Exception:
@@ -186,7 +192,7 @@ def signature(self: TensorConstant):
     type or data object is replaced), so that its masked copy and sum are computed once.
     Kept beside the constant, not on it, so that it is neither pickled with the graph nor
     copied with the variable."""
-    if not _active():
+    if not active():
         return _PYTENSOR_SIGNATURE(self)
     known = _SIGNATURES.get(self)
     if known is None or known[0] is not self.type or known[1] is not self.data:
@@ -202,7 +208,7 @@ def _composed_mro(op_type: type, tracked: frozenset) -> list:
 def _get_trackers(self: OpToRewriterTracker, op) -> list:
     """``OpToRewriterTracker._get_trackers`` with its MRO cache shared by every tracker of
     the same tracked types (PyTensor's lives and dies with one rewriter object)."""
-    if _active() and self._cached_composed_mro is None:
+    if active() and self._cached_composed_mro is None:
         tracked = frozenset(self.tracked_types.keys() | self.tracked_pattern_types.keys())
         self._cached_composed_mro = partial(_composed_mro, tracked=tracked)
     return _PYTENSOR_GET_TRACKERS(self, op)

@@ -21,7 +21,7 @@ from pytensor.link.utils import gc_helper, map_storage, raise_with_op
 from pytensor.link.vm import Loop, VMLinker
 from pytensor.scan.op import Scan
 
-from aotkernels.pytensor import lean_rewriting, rewrites
+from aotkernels.pytensor import destroy_check, lean_rewriting, rewrites
 from aotkernels.pytensor.graph_cache import CachedMode
 from aotkernels.pytensor.loop import PlannedLoop, executor
 from aotkernels.pytensor.servers import serve
@@ -176,4 +176,5 @@ class AOTLinker(VMLinker):
 
 
 lean_rewriting.install()
+destroy_check.install()
 AOT = CachedMode(AOTLinker(), RewriteDatabaseQuery(include=["fast_run", rewrites.TAG]))
