@@ -311,3 +311,49 @@ def test_destroy_check_refuses_with_pytensors_error():
             assert destroy_check.stats["full"] == before["full"] + 1, name
             good = fg.outputs[-1].owner
             assert good.op.destroy_map and good in fg.apply_nodes, name
+
+
+def signature_values(rng: np.random.Generator) -> list:
+    """Constant data a graph holds: scalars and arrays of every numeric kind, with and
+    without NaN, infinities of one and both signs, empty, 0-d, strided and big values."""
+    out = [np.array(v) for v in (0, 1, -1, 2.5, np.nan, np.inf, -np.inf, True, False)]
+    out += [np.array([], dtype="float64"), np.array([], dtype="int64"),
+            np.arange(6, dtype="uint8"), np.arange(12.0).reshape(3, 4).T,
+            np.array([1.0, np.nan, 2.0]), np.array([np.nan, np.nan]),
+            np.array([np.inf, -np.inf, 1.0]), np.array([np.inf, 1.0]),
+            np.array([np.inf, np.nan, 3.0]), np.array([1e308, 1e308]),
+            np.array([2 ** 62, 2 ** 62], dtype="int64"), np.array([True, False, True]),
+            np.array([1.5, 2.5], dtype="float32"), np.array([1 + 2j]),
+            np.arange(20, dtype="int32")[::3]]
+    for _ in range(40):
+        a = rng.normal(size=rng.integers(0, 5, size=rng.integers(0, 3)))
+        if a.size and rng.random() < 0.3:
+            a.flat[rng.integers(a.size)] = rng.choice([np.nan, np.inf, -np.inf])
+        out.append(a.astype(rng.choice(["float64", "float32", "int64", "int8"]))
+                   if np.isfinite(a).all() and rng.random() < 0.4 else a)
+    return out
+
+
+def test_signature_sums_and_equality_are_pytensors():
+    """A new signature's sum, hash and equality inside ``rewriting()`` (no masked copy for
+    NaN-free numbers) are PyTensor's, on every pair of generated constants, and on each
+    pair compared before either was hashed; data with NaN or infinities goes through
+    PyTensor's code. Fails if the sum or the equality differ on any of them."""
+    values = signature_values(np.random.default_rng(0))
+
+    def run(on: bool) -> tuple[list, list]:
+        sigs = [pt.constant(v).signature() for v in values]
+        twins = [pt.constant(v.copy()).signature() for v in values]
+        if on:
+            with lean.rewriting():
+                eq = [[a == b for b in twins] for a in sigs]
+                info = [(repr(s.sum), type(s.sum).__name__, hash(s)) for s in sigs]
+        else:
+            eq = [[a == b for b in twins] for a in sigs]
+            info = [(repr(s.sum), type(s.sum).__name__, hash(s)) for s in sigs]
+        return eq, info
+
+    assert run(True) == run(False)
+    with lean.rewriting():  # the shortcut is taken, not only PyTensor's code under it
+        s = pt.constant(np.arange(3.0)).signature()
+        assert s.sum == 3.0 and "_no_nan" not in s.__dict__

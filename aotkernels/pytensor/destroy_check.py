@@ -40,8 +40,9 @@ _PYTENSOR_ON_CHANGE_INPUT = DestroyHandler.on_change_input
 #: a journal longer than this (many changes without a validation) is dropped
 _MAX_EVENTS = 64
 
-#: destroy handler -> the changes since its last validation that passed, while one is known
-_JOURNALS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+#: id(destroy handler) -> the changes since its last validation that passed, or None when
+#: that is not known (an entry goes with its handler: ``weakref.finalize``)
+_JOURNALS: dict[int, list | None] = {}
 #: validations accepted here and passed to PyTensor (tests and benchmarks read them)
 stats = {"accepted": 0, "full": 0}
 
@@ -54,7 +55,8 @@ def destroyers(handler: DestroyHandler):
 
 def validate(self: DestroyHandler, fgraph) -> bool:
     """``DestroyHandler.validate``: ``accepts`` if it can, PyTensor's otherwise."""
-    journal = _JOURNALS.get(self)
+    key = id(self)
+    journal = _JOURNALS.get(key)
     if journal is not None and lean_rewriting.active():
         try:
             ok = accepts(self, fgraph, journal)
@@ -64,12 +66,15 @@ def validate(self: DestroyHandler, fgraph) -> bool:
             journal.clear()
             stats["accepted"] += 1
             return True
-    _JOURNALS.pop(self, None)
+    if key in _JOURNALS:
+        _JOURNALS[key] = None
     stats["full"] += 1
     result = PYTENSOR_VALIDATE(self, fgraph)  # raises on an inconsistent graph
     # a base for the next one only if PyTensor walked this graph for cycles
     if lean_rewriting.active() and self.algo != "fast" and destroyers(self):
-        _JOURNALS[self] = []
+        if key not in _JOURNALS:
+            weakref.finalize(self, _JOURNALS.pop, key, None)
+        _JOURNALS[key] = []
     return result
 
 
@@ -155,11 +160,11 @@ def reaches(fgraph, start, targets: set, droot: dict, root_destroyer: dict) -> b
 
 
 def _note(handler: DestroyHandler, event: tuple) -> None:
-    journal = _JOURNALS.get(handler)
+    journal = _JOURNALS.get(id(handler))
     if journal is None:
         return
     if len(journal) >= _MAX_EVENTS or not lean_rewriting.active():
-        del _JOURNALS[handler]
+        _JOURNALS[id(handler)] = None
     else:
         journal.append(event)
 
