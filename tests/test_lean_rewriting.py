@@ -357,3 +357,63 @@ def test_signature_sums_and_equality_are_pytensors():
     with lean.rewriting():  # the shortcut is taken, not only PyTensor's code under it
         s = pt.constant(np.arange(3.0)).signature()
         assert s.sum == 3.0 and "_no_nan" not in s.__dict__
+
+
+def pattern_rewriters() -> list:
+    """Every ``PatternNodeRewriter`` PyTensor registers in its rewrite databases."""
+    import pytensor.tensor.rewriting.math as ptm
+    from pytensor.graph.rewriting.basic import PatternNodeRewriter
+
+    found = {id(v): v for v in vars(ptm).values() if isinstance(v, PatternNodeRewriter)}
+    from pytensor.compile import optdb
+    todo = [optdb]
+    while todo:
+        db = todo.pop()
+        for r in list(getattr(db, "__db__", {}).values()):
+            for item in (r if isinstance(r, set) else [r]):
+                if isinstance(item, PatternNodeRewriter):
+                    found[id(item)] = item
+                elif hasattr(item, "__db__"):
+                    todo.append(item)
+    return list(found.values())
+
+
+def stabilisation_graph(rng: random.Random, x, y, depth: int = 0):
+    """Random expressions over the functions PyTensor's pattern rewrites look for."""
+    if depth > 3 or rng.random() < 0.2:
+        return rng.choice([x, y, x * y])
+    a = stabilisation_graph(rng, x, y, depth + 1)
+    k = rng.randrange(12)
+    if k < 7:
+        return [pt.sigmoid, pt.softplus, pt.log, pt.log1p, pt.exp, pt.neg, pt.expm1][k](a)
+    b = stabilisation_graph(rng, x, y, depth + 1)
+    return [lambda: 1 - a, lambda: a - b, lambda: a * b, lambda: pt.log(pt.exp(a) - pt.exp(b)),
+            lambda: pt.log1p(-a)][k - 7]()
+
+
+def test_pattern_rewrites_skip_only_nodes_they_cannot_match():
+    """``cannot_match`` refuses a node only where PyTensor's unification of the pattern
+    fails too: every pattern rewrite PyTensor registers, on every node of 80 generated
+    graphs over sigmoid, softplus, log, log1p, exp, expm1, negation and differences; and
+    ``pattern_transform`` returns what PyTensor's does on each."""
+    from aotkernels.pytensor import lean_rewriting
+
+    plain = lean_rewriting._PYTENSOR_PATTERN_TRANSFORM  # PyTensor's own
+    rewriters = pattern_rewriters()
+    x, y = pt.vector("x"), pt.vector("y")
+    rng = random.Random(0)
+    seen = {"refused": 0, "matched": 0}
+    for _ in range(80):
+        fg = FunctionGraph([x, y], [stabilisation_graph(rng, x, y)], clone=True)
+        for node in list(fg.apply_nodes):
+            for r in rewriters:
+                want = plain(r, fg, node, get_nodes=False)
+                refused = lean_rewriting.cannot_match(r.in_pattern, node.outputs[0])
+                seen["refused"] += refused
+                seen["matched"] += want is not False and want is not None
+                assert not (refused and want), (r, node)
+                with lean.rewriting():
+                    got = r.transform(fg, node)
+                want = plain(r, fg, node)
+                assert (got in (None, False)) == (want in (None, False)), (r, node)
+    assert len(rewriters) > 8 and seen["refused"] > 1000 and seen["matched"] > 20, seen

@@ -27,6 +27,12 @@ and graphs, ``tests/test_corpus.py`` whole rewritten PyMC models, node for node;
   a plain numeric ``ndarray`` go through PyTensor's code (as does empty data).
 - **Each Op class's MRO against a rewriter's tracked types computed once per process**,
   not once per rewriter object (PyTensor queries new rewriters for every compile).
+- **Patterns that cannot match skipped before unifying.** A ``PatternNodeRewriter`` (the
+  sigmoid/softplus/log1mexp stabilisations, ``-(-x)``) unifies its pattern with each node
+  it is offered, 100-300 us a try through ``unification``'s dispatch: where the pattern
+  names an Op the node (or an input it nests into) is not, of another class or another
+  scalar Op, or where it nests into an input no node computes, unification fails, and
+  ``cannot_match`` says so first.
 
 - **In-place replacements validated locally** (``destroy_check``): after
   ``add_destroy_handler`` each try of the in-place passes was a whole-graph orderings
@@ -58,7 +64,8 @@ import numpy as np
 import pytensor.tensor.basic as ptb
 from pytensor.graph.basic import Constant, Variable
 from pytensor.graph.features import Validator
-from pytensor.graph.rewriting.basic import OpToRewriterTracker
+from pytensor.graph.op import Op
+from pytensor.graph.rewriting.basic import OpToRewriterTracker, PatternNodeRewriter
 from pytensor.link.c.op import ExternalCOp
 from pytensor.tensor.elemwise import Elemwise
 from pytensor.tensor.rewriting.shape import ShapeFeature
@@ -74,6 +81,7 @@ _PYTENSOR_SIGNATURE = TensorConstant.signature
 _PYTENSOR_SIGNATURE_SUM = TensorConstantSignature.sum
 _PYTENSOR_SIGNATURE_EQ = TensorConstantSignature.__eq__
 _PYTENSOR_GET_TRACKERS = OpToRewriterTracker._get_trackers
+_PYTENSOR_PATTERN_TRANSFORM = PatternNodeRewriter.transform
 _PYTENSOR_LOAD_C_CODE = ExternalCOp.load_c_code
 #: modules that call ``infer_static_shape`` through their own global of that name
 _CALLERS = ("pytensor.tensor.basic", "pytensor.tensor.random.op", "pytensor.tensor.reshape")
@@ -263,6 +271,48 @@ def _get_trackers(self: OpToRewriterTracker, op) -> list:
     return _PYTENSOR_GET_TRACKERS(self, op)
 
 
+def cannot_match(pattern, var) -> bool:
+    """True if unifying ``pattern`` (a ``PatternNodeRewriter``'s, as converted) with
+    ``var`` surely fails: the pattern is ``(op, *args)`` with ``op`` an Op, and ``var`` has
+    no owner, or its owner's Op is not ``op`` and is of another class (or, for
+    ``Elemwise``, has another class of scalar Op), or an argument cannot match the input
+    at its position. Anything else (variables, constraints, constants, ``OpPattern``) may
+    match: False."""
+    items = getattr(pattern, "_tuple", None)
+    if type(items) is not tuple or not items or not isinstance(items[0], Op):
+        return False
+    node = var.owner
+    if node is None:
+        return True
+    head, op = items[0], node.op
+    if op is not head and not op == head:
+        if type(op) is not type(head):
+            return True
+        if isinstance(op, Elemwise):
+            scalar, wanted = op.scalar_op, head.scalar_op
+            if type(scalar) is not type(wanted) and not scalar == wanted:
+                return True
+    args = items[1:]
+    return len(args) == len(node.inputs) and any(
+        cannot_match(a, i) for a, i in zip(args, node.inputs))
+
+
+def pattern_transform(self: PatternNodeRewriter, fgraph, node, enforce_tracks=False,
+                      get_nodes=True):
+    """``PatternNodeRewriter.transform``, each node it tries skipped where ``cannot_match``
+    (the loop over ``get_nodes`` is PyTensor's, in its order)."""
+    if not active():
+        return _PYTENSOR_PATTERN_TRANSFORM(self, fgraph, node, enforce_tracks, get_nodes)
+    if get_nodes and self.get_nodes is not None:
+        for real_node in self.get_nodes(fgraph, node):
+            ret = self.transform(fgraph, real_node, get_nodes=False)
+            if ret is not False and ret is not None:
+                return dict(zip(real_node.outputs, ret, strict=True))
+    if len(node.outputs) == 1 and cannot_match(self.in_pattern, node.outputs[0]):
+        return False
+    return _PYTENSOR_PATTERN_TRANSFORM(self, fgraph, node, enforce_tracks, False)
+
+
 #: PyTensor's validation method (2.38: ``validate_``, 3.0: ``validate``) and the callback it runs
 if hasattr(Validator, "validate_"):
     _PYTENSOR_VALIDATE, _CALLBACK = Validator.validate_, "validate"
@@ -333,6 +383,8 @@ def install() -> None:
         TensorConstantSignature.__eq__ = signature_eq
     if OpToRewriterTracker._get_trackers is _PYTENSOR_GET_TRACKERS:
         OpToRewriterTracker._get_trackers = _get_trackers
+    if PatternNodeRewriter.transform is _PYTENSOR_PATTERN_TRANSFORM:
+        PatternNodeRewriter.transform = pattern_transform
     for name in _CALLERS:
         try:
             module = importlib.import_module(name)
