@@ -297,6 +297,10 @@ def _warn_once(message: str) -> None:
         log.warning("aotkernels: model cache: %s", message)
 
 
+#: class -> whether it is a ``SharedVariable`` class
+_SHARED_CLASSES: dict[type, bool] = {}
+
+
 class _Pickler(graph_cache.GraphPickler):
     """Graphs with the model's shared variables as references: (position in the key's walk,
     type, 0 for the variable itself or n for the n-th clone of it, which shares its storage:
@@ -322,10 +326,16 @@ class _Pickler(graph_cache.GraphPickler):
         return super().reducer_override(obj)
 
     def persistent_id(self, obj):
+        """Called for every object pickled (some 50,000 per model): the class test is
+        cached per class (``isinstance`` on PyTensor's ABCs is a Python-level call)."""
         k = self.transforms.get(id(obj))
         if k is not None:
             return ("transform", k, type(obj).__name__, 0)
-        if isinstance(obj, SharedVariable):
+        cls = type(obj)
+        shared = _SHARED_CLASSES.get(cls)
+        if shared is None:
+            shared = _SHARED_CLASSES[cls] = issubclass(cls, SharedVariable)
+        if shared:
             k = self.index.get(id(obj.container))
             if k is not None:
                 if obj is self.shared[k]:

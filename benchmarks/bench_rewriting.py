@@ -3,7 +3,8 @@ graphs are the same.
 
     build/pymc-venv/bin/python benchmarks/bench_rewriting.py [--models a,b|all] [--repeat 3]
                                                             [--lib DIR]
-                                                            [--compare traces|destroy]
+                                                            [--compare traces|destroy|s13]
+                                                            [--in-process]
 
 Per model and run, two fresh processes (``AOT_LEAN_REWRITING=0``, then ``=1``) with empty
 graph caches compile it with ``aotkernels.nutpie.compile_pymc_model`` and report the main
@@ -21,7 +22,15 @@ before session 12), "on" as shipped (``traceback__compile_limit`` there); the sh
 are on in both.
 
 ``--compare destroy``: "off" is the shortcuts without ``destroy_check`` (PyTensor's full
-validation of every in-place replacement), "on" as shipped.
+validation of every in-place replacement), "on" as shipped. ``--compare s13``: "off" is
+the shortcuts as session 12 left them (without ``destroy_check``, the NaN-free signature
+sums and equality, and the pattern pre-check), "on" as shipped.
+
+``--in-process``: one process per model compiles it once to warm up, then off and on
+alternating ``--repeat`` times (each a new ``pm.Model``; the graph and model caches off, so
+every compile rewrites and nothing is stored). Fresh processes on this shared machine
+vary by +-20-30% in CPU time for the same work; alternating in one process compares like
+with like, at the price of leaving out what only a first compile pays.
 """
 
 from __future__ import annotations
@@ -39,61 +48,87 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 WORKER = r"""
-import hashlib, io, json, re, sys, time, warnings
+import hashlib, io, json, os, re, sys, time, warnings
+from contextlib import contextmanager
 warnings.filterwarnings("ignore")
 import pytensor
+from pytensor.graph.destroyhandler import DestroyHandler
+from pytensor.graph.rewriting.basic import PatternNodeRewriter
+from pytensor.tensor.variable import TensorConstantSignature
 import aotkernels.nutpie
-from aotkernels.pytensor import graph_cache
+from aotkernels.pytensor import destroy_check, graph_cache, lean_rewriting as lean
 from tests.corpus import MODELS
-model = MODELS[sys.argv[1]]()
-if sys.argv[2:] == ["keep-traces"]:
-    from contextlib import contextmanager
-    shipped = aotkernels.nutpie.aot_default
-    @contextmanager
-    def keeping_traces():
-        limit = pytensor.config.traceback__limit
-        with shipped(), pytensor.config.change_flags(traceback__limit=limit):
-            yield
-    aotkernels.nutpie.aot_default = keeping_traces
-plain = graph_cache.CachedRewriter.apply
+name, compare, states = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+shipped = aotkernels.nutpie.aot_default
+
+@contextmanager
+def keeping_traces():
+    limit = pytensor.config.traceback__limit
+    with shipped(), pytensor.config.change_flags(traceback__limit=limit):
+        yield
+
+#: (PyTensor's, shipped) per attribute a comparison swaps
+SWAPS = {
+    "validate": (DestroyHandler, destroy_check.VALIDATE, destroy_check.PYTENSOR_VALIDATE,
+                 destroy_check.validate),
+    "sum": (TensorConstantSignature, "sum", lean._PYTENSOR_SIGNATURE_SUM,
+            property(lean.signature_sum)),
+    "eq": (TensorConstantSignature, "__eq__", lean._PYTENSOR_SIGNATURE_EQ, lean.signature_eq),
+    "pattern": (PatternNodeRewriter, "transform", lean._PYTENSOR_PATTERN_TRANSFORM,
+                lean.pattern_transform),
+    "traces": (aotkernels.nutpie, "aot_default", keeping_traces, shipped),
+}
+SWAPPED = {"destroy": ["validate"], "s13": ["validate", "sum", "eq", "pattern"],
+           "traces": ["traces"]}.get(compare, [])
+
+def switch(on):
+    if compare == "lean":
+        os.environ["AOT_LEAN_REWRITING"] = "1" if on else "0"
+    for key in SWAPPED:
+        owner, attr, plain, ours = SWAPS[key]
+        setattr(owner, attr, ours if on else plain)
+
+plain_apply = graph_cache.CachedRewriter.apply
 spent, texts = [0.0], []
 def apply(self, fgraph, *args, **kwargs):
     t0 = time.thread_time()
     try:
-        return plain(self, fgraph, *args, **kwargs)
+        return plain_apply(self, fgraph, *args, **kwargs)
     finally:
         spent[0] += time.thread_time() - t0
         out = io.StringIO()
         pytensor.dprint(fgraph, print_type=True, file=out)
         texts.append(out.getvalue())
 graph_cache.CachedRewriter.apply = apply
-if sys.argv[2:] == ["full-validation"]:
-    from pytensor.graph.destroyhandler import DestroyHandler
-    from aotkernels.pytensor import destroy_check
-    setattr(DestroyHandler, destroy_check.VALIDATE, destroy_check.PYTENSOR_VALIDATE)
-t0 = time.thread_time()
-aotkernels.nutpie.compile_pymc_model(model)
-whole = time.thread_time() - t0
-text = re.sub(r"0x[0-9A-Fa-f]+", "0x", "\n".join(texts))
-print(json.dumps({"cpu": spent[0], "whole": whole,
-                  "hash": hashlib.sha1(text.encode()).hexdigest()[:12]}))
+for state in states:
+    switch(state == "on")
+    spent[0], texts[:] = 0.0, []
+    t0 = time.thread_time()
+    aotkernels.nutpie.compile_pymc_model(MODELS[name]())
+    whole = time.thread_time() - t0
+    text = re.sub(r"0x[0-9A-Fa-f]+", "0x", "\n".join(texts))
+    print(json.dumps({"state": state, "cpu": spent[0], "whole": whole,
+                      "hash": hashlib.sha1(text.encode()).hexdigest()[:12]}))
 """
 
 
-def run(python: str, model: str, on: str, compare: str, lib: Path, jit: Path) -> dict:
-    lean = "0" if compare == "lean" and on == "0" else "1"
-    extra = {"traces": ["keep-traces"], "destroy": ["full-validation"]}.get(compare, [])
-    extra = extra if on == "0" else []
+def run(python: str, model: str, states: list[str], compare: str, lib: Path,
+        jit: Path, in_process: bool) -> list[dict]:
+    """The worker's runs of ``model`` in ``states`` ("off"/"on"/"warm-up"), in one
+    process (``in_process``: graph and model caches off) or on empty caches."""
     with tempfile.TemporaryDirectory(prefix="aotk-rewriting-") as d:
         shutil.copytree(jit, Path(d) / "jit")
-        env = dict(os.environ, AOT_LEAN_REWRITING=lean, AOT_LIBRARY_DIR=str(lib),
-                   AOT_CACHE_DIR=str(Path(d) / "jit"), AOT_GRAPH_CACHE_DIR=str(Path(d) / "g"),
+        env = dict(os.environ, AOT_LIBRARY_DIR=str(lib), AOT_CACHE_DIR=str(Path(d) / "jit"),
+                   AOT_GRAPH_CACHE_DIR=str(Path(d) / "g"),
                    PYTENSOR_FLAGS=f"base_compiledir={Path(d) / 'pt'}")
-        res = subprocess.run([python, "-c", WORKER, model, *extra], cwd=ROOT, env=env,
-                             capture_output=True, text=True)
+        if in_process:
+            env.update(AOT_GRAPH_CACHE="0", AOT_MODEL_CACHE="0")
+        res = subprocess.run([python, "-c", WORKER, model, compare, ",".join(states)],
+                             cwd=ROOT, env=env, capture_output=True, text=True)
     if res.returncode:
         raise SystemExit(f"{model}: {res.stderr[-1500:]}")
-    return json.loads(res.stdout.strip().splitlines()[-1])
+    return [json.loads(line) for line in res.stdout.strip().splitlines()
+            if line.startswith("{")]
 
 
 def main() -> None:
@@ -103,14 +138,18 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--lib", type=Path, default=ROOT / "build" / "native-lib")
     p.add_argument("--jit-cache", type=Path, default=ROOT / "build" / "test-jit-cache")
-    p.add_argument("--compare", choices=("lean", "traces", "destroy"), default="lean")
+    p.add_argument("--compare", choices=("lean", "traces", "destroy", "s13"), default="lean")
+    p.add_argument("--in-process", action="store_true",
+                   help="one process per model, off and on alternating --repeat times after "
+                        "a warm-up compile (graph and model caches off): less noise")
     args = p.parse_args()
     models = args.models
     if models == "all":
         models = subprocess.run(
             [args.python, "-c", "from tests.corpus import MODELS; print(*MODELS, sep=',')"],
             cwd=ROOT, capture_output=True, text=True, check=True).stdout.strip()
-    print(f"# Rewriting CPU ms, {args.compare} off / on, best of {args.repeat}, "
+    where = "in one process per model" if args.in_process else "fresh processes"
+    print(f"# Rewriting CPU ms, {args.compare} off / on, best of {args.repeat} ({where}), "
           f"{time.strftime('%Y-%m-%d %H:%M')}, load {os.getloadavg()[0]:.1f}\n")
     print("| model | rewriting off | on | ratio | whole compile off | on | ratio | graphs |\n"
           "|---|---|---|---|---|---|---|---|")
@@ -118,12 +157,19 @@ def main() -> None:
     for model in models.split(","):
         cpu = {k: {"0": [], "1": []} for k in total}
         hashes = set()
-        for _ in range(args.repeat):
-            for lean in ("0", "1"):  # off, on
-                r = run(args.python, model, lean, args.compare, args.lib, args.jit_cache)
+        if args.in_process:  # one process: a warm-up, then off and on alternating
+            states = ["warm-up"] + ["off", "on"] * args.repeat
+            runs = run(args.python, model, states, args.compare, args.lib, args.jit_cache,
+                       True)
+        else:  # a fresh process on empty caches per run
+            runs = [r for _ in range(args.repeat) for state in ("off", "on")
+                    for r in run(args.python, model, [state], args.compare, args.lib,
+                                 args.jit_cache, False)]
+        for r in runs:
+            if r["state"] != "warm-up":
                 for k in total:
-                    cpu[k][lean].append(r[k])
-                hashes.add(r["hash"])
+                    cpu[k]["1" if r["state"] == "on" else "0"].append(r[k])
+            hashes.add(r["hash"])
         cells = []
         for k in total:
             off, on = min(cpu[k]["0"]), min(cpu[k]["1"])
