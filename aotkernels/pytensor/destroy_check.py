@@ -20,6 +20,9 @@ on every validation of generated graphs and corpus models).
 Which changes happened since the last validation that passed is recorded by the destroy
 handler's own callbacks (``on_import``, ``on_prune``, ``on_change_input``) in a journal
 kept beside it; a change made outside ``lean_rewriting.rewriting()`` drops the journal.
+What the callbacks do not see is not in it: a rewrite that edits ``node.inputs`` directly
+or marks a variable ``tag.indestructible`` after it was validated (nothing in PyTensor,
+PyMC or aotkernels does either) would not be re-checked before the next full validation.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import weakref
 
 from pytensor.graph.basic import Constant
 from pytensor.graph.destroyhandler import DestroyHandler
+from pytensor.graph.utils import InconsistencyError
 
 from aotkernels.pytensor import lean_rewriting
 
@@ -98,7 +102,10 @@ def accepts(handler: DestroyHandler, fgraph, journal: list) -> bool:
     for event in journal:
         if event[0] == "change" and moved.get(id(event[3])) is not event[4]:
             return False
-    droot, impact, root_destroyer = handler.refresh_droot_impact()
+    try:  # PyTensor's own build of the roots refuses a root destroyed twice
+        droot, impact, root_destroyer = handler.refresh_droot_impact()
+    except InconsistencyError:
+        return False
     readers = set()
     for indices in new.op.destroy_map.values():
         if len(indices) != 1:
@@ -127,9 +134,13 @@ def aliased(app, index: int, destroyed, root_impact) -> bool:
     """Whether another input of ``app`` views what it destroys (PyTensor's "Input
     aliasing", with the Op's tolerated pairs)."""
     op = app.op
-    tolerated = {j for i, j in getattr(op, "destroyhandler_tolerate_same", []) if i == index}
+    same = getattr(op, "destroyhandler_tolerate_same", [])
+    alias = getattr(op, "destroyhandler_tolerate_aliased", [])
+    if not isinstance(same, list) or not isinstance(alias, list):
+        return True  # PyTensor asserts they are lists: its validation decides
+    tolerated = {j for i, j in same if i == index}
     tolerated.add(index)
-    ignored = {j for i, j in getattr(op, "destroyhandler_tolerate_aliased", []) if i == index}
+    ignored = {j for i, j in alias if i == index}
     return any(i not in ignored and v in root_impact
                and (i not in tolerated or v is not destroyed)
                for i, v in enumerate(app.inputs))
