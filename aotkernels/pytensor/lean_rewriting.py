@@ -33,7 +33,6 @@ and graphs, ``tests/test_corpus.py`` whole rewritten PyMC models, node for node;
   names an Op the node (or an input it nests into) is not, of another class or another
   scalar Op, or where it nests into an input no node computes, unification fails, and
   ``cannot_match`` says so first.
-
 - **In-place replacements validated locally** (``destroy_check``): after
   ``add_destroy_handler`` each try of the in-place passes was a whole-graph orderings
   rebuild and cycle walk; one node made in place on the same inputs is checked where it
