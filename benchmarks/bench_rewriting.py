@@ -52,9 +52,6 @@ import hashlib, io, json, os, re, sys, time, warnings
 from contextlib import contextmanager
 warnings.filterwarnings("ignore")
 import pytensor
-from pytensor.graph.destroyhandler import DestroyHandler
-from pytensor.graph.rewriting.basic import PatternNodeRewriter
-from pytensor.tensor.variable import TensorConstantSignature
 import aotkernels.nutpie
 from aotkernels.pytensor import destroy_check, graph_cache, lean_rewriting as lean
 from tests.corpus import MODELS
@@ -67,18 +64,11 @@ def keeping_traces():
     with shipped(), pytensor.config.change_flags(traceback__limit=limit):
         yield
 
-#: (PyTensor's, shipped) per attribute a comparison swaps
-SWAPS = {
-    "validate": (DestroyHandler, destroy_check.VALIDATE, destroy_check.PYTENSOR_VALIDATE,
-                 destroy_check.validate),
-    "sum": (TensorConstantSignature, "sum", lean._PYTENSOR_SIGNATURE_SUM,
-            property(lean.signature_sum)),
-    "eq": (TensorConstantSignature, "__eq__", lean._PYTENSOR_SIGNATURE_EQ, lean.signature_eq),
-    "pattern": (PatternNodeRewriter, "transform", lean._PYTENSOR_PATTERN_TRANSFORM,
-                lean.pattern_transform),
-    "traces": (aotkernels.nutpie, "aot_default", keeping_traces, shipped),
-}
-SWAPPED = {"destroy": ["validate"], "s13": ["validate", "sum", "eq", "pattern"],
+#: (class, attribute, PyTensor's, shipped) per shortcut a comparison swaps
+SWAPS = {**lean.SWAPS, **destroy_check.SWAPS,
+         "traces": (aotkernels.nutpie, "aot_default", keeping_traces, shipped)}
+SWAPPED = {"destroy": list(destroy_check.SWAPS),
+           "s13": [*destroy_check.SWAPS, "signature_sum", "signature_eq", "patterns"],
            "traces": ["traces"]}.get(compare, [])
 
 def switch(on):

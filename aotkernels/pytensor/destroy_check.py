@@ -195,10 +195,18 @@ def on_change_input(self: DestroyHandler, fgraph, app, i, old_r, new_r, reason) 
     _note(self, ("change", app, i, old_r, new_r))
 
 
+#: name -> (class, attribute, PyTensor's, this module's): what ``install`` swaps
+SWAPS = {
+    "validate": (DestroyHandler, VALIDATE, PYTENSOR_VALIDATE, validate),
+    "on_import": (DestroyHandler, "on_import", _PYTENSOR_ON_IMPORT, on_import),
+    "on_prune": (DestroyHandler, "on_prune", _PYTENSOR_ON_PRUNE, on_prune),
+    "on_change_input": (DestroyHandler, "on_change_input", _PYTENSOR_ON_CHANGE_INPUT,
+                        on_change_input),
+}
+
+
 def install() -> None:
     """Put ``validate`` and the journal's callbacks in PyTensor's place (once)."""
-    if getattr(DestroyHandler, VALIDATE) is PYTENSOR_VALIDATE:
-        setattr(DestroyHandler, VALIDATE, validate)
-        DestroyHandler.on_import = on_import
-        DestroyHandler.on_prune = on_prune
-        DestroyHandler.on_change_input = on_change_input
+    for owner, attr, plain, ours in SWAPS.values():
+        if owner.__dict__.get(attr) is plain:
+            setattr(owner, attr, ours)

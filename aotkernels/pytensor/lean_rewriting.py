@@ -366,24 +366,30 @@ def _load_c_code_once(self, func_files) -> None:
     self.code_sections.update(known[1])
 
 
+#: name -> (class, attribute, PyTensor's, the shortcut): what ``install`` swaps (benchmarks
+#: swap single ones back to measure them)
+SWAPS = {
+    "c_code": (ExternalCOp, "load_c_code", _PYTENSOR_LOAD_C_CODE, _load_c_code_once),
+    "shapes": (ShapeFeature, "on_import", _PYTENSOR_ON_IMPORT, on_import),
+    "signature": (TensorConstant, "signature", _PYTENSOR_SIGNATURE, signature),
+    "signature_sum": (TensorConstantSignature, "sum", _PYTENSOR_SIGNATURE_SUM,
+                      property(signature_sum)),
+    "signature_eq": (TensorConstantSignature, "__eq__", _PYTENSOR_SIGNATURE_EQ, signature_eq),
+    "trackers": (OpToRewriterTracker, "_get_trackers", _PYTENSOR_GET_TRACKERS, _get_trackers),
+    "patterns": (PatternNodeRewriter, "transform", _PYTENSOR_PATTERN_TRANSFORM,
+                 pattern_transform),
+}
+
+
 def install() -> None:
     """Put the shortcuts in PyTensor's place (once per process; the file contents
     ``_load_c_code_once`` keeps cannot change under a running process). All but that one
     act only inside ``rewriting()``."""
     import importlib
 
-    if ExternalCOp.load_c_code is _PYTENSOR_LOAD_C_CODE:
-        ExternalCOp.load_c_code = _load_c_code_once
-    if ShapeFeature.on_import is _PYTENSOR_ON_IMPORT:
-        ShapeFeature.on_import = on_import
-    if TensorConstant.signature is _PYTENSOR_SIGNATURE:
-        TensorConstant.signature = signature
-        TensorConstantSignature.sum = property(signature_sum)
-        TensorConstantSignature.__eq__ = signature_eq
-    if OpToRewriterTracker._get_trackers is _PYTENSOR_GET_TRACKERS:
-        OpToRewriterTracker._get_trackers = _get_trackers
-    if PatternNodeRewriter.transform is _PYTENSOR_PATTERN_TRANSFORM:
-        PatternNodeRewriter.transform = pattern_transform
+    for owner, attr, plain, ours in SWAPS.values():
+        if owner.__dict__.get(attr) is plain:
+            setattr(owner, attr, ours)
     for name in _CALLERS:
         try:
             module = importlib.import_module(name)
