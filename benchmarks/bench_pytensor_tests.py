@@ -2,6 +2,7 @@
 
     python benchmarks/bench_pytensor_tests.py [--tests tests/tensor/rewriting/test_basic.py]
                                               [--modes AOT,C,NUMBA] [--tag rel-3.0.7]
+                                              [--calls 3]
 
 PyTensor's tests are not in its PyPI sdist: they come from a git mirror of PyTensor
 (``--mirror``, default ``/work/.mirror/pymc-devs+pytensor/repo``, a bare repository),
@@ -16,7 +17,10 @@ makes ``FAST_RUN`` mode AOT too, as C's run makes it the C VM (``linker=cvm``). 
 writes the pytest process's CPU time and peak RSS (``ru_maxrss``: mode C's compiler
 children are not counted), the outcome counts, and whether numba and llvmlite were
 imported. Run with the interpreter whose PyTensor matches the tag (``.venv``: PyTensor
-3.0.7).
+3.0.7). ``--calls 3``: in mode AOT every call of a function that updates nothing is made
+three times on copies of its arguments (record, plan, replay), and a later call whose
+outputs are not the first's, bit for bit, fails the test; the warm run's count of such
+calls is printed.
 """
 
 from __future__ import annotations
@@ -45,6 +49,47 @@ if os.environ.get("AOT_PT_MODE", "").startswith("AOT"):
         from pytensor.compile.mode import predefined_modes
         predefined_modes["FAST_RUN"] = am.AOT
 
+_CALLS = int(os.environ.get("AOT_PT_CALLS", "1"))
+if _CALLS > 1 and os.environ.get("AOT_PT_MODE", "").startswith("AOT"):
+    import copy
+    import numpy as np
+    from aotkernels.pytensor.function import AOTFunction
+
+    _plain_call = AOTFunction.__call__
+    _replays = {"functions": 0, "calls": 0}
+
+    def _same(a, b):
+        if isinstance(a, (list, tuple)):
+            return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        if isinstance(a, (np.ndarray, np.generic)):
+            a, b = np.asarray(a), np.asarray(b)
+            return (a.dtype == b.dtype and a.shape == b.shape
+                    and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
+        return True  # sparse matrices, None, Python objects: not compared
+
+    def _replayed_call(self, *args, **kwargs):
+        """The call again ``_CALLS - 1`` times on copies of its arguments (the first
+        records, the second plans, the rest replay the plan): each must give the first
+        call's outputs, bit for bit. Functions that update shared state or draw random
+        numbers are called once, as the test does."""
+        if (self.maker.fgraph.update_mapping or kwargs
+                or any(getattr(i, "update", None) is not None for i in self.maker.inputs)):
+            return _plain_call(self, *args, **kwargs)
+        kept = copy.deepcopy(args)
+        first = _plain_call(self, *args)
+        want = copy.deepcopy(first)
+        _replays["functions"] += 1
+        out = first
+        for k in range(1, _CALLS):
+            out = _plain_call(self, *copy.deepcopy(kept))
+            _replays["calls"] += 1
+            if not _same(want, out):
+                raise AssertionError(f"aotkernels: call {k + 1} of a mode-AOT function gave "
+                                     f"other outputs than the first: {want!r} != {out!r}")
+        return out
+
+    AOTFunction.__call__ = _replayed_call
+
 _counts = {}
 _failed = []
 
@@ -61,6 +106,7 @@ def pytest_sessionfinish(session, exitstatus):
         usage = resource.getrusage(resource.RUSAGE_SELF)
         json.dump({"rss": usage.ru_maxrss / 1024, "cpu": usage.ru_utime + usage.ru_stime,
                    "counts": _counts, "failed": _failed,
+                   "replays": globals().get("_replays"),
                    "imported": [m for m in ("numba", "llvmlite") if m in sys.modules]}, f)
 '''
 
@@ -105,6 +151,10 @@ def main() -> None:
     p.add_argument("--python", default=sys.executable)
     p.add_argument("--lib", type=Path, default=None,
                    help="kernel library for mode AOT (default: $AOT_LIBRARY_DIR)")
+    p.add_argument("--calls", type=int, default=1,
+                   help="mode AOT: make every call of a function without updates N times, "
+                        "each on copies of its arguments, and fail the test if a later call's "
+                        "outputs differ from the first's (record, plan, replay)")
     args = p.parse_args()
     if not (args.mirror / "HEAD").exists():
         print(f"skipped: no PyTensor git mirror at {args.mirror} (PyTensor's tests are not "
@@ -121,6 +171,7 @@ def main() -> None:
             [str(scratch), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep))
         if args.lib:
             base["AOT_LIBRARY_DIR"] = str(args.lib.resolve())
+        base["AOT_PT_CALLS"] = str(args.calls)
         print(f"# {args.tests} ({args.tag}), PyTensor {version}, {time.strftime('%Y-%m-%d %H:%M')}"
               f", {platform.machine()}, {os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}\n")
         print("| mode | cold s | warm s | cold CPU s | warm CPU s | peak RSS cold MiB | peak RSS "
@@ -140,6 +191,9 @@ def main() -> None:
                   f"{warm['rss']:.0f} | {', '.join(warm.get('imported', [])) or 'none'} | "
                   f"{warm['summary']} |", flush=True)
             failures[mode] = warm.get("failed", [])
+            if warm.get("replays"):
+                print(f"\n{mode}: {warm['replays']['functions']} calls made "
+                      f"{args.calls} times ({warm['replays']['calls']} repeats)")
         for mode, failed in failures.items():
             print(f"\n{mode} failed (warm): {', '.join(failed) or 'none'}")
         print(f"\nload average at the end: {os.getloadavg()[0]:.1f}")
