@@ -53,6 +53,8 @@ _CALLS = int(os.environ.get("AOT_PT_CALLS", "1"))
 if _CALLS > 1 and os.environ.get("AOT_PT_MODE", "").startswith("AOT"):
     import copy
     import numpy as np
+    from pytensor.tensor.basic import AllocEmpty
+
     from aotkernels.pytensor.function import AOTFunction
 
     _plain_call = AOTFunction.__call__
@@ -71,9 +73,11 @@ if _CALLS > 1 and os.environ.get("AOT_PT_MODE", "").startswith("AOT"):
         """The call again ``_CALLS - 1`` times on copies of its arguments (the first
         records, the second plans, the rest replay the plan): each must give the first
         call's outputs, bit for bit. Functions that update shared state (or change it in
-        place) are called once, as the test does."""
+        place) or return uninitialised memory (``AllocEmpty``) are called once, as the
+        test does."""
         if (self.maker.fgraph.update_mapping or kwargs
-                or any(getattr(i, "update", None) is not None for i in self.maker.inputs)):
+                or any(getattr(i, "update", None) is not None for i in self.maker.inputs)
+                or any(isinstance(n.op, AllocEmpty) for n in self.maker.fgraph.apply_nodes)):
             return _plain_call(self, *args, **kwargs)
         shared = [c for i, c in zip(self.maker.inputs, self.input_storage)
                   if getattr(i, "shared", False)]
