@@ -35,9 +35,11 @@ setup: $(STAMP) $(PYMC_STAMP) cross-tools
 cross-tools:
 	@sh build_tools/setup_cross.sh
 
+# One worker per core, each taking whole files (module fixtures build into fixed paths
+# under build/); the session library is built once, under a lock (tests/conftest.py).
 test: setup
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadfile
 
 demo: setup
 	rm -f wheels/aotkernels-*.whl

@@ -9,6 +9,7 @@ row body and loop-nest shape while compiling about a third of the catalog. It go
 
 from __future__ import annotations
 
+import fcntl
 import os
 from pathlib import Path
 
@@ -51,7 +52,23 @@ def session_signatures() -> list[Signature]:
 
 @pytest.fixture(scope="session")
 def aot_lib() -> library.Library:
-    """The session library, loaded as this process's default; AOT_LIBRARY_DIR points at it."""
+    """The session library, loaded as this process's default; AOT_LIBRARY_DIR points at it.
+    Test workers (``pytest -n``) take turns: the first builds it, the others wait and load."""
+    TEST_LIB.parent.mkdir(parents=True, exist_ok=True)
+    with open(TEST_LIB.parent / "test-lib.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_session_library()
+    os.environ["AOT_LIBRARY_DIR"] = str(TEST_LIB)
+    # graphs with layouts outside the session library JIT-compile once per checkout
+    os.environ.setdefault("AOT_CACHE_DIR", str(ROOT / "build" / "test-jit-cache"))
+    library._default.clear()
+    lib = library.default_library()
+    assert lib is not None and lib.directory == TEST_LIB
+    return lib
+
+
+def build_session_library() -> None:
+    """Build ``build/test-lib`` unless its manifest already lists these kernels."""
     from aotkernels.build_tools.cli import build
 
     sigs = session_signatures()
@@ -67,16 +84,9 @@ def aot_lib() -> library.Library:
     if not fresh:
         build(sigs, list(default_targets()), TEST_LIB, wheel=False, jobs=os.cpu_count() or 1,
               cache_dir=ROOT / "build" / "ir-cache", quiet=True)
-    os.environ["AOT_LIBRARY_DIR"] = str(TEST_LIB)
-    # graphs with layouts outside the session library JIT-compile once per checkout
-    os.environ.setdefault("AOT_CACHE_DIR", str(ROOT / "build" / "test-jit-cache"))
-    library._default.clear()
-    lib = library.default_library()
-    assert lib is not None and lib.directory == TEST_LIB
-    return lib
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def pymc_python() -> Path:
     """The interpreter of ``build/pymc-venv`` (PyMC with PyTensor 2.38, made by ``make
     setup``); its absence skips the test, or fails it under CI, where setup makes it."""

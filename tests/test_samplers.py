@@ -26,17 +26,11 @@ def corpus_names(pymc_python) -> list[str]:
 
 
 def run(pymc_python, aot_lib, *args, **env_vars) -> list[dict]:
-    env = dict(os.environ, AOT_LIBRARY_DIR=str(aot_lib.directory), OPENBLAS_NUM_THREADS="1",
-               **env_vars)
-    res = subprocess.run([pymc_python, "-m", "tests.corpus.samplers", *args], cwd=ROOT,
-                         env=env, capture_output=True, text=True, timeout=900)
-    results = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
-    assert results, res.stdout[-3000:] + res.stderr[-3000:]
-    return results
+    return run_with_stderr(pymc_python, aot_lib, *args, **env_vars)[0]
 
 
-@pytest.fixture
-def nutpie_python(pymc_python):
+@pytest.fixture(scope="module")
+def nutpie_python(pymc_python):  # importing nutpie there takes seconds: once per module
     res = subprocess.run([pymc_python, "-c", "import nutpie"], capture_output=True, text=True)
     if res.returncode:
         pytest.skip(f"nutpie is not installed in {pymc_python} (pip install aotkernels[nutpie])")
@@ -132,24 +126,32 @@ def test_the_model_cache_misses_on_what_changes_the_model(nutpie_python, aot_lib
     assert after[-1]["model_cache"]["hits"] == 1, after[-1]
 
 
+@pytest.fixture(scope="module")
+def stored_toy(nutpie_python, aot_lib, tmp_path_factory) -> tuple[Path, dict]:
+    """A graph cache holding ``toy``'s and ``toy:y``'s entries, and ``toy``'s results."""
+    graphs = tmp_path_factory.mktemp("stored") / "graphs"
+    (good,) = run(nutpie_python, aot_lib, "model", "toy", AOT_GRAPH_CACHE_DIR=str(graphs))
+    run(nutpie_python, aot_lib, "model", "toy:y", AOT_GRAPH_CACHE_DIR=str(graphs))
+    return graphs, good
+
+
 @pytest.mark.parametrize("damage", ["flipped", "truncated", "foreign", "stale", "versions"])
 def test_a_bad_model_cache_entry_is_one_warning_and_a_normal_compile(
-        nutpie_python, aot_lib, tmp_path, damage):
+        nutpie_python, aot_lib, stored_toy, tmp_path, damage):
     """A damaged (a flipped byte, cut short), foreign (another model's entry under this
     key), stale (a class gone since it was written) or other versions' entry: one warning
     naming the entry, a normal compile with the same values and draws, and a good entry
     stored in its place, which the next process hits."""
+    stored, good = stored_toy
+    shutil.copytree(stored, tmp_path / "graphs")  # copy2: modification times kept
     env = dict(AOT_GRAPH_CACHE_DIR=str(tmp_path / "graphs"))
-    (good,) = run(nutpie_python, aot_lib, "model", "toy", **env)
-    run(nutpie_python, aot_lib, "model", "toy:y", **env)
     (directory,) = (tmp_path / "graphs").iterdir()
     entries = sorted(directory.glob("*.model"), key=lambda p: p.stat().st_mtime)
     target, other = entries
     res = subprocess.run([nutpie_python, "-c", DAMAGE, damage, str(target), str(other)],
                          cwd=ROOT, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
-    bad = run_with_stderr(nutpie_python, aot_lib, "model", "toy", **env)
-    (r,), stderr = bad
+    (r,), stderr = run_with_stderr(nutpie_python, aot_lib, "model", "toy", **env)
     warned = [line for line in stderr.splitlines() if "model cache: entry" in line]
     assert len(warned) == 1 and target.name in warned[0], stderr[-2000:]
     assert r["model_cache"]["rejected"] == 1 and r["model_cache"]["stored"] == 1, r
