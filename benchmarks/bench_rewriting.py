@@ -3,7 +3,8 @@ graphs are the same.
 
     build/pymc-venv/bin/python benchmarks/bench_rewriting.py [--models a,b|all] [--repeat 3]
                                                             [--lib DIR]
-                                                            [--compare traces|destroy|s13]
+                                                            [--compare traces|destroy|s13|
+                                                                       inline|s14]
                                                             [--in-process]
 
 Per model and run, two fresh processes (``AOT_LEAN_REWRITING=0``, then ``=1``) with empty
@@ -24,7 +25,9 @@ are on in both.
 ``--compare destroy``: "off" is the shortcuts without ``destroy_check`` (PyTensor's full
 validation of every in-place replacement), "on" as shipped. ``--compare s13``: "off" is
 the shortcuts as session 12 left them (without ``destroy_check``, the NaN-free signature
-sums and equality, and the pattern pre-check), "on" as shipped.
+sums and equality, and the pattern pre-check), "on" as shipped. ``--compare inline``: "off"
+inlines a plain ``OpFromGraph`` with PyTensor's ``inline_ofg_node`` (which clones the
+inputs' graphs too), "on" as shipped. ``--compare s14``: session 14's levers off, as shipped.
 
 ``--in-process``: one process per model compiles it once to warm up, then off and on
 alternating ``--repeat`` times (each a new ``pm.Model``; the graph and model caches off, so
@@ -53,7 +56,8 @@ from contextlib import contextmanager
 warnings.filterwarnings("ignore")
 import pytensor
 import aotkernels.nutpie
-from aotkernels.pytensor import destroy_check, graph_cache, lean_rewriting as lean
+from aotkernels.pytensor import destroy_check, graph_cache, lean_rewriting as lean, rewrites
+from pytensor.tensor.rewriting.ofg import inline_ofg_node
 from tests.corpus import MODELS
 name, compare, states = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
 shipped = aotkernels.nutpie.aot_default
@@ -66,10 +70,12 @@ def keeping_traces():
 
 #: (class, attribute, PyTensor's, shipped) per shortcut a comparison swaps
 SWAPS = {**lean.SWAPS, **destroy_check.SWAPS,
-         "traces": (aotkernels.nutpie, "aot_default", keeping_traces, shipped)}
+         "traces": (aotkernels.nutpie, "aot_default", keeping_traces, shipped),
+         "inline": (rewrites, "inline_inner_graph", inline_ofg_node,
+                    rewrites.inline_inner_graph)}
 SWAPPED = {"destroy": list(destroy_check.SWAPS),
            "s13": [*destroy_check.SWAPS, "signature_sum", "signature_eq", "patterns"],
-           "traces": ["traces"]}.get(compare, [])
+           "traces": ["traces"], "inline": ["inline"], "s14": ["inline"]}.get(compare, [])
 
 def switch(on):
     if compare == "lean":
@@ -130,7 +136,8 @@ def main() -> None:
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--lib", type=Path, default=ROOT / "build" / "native-lib")
     p.add_argument("--jit-cache", type=Path, default=ROOT / "build" / "test-jit-cache")
-    p.add_argument("--compare", choices=("lean", "traces", "destroy", "s13"), default="lean")
+    p.add_argument("--compare", choices=("lean", "traces", "destroy", "s13", "inline", "s14"),
+                   default="lean")
     p.add_argument("--in-process", action="store_true",
                    help="one process per model, off and on alternating --repeat times after "
                         "a warm-up compile (graph and model caches off): less noise")

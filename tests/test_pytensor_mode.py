@@ -346,6 +346,38 @@ def test_inner_graphs_run_in_aot_mode(aot_lib):
         else:
             assert nested and "aot" in nested and "pytensor" not in nested, rows
 
+def test_inlining_clones_the_inner_graph_only(aot_lib, monkeypatch):
+    """Inlining a plain OpFromGraph adds its inner graph's nodes and nothing else (PyTensor's
+    ``inline_ofg_node`` cloned the inputs' graphs too, for the merge passes to fold back);
+    the compiled graph and its numbers are those PyTensor's inlining gives."""
+    from pytensor.graph.fg import FunctionGraph
+    from pytensor.graph.rewriting.basic import dfs_rewriter
+    from pytensor.tensor.rewriting.ofg import inline_ofg_node
+
+    from aotkernels.pytensor import rewrites
+
+    x, a, b = pt.vector("x"), pt.vector("a"), pt.vector("b")
+    upstream = pt.exp(pt.cumsum(x)) * 3 + pt.log1p(x ** 2)
+    ofg = OpFromGraph([a, b], [a[::-1] * 2 + b.sum(), a * b])
+    out = pt.sum(ofg(upstream, x)[0]) + pt.sum(ofg(upstream * 2, upstream)[1])
+    fg = FunctionGraph([x], [out], clone=True)
+    before = len(fg.apply_nodes)
+    dfs_rewriter(rewrites.aot_inline_ofg).rewrite(fg)
+    assert len(fg.apply_nodes) <= before + 2 * (len(ofg.fgraph.apply_nodes) - 1)
+
+    monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
+    v = np.linspace(-1, 1, 7)
+    texts, values = [], []
+    for inline in (rewrites.inline_inner_graph, inline_ofg_node):
+        monkeypatch.setattr(rewrites, "inline_inner_graph", inline)
+        f = pytensor.function([x], out, mode="AOT")
+        texts.append(pytensor.printing.debugprint(f, print_type=True, file="str"))
+        values.append(f(v))
+    assert texts[0] == texts[1]
+    np.testing.assert_array_equal(values[0], values[1])
+    close(values[0], pytensor.function([x], out, mode="FAST_COMPILE")(v))
+
+
 
 def test_kernel_families_are_served(aot_lib):
     """Argmax, CumOp, Softmax, LogSoftmax, Join, Alloc, Dot, Gemv and Gemm run on kernels."""

@@ -35,10 +35,10 @@ from __future__ import annotations
 from pytensor.compile import optdb
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph import Apply, node_rewriter
-from pytensor.graph.rewriting.basic import GraphRewriter, dfs_rewriter
+from pytensor.graph.basic import clone_get_equiv
+from pytensor.graph.rewriting.basic import GraphRewriter, copy_stack_trace, dfs_rewriter
 from pytensor.raise_op import CheckAndRaise
 from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
-from pytensor.tensor.rewriting.ofg import inline_ofg_node
 from pytensor.tensor.rewriting.shape import ShapeFeature
 from pytensor.tensor.sort import ArgSortOp
 
@@ -66,7 +66,20 @@ class TensorCheck(CheckAndRaise):
 def aot_inline_ofg(fgraph, node):
     if type(node.op) is not OpFromGraph:
         return False
-    return inline_ofg_node(node)
+    return inline_inner_graph(node)
+
+
+def inline_inner_graph(node: Apply) -> list:
+    """``node``'s inner graph cloned onto its inputs: PyTensor's ``inline_ofg_node``
+    (``clone_replace``) clones the inputs' whole graphs as well, which for a gradient's
+    ``OpFromGraph`` is the model's logp graph again: marginal GP's 301 nodes grew to 524,
+    for the merge passes to fold back. Constants inside are copied, as there."""
+    op = node.op
+    equiv = clone_get_equiv(op.inner_inputs, op.inner_outputs, copy_inputs=False,
+                            memo=dict(zip(op.inner_inputs, node.inputs, strict=True)))
+    outs = [equiv[v] for v in op.inner_outputs]
+    copy_stack_trace(op.inner_outputs, outs)
+    return outs
 
 
 @node_rewriter([CheckAndRaise])
