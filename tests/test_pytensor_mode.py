@@ -349,7 +349,9 @@ def test_inner_graphs_run_in_aot_mode(aot_lib):
 def test_inlining_clones_the_inner_graph_only(aot_lib, monkeypatch):
     """Inlining a plain OpFromGraph adds its inner graph's nodes and nothing else (PyTensor's
     ``inline_ofg_node`` cloned the inputs' graphs too, for the merge passes to fold back);
-    the compiled graph and its numbers are those PyTensor's inlining gives."""
+    the compiled graph is no larger than with PyTensor's inlining (on PyTensor 2.38 that one
+    is larger here: a subtensor is lifted into one copy of the inputs' graph before the
+    copies merge, so the upstream is computed twice), and its numbers are FAST_COMPILE's."""
     from pytensor.graph.fg import FunctionGraph
     from pytensor.graph.rewriting.basic import dfs_rewriter
     from pytensor.tensor.rewriting.ofg import inline_ofg_node
@@ -367,16 +369,16 @@ def test_inlining_clones_the_inner_graph_only(aot_lib, monkeypatch):
 
     monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
     v = np.linspace(-1, 1, 7)
-    texts, values = [], []
+    sizes, values = [], []
     for inline in (rewrites.inline_inner_graph, inline_ofg_node):
         monkeypatch.setattr(rewrites, "inline_inner_graph", inline)
         f = pytensor.function([x], out, mode="AOT")
-        texts.append(pytensor.printing.debugprint(f, print_type=True, file="str"))
+        sizes.append(len(f.maker.fgraph.apply_nodes))
         values.append(f(v))
-    assert texts[0] == texts[1]
-    np.testing.assert_array_equal(values[0], values[1])
-    close(values[0], pytensor.function([x], out, mode="FAST_COMPILE")(v))
-
+    assert sizes[0] <= sizes[1], sizes
+    want = pytensor.function([x], out, mode="FAST_COMPILE")(v)
+    close(values[0], want)
+    close(values[1], want)
 
 
 def test_kernel_families_are_served(aot_lib):

@@ -73,7 +73,8 @@ def inline_inner_graph(node: Apply) -> list:
     """``node``'s inner graph cloned onto its inputs: PyTensor's ``inline_ofg_node``
     (``clone_replace``) clones the inputs' whole graphs as well, which for a gradient's
     ``OpFromGraph`` is the model's logp graph again: marginal GP's 301 nodes grew to 524,
-    for the merge passes to fold back. Constants inside are copied, as there."""
+    for the merge passes to fold back (or not: PyTensor 2.38 may rewrite one copy before
+    they meet, and compute it twice). Constants inside are copied, as there."""
     op = node.op
     equiv = clone_get_equiv(op.inner_inputs, op.inner_outputs, copy_inputs=False,
                             memo=dict(zip(op.inner_inputs, node.inputs, strict=True)))
