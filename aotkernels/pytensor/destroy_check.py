@@ -207,6 +207,4 @@ SWAPS = {
 
 def install() -> None:
     """Put ``validate`` and the journal's callbacks in PyTensor's place (once)."""
-    for owner, attr, plain, ours in SWAPS.values():
-        if owner.__dict__.get(attr) is plain:
-            setattr(owner, attr, ours)
+    lean_rewriting.swap_in(SWAPS)

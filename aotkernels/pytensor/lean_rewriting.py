@@ -381,15 +381,21 @@ SWAPS = {
 }
 
 
+def swap_in(swaps: dict) -> None:
+    """Each ``(class, attribute, PyTensor's, ours)`` of ``swaps`` set to ours where the
+    class still holds PyTensor's (so a second call, or a benchmark's swap, is left alone)."""
+    for owner, attr, plain, ours in swaps.values():
+        if owner.__dict__.get(attr) is plain:
+            setattr(owner, attr, ours)
+
+
 def install() -> None:
     """Put the shortcuts in PyTensor's place (once per process; the file contents
     ``_load_c_code_once`` keeps cannot change under a running process). All but that one
     act only inside ``rewriting()``."""
     import importlib
 
-    for owner, attr, plain, ours in SWAPS.values():
-        if owner.__dict__.get(attr) is plain:
-            setattr(owner, attr, ours)
+    swap_in(SWAPS)
     for name in _CALLERS:
         try:
             module = importlib.import_module(name)
