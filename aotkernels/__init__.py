@@ -11,6 +11,7 @@ The runtime needs only numpy and ctypes::
     ak.dot(a, b)                        # BLAS through the library's trampolines
     ak.cholesky(a); ak.solve_triangular(L, b, lower=True)   # LAPACK (SciPy's) likewise
     ak.solve(a, b, assume_a="pos"); ak.cho_solve((L, True), b); ak.lu_factor(a)
+    ak.slogdet(a); ak.det(a); ak.inv(a); ak.is_positive_definite(a)
     ak.join(0, x, y); ak.alloc(0.0, (3, 4))
 
 A signature missing from the library is JIT-compiled once from the same template and
@@ -36,8 +37,12 @@ from aotkernels.families.index import inc, inc_points, put, put_points, take, ta
 from aotkernels.families.lapack import (
     cho_solve,
     cholesky,
+    det,
+    inv,
+    is_positive_definite,
     lu_factor,
     pivot_to_permutation,
+    slogdet,
     solve,
     solve_triangular,
 )
@@ -62,17 +67,20 @@ __all__ = [
     "cumprod",
     "cumsum",
     "default_library",
+    "det",
     "dot",
     "elemwise",
     "gemm",
     "gemv",
     "inc",
     "inc_points",
+    "inv",
+    "is_positive_definite",
     "join",
     "load",
     "log_softmax",
-    "lu_factor",
     "logsumexp",
+    "lu_factor",
     "matmul",
     "pivot_to_permutation",
     "put",
@@ -80,11 +88,12 @@ __all__ = [
     "reduce",
     "resolve",
     "resolve_reduce",
+    "slogdet",
     "softmax",
     "softmax_grad",
-    "sort",
     "solve",
     "solve_triangular",
+    "sort",
     "take",
     "take_points",
 ]

@@ -91,7 +91,7 @@ def _bodies(dtype: str) -> dict:
                                                                "getrs"))
     potrs_t, sytrf_t, sytrs_t = lapack["potrs"], lapack["sytrf"], lapack["sytrs"]
     size = np.dtype(dtype).itemsize
-    zero, nan = getattr(np, dtype)(0), getattr(np, dtype)(np.nan)
+    zero, one, nan = (getattr(np, dtype)(v) for v in (0, 1, np.nan))
 
     @njit(inline="always")
     def failed(out, flags):
@@ -102,15 +102,14 @@ def _bodies(dtype: str) -> dict:
             return 0
         return FAILED
 
-    @njit
-    def cholesky_kernel(a, flags_, out):
-        flags = flags_[()]
+    @njit(inline="always")
+    def cholesky_into(a, lower, out):
+        """out = a's Cholesky factor (L of its lower triangle if ``lower``, else U of its
+        upper one), the other triangle zero; False if a is not positive definite."""
         n = a.shape[0]
-        if n == 0:
-            return 0
         # w: the factor as a lower triangle (U.T for an upper factor); a's triangle, cleaned
-        w = out if flags & LOWER else out.T
-        src = a if flags & LOWER else a.T
+        w = out if lower else out.T
+        src = a if lower else a.T
         for i in range(n):
             for j in range(n):
                 w[i, j] = src[i, j] if j <= i else zero
@@ -118,13 +117,13 @@ def _bodies(dtype: str) -> dict:
         if ld:  # lower of a column-major w, or upper of its row-major transpose
             info = potrf_t(1 - t, n, w.ctypes.data, ld)
             if info != NO_LAPACK:
-                return 0 if info == 0 else failed(out, flags)
+                return info == 0
         for j in range(n):
             s = w[j, j]
             for k in range(j):
                 s -= w[j, k] * w[j, k]
             if s <= zero:  # LAPACK's test: NaN runs on, as in OpenBLAS
-                return failed(out, flags)
+                return False
             d = np.sqrt(s)
             w[j, j] = d
             for i in range(j + 1, n):
@@ -132,6 +131,23 @@ def _bodies(dtype: str) -> dict:
                 for k in range(j):
                     s -= w[i, k] * w[j, k]
                 w[i, j] = s / d
+        return True
+
+    @njit
+    def cholesky_kernel(a, flags_, out):
+        flags = flags_[()]
+        if a.shape[0] == 0 or cholesky_into(a, flags & LOWER, out):
+            return 0
+        return failed(out, flags)
+
+    @njit
+    def posdef_kernel(a, flags_, w, out):
+        n = a.shape[0]
+        for i in range(n):  # SciPy's check_finite, before anything is factored
+            for j in range(n):
+                if not np.isfinite(a[i, j]):
+                    return FAILED
+        out[()] = 1 if n == 0 or cholesky_into(a, flags_[()] & LOWER, w) else 0
         return 0
 
     @njit
@@ -332,6 +348,33 @@ def _bodies(dtype: str) -> dict:
         return 0 if lu_factor_loop(out, ipiv) else failed(out, flags)
 
     @njit
+    def slogdet_kernel(a, flags_, lu, ipiv, out):
+        n = a.shape[0]
+        for j in range(n):  # the column-major copy NumPy factors
+            for i in range(n):
+                lu[i, j] = a[i, j]
+        info, first = NO_LAPACK, 0
+        t, ld = _as_lapack(lu, size)
+        if n and ld and t == 0:
+            info, first = getrf_t(n, lu.ctypes.data, ld, ipiv.ctypes.data), 1
+        if info == NO_LAPACK:  # an unbound trampoline did not touch lu
+            info, first = (0 if lu_factor_loop(lu, ipiv) else 1), 0
+        if info != 0:
+            out[0], out[1] = zero, -np.inf
+            return 0
+        sign, logdet = one, zero
+        for i in range(n):  # NumPy's order: pivots' parity, then the diagonal in turn
+            if ipiv[i] != i + first:
+                sign = -sign
+        for i in range(n):
+            d = lu[i, i]
+            if d < zero:
+                sign, d = -sign, -d
+            logdet += np.log(d)
+        out[0], out[1] = sign, logdet
+        return 0
+
+    @njit
     def cho_solve_kernel(c, b, flags_, out):
         flags = flags_[()]
         n, k = b.shape
@@ -351,7 +394,8 @@ def _bodies(dtype: str) -> dict:
         return 0
 
     return {"cholesky": cholesky_kernel, "solve_triangular": solve_triangular_kernel,
-            "solve": solve_kernel, "cho_solve": cho_solve_kernel, "lu_factor": lu_factor_kernel}
+            "solve": solve_kernel, "cho_solve": cho_solve_kernel, "lu_factor": lu_factor_kernel,
+            "slogdet": slogdet_kernel, "posdef": posdef_kernel}
 
 
 @njit

@@ -10,7 +10,10 @@ array; kernels cannot allocate). The kernels call LAPACK through the C shim's tr
 (``build_tools/shim/aotk_shim.c``) and fall back to their own loops when none was bound at
 load time. A matrix that is not positive definite (``cholesky``) or singular
 (``solve_triangular``, ``solve``) makes the kernel return ``FAILED``, or, with
-``NAN_ON_ERROR``, fill its result with NaN and succeed, as PyTensor's Ops do. Numba-free,
+``NAN_ON_ERROR``, fill its result with NaN and succeed, as PyTensor's Ops do. ``slogdet``
+never fails (a singular matrix has sign 0 and log-determinant -inf, as in NumPy);
+``posdef`` (``scipy.linalg.cholesky`` succeeding, PyMC's ``PosDefMatrix``) fails only on
+a non-finite element, which SciPy refuses before factoring. Numba-free,
 like ``blas_ops``.
 """
 
@@ -77,4 +80,10 @@ LAPACK_OPS: dict[str, LapackOp] = {op.name: op for op in [
              "pivot out of range", ("int64",), ("int32", "int64", "int64", "int64")),
     LapackOp("cho_solve", (2, 2, 0, 2), "out = x with c @ c.T @ x = b (LOWER), else"
              " c.T @ c @ x = b, for a Cholesky factor c (potrs)", "Matrix is singular."),
+    LapackOp("slogdet", (2, 0, 2, 1, 1), "out = [sign, log|det a|] from the LU factors"
+             " (getrf), accumulated as NumPy's slogdet does; (0, -inf) for a singular a;"
+             " workspaces: the factorization, the pivots", "", ("", "int32")),
+    LapackOp("posdef", (2, 0, 2, 0), "out = 1 if a's upper triangle (LOWER: lower) has a"
+             " Cholesky factor (potrf), else 0; workspace: the factor",
+             "array must not contain infs or NaNs", ("",)),
 ]}

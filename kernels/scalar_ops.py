@@ -299,7 +299,7 @@ def _op(name, nin, rule, body=None, raises=None, **impls):
 #: fact: append only); the shim's ``aotk_special`` table holds their addresses
 SCIPY_FUNCTIONS = ("psi", "erfcx", "erfinv", "erfcinv", "gammainc", "gammaincc",
                    "gammaincinv", "gammainccinv", "j0", "j1", "jv", "i0", "i1", "iv", "ive",
-                   "kve", "owens_t", "betainc", "betaincinv", "hyp2f1")
+                   "kve", "owens_t", "betainc", "betaincinv", "hyp2f1", "i0e", "i1e")
 #: capacity of the table the shim defines; the symbol kernels read it through
 SPECIAL_SLOTS, TABLE_SYMBOL = 64, "aotk_special"
 _SCIPY_MISSING = (RuntimeError, "scipy.special is not available to aotkernels kernels")
@@ -410,7 +410,7 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
         ("psi", 1), ("erfcx", 1), ("erfinv", 1), ("erfcinv", 1), ("gammainc", 2),
         ("gammaincc", 2), ("gammaincinv", 2), ("gammainccinv", 2), ("j0", 1), ("j1", 1),
         ("jv", 2), ("i0", 1), ("i1", 1), ("iv", 2), ("ive", 2), ("kve", 2), ("owens_t", 2),
-        ("betainc", 3), ("betaincinv", 3), ("hyp2f1", 4))],
+        ("betainc", 3), ("betaincinv", 3), ("hyp2f1", 4), ("i0e", 1), ("i1e", 1))],
     # rounding
     _op("floor", 1, _float, lambda x: np.floor(x)),
     _op("ceil", 1, _float, lambda x: np.ceil(x)),

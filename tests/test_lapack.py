@@ -307,6 +307,63 @@ def test_aot_lapack_chooses_the_binding(aot_lib, value, expect):
     assert ("AOT_LAPACK=bogus" in res.stderr) == (value == "bogus")
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_determinants_and_inverse_match_numpy(lapack, dtype):
+    """``slogdet``, ``det`` and ``inv`` from the LU factors, against NumPy on every layout;
+    a singular matrix: ``(0, -inf)``, 0, and ``LinAlgError``; an empty one ``(1, 0)``."""
+    for n in (1, 2, 7, 40):
+        a = general(n, dtype, n) * np.where(np.arange(n) % 3, 1, -1).astype(dtype)
+        sign, logdet = np.linalg.slogdet(a)
+        for av in layouts(a):
+            (s, ld), where = ran(ak.slogdet, av)
+            assert where == "aot" and s.shape == ld.shape == () and s.dtype == ld.dtype == dtype
+            assert s == sign
+            np.testing.assert_allclose(ld, logdet, **tol(dtype))
+            np.testing.assert_allclose(ak.det(av), np.linalg.det(a), **tol(dtype))
+            np.testing.assert_allclose(ak.inv(av), np.linalg.inv(a), **tol(dtype))
+    sing = general(5, dtype)
+    sing[:, 3] = 0  # an exactly zero pivot (a repeated row leaves rounding in its place)
+    assert [float(v) for v in np.linalg.slogdet(sing)] == [0.0, -np.inf]
+    assert [float(v) for v in ak.slogdet(sing)] == [0.0, -np.inf]
+    assert ak.det(sing) == 0
+    with pytest.raises(np.linalg.LinAlgError):
+        ak.inv(sing)
+    assert np.isnan(ak.inv(sing, on_error="nan")).all()
+    assert [float(v) for v in ak.slogdet(np.zeros((0, 0), dtype))] == [1.0, 0.0]
+    with pytest.raises(ValueError, match="square"):
+        ak.slogdet(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_positive_definite_matches_scipy(lapack, dtype):
+    """Whether ``scipy.linalg.cholesky`` succeeds (PyMC's ``posdef``), reading the upper
+    triangle (or the lower); a non-finite element raises SciPy's ``ValueError``."""
+    def scipy_says(m, lower):
+        try:
+            sl.cholesky(m, lower=lower)
+            return True
+        except np.linalg.LinAlgError:
+            return False
+
+    for n in (1, 2, 7):
+        good = spd(n, dtype, n)
+        junk = good.copy()
+        junk[np.tril_indices(n, -1)] = -100  # only the upper triangle is read
+        cases = [good, -good, junk, junk.T, good - 2 * n * np.eye(n, dtype=dtype)]
+        for m in cases:
+            for lower in (False, True):
+                want = scipy_says(m, lower)
+                for mv in layouts(m):
+                    got, where = ran(ak.is_positive_definite, mv, lower=lower)
+                    assert where == "aot" and got.dtype == bool and got.shape == ()
+                    assert bool(got) == want, (n, lower, m)
+        bad = good.copy()
+        bad[0, -1] = np.nan
+        with pytest.raises(ValueError, match="infs or NaNs"):
+            ak.is_positive_definite(bad)
+    assert ak.is_positive_definite(np.zeros((0, 0)))
+
+
 # -- PyTensor's Ops in mode AOT: served, replayed by plans, NaN and errors as PyTensor -------
 
 pytensor = pytest.importorskip("pytensor")
@@ -481,3 +538,47 @@ def test_lu_factor_and_its_solves_replay_without_python(aot_lib):
         with pytest.raises(IndexError):
             g(bad)
     assert plan_of(g).kinds()["python"] == 0, plan_of(g).kinds()
+
+
+def test_determinants_inverse_and_diagonal_fills_replay_without_python(aot_lib):
+    """``MatrixInverse``, ``Det`` (alone and under ``Blockwise``), ``SLogDet``, the
+    gradients of the first two and ``FillDiagonal`` (square and rectangular; LKJ correlations use it): every
+    node a kernel step, no Python item in the plan, the reference's numbers; a singular
+    matrix gives det 0 and ``(0, -inf)`` and makes the inverse raise ``LinAlgError``, on the
+    first call and on replays."""
+    try:  # PyTensor 3.x; 2.x has them in nlinalg only
+        from pytensor.tensor.linalg import SLogDet
+    except ImportError:
+        from pytensor.tensor.nlinalg import SLogDet
+    from pytensor.tensor.extra_ops import fill_diagonal
+
+    a, w, r, c = pt.matrix("a"), pt.tensor3("w"), pt.matrix("r"), pt.scalar("c")
+    sign, logdet = SLogDet()(a)
+    outs = [pt.linalg.inv(a) * 2, pt.linalg.det(a) + 1, sign * 1, logdet + 0,
+            pt.linalg.inv(w) + 0, pt.linalg.det(w) * 3, fill_diagonal(a, c) * 2,
+            fill_diagonal(r, c) + 1, fill_diagonal(r.T, c) + 1,
+            *pytensor.grad(pt.linalg.det(a) + (pt.linalg.inv(a) * fill_diagonal(a, c)).sum(),
+                           [a, c])]
+    f, ref = modes([a, w, r, c], outs)
+    mats = np.stack([general(4, "float64", k) for k in range(3)])
+    replays(f, ref, [general(4, "float64"), mats, np.linspace(-1, 1, 12).reshape(3, 4),
+                     np.array(2.5)])
+    names = ("MatrixInverse", "Det", "SLogDet", "FillDiagonal", "Blockwise")
+    rows = [(node, src) for node, src in am.coverage(f) if node.startswith(names)]
+    ops = {node.split("{")[0].split("(")[0] for node, _ in rows}
+    assert ops >= {"MatrixInverse", "SLogDet", "FillDiagonal", "Blockwise"}, rows
+    assert len(rows) >= 6 and all(src == "aot" for _, src in rows), am.coverage(f)
+    assert plan_of(f).kinds()["python"] == 0, plan_of(f).kinds()
+
+    x = pt.matrix("x")
+    g, g_ref = modes([x], [pt.linalg.det(x) * 2, SLogDet()(x)[1] * 1])
+    h = pytensor.function([x], pt.linalg.inv(x) * 2, mode="AOT")
+    good, sing = general(4, "float64"), general(4, "float64")
+    sing[:, 2] = 0
+    for _ in range(3):  # the first call records, the later ones replay
+        got, want = g(sing), g_ref(sing)
+        assert got[0] == want[0] == 0 and got[1] == want[1] == -np.inf
+        np.testing.assert_allclose(h(good), 2 * np.linalg.inv(good))
+        with pytest.raises(np.linalg.LinAlgError):
+            h(sing)
+    assert plan_of(g).kinds()["python"] == 0 and plan_of(h) is not None

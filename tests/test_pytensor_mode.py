@@ -52,6 +52,38 @@ def test_inverse_trig_runs_on_kernels(aot_lib):
     assert not off, off
 
 
+def test_scalar_ops_named_by_their_scipy_function_run_on_kernels(aot_lib):
+    """A scalar op defined outside PyTensor whose ``nfunc_spec`` names a SciPy function
+    (PyMC's ``I0e`` and ``I1e``, the Rice distribution's, are written like this one): its
+    ``Elemwise`` and a ``Composite`` holding it run on kernels, with SciPy's numbers. One
+    naming an unknown function, or with another arity, stays on ``perform``."""
+    import scipy.special
+    from pytensor.scalar.basic import UnaryScalarOp, upgrade_to_float_no_complex
+    from pytensor.tensor.elemwise import Elemwise
+
+    class ScaledBessel(UnaryScalarOp):
+        nfunc_spec = ("scipy.special.i0e", 1, 1)
+
+        def impl(self, x):
+            return scipy.special.i0e(x)
+
+    class Unknown(ScaledBessel):
+        nfunc_spec = ("scipy.special.not_a_function", 1, 1)
+
+    i0e = Elemwise(ScaledBessel(upgrade_to_float_no_complex, name="i0e"))
+    other = Elemwise(Unknown(upgrade_to_float_no_complex, name="unknown"))
+    x, y = pt.vector("x"), pt.fvector("y")
+    outs = [i0e(x), pt.exp(i0e(x) * 2) + x, i0e(y), other(x)]
+    f, ref = modes([x, y], outs)
+    replays(f, ref, [np.linspace(-30, 30, 41), np.linspace(-5, 5, 11).astype("float32")])
+    sources = {row: source for row, source in am.coverage(f)}
+    served = [src for row, src in sources.items() if "i0e" in row]
+    assert len(served) >= 2 and all(src in ("aot", "jit") for src in served), sources
+    assert [src for row, src in sources.items() if "unknown" in row] == ["pytensor"], sources
+    np.testing.assert_array_equal(f(np.array([0.5, -3.0]), np.ones(1, "float32"))[0],
+                                  scipy.special.i0e([0.5, -3.0]))
+
+
 def test_sort_runs_on_kernels(aot_lib):
     """``SortOp`` (a Deterministic's ``pt.sort``: on ``perform`` it kept a Python item in
     the expand function, and nutpie fell back to Python callbacks): every axis, the

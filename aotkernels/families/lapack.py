@@ -1,5 +1,7 @@
 """Dense solvers on the ``lapack`` kernels: Cholesky and LU factors, triangular, general,
-symmetric and positive definite solves, and solves with a Cholesky factor.
+symmetric and positive definite solves, solves with a Cholesky factor, and what NumPy
+computes from the same factors (``slogdet``, ``det``, ``inv``, a positive-definiteness
+test).
 
 The kernels call the LAPACK bound at load time (``lapack_source``: SciPy's) or, without
 one, their own loops, and are never JIT-compiled (their trampolines live in the library's
@@ -20,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from aotkernels import call, record
+from aotkernels.families.elemwise import elemwise
 from aotkernels.kernels.lapack_ops import (
     FAILED,
     FLAGS_DTYPE,
@@ -336,3 +339,75 @@ def _solve_triangular_numpy(a, b, out, lower: bool, unit: bool, on_error: str) -
         return out
     out[...] = np.linalg.solve(t, b)
     return out
+
+
+def _square(a, what: str) -> tuple[np.ndarray, str]:
+    (a, name) = call.operand(a)
+    if a.ndim != 2 or a.shape[0] != a.shape[1]:
+        raise ValueError(f"{what}: expected square matrix, got an array of shape {a.shape}")
+    dtype = _result_dtype(name)
+    return _float(a, dtype), dtype
+
+
+def slogdet(a, *, out: tuple[np.ndarray, np.ndarray] | None = None
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """``(sign, logabsdet)`` of a square matrix as 0-d arrays (or into ``out``, a pair of
+    them), NumPy's ``slogdet``: the LU factors (``getrf``), the pivots' parity and the
+    diagonal accumulated in NumPy's order; a singular matrix gives ``(0, -inf)``, an empty
+    one ``(1, 0)``."""
+    a, dtype = _square(a, "slogdet")
+    n = a.shape[0]
+    pair = record.workspace((2,), dtype)
+    if not _ships("slogdet", dtype):
+        record.opaque("numpy")
+        pair[...] = np.linalg.slogdet(a)
+    else:
+        flags = record.literal(np.array(0, FLAGS_DTYPE))
+        lu = record.workspace((n, n), dtype, order="F")
+        pivots = record.workspace((n,), "int32")
+        _run("slogdet", dtype, [a, flags, lu, pivots, pair])
+    sign, logdet = (None, None) if out is None else out
+    return (elemwise("identity", pair[0:1].reshape(()), out=sign),
+            elemwise("identity", pair[1:2].reshape(()), out=logdet))
+
+
+def det(a, *, out: np.ndarray | None = None) -> np.ndarray:
+    """The determinant as a 0-d array, NumPy's ``det``: ``sign * exp(logabsdet)`` of
+    ``slogdet``, as NumPy computes it."""
+    a, dtype = _square(a, "det")
+    sign, logdet = slogdet(a, out=(record.workspace((), dtype), record.workspace((), dtype)))
+    return elemwise("mul", sign, elemwise("exp", logdet, out=logdet), out=out)
+
+
+def inv(a, *, on_error: str = "raise", out: np.ndarray | None = None) -> np.ndarray:
+    """The inverse of a square matrix, NumPy's ``inv``: ``gesv`` of the identity, i.e. LU
+    factors (``getrf``) and their solve (``getrs``), as ``solve`` does. An exactly singular
+    matrix raises ``LinAlgError`` (or gives NaN with ``on_error="nan"``)."""
+    a, dtype = _square(a, "inv")
+    n = a.shape[0]
+    return solve(a, record.literal(np.eye(n, dtype=dtype)), on_error=on_error,
+                 check_finite=False, out=out)
+
+
+def is_positive_definite(a, *, lower: bool = False) -> np.ndarray:
+    """Whether ``scipy.linalg.cholesky(a, lower=lower)`` succeeds, as a 0-d bool array
+    (PyMC's ``PosDefMatrix``): the triangle it reads (upper by default) has a Cholesky
+    factor (``potrf``). A NaN or infinite element raises ``ValueError``, as SciPy's
+    ``check_finite`` does."""
+    a, dtype = _square(a, "is_positive_definite")
+    n = a.shape[0]
+    out = record.workspace((), dtype)
+    if not _ships("posdef", dtype):
+        record.opaque("numpy")
+        _check_finite(a)
+        try:
+            np.linalg.cholesky(np.tril(a) + np.tril(a, -1).T if lower
+                               else np.triu(a) + np.triu(a, 1).T)
+            out[...] = 1
+        except np.linalg.LinAlgError:
+            out[...] = 0
+    else:
+        flags = record.literal(np.array(LOWER if lower else 0, FLAGS_DTYPE))
+        work = record.workspace((n, n), dtype, order="F")
+        _run("posdef", dtype, [_lapack_ready(a), flags, work, out], ValueError)
+    return elemwise("neq", out, record.literal(np.zeros((), dtype)))

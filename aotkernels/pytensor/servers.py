@@ -23,7 +23,7 @@ from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVecto
 from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
 from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
-from pytensor.tensor.extra_ops import CumOp
+from pytensor.tensor.extra_ops import CumOp, FillDiagonal
 from pytensor.tensor.math import Argmax, Dot
 from pytensor.tensor.sort import SortOp
 from pytensor.tensor.special import LogSoftmax, Softmax
@@ -56,6 +56,11 @@ except ImportError:
         Solve,
         SolveTriangular,
     )
+
+try:  # PyTensor 3.x; 2.x has them in nlinalg only
+    from pytensor.tensor.linalg import Det, MatrixInverse, SLogDet
+except ImportError:
+    from pytensor.tensor.nlinalg import Det, MatrixInverse, SLogDet
 
 try:  # PyTensor 2.x; 3.x spells the gradient out as elementwise ops and a sum
     from pytensor.tensor.special import SoftmaxGrad
@@ -118,6 +123,26 @@ try:  # PyTensor 2.x; 3.x writes xlogy with switch, mul and log
 except ImportError:
     pass
 
+#: ``scipy.special`` functions the table computes as SciPy does (``SCIPY_FUNCTIONS``) -> op
+SCIPY_OPS = {op.scipy: name for name, op in SCALAR_OPS.items() if op.scipy}
+
+
+def scalar_op_name(op) -> str | None:
+    """The op table's name for a scalar op: by its class (``PYTENSOR_SCALAR_OPS``), else by
+    the SciPy function its ``nfunc_spec`` names, which is what ``Elemwise.perform`` calls
+    for it: PyMC's ``I0e`` and ``I1e`` (the Rice distribution), or a user's op written the
+    same way."""
+    name = PYTENSOR_SCALAR_OPS.get(type(op))
+    if name is not None:
+        return name
+    spec = getattr(op, "nfunc_spec", None)
+    if not (isinstance(spec, tuple) and len(spec) == 3 and isinstance(spec[0], str)
+            and spec[0].startswith("scipy.special.") and spec[2] == 1):
+        return None
+    name = SCIPY_OPS.get(spec[0].removeprefix("scipy.special."))
+    return name if name is not None and SCALAR_OPS[name].nin == spec[1] == op.nin else None
+
+
 #: CAReduce scalar op -> aotkernels reduction (``REDUCTIONS``)
 PYTENSOR_REDUCTIONS: dict[type, str] = {
     ps.Add: "sum", ps.Mul: "prod", ps.Maximum: "max", ps.Minimum: "min", ps.AND: "all",
@@ -130,8 +155,10 @@ NARY = {"add", "mul", "maximum", "minimum", "and", "or", "xor"}
 
 @singledispatch
 def serve(op, node, thunk):
-    """The thunk that runs ``node`` (whose Op is ``op``): PyTensor's own unless registered."""
-    return thunk
+    """The thunk that runs ``node`` (whose Op is ``op``): PyTensor's own unless registered
+    (here by class, or in ``BY_NAME`` for an Op class of a package PyTensor does not import)."""
+    server = BY_NAME.get(f"{type(op).__module__}.{type(op).__qualname__}")
+    return thunk if server is None else server(op, node, thunk)
 
 
 def _dtypes(node) -> list[str]:
@@ -148,7 +175,7 @@ def _elemwise(op, node, thunk):
         return _composite(op, node, thunk)
     if isinstance(op.scalar_op, ScalarLoop):
         return _scalar_loop(op, node, thunk)
-    name = PYTENSOR_SCALAR_OPS.get(type(op.scalar_op))
+    name = scalar_op_name(op.scalar_op)
     dtypes = _dtypes(node)
     if len(node.outputs) != 1 or name is None or any(d not in CODES for d in dtypes):
         return thunk
@@ -176,7 +203,7 @@ def _composite(op, node, thunk):
 
     program = []
     for inner in fgraph.toposort():
-        name = PYTENSOR_SCALAR_OPS.get(type(inner.op))
+        name = scalar_op_name(inner.op)
         if name is None or len(inner.outputs) != 1:
             return thunk
         operands = [operand(v) for v in inner.inputs]
@@ -206,7 +233,7 @@ def _scalar_steps(nodes, ref) -> list | None:
     ``ref.results[var] = step index``."""
     steps = []
     for inner in nodes:
-        name = PYTENSOR_SCALAR_OPS.get(type(inner.op))
+        name = scalar_op_name(inner.op)
         if name is None or len(inner.outputs) != 1:
             return None
         ins, out = tuple(v.type.dtype for v in inner.inputs), inner.outputs[0].type.dtype
@@ -629,17 +656,31 @@ def _cho_solve_core(op):
                                                check_finite=False, out=out)
 
 
-#: solver Op class -> its core runner ``run(*matrices, out=None)`` (None: ``perform``); the
-#: result has the shape of the last input (the factored matrix, or the right-hand side)
+def _inverse_core(op):
+    """``np.linalg.inv`` (``gesv`` of the identity: LU factors and their solve), a
+    singular matrix raising ``LinAlgError`` as there."""
+    return lambda a, out=None: ak.inv(a, out=out)
+
+
+def _det_core(op):
+    """``np.linalg.det``: ``sign * exp(logabsdet)`` from the LU factors, as NumPy does."""
+    return lambda a, out=None: ak.det(a, out=out)
+
+
+#: solver Op class -> its core runner ``run(*matrices, out=None)`` (None: ``perform``),
+#: whose result is the Op's core output (a matrix, or a scalar for ``Det``)
 SOLVERS: dict[type, Callable] = {Cholesky: _cholesky_core,
                                  SolveTriangular: _solve_triangular_core,
-                                 Solve: _solve_core, CholeskySolve: _cho_solve_core}
+                                 Solve: _solve_core, CholeskySolve: _cho_solve_core,
+                                 MatrixInverse: _inverse_core, Det: _det_core}
 
 
 @serve.register(Cholesky)
 @serve.register(SolveTriangular)
 @serve.register(Solve)
 @serve.register(CholeskySolve)
+@serve.register(MatrixInverse)
+@serve.register(Det)
 def _solver(op, node, thunk):
     run = SOLVERS[type(op)](op) if _lapack_floats(node) else None
     return thunk if run is None else _kernel(node, thunk, run)
@@ -672,7 +713,8 @@ def _blockwise(op, node, thunk):
     core = make(op.core_op) if make is not None and _lapack_floats(node) else None
     if core is None:
         return thunk
-    core_ndims = [len(dims) for dims in _parse_gufunc_signature(op.signature)[0]]
+    in_dims, (out_dims,) = _parse_gufunc_signature(op.signature)
+    core_ndims = [len(dims) for dims in in_dims]
     dtype, check = node.outputs[0].type.dtype, getattr(op, "_check_runtime_broadcast", None)
 
     def run(*xs):
@@ -680,13 +722,63 @@ def _blockwise(op, node, thunk):
             check(node, xs)
         batch = np.broadcast_shapes(*(x.shape[:x.ndim - k] for x, k in zip(xs, core_ndims)))
         xs = [np.broadcast_to(x, batch + x.shape[x.ndim - k:]) for x, k in zip(xs, core_ndims)]
-        shape = xs[-1].shape[len(batch):]
+        sizes = {d: n for x, dims in zip(xs, in_dims) for d, n in zip(dims, x.shape[len(batch):])}
+        shape = tuple(sizes[d] for d in out_dims)
         out = np.empty(batch + shape[::-1], dtype)
         out = out.swapaxes(-1, -2) if len(shape) == 2 else out
         for idx in np.ndindex(*batch):
-            core(*[x[idx] for x in xs], out=out[idx])
+            core(*[x[idx] for x in xs], out=out[(*idx, ...)])
         return out
     return _kernel(node, thunk, run)
+
+
+@serve.register(SLogDet)
+def _slogdet(op, node, thunk):
+    """``np.linalg.slogdet``: the pivots' parity and the LU diagonal accumulated in NumPy's
+    order, ``(0, -inf)`` for a singular matrix."""
+    if not _lapack_floats(node):
+        return thunk
+    dtype = node.outputs[1].type.dtype
+
+    def run(a):  # a node's further results are workspaces its kernels write
+        return ak.slogdet(a, out=(np.empty((), dtype), record.workspace((), dtype)))
+    return _kernel(node, thunk, run)
+
+
+def _pos_def_matrix(op, node, thunk):
+    """PyMC's ``PosDefMatrix`` (MvStudentT's and Wishart's check): whether
+    ``scipy.linalg.cholesky`` succeeds on the upper triangle, ``ValueError`` for a
+    non-finite element as SciPy's ``check_finite`` raises it."""
+    (x,) = node.inputs
+    if x.type.dtype not in LAPACK_DTYPES or node.outputs[0].type.dtype != "bool":
+        return thunk
+    return _kernel(node, thunk, ak.is_positive_definite)
+
+
+@serve.register(FillDiagonal)
+def _fill_diagonal(op, node, thunk):
+    """A copy of the matrix (identity kernel), then the value broadcast into its main
+    diagonal's strided view: ``perform``'s ``a.flat[:end:step] = val``, which for a
+    rectangular matrix also stops after ``min(rows, columns)`` elements."""
+    a_t, val_t = node.inputs
+    dtype = node.outputs[0].type.dtype
+    if a_t.type.ndim != 2 or val_t.type.dtype != dtype or dtype not in CODES:
+        return thunk
+
+    def run(a, val):
+        out = ak.elemwise("identity", a)
+        s0, s1 = out.strides
+        diag = np.ndarray((min(out.shape),), dtype, out, 0, (s0 + s1,))
+        if diag.size:
+            ak.elemwise("identity", np.broadcast_to(val, diag.shape), out=diag)
+        return out
+    return _kernel(node, thunk, run)
+
+
+#: servers of Op classes PyTensor does not import, by ``module.qualname``
+BY_NAME: dict[str, Callable] = {
+    "pymc.distributions.multivariate.PosDefMatrix": _pos_def_matrix,
+}
 
 
 @serve.register(Ger)

@@ -2,7 +2,10 @@
 (``tests.corpus``) does not cover, written the way users write them (horseshoe priors,
 ZeroSumNormal, HSGP and latent GPs, GARCH11, hurdles, censored and truncated families,
 splines, Potentials with logsumexp, CustomDist, explicit MvNormal covariances, crossed
-non-centred effects, large counts, ``pm.Data`` changed by ``set_data``).
+non-centred effects, large counts, ``pm.Data`` changed by ``set_data``; since session 15
+AR, LKJCorr with MvStudentT, DirichletMultinomial, rarer continuous and discrete families,
+discrete truncation, Matern and periodic latent GPs, MvGaussianRandomWalk, a CustomDist
+written as a Scan).
 
 ``MODELS`` maps a name to a builder (same contract as ``tests.corpus.MODELS``; names are
 distinct from the corpus's). ``CHANGES`` maps a model to what a user does to it after
@@ -486,9 +489,167 @@ def crossed_noncentered(rng):
     return m
 
 
+# -- session 15: more families and time series ------------------------------------------------
+
+@model
+def ar_with_constant(rng):
+    """``pm.AR`` of order 2 with a constant term and a Normal initial distribution."""
+    n = 120
+    y = np.zeros(n)
+    for t in range(2, n):
+        y[t] = 0.3 + 0.5 * y[t - 1] - 0.2 * y[t - 2] + rng.normal(0, 0.5)
+    with pm.Model() as m:
+        rho = pm.Normal("rho", 0, 0.5, shape=3)
+        sigma = pm.HalfNormal("sigma", 1)
+        pm.AR("y", rho=rho, sigma=sigma, constant=True,
+              init_dist=pm.Normal.dist(0, 2, shape=2), observed=y)
+    return m
+
+
+@model
+def mv_student_t_lkj_corr(rng):
+    """``pm.LKJCorr`` scaled by standard deviations into a covariance for ``pm.MvStudentT``."""
+    k, n = 3, 60
+    y = rng.standard_t(5, size=(n, k)) * np.array([1.0, 2.0, 0.5])
+    with pm.Model() as m:
+        corr = pm.LKJCorr("corr", n=k, eta=2.0, return_matrix=True)
+        sd = pm.HalfNormal("sd", 2, shape=k)
+        cov = corr * pt.outer(sd, sd)
+        nu = pm.Gamma("nu", 2, 0.1)
+        pm.MvStudentT("y", nu=nu, mu=np.zeros(k), scale=cov, observed=y)
+    return m
+
+
+@model
+def dirichlet_multinomial_counts(rng):
+    """``pm.DirichletMultinomial`` of count vectors with a concentration on a log scale."""
+    k, n = 4, 30
+    p = rng.dirichlet(np.ones(k) * 3, size=n)
+    counts = np.array([rng.multinomial(20, pi) for pi in p])
+    with pm.Model() as m:
+        log_a = pm.Normal("log_a", 0, 1, shape=k)
+        pm.DirichletMultinomial("y", n=20, a=pt.exp(log_a), observed=counts)
+    return m
+
+
+@model
+def exotic_families(rng):
+    """Less common continuous families in one model: SkewNormal, ExGaussian,
+    AsymmetricLaplace, Kumaraswamy, LogitNormal, Wald, Moyal, Rice."""
+    with pm.Model() as m:
+        a = pm.Normal("a", 0, 1)
+        s = pm.HalfNormal("s", 1)
+        pm.SkewNormal("y1", mu=a, sigma=s, alpha=2.0, observed=rng.normal(0.5, 1, 40))
+        pm.ExGaussian("y2", mu=a, sigma=s, nu=1.5, observed=rng.normal(1.5, 1, 40))
+        pm.AsymmetricLaplace("y3", kappa=1.5, mu=a, b=s, observed=rng.laplace(0, 1, 40))
+        ka = pm.Gamma("ka", 2, 1)
+        pm.Kumaraswamy("y4", a=ka, b=2.0, observed=rng.beta(2, 3, 40))
+        pm.LogitNormal("y5", mu=a, sigma=s, observed=rng.uniform(0.05, 0.95, 40))
+        pm.Wald("y6", mu=pt.exp(a) + 0.5, lam=2.0, observed=rng.wald(1.0, 2.0, 40))
+        pm.Moyal("y7", mu=a, sigma=s, observed=rng.gumbel(0, 1, 40))
+        pm.Rice("y8", nu=pt.abs(a) + 0.1, sigma=s, observed=rng.rayleigh(1.0, 40))
+    return m
+
+
+@model
+def truncated_poisson_hurdle(rng):
+    """A discrete ``pm.Truncated`` (Poisson above 0 and below 30, logcdf differences) and
+    ``pm.HurdlePoisson`` on the same covariate."""
+    n = 80
+    x = rng.normal(size=n)
+    y = np.clip(rng.poisson(np.exp(1 + 0.4 * x)), 1, 29)
+    z = np.where(rng.random(n) < 0.3, 0, rng.poisson(3, n) + 1)
+    with pm.Model() as m:
+        a = pm.Normal("a", 0, 2)
+        b = pm.Normal("b", 0, 1)
+        pm.Truncated("y", pm.Poisson.dist(pt.exp(a + b * x)), lower=1, upper=30,
+                     observed=y)
+        psi = pm.Beta("psi", 2, 2)
+        mu = pm.Gamma("mu", 2, 0.5)
+        pm.HurdlePoisson("z", psi=psi, mu=mu, observed=z)
+    return m
+
+
+@model
+def latent_gp_matern_periodic(rng):
+    """``pm.gp.Latent`` with a Matern52 plus Periodic covariance and a Bernoulli logit
+    likelihood."""
+    n = 30
+    x = np.linspace(0, 6, n)[:, None]
+    y = (rng.random(n) < 1 / (1 + np.exp(-np.sin(2 * x[:, 0])))).astype(int)
+    with pm.Model() as m:
+        ls = pm.Gamma("ls", 3, 2)
+        eta = pm.HalfNormal("eta", 1)
+        cov = (eta ** 2 * pm.gp.cov.Matern52(1, ls=ls)
+               + 0.5 * pm.gp.cov.Periodic(1, period=3.0, ls=1.0))
+        gp = pm.gp.Latent(cov_func=cov)
+        f = gp.prior("f", X=x, jitter=1e-5)
+        pm.Bernoulli("y", logit_p=f, observed=y)
+    return m
+
+
+@model
+def mv_gaussian_random_walk(rng):
+    """``pm.MvGaussianRandomWalk`` of a 2-d latent path with an LKJ Cholesky factor,
+    observed with Normal noise."""
+    t, k = 40, 2
+    path = np.cumsum(rng.normal(size=(t, k)) * 0.3, axis=0)
+    with pm.Model() as m:
+        chol, _, _ = pm.LKJCholeskyCov("chol", n=k, eta=2.0,
+                                       sd_dist=pm.HalfNormal.dist(1.0, shape=k))
+        w = pm.MvGaussianRandomWalk("w", mu=np.zeros(k), chol=chol,
+                                    init_dist=pm.MvNormal.dist(np.zeros(k), np.eye(k)),
+                                    shape=(t, k))
+        s = pm.HalfNormal("s", 1)
+        pm.Normal("y", w, s, observed=path + 0.2 * rng.normal(size=(t, k)))
+    return m
+
+
+def _scan_walk(mu, sigma, size):
+    import pytensor
+    from pymc.pytensorf import collect_default_updates
+
+    def step(prev, mu, sigma):
+        nxt = prev + pm.Normal.dist(mu, sigma)
+        return nxt, collect_default_updates([nxt])
+
+    walk, _ = pytensor.scan(step, outputs_info=[pt.zeros(())], non_sequences=[mu, sigma],
+                            n_steps=25, strict=True)
+    return walk
+
+
+@model
+def scan_customdist(rng):
+    """``pm.CustomDist`` whose ``dist`` is a ``pytensor.scan`` random walk: PyMC derives the
+    logp of the Scan itself."""
+    y = np.cumsum(rng.normal(0.2, 0.7, 25))
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0, 1)
+        sigma = pm.HalfNormal("sigma", 1)
+        pm.CustomDist("y", mu, sigma, dist=_scan_walk, observed=y)
+    return m
+
+
+@model
+def discrete_families(rng):
+    """Geometric, DiscreteWeibull, ZeroInflatedBinomial and BetaBinomial counts sharing
+    parameters."""
+    with pm.Model() as m:
+        p = pm.Beta("p", 2, 2)
+        q = pm.Beta("q", 5, 2)
+        pm.Geometric("g", p=p, observed=rng.geometric(0.4, 40))
+        pm.DiscreteWeibull("w", q=q, beta=1.5, observed=rng.geometric(0.3, 40) - 1)
+        pm.ZeroInflatedBinomial("z", psi=0.7, n=10, p=p,
+                                observed=np.where(rng.random(40) < 0.3, 0,
+                                                  rng.binomial(10, 0.4, 40)))
+        ab = pm.Gamma("ab", 2, 0.5, shape=2)
+        pm.BetaBinomial("bb", alpha=ab[0], beta=ab[1], n=12, observed=rng.binomial(12, 0.3, 40))
+    return m
+
+
 #: the representative subset ``tests/test_corpus.py`` checks in CI (cheap to compile, and
 #: each guards a fix or a path the corpus lacks); the others:
 #: ``python -m tests.corpus.check --registry wild``
 CI = ["zerosum_crossed_effects", "deterministics_and_indexing", "garch11", "customdist_logp",
       "categorical_softmax_regression", "mvnormal_explicit_cov", "changepoint_switch",
-      "hsgp_regression"]
+      "hsgp_regression", "mv_student_t_lkj_corr", "exotic_families"]
