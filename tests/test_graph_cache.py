@@ -282,6 +282,28 @@ def test_the_switch_turns_it_off(graphs, monkeypatch):
     assert not graphs.exists()
 
 
+def test_edited_rewriting_code_uses_other_entries(monkeypatch):
+    """Entries made by other sources of aotkernels' rewriting are never read: an edited
+    checkout (or a reinstall under the same version) gets a directory of its own. Before
+    this, a rewrite fixed in place kept serving the graphs its old code had rewritten."""
+    before, where = graph_cache.versions(), graph_cache.cache_dir()
+    rewrites_py = Path(graph_cache.__file__).with_name("rewrites.py")
+    plain = Path.read_bytes
+
+    def edited(path):
+        data = plain(path)
+        return data + b"# edited" if path.name == rewrites_py.name else data
+
+    graph_cache.source_digest.cache_clear()
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    try:
+        assert graph_cache.versions() != before and graph_cache.cache_dir() != where
+    finally:
+        monkeypatch.undo()
+        graph_cache.source_digest.cache_clear()
+    assert graph_cache.versions() == before
+
+
 def test_an_uncachable_graph_compiles_normally(graphs):
     """An Op without props has no canonical name: no key, no entry, a normal compile."""
     from pytensor.graph.basic import Apply

@@ -542,8 +542,9 @@ def test_lu_factor_and_its_solves_replay_without_python(aot_lib):
 
 def test_determinants_inverse_and_diagonal_fills_replay_without_python(aot_lib):
     """``MatrixInverse``, ``Det`` (alone and under ``Blockwise``), ``SLogDet``, the
-    gradients of the first two and ``FillDiagonal`` (square and rectangular; LKJ correlations use it): every
-    node a kernel step, no Python item in the plan, the reference's numbers; a singular
+    gradients of the first two and ``FillDiagonal`` (square and rectangular; LKJ
+    correlations use it): every node a kernel step, no Python item in the plan, the
+    reference's numbers; a singular
     matrix gives det 0 and ``(0, -inf)`` and makes the inverse raise ``LinAlgError``, on the
     first call and on replays."""
     try:  # PyTensor 3.x; 2.x has them in nlinalg only

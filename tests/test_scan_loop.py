@@ -294,3 +294,39 @@ def test_a_number_of_steps_given_as_a_value_stays_on_perform(aot_lib):
     for k in (5, 5, 5, 9, 3, 9):
         np.testing.assert_allclose(f(k, 2.0), ref(k, 2.0), rtol=1e-15)
     assert not plan_kinds(f)[LOOP]
+
+
+def test_checks_inside_a_scan_read_tensors(aot_lib):
+    """A check inside a Scan on a condition of its non-sequences (``pm.Normal.dist``'s
+    ``sigma > 0`` in a ``CustomDist`` written as a scan): PyTensor pushes the condition's
+    ``ScalarFromTensor`` out of the loop, so the Scan read a NumPy scalar, which its C loop
+    cannot bind. Mode AOT remakes the Scan to read the 0-d tensor and check it with
+    ``TensorCheck``: the forward and gradient scans, the reference's numbers, and the
+    check's ``AssertionError`` on the first call and on replays. (The wild model
+    ``scan_customdist`` checks the whole path: its Scan then runs as a C loop.)"""
+    from pytensor.raise_op import Assert
+
+    from aotkernels.pytensor.rewrites import TensorCheck
+
+    sigma, xs = pt.scalar("sigma"), pt.tensor("xs", shape=(7,))
+
+    def step(x, acc, sigma):
+        return acc + Assert("sigma > 0")(x / sigma, pt.gt(sigma, 0)) ** 2
+
+    out = pytensor.scan(step, sequences=[xs], outputs_info=[pt.zeros(())],
+                        non_sequences=[sigma], return_updates=False)
+    outs = [out[-1], *pytensor.grad(out[-1], [xs, sigma])]
+    f = pytensor.function([xs, sigma], outs, mode="AOT")
+    ref = pytensor.function([xs, sigma], outs, mode="FAST_COMPILE")
+    scans = [n for n in f.maker.fgraph.apply_nodes if isinstance(n.op, Scan)]
+    assert scans
+    for node in scans:
+        checks = [n.op for n in node.op.fgraph.apply_nodes if "sigma > 0" in str(n.op)]
+        assert checks and all(isinstance(op, TensorCheck) for op in checks), checks
+        assert all(i.type.ndim == 0 for i in node.inputs if i.type.dtype == "bool")
+    x = np.linspace(-1, 1, 7)
+    for _ in range(3):  # the first call records, the later ones replay
+        for got, want in zip(f(x, 2.0), ref(x, 2.0)):
+            np.testing.assert_allclose(got, want, rtol=1e-13)
+        with pytest.raises(AssertionError, match="sigma > 0"):
+            f(x, -1.0)

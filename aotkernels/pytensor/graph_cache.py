@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import collections.abc
 import enum
+import functools
 import hashlib
 import io
 import logging
@@ -101,10 +102,29 @@ def enabled() -> bool:
 
 
 def versions() -> str:
-    """What makes a pickled graph and its rewriting valid: the versions it was made with."""
+    """What makes a pickled graph and its rewriting valid: the versions it was made with,
+    and the sources of aotkernels' own rewriting (``source_digest``)."""
     return (f"format={FORMAT}|pytensor={pytensor.__version__}|numpy={np.__version__}|"
             f"python={sys.version_info[0]}.{sys.version_info[1]}|"
-            f"aotkernels={AOTKERNELS_VERSION}|abi={ABI_VERSION}")
+            f"aotkernels={AOTKERNELS_VERSION}|abi={ABI_VERSION}|source={source_digest()}")
+
+
+@functools.cache
+def source_digest() -> str:
+    """A hash of the modules that decide what mode AOT's rewriting makes and how graphs are
+    stored (``aotkernels/pytensor/*.py``, ``model_cache.py``, ``nutpie.py``): a checkout
+    edited, or reinstalled under the same version, must not read graphs the old code made
+    (a fixed rewrite would otherwise stay unfixed for every graph cached before it)."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for path in sorted([*here.glob("*.py"), here.parent / "model_cache.py",
+                        here.parent / "nutpie.py"]):
+        h.update(path.name.encode() + b"\0")
+        try:
+            h.update(path.read_bytes())
+        except OSError:  # a module not shipped: its absence is part of the digest
+            h.update(b"-")
+    return h.hexdigest()[:16]
 
 
 def cache_dir() -> Path:

@@ -11,6 +11,11 @@ what real models leave in a graph runs as kernel steps of a plan.
 - ``aot_tensor_checks``: ``CheckAndRaise`` reads its conditions as scalars, made by
   ``ScalarFromTensor`` nodes whose values are NumPy scalars, which a plan cannot hold;
   ``TensorCheck`` reads the 0-d bool tensors themselves (same exception, same message).
+- ``aot_scan_tensor_checks``: the same for a check inside a ``Scan`` (a ``CustomDist``
+  whose ``dist`` is a scan of ``pm.Normal.dist`` checks ``sigma > 0`` in every step):
+  PyTensor pushes the condition's ``ScalarFromTensor`` out of the loop, and the Scan then
+  reads a NumPy scalar, which its C loop cannot bind; the Scan is remade reading the 0-d
+  tensor itself, checked by ``TensorCheck`` inside.
 - ``aot_argsort_permutation``: the argsort of a permutation (PyTensor's LU solves sort
   ``PivotToPermutations``'s result) is its inverse, which ``PivotToPermutations`` makes
   itself: a kernel instead of a sort left to Python (a permutation has no ties, so every
@@ -36,11 +41,15 @@ from pytensor.compile import optdb
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph import Apply, node_rewriter
 from pytensor.graph.basic import clone_get_equiv
+from pytensor.graph.replace import clone_replace
 from pytensor.graph.rewriting.basic import GraphRewriter, copy_stack_trace, dfs_rewriter
 from pytensor.raise_op import CheckAndRaise
+from pytensor.scalar import ScalarType
+from pytensor.scan.op import Scan
 from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
 from pytensor.tensor.rewriting.shape import ShapeFeature
 from pytensor.tensor.sort import ArgSortOp
+from pytensor.tensor.type import TensorType
 
 try:  # PyTensor 3.x; 2.x has it in slinalg only
     from pytensor.tensor.linalg import PivotToPermutations
@@ -95,6 +104,40 @@ def aot_tensor_checks(fgraph, node):
     return [TensorCheck(node.op.exc_type, node.op.msg)(value, *tensors)]
 
 
+@node_rewriter([Scan])
+def aot_scan_tensor_checks(fgraph, node):
+    op = node.op
+    if op.destroy_map:  # an in-place Scan: made later than this runs, left alone
+        return False
+    inner = op.fgraph
+    swaps = {}  # inner bool scalar -> the outer 0-d bool tensor it was made from
+    for iv, ov in zip(op.inner_non_seqs(op.inner_inputs), op.outer_non_seqs(node.inputs)):
+        made = ov.owner
+        if (isinstance(iv.type, ScalarType) and iv.type.dtype == "bool" and made is not None
+                and isinstance(made.op, ScalarFromTensor)
+                and made.inputs[0].type.dtype == "bool" and inner.clients.get(iv)
+                and all(isinstance(c.op, CheckAndRaise) and not isinstance(c.op, TensorCheck)
+                        and k > 0 for c, k in inner.clients[iv])):
+            swaps[iv] = made.inputs[0]
+    checks = {c for iv in swaps for c, _ in inner.clients[iv]}
+    if not checks or any(not all(v in swaps for v in c.inputs[1:]) for c in checks):
+        return False
+    tensors = {iv: TensorType("bool", shape=())(name=iv.name) for iv in swaps}
+    remade = {c.outputs[0]: TensorCheck(c.op.exc_type, c.op.msg)(
+        c.inputs[0], *[tensors[v] for v in c.inputs[1:]]) for c in checks}
+    outputs = clone_replace(op.inner_outputs, replace=remade)
+    inputs = [tensors.get(v, v) for v in op.inner_inputs]
+    scan = Scan(inputs, outputs, op.info, mode=op.mode, profile=op.profile,
+                truncate_gradient=op.truncate_gradient, name=op.name, allow_gc=op.allow_gc)
+    n = op.info.n_non_seqs  # the last inputs, outside and inside
+    outer = [*node.inputs[:len(node.inputs) - n],
+             *[swaps.get(iv, ov) for iv, ov in zip(op.inner_inputs[len(op.inner_inputs) - n:],
+                                                    node.inputs[len(node.inputs) - n:])]]
+    new = scan(*outer, return_list=True)
+    copy_stack_trace(node.outputs, new)
+    return new
+
+
 @node_rewriter([ArgSortOp])
 def aot_argsort_permutation(fgraph, node):
     x, axis = node.inputs
@@ -116,6 +159,8 @@ class DropShapeFeature(GraphRewriter):
 
 optdb.register("aot_inline_ofg", dfs_rewriter(aot_inline_ofg), TAG, position=0.5)
 optdb.register("aot_tensor_checks", dfs_rewriter(aot_tensor_checks), TAG, position=48.9)
+optdb.register("aot_scan_tensor_checks", dfs_rewriter(aot_scan_tensor_checks), TAG,
+               position=48.95)  # after the scan pushouts, before add_destroy_handler
 optdb.register("aot_argsort_permutation", dfs_rewriter(aot_argsort_permutation), TAG,
                position=60.5)  # after Blockwise wrappers are removed (60)
 optdb.register("aot_drop_shape_feature", DropShapeFeature(), TAG,

@@ -652,4 +652,4 @@ def discrete_families(rng):
 #: ``python -m tests.corpus.check --registry wild``
 CI = ["zerosum_crossed_effects", "deterministics_and_indexing", "garch11", "customdist_logp",
       "categorical_softmax_regression", "mvnormal_explicit_cov", "changepoint_switch",
-      "hsgp_regression", "mv_student_t_lkj_corr", "exotic_families"]
+      "hsgp_regression", "mv_student_t_lkj_corr", "exotic_families", "scan_customdist"]
