@@ -296,19 +296,22 @@ def test_a_number_of_steps_given_as_a_value_stays_on_perform(aot_lib):
     assert not plan_kinds(f)[LOOP]
 
 
-def test_checks_inside_a_scan_read_tensors(aot_lib):
+@pytest.mark.parametrize("length", [7, None])
+def test_checks_inside_a_scan_read_tensors(aot_lib, length):
     """A check inside a Scan on a condition of its non-sequences (``pm.Normal.dist``'s
     ``sigma > 0`` in a ``CustomDist`` written as a scan): PyTensor pushes the condition's
     ``ScalarFromTensor`` out of the loop, so the Scan read a NumPy scalar, which its C loop
     cannot bind. Mode AOT remakes the Scan to read the 0-d tensor and check it with
-    ``TensorCheck``: the forward and gradient scans, the reference's numbers, and the
-    check's ``AssertionError`` on the first call and on replays. (The wild model
-    ``scan_customdist`` checks the whole path: its Scan then runs as a C loop.)"""
+    ``TensorCheck``. The gradient's Scan also computes a reversed output in place of a
+    static initial state, which the planner now copies into memory of that layout (it gave
+    up on the negative stride). Both scans are C loops, no Python item in the plan, the
+    reference's numbers, and the check's ``AssertionError`` on the first call and on
+    replays."""
     from pytensor.raise_op import Assert
 
     from aotkernels.pytensor.rewrites import TensorCheck
 
-    sigma, xs = pt.scalar("sigma"), pt.tensor("xs", shape=(7,))
+    sigma, xs = pt.scalar("sigma"), pt.tensor("xs", shape=(length,))
 
     def step(x, acc, sigma):
         return acc + Assert("sigma > 0")(x / sigma, pt.gt(sigma, 0)) ** 2
@@ -330,3 +333,5 @@ def test_checks_inside_a_scan_read_tensors(aot_lib):
             np.testing.assert_allclose(got, want, rtol=1e-13)
         with pytest.raises(AssertionError, match="sigma > 0"):
             f(x, -1.0)
+    kinds = plan_kinds(f)
+    assert kinds[LOOP] == len(scans) and kinds[PYTHON] == 0, kinds

@@ -55,6 +55,14 @@ except ImportError:  # NumPy 1.x
     byte_bounds = np.byte_bounds
 
 
+def _empty_as(a: np.ndarray) -> np.ndarray:
+    """New memory in ``a``'s layout, negative strides too (the reversed initial state of a
+    gradient Scan's mit-mot output): a view of a fresh array; a layout with gaps comes out
+    dense (the caller compares the strides)."""
+    flip = tuple(slice(None, None, -1) if s < 0 else slice(None) for s in a.strides)
+    return np.empty_like(a[flip])[flip]
+
+
 def thunk_cells(vm) -> dict:
     """var -> the storage cell its thunks read and write. Not ``vm.storage_map``: PyTensor
     remaps that after making the thunks when it shares storage between variables
@@ -346,7 +354,7 @@ class _Planner:
                 # never write into constants, static values or inputs: the output gets
                 # memory of its own (standing for the recorded memory: a result that is a
                 # view of it is made fresh every call) and a copy of its initial state
-                own = _Root("buffer", np.empty_like(out), var)
+                own = _Root("buffer", _empty_as(out), var)
                 if own.value.strides != out.strides:
                     return None
                 own.lo, own.hi = byte_bounds(out) if out.size else (own.lo, own.hi)
