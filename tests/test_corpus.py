@@ -178,7 +178,8 @@ def test_wild_models_match_python_implementation_in_mode_aot(aot_lib, pymc_pytho
     GARCH11's Scan, CustomDist, softmax regression, an explicit MvNormal covariance, a
     change point, an HSGP, MvStudentT on an LKJCorr covariance (SLogDet, MatrixInverse,
     FillDiagonal, PyMC's PosDefMatrix), the Rice family (PyMC's I0e, I1e) and a CustomDist
-    written as a Scan with a check inside; every one matches and keeps no Python item in its
+    written as a Scan with a check inside, an observed Wishart (``ProdWithoutZeros``);
+    every one matches and keeps no Python item in its
     plan."""
     names = subprocess.run([pymc_python, "-c", "from tests.corpus.wild import CI; "
                             "print(' '.join(CI))"], cwd=ROOT, capture_output=True,

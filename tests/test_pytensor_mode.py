@@ -84,6 +84,31 @@ def test_scalar_ops_named_by_their_scipy_function_run_on_kernels(aot_lib):
                                   scipy.special.i0e([0.5, -3.0]))
 
 
+def test_products_without_zeros_run_on_kernels(aot_lib):
+    """``ProdWithoutZeros`` (PyTensor's gradient of ``prod``, a Wishart's logp): the product
+    of the nonzero elements, 0 where all are zero, over every axis choice, float64 and
+    float32: kernel steps, no Python item, the reference's numbers (up to the order of the
+    multiplications) for no zero, one zero, all zeros and NaN."""
+    from pytensor.tensor.math import ProdWithoutZeros
+
+    x, y = pt.matrix("x"), pt.fmatrix("y")
+    outs = [ProdWithoutZeros(axis=axis)(v) for v in (x, y) for axis in (None, (0,), (1,))]
+    outs += pytensor.grad(pt.prod(x), [x])
+    f, ref = modes([x, y], outs)
+    base = np.linspace(0.5, 1.7, 12).reshape(3, 4)
+    for m in (base, np.where(np.eye(3, 4) > 0, 0.0, base), np.zeros((3, 4)),
+              np.where(np.eye(3, 4) > 0, np.nan, base)):
+        m = m.copy()
+        m[2, :] = 0.0 if m is not base else m[2, :]
+        for _ in range(2):
+            for got, want in zip(f(m, m.astype("float32")), ref(m, m.astype("float32"))):
+                np.testing.assert_allclose(got, want, rtol=1e-6 if got.dtype == "float32"
+                                           else 1e-14)
+    rows = [(r, src) for r, src in am.coverage(f) if r.startswith("ProdWithoutZeros")]
+    assert len(rows) >= 6 and all(src in ("aot", "jit") for _, src in rows), am.coverage(f)
+    assert am.plan_summary(f)["python"] == 0
+
+
 def test_sort_runs_on_kernels(aot_lib):
     """``SortOp`` (a Deterministic's ``pt.sort``: on ``perform`` it kept a Python item in
     the expand function, and nutpie fell back to Python callbacks): every axis, the

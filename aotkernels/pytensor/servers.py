@@ -24,7 +24,7 @@ from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
 from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp, FillDiagonal
-from pytensor.tensor.math import Argmax, Dot
+from pytensor.tensor.math import Argmax, Dot, MulWithoutZeros
 from pytensor.tensor.sort import SortOp
 from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.subtensor import (
@@ -339,6 +339,8 @@ def _scalar_loop(op, node, thunk):
 
 @serve.register(CAReduce)
 def _careduce(op, node, thunk):
+    if isinstance(op.scalar_op, MulWithoutZeros):
+        return _prod_without_zeros(op, node, thunk)
     name = PYTENSOR_REDUCTIONS.get(type(op.scalar_op))
     ins, out = node.inputs[0].type.dtype, node.outputs[0].type.dtype
     if len(node.outputs) != 1 or name is None or ins not in CODES:
@@ -348,6 +350,26 @@ def _careduce(op, node, thunk):
         return thunk
     axis = op.axis
     return _kernel(node, thunk, lambda x: ak.reduce(name, x, axis=axis))
+
+
+def _prod_without_zeros(op, node, thunk):
+    """``ProdWithoutZeros`` (the gradient of ``prod``): the product of the nonzero elements,
+    0 where all are zero (or none: its identity is 0), from kernels: zeros become ones
+    (``switch``), ``prod``, then ``all`` zeros picks 0. ``perform`` multiplies in another
+    order: the same up to rounding."""
+    ins, out = node.inputs[0].type.dtype, node.outputs[0].type.dtype
+    if ins not in CODES or np.dtype(ins).kind != "f" or REDUCTIONS["prod"].dtypes(ins)[1] != out:
+        return thunk
+    axis = op.axis
+
+    def run(x):
+        zero, one = (record.literal(np.array(v, x.dtype)) for v in (0, 1))
+        zeros = ak.elemwise("eq", x, zero, out=record.workspace(x.shape, "bool"))
+        ones = ak.elemwise("switch", zeros, one, x, out=record.workspace(x.shape, x.dtype))
+        return ak.elemwise("switch", ak.reduce("all", zeros, axis=axis),
+                           record.literal(np.zeros((), out)),
+                           ak.reduce("prod", ones, axis=axis))
+    return _kernel(node, thunk, run)
 
 
 @serve.register(OpFromGraph)

@@ -5,7 +5,8 @@ splines, Potentials with logsumexp, CustomDist, explicit MvNormal covariances, c
 non-centred effects, large counts, ``pm.Data`` changed by ``set_data``; since session 15
 AR, LKJCorr with MvStudentT, DirichletMultinomial, rarer continuous and discrete families,
 discrete truncation, Matern and periodic latent GPs, MvGaussianRandomWalk, a CustomDist
-written as a Scan).
+written as a Scan, mixtures of MvNormals, precision matrices, KroneckerNormal, Wishart,
+CAR and ICAR, stick-breaking weights, Euler-Maruyama, HSGPPeriodic, Interpolated).
 
 ``MODELS`` maps a name to a builder (same contract as ``tests.corpus.MODELS``; names are
 distinct from the corpus's). ``CHANGES`` maps a model to what a user does to it after
@@ -647,9 +648,163 @@ def discrete_families(rng):
     return m
 
 
+@model
+def mixture_of_mvnormals(rng):
+    """A two-component ``pm.Mixture`` of MvNormals sharing an LKJ Cholesky factor."""
+    k, d, n = 2, 2, 80
+    y = np.concatenate([rng.multivariate_normal([-2, 0], np.eye(2), n // 2),
+                        rng.multivariate_normal([2, 1], [[1, .5], [.5, 1]], n // 2)])
+    with pm.Model() as m:
+        w = pm.Dirichlet("w", np.ones(k))
+        mus = pm.Normal("mus", 0, 3, shape=(k, d))
+        chol, _, _ = pm.LKJCholeskyCov("chol", n=d, eta=2.0,
+                                       sd_dist=pm.HalfNormal.dist(1.0, shape=d))
+        comps = [pm.MvNormal.dist(mu=mus[i], chol=chol) for i in range(k)]
+        pm.Mixture("y", w=w, comp_dists=comps, observed=y)
+    return m
+
+@model
+def mvnormal_precision(rng):
+    """``pm.MvNormal`` given a precision matrix (``tau``) instead of a covariance."""
+    d = 3
+    y = rng.multivariate_normal(np.zeros(d), np.eye(d), 50)
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0, 1, shape=d)
+        s = pm.HalfNormal("s", 1, shape=d)
+        tau = pt.diag(1 / s ** 2) + 0.1
+        pm.MvNormal("y", mu=mu, tau=tau, observed=y)
+    return m
+
+@model
+def kronecker_normal(rng):
+    """``pm.KroneckerNormal`` over two ExpQuad covariances (its logp takes ``eigh`` of
+    each factor: still on ``perform``)."""
+    x1, x2 = np.linspace(0, 1, 5)[:, None], np.linspace(0, 1, 4)[:, None]
+    y = rng.normal(size=20)
+    with pm.Model() as m:
+        ls = pm.Gamma("ls", 2, 2)
+        K1 = pm.gp.cov.ExpQuad(1, ls=ls)(x1) + 1e-3 * np.eye(5)
+        K2 = pm.gp.cov.ExpQuad(1, ls=0.5)(x2) + 1e-3 * np.eye(4)
+        sigma = pm.HalfNormal("sigma", 1)
+        pm.KroneckerNormal("y", mu=np.zeros(20), covs=[K1, K2], sigma=sigma, observed=y)
+    return m
+
+@model
+def wishart_observed(rng):
+    """An observed ``pm.Wishart`` scatter matrix with a diagonal scale (``PosDefMatrix``,
+    the gradient of ``prod``: ``ProdWithoutZeros``)."""
+    d = 3
+    S = np.cov(rng.normal(size=(d, 30))) * 30
+    with pm.Model() as m:
+        s = pm.HalfNormal("s", 1, shape=d)
+        V = pt.diag(s ** 2)
+        pm.Wishart("W", nu=30, V=V, observed=S)
+    return m
+
+@model
+def car_spatial(rng):
+    """A ``pm.CAR`` spatial effect on a chain graph under a Poisson likelihood."""
+    n = 6
+    W = np.zeros((n, n))
+    for i in range(n - 1):
+        W[i, i + 1] = W[i + 1, i] = 1
+    y = rng.poisson(3, n)
+    with pm.Model() as m:
+        tau = pm.Gamma("tau", 2, 1)
+        alpha = pm.Beta("alpha", 2, 2)
+        phi = pm.CAR("phi", mu=np.zeros(n), W=W, alpha=alpha, tau=tau)
+        b = pm.Normal("b", 1, 1)
+        pm.Poisson("y", pt.exp(b + phi), observed=y)
+    return m
+
+@model
+def icar_spatial(rng):
+    """A ``pm.ICAR`` spatial effect on a chain graph under a Poisson likelihood."""
+    n = 6
+    W = np.zeros((n, n))
+    for i in range(n - 1):
+        W[i, i + 1] = W[i + 1, i] = 1
+    y = rng.poisson(3, n)
+    with pm.Model() as m:
+        sigma = pm.HalfNormal("sigma", 1)
+        phi = pm.ICAR("phi", W=W, sigma=sigma)
+        b = pm.Normal("b", 1, 1)
+        pm.Poisson("y", pt.exp(b + phi), observed=y)
+    return m
+
+@model
+def stick_breaking_mixture(rng):
+    """A truncated Dirichlet-process mixture: ``pm.StickBreakingWeights`` into a
+    ``pm.NormalMixture``."""
+    K = 5
+    y = np.concatenate([rng.normal(-2, 0.5, 30), rng.normal(2, 0.5, 30)])
+    with pm.Model() as m:
+        alpha = pm.Gamma("alpha", 1, 1)
+        w = pm.StickBreakingWeights("w", alpha=alpha, K=K - 1)
+        mu = pm.Normal("mu", 0, 3, shape=K)
+        sd = pm.HalfNormal("sd", 1, shape=K)
+        pm.NormalMixture("y", w=w, mu=mu, sigma=sd, observed=y)
+    return m
+
+@model
+def euler_maruyama_sde(rng):
+    """``pm.EulerMaruyama``: an Ornstein-Uhlenbeck path observed with noise."""
+    def sde(x, theta):
+        return -theta * x, 0.3
+    y = np.cumsum(rng.normal(0, 0.1, 30))
+    with pm.Model() as m:
+        theta = pm.HalfNormal("theta", 1)
+        x = pm.EulerMaruyama("x", dt=0.1, sde_fn=sde, sde_pars=(theta,),
+                             init_dist=pm.Normal.dist(0, 1), shape=30)
+        pm.Normal("y", x, 0.1, observed=y)
+    return m
+
+@model
+def skew_student_t_models(rng):
+    """SkewStudentT, StudentT with an unknown ``nu``, Logistic, Laplace, Cauchy and
+    Gumbel sharing a location and a scale."""
+    with pm.Model() as m:
+        mu = pm.Normal("mu", 0, 1)
+        s = pm.HalfNormal("s", 1)
+        pm.SkewStudentT("y", a=2.0, b=3.0, mu=mu, sigma=s, observed=rng.standard_t(4, 50))
+        nu = pm.Gamma("nu", 2, 0.2)
+        pm.StudentT("z", nu=nu, mu=mu, sigma=s, observed=rng.standard_t(4, 50))
+        pm.Logistic("l", mu=mu, s=s, observed=rng.logistic(0, 1, 50))
+        pm.Laplace("la", mu=mu, b=s, observed=rng.laplace(0, 1, 50))
+        pm.Cauchy("c", alpha=mu, beta=s, observed=rng.standard_cauchy(50))
+        pm.Gumbel("g", mu=mu, beta=s, observed=rng.gumbel(0, 1, 50))
+    return m
+
+@model
+def hsgp_periodic(rng):
+    """``pm.gp.HSGPPeriodic``: a periodic latent function by its low-rank approximation."""
+    x = np.linspace(0, 10, 60)
+    y = np.sin(x) + 0.2 * rng.normal(size=60)
+    with pm.Model() as m:
+        ls = pm.Gamma("ls", 3, 2)
+        cov = pm.gp.cov.Periodic(1, period=2 * np.pi, ls=ls)
+        gp = pm.gp.HSGPPeriodic(m=12, scale=1.0, cov_func=cov)
+        f = gp.prior("f", X=x[:, None])
+        s = pm.HalfNormal("s", 1)
+        pm.Normal("y", f, s, observed=y)
+    return m
+
+@model
+def interpolated_prior(rng):
+    """A ``pm.Interpolated`` prior: its spline (SciPy's, a Python Op) stays on
+    ``perform``, and nutpie falls back to Python callbacks."""
+    xs = np.linspace(-3, 3, 50)
+    pdf = np.exp(-xs ** 2 / 2)
+    with pm.Model() as m:
+        a = pm.Interpolated("a", x_points=xs, pdf_points=pdf)
+        pm.Normal("y", a, 1, observed=rng.normal(0.5, 1, 20))
+    return m
+
+
 #: the representative subset ``tests/test_corpus.py`` checks in CI (cheap to compile, and
 #: each guards a fix or a path the corpus lacks); the others:
 #: ``python -m tests.corpus.check --registry wild``
 CI = ["zerosum_crossed_effects", "deterministics_and_indexing", "garch11", "customdist_logp",
       "categorical_softmax_regression", "mvnormal_explicit_cov", "changepoint_switch",
-      "hsgp_regression", "mv_student_t_lkj_corr", "exotic_families", "scan_customdist"]
+      "hsgp_regression", "mv_student_t_lkj_corr", "exotic_families", "scan_customdist",
+      "wishart_observed"]
