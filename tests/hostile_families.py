@@ -166,6 +166,29 @@ def scipy_lu_factor_or_nan(x):
     return lu, piv
 
 
+def numpy_inv_or_nan(x):
+    """``np.linalg.inv``, NaN where the matrix is singular (``ak.inv(on_error="nan")``)."""
+    try:
+        return np.linalg.inv(x)
+    except np.linalg.LinAlgError:
+        if np.ndim(x) != 2 or np.shape(x)[0] != np.shape(x)[1]:
+            raise ValueError("not a square matrix") from None
+        return np.full(np.shape(x), np.nan)
+
+
+def scipy_posdef(x):
+    """PyMC's ``posdef``: whether ``scipy.linalg.cholesky`` succeeds."""
+    import scipy.linalg as sl
+
+    try:
+        sl.cholesky(x)
+        return True
+    except np.linalg.LinAlgError:
+        if np.ndim(x) != 2 or np.shape(x)[0] != np.shape(x)[1]:
+            raise ValueError("not a square matrix") from None
+        return False
+
+
 def pytensor_pivots(p, inverse: bool):
     """PyTensor's PivotToPermutations.perform (integer pivots only)."""
     p = np.asarray(p)
@@ -179,8 +202,9 @@ def pytensor_pivots(p, inverse: bool):
 
 def solvers(log, counts) -> None:
     """Cholesky factors, triangular, general and positive definite solves and solves with a
-    factor, of square (and not square) matrices; a singular one is a ``LinAlgError``, a
-    ``ValueError``, or NaN as PyTensor's Ops give."""
+    factor, determinants, inverses and the positive-definiteness test, of square (and not
+    square) matrices; a singular one is a ``LinAlgError``, a ``ValueError``, or NaN as
+    PyTensor's Ops give."""
     import scipy.linalg as sl
 
     for shape, dtype in itertools.product([(0, 0), (1, 1), (4, 4), (3, 4), (2, 2, 2)],
@@ -190,6 +214,14 @@ def solvers(log, counts) -> None:
             check(log, f"cholesky {tag}",
                   lambda: ak.cholesky(x, on_error="nan", check_finite=False),
                   lambda: scipy_cholesky_or_nan(x), counts)
+            for k in (0, 1):  # sign and log-determinant
+                check(log, f"slogdet {tag} [{k}]", lambda: ak.slogdet(x)[k],
+                      lambda: np.linalg.slogdet(x)[k], counts)
+            check(log, f"det {tag}", lambda: ak.det(x), lambda: np.linalg.det(x), counts)
+            check(log, f"inv {tag}", lambda: ak.inv(x, on_error="nan"),
+                  lambda: numpy_inv_or_nan(x), counts)
+            check(log, f"is_positive_definite {tag}", lambda: ak.is_positive_definite(x),
+                  lambda: scipy_posdef(x), counts)
             for k in (0, 1):  # LU factors (NaN if singular), then the pivots
                 check(log, f"lu_factor {tag} [{k}]",
                       lambda: ak.lu_factor(x, on_error="nan", check_finite=False)[k],
