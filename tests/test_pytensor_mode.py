@@ -109,6 +109,24 @@ def test_products_without_zeros_run_on_kernels(aot_lib):
     assert am.plan_summary(f)["python"] == 0
 
 
+def test_mixed_dtype_products_and_solves_run_on_kernels(aot_lib):
+    """Under ``floatX=float32`` a model's float64 data meets float32 parameters: ``Dot`` of
+    a float64 design matrix and a float32 vector, a triangular solve of a float64 factor and
+    a float32 right-hand side (marginal GP). PyTensor upcasts them to float64, and so do
+    recorded kernel steps: no Python item (both were one per call), NumPy's numbers."""
+    X = np.linspace(-1, 1, 24).reshape(6, 4)
+    w, b = pt.fvector("w"), pt.fmatrix("b")
+    L = np.tril(np.linspace(1, 2, 36).reshape(6, 6)) + 6 * np.eye(6)
+    outs = [pt.dot(X, w) + 1, pt.dot(w, X.T) * 2,
+            pt.linalg.solve_triangular(L, b, lower=True) + 1,
+            pt.linalg.solve(L @ L.T, b, assume_a="pos") * 2]
+    f, ref = modes([w, b], outs)
+    assert all(o.dtype == "float64" for o in outs)
+    replays(f, ref, [np.linspace(0, 1, 4).astype("float32"),
+                     np.linspace(-1, 1, 12).reshape(6, 2).astype("float32")])
+    assert am.plan_summary(f)["python"] == 0, am.coverage(f)
+
+
 def test_sort_runs_on_kernels(aot_lib):
     """``SortOp`` (a Deterministic's ``pt.sort``: on ``perform`` it kept a Python item in
     the expand function, and nutpie fell back to Python callbacks): every axis, the

@@ -49,7 +49,7 @@ def _floats(*xs) -> tuple[list[np.ndarray], str]:
     if len(set(dtypes)) == 1:
         return list(arrays), dtypes[0]
     dtype = np.result_type(*arrays).name
-    return [a if a.dtype.name == dtype else a.astype(dtype) for a in arrays], dtype
+    return [a if a.dtype.name == dtype else record.astype(a, dtype) for a in arrays], dtype
 
 
 def gemm(alpha, a, b, beta, c: np.ndarray) -> np.ndarray:

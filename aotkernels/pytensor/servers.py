@@ -528,7 +528,13 @@ def _floats(node) -> bool:
 @serve.register(Dot)
 @serve.register(Dot22)
 def _dot(op, node, thunk):
-    if not _floats(node) or any(v.type.ndim not in (1, 2) for v in node.inputs):
+    """``np.dot`` of vectors and matrices; inputs of mixed dtypes (a float64 design matrix
+    and float32 parameters under ``floatX=float32``) are converted to the result's dtype by
+    recorded kernel steps first, as NumPy converts them."""
+    ins, out = [v.type.dtype for v in node.inputs], node.outputs[0].type.dtype
+    if (out not in BLAS_DTYPES or any(d not in CODES for d in ins)
+            or np.result_type(*ins).name != out
+            or any(v.type.ndim not in (1, 2) for v in node.inputs)):
         return thunk
     return _kernel(node, thunk, ak.dot)
 
@@ -632,9 +638,15 @@ def _inc_points(op, node, thunk):
 # -- dense linear algebra: LAPACK-backed solvers, the rank-1 update, diagonals -------------
 
 def _lapack_floats(node) -> bool:
-    """Matrices of one float dtype in and out (mixed or integer inputs run ``perform``)."""
-    dtypes = _dtypes(node)
-    return len(set(dtypes)) == 1 and dtypes[0] in LAPACK_DTYPES
+    """Every result in the dtype the ``lapack`` functions compute these inputs in (SciPy's:
+    float32 stays, anything else upcasts to float64; mixed inputs, as a float64 matrix with
+    a float32 vector under ``floatX=float32``, are converted by recorded kernel steps)."""
+    ins = [v.type.dtype for v in node.inputs]
+    if any(d not in CODES for d in (*ins, *_dtypes(node))):
+        return False
+    res = ins[0] if len(set(ins)) == 1 else np.result_type(*ins).name
+    res = res if res in LAPACK_DTYPES else "float64"
+    return all(v.type.dtype == res for v in node.outputs)
 
 
 def _cholesky_core(op):
