@@ -77,9 +77,10 @@ def test_scalar_ops_named_by_their_scipy_function_run_on_kernels(aot_lib):
     f, ref = modes([x, y], outs)
     replays(f, ref, [np.linspace(-30, 30, 41), np.linspace(-5, 5, 11).astype("float32")])
     sources = {row: source for row, source in am.coverage(f)}
-    served = [src for row, src in sources.items() if "i0e" in row]
+    served = [src for row, src in sources.items() if row.lower().startswith("i0e")]
     assert len(served) >= 2 and all(src in ("aot", "jit") for src in served), sources
-    assert [src for row, src in sources.items() if "unknown" in row] == ["pytensor"], sources
+    assert [src for row, src in sources.items()
+            if row.lower().startswith("unknown")] == ["pytensor"], sources
     np.testing.assert_array_equal(f(np.array([0.5, -3.0]), np.ones(1, "float32"))[0],
                                   scipy.special.i0e([0.5, -3.0]))
 
