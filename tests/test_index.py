@@ -117,6 +117,33 @@ def test_outside_the_catalog_numpy_answers(no_jit):
         index.inc(np.arange(5.0), np.array([0, 1]), np.ones(3))  # y does not broadcast
 
 
+@pytest.mark.parametrize("idx_dtype", ["int8", "int16", "uint8", "uint16", "uint32"])
+def test_small_integer_indices_are_converted_for_the_kernels(no_jit, idx_dtype):
+    """Index dtypes the kernels do not take (PyMC's int16 data under ``floatX=float32``)
+    are converted to int64 by a recorded step, then the kernels run: NumPy's results, and
+    ``IndexError`` past the end. uint64 is not converted (a value past int64 would become a
+    valid negative index): NumPy answers and raises."""
+    x = _data((7, 3), "float64")
+    idx = np.array([0, 6, 1, 1, 2], idx_dtype)
+    if np.dtype(idx_dtype).kind == "i":
+        idx = np.append(idx, np.array([-1, -7], idx_dtype))
+    got, where = ran(index.take, x, idx)
+    np.testing.assert_array_equal(got, x[idx])
+    assert where == "aot"
+    y = _data((idx.shape[0], 3), "float64")
+    want = x.copy()
+    np.add.at(want, idx, y)
+    np.testing.assert_array_equal(index.inc(x, idx, y), want)
+    got, where = ran(index.take_points, x, (idx, idx % 3))
+    np.testing.assert_array_equal(got, x[idx, idx % 3])
+    assert where == "aot"
+    with pytest.raises(IndexError):
+        index.take(x, np.array([7], idx_dtype))
+    huge = np.array([2 ** 63 + 1], "uint64")
+    with pytest.raises(IndexError):
+        index.take(x, huge)
+
+
 @pytest.mark.parametrize("shape", [(6, 5), (4, 3, 2), (3, 2, 2, 2)], ids=str)
 @pytest.mark.parametrize("idx_dtype", ["int64", "int32"])
 @pytest.mark.parametrize("dtype", DATA)

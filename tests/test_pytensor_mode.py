@@ -114,17 +114,22 @@ def test_mixed_dtype_products_and_solves_run_on_kernels(aot_lib):
     """Under ``floatX=float32`` a model's float64 data meets float32 parameters: ``Dot`` of
     a float64 design matrix and a float32 vector, a triangular solve of a float64 factor and
     a float32 right-hand side (marginal GP). PyTensor upcasts them to float64, and so do
-    recorded kernel steps: no Python item (both were one per call), NumPy's numbers."""
+    recorded kernel steps; int16 indices (PyMC's integer data there) are converted to int64.
+    No Python item (each was one per call), NumPy's numbers."""
     X = np.linspace(-1, 1, 24).reshape(6, 4)
-    w, b = pt.fvector("w"), pt.fmatrix("b")
+    w, b, g = pt.fvector("w"), pt.fmatrix("b"), pt.vector("g", dtype="int16")
     L = np.tril(np.linspace(1, 2, 36).reshape(6, 6)) + 6 * np.eye(6)
     outs = [pt.dot(X, w) + 1, pt.dot(w, X.T) * 2,
             pt.linalg.solve_triangular(L, b, lower=True) + 1,
             pt.linalg.solve(L @ L.T, b, assume_a="pos") * 2]
-    f, ref = modes([w, b], outs)
     assert all(o.dtype == "float64" for o in outs)
+    # integer data become int16 indices there: converted to int64 by a recorded step
+    i, j = g % 4, g % 2  # int16 still, in range whatever values a call brings
+    outs += [pt.exp(w)[i] * 2, pt.inc_subtensor(pt.exp(w)[i], 1.0) + 0, b[i, j] + 1]
+    f, ref = modes([w, b, g], outs)
     replays(f, ref, [np.linspace(0, 1, 4).astype("float32"),
-                     np.linspace(-1, 1, 12).reshape(6, 2).astype("float32")])
+                     np.linspace(-1, 1, 12).reshape(6, 2).astype("float32"),
+                     np.array([0, 3, 1, 1, -1], "int16")])
     assert am.plan_summary(f)["python"] == 0, am.coverage(f)
 
 

@@ -34,11 +34,19 @@ def _run(op: str, ndim: int, operands: list[np.ndarray]) -> None:
                  errors=errors, update=INDEX_OPS[op].update).run(operands)
 
 
+#: index dtypes the kernels take (``INDEX_DTYPES``) and those converted to int64 first (a
+#: recorded step: PyMC makes integer data int16 under ``floatX=float32``); uint64 is neither
+#: (a value past int64 would wrap into a valid negative index where NumPy raises)
+INDEX_INPUTS = (*INDEX_DTYPES, "int8", "int16", "uint8", "uint16", "uint32")
+
+
 def _index(idx) -> np.ndarray:
     i = np.asarray(idx)
     if i.ndim != 1 or i.dtype.kind not in "iu":
         raise TypeError(f"indices must be a vector of integers, not {i.dtype} of rank {i.ndim}")
-    return call.operand(i)[0]
+    i = call.operand(i)[0]
+    return i if i.dtype.name not in INDEX_INPUTS[len(INDEX_DTYPES):] else record.astype(
+        i, np.int64)
 
 
 def take(x, idx) -> np.ndarray:

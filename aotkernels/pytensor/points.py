@@ -23,7 +23,7 @@ from pytensor.graph.basic import Constant
 
 from aotkernels import record
 from aotkernels.assemble import copy_into
-from aotkernels.kernels.index_ops import INDEX_DTYPES
+from aotkernels.families.index import INDEX_INPUTS
 
 #: one entry per indexed dimension: ``int`` (position of an index array among the node's
 #: index inputs) or a ``slice`` of Python ints
@@ -31,7 +31,7 @@ Entries = tuple
 
 
 def entries(op, indices) -> Entries | None:
-    """The node's index tuple as ``Entries``: integer arrays of the shipped index dtypes and
+    """The node's index tuple as ``Entries``: integer arrays of the index dtypes served and
     constant slices (``None`` if anything else: a boolean mask, ``newaxis``, a slice bound
     computed by the graph); at least one array and at most one entry per dimension."""
     idx_list = getattr(op, "idx_list", None)  # PyTensor 3: slices and input positions
@@ -40,7 +40,7 @@ def entries(op, indices) -> Entries | None:
         for k, v in enumerate(indices):
             if isinstance(getattr(v, "data", None), slice):
                 out.append(v.data)
-            elif getattr(v.type, "dtype", None) in INDEX_DTYPES:
+            elif getattr(v.type, "dtype", None) in INDEX_INPUTS:
                 out.append(k)
             else:
                 return None
@@ -54,7 +54,7 @@ def entries(op, indices) -> Entries | None:
                 if any(b is False for b in bounds):
                     return None
                 out.append(slice(*bounds))
-            elif isinstance(e, int) and getattr(indices[e].type, "dtype", None) in INDEX_DTYPES:
+            elif isinstance(e, int) and getattr(indices[e].type, "dtype", None) in INDEX_INPUTS:
                 out.append(e)
             else:
                 return None

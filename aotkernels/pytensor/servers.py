@@ -71,11 +71,12 @@ import aotkernels as ak
 from aotkernels import record
 from aotkernels.assemble import copy_into
 from aotkernels.families.axis import along
+from aotkernels.families.index import INDEX_INPUTS
 from aotkernels.families.lapack import STRUCTURES
 from aotkernels.families.loop import LoopCall, max_operands
 from aotkernels.kernels.axis_ops import AXIS_OPS
 from aotkernels.kernels.blas_ops import BLAS_DTYPES
-from aotkernels.kernels.index_ops import INDEX_DTYPES, INDEX_OPS
+from aotkernels.kernels.index_ops import INDEX_OPS
 from aotkernels.kernels.lapack_ops import LAPACK_DTYPES
 from aotkernels.kernels.loop import Loop
 from aotkernels.kernels.reductions import REDUCTIONS
@@ -571,7 +572,7 @@ def _gemm(op, node, thunk):
 @serve.register(AdvancedSubtensor1)
 def _take(op, node, thunk):
     x, i = node.inputs
-    if (x.type.dtype not in INDEX_OPS["take"].dtypes or i.type.dtype not in INDEX_DTYPES
+    if (x.type.dtype not in INDEX_OPS["take"].dtypes or i.type.dtype not in INDEX_INPUTS
             or i.type.ndim != 1):
         return thunk
     return _kernel(node, thunk, ak.take)
@@ -581,7 +582,7 @@ def _take(op, node, thunk):
 def _inc(op, node, thunk):
     x, y, i = node.inputs
     name = "put" if op.set_instead_of_inc else "inc"
-    if (x.type.dtype not in INDEX_OPS[name].dtypes or i.type.dtype not in INDEX_DTYPES
+    if (x.type.dtype not in INDEX_OPS[name].dtypes or i.type.dtype not in INDEX_INPUTS
             or not np.can_cast(y.type.dtype, x.type.dtype, "same_kind") or i.type.ndim != 1):
         return thunk
     update = ak.put if name == "put" else ak.inc
