@@ -133,6 +133,32 @@ def test_mixed_dtype_products_and_solves_run_on_kernels(aot_lib):
     assert am.plan_summary(f)["python"] == 0, am.coverage(f)
 
 
+def test_batched_products_run_on_kernels(aot_lib):
+    """``BatchedDot`` (``pt.matmul``/``einsum`` of 3-d tensors, per-group design matrices)
+    and its gradient: one BLAS product per batch entry, no Python item; float32 with
+    float64, strided and transposed batches, empty batches and inner sizes of 0; a batch
+    size mismatch raises ``perform``'s ``TypeError`` on the first call and on replays."""
+    a, b, c = pt.tensor3("a"), pt.tensor3("b"), pt.ftensor3("c")
+    outs = [pt.matmul(a, b) * 2, pt.einsum("bij,bjk->bik", a, c) + 1,
+            *pytensor.grad((pt.matmul(a, b) ** 2).sum(), [a, b])]
+    f, ref = modes([a, b, c], outs)
+    r = np.random.default_rng(5)
+    for shapes in [((3, 4, 5), (3, 5, 2)), ((1, 2, 3), (1, 3, 4)), ((0, 2, 3), (0, 3, 4)),
+                   ((2, 0, 3), (2, 3, 4)), ((2, 3, 0), (2, 0, 4))]:
+        x, y = r.normal(size=shapes[0]), r.normal(size=shapes[1])
+        replays(f, ref, [x, y, y.astype("float32")])
+    big = r.normal(size=(3, 10, 5))
+    replays(f, ref, [big[:, ::2, :].transpose(0, 1, 2), r.normal(size=(3, 2, 5)).transpose(
+        0, 2, 1), r.normal(size=(3, 5, 2)).astype("float32")])
+    assert am.plan_summary(f)["python"] == 0, am.coverage(f)
+    rows = [src for row, src in am.coverage(f) if row.startswith("BatchedDot")]
+    assert len(rows) >= 3 and all(src == "aot" for src in rows), am.coverage(f)
+    for _ in range(3):
+        with pytest.raises(TypeError, match="same size in axis 0"):
+            f(r.normal(size=(3, 4, 5)), r.normal(size=(2, 5, 2)),
+              r.normal(size=(3, 5, 2)).astype("float32"))
+
+
 def test_sort_runs_on_kernels(aot_lib):
     """``SortOp`` (a Deterministic's ``pt.sort``: on ``perform`` it kept a Python item in
     the expand function, and nutpie fell back to Python callbacks): every axis, the

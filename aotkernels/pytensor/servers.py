@@ -20,7 +20,7 @@ from pytensor.graph.basic import Constant
 from pytensor.raise_op import CheckAndRaise
 from pytensor.scalar.loop import ScalarLoop
 from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
-from pytensor.tensor.blas import Dot22, Gemm, Gemv, Ger
+from pytensor.tensor.blas import BatchedDot, Dot22, Gemm, Gemv, Ger
 from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp, FillDiagonal
@@ -526,16 +526,41 @@ def _floats(node) -> bool:
     return len(set(dtypes)) == 1 and dtypes[0] in BLAS_DTYPES
 
 
+def _products(node, ranks: tuple[int, ...]) -> bool:
+    """A BLAS product's operands of these ranks and a result in the dtype NumPy gives them
+    (inputs of mixed dtypes, as a float64 design matrix and float32 parameters under
+    ``floatX=float32``, are converted by recorded kernel steps first, as NumPy converts)."""
+    ins, out = [v.type.dtype for v in node.inputs], node.outputs[0].type.dtype
+    return (out in BLAS_DTYPES and all(d in CODES for d in ins)
+            and np.result_type(*ins).name == out
+            and all(v.type.ndim in ranks for v in node.inputs))
+
+
+@serve.register(BatchedDot)
+def _batched_dot(op, node, thunk):
+    """``np.matmul`` of two batches of matrices (``pt.matmul`` and ``einsum`` of 3-d
+    tensors): one BLAS product per batch entry, written into its slice of the result; a
+    batch size mismatch raises ``perform``'s ``TypeError``."""
+    if not _products(node, (3,)):
+        return thunk
+    dtype = node.outputs[0].type.dtype
+
+    def run(x, y):
+        if x.shape[0] != y.shape[0]:
+            raise TypeError(f"Inputs must have the same size in axis 0, but have sizes "
+                            f"[{x.shape[0]}, {y.shape[0]}].")
+        out = np.empty((x.shape[0], x.shape[1], y.shape[2]), dtype)
+        for b in range(x.shape[0]):
+            ak.dot(x[b], y[b], out=out[b])
+        return out
+    return _kernel(node, thunk, run)
+
+
 @serve.register(Dot)
 @serve.register(Dot22)
 def _dot(op, node, thunk):
-    """``np.dot`` of vectors and matrices; inputs of mixed dtypes (a float64 design matrix
-    and float32 parameters under ``floatX=float32``) are converted to the result's dtype by
-    recorded kernel steps first, as NumPy converts them."""
-    ins, out = [v.type.dtype for v in node.inputs], node.outputs[0].type.dtype
-    if (out not in BLAS_DTYPES or any(d not in CODES for d in ins)
-            or np.result_type(*ins).name != out
-            or any(v.type.ndim not in (1, 2) for v in node.inputs)):
+    """``np.dot`` of vectors and matrices (mixed dtypes: ``_products``)."""
+    if not _products(node, (1, 2)):
         return thunk
     return _kernel(node, thunk, ak.dot)
 
