@@ -159,6 +159,27 @@ def test_batched_products_run_on_kernels(aot_lib):
               r.normal(size=(3, 5, 2)).astype("float32"))
 
 
+def test_constant_boolean_masks_become_indices(aot_lib):
+    """``x[mask]``, ``set_subtensor``/``inc_subtensor`` of it, for a constant boolean
+    vector (rows of a matrix too): integer indices on the take/put/inc kernels, no Python
+    item (a mask index was one per call), the reference's numbers; where the length is not
+    static, a mask of another length raises NumPy's ``IndexError`` on every call."""
+    mask = np.array([True, False, True, True, False])
+    x, m, s = pt.vector("x"), pt.matrix("m"), pt.tensor("s", shape=(5,))
+    outs = [x[mask] * 2, pt.set_subtensor(x[mask], 0.0) + 1, pt.inc_subtensor(x[mask], 1.5),
+            m[mask] + 1, pt.set_subtensor(m[mask], m[mask] * 3) * 1, s[mask] * 2]
+    f, ref = modes([x, m, s], outs)
+    r = np.random.default_rng(2)
+    replays(f, ref, [r.normal(size=5), r.normal(size=(5, 3)), r.normal(size=5)])
+    assert am.plan_summary(f)["python"] == 0, am.coverage(f)
+    assert not [row for row, src in am.coverage(f) if src == "pytensor"], am.coverage(f)
+    for _ in range(3):
+        with pytest.raises(IndexError):
+            ref(r.normal(size=7), r.normal(size=(5, 3)), r.normal(size=5))
+        with pytest.raises(IndexError):
+            f(r.normal(size=7), r.normal(size=(5, 3)), r.normal(size=5))
+
+
 def test_sort_runs_on_kernels(aot_lib):
     """``SortOp`` (a Deterministic's ``pt.sort``: on ``perform`` it kept a Python item in
     the expand function, and nutpie fell back to Python callbacks): every axis, the

@@ -16,6 +16,11 @@ what real models leave in a graph runs as kernel steps of a plan.
   PyTensor pushes the condition's ``ScalarFromTensor`` out of the loop, and the Scan then
   reads a NumPy scalar, which its C loop cannot bind; the Scan is remade reading the 0-d
   tensor itself, checked by ``TensorCheck`` inside.
+- ``aot_constant_masks``: ``x[mask]`` (and its set/inc) for a constant boolean vector over
+  ``x``'s first dimension is ``x[nonzero(mask)]``: integer indices the ``take``/``put``/
+  ``inc`` kernels serve, where PyTensor keeps the mask for Python. Where ``x``'s length is
+  not static, a ``TensorCheck`` raises NumPy's ``IndexError`` for a mask of another length
+  (a static length that differs is left to ``perform``).
 - ``aot_argsort_permutation``: the argsort of a permutation (PyTensor's LU solves sort
   ``PivotToPermutations``'s result) is its inverse, which ``PivotToPermutations`` makes
   itself: a kernel instead of a sort left to Python (a permutation has no ties, so every
@@ -37,18 +42,27 @@ them costs a compiler run. How mode AOT's rewriting does the same work with less
 
 from __future__ import annotations
 
+import numpy as np
 from pytensor.compile import optdb
 from pytensor.compile.builders import OpFromGraph
 from pytensor.graph import Apply, node_rewriter
-from pytensor.graph.basic import clone_get_equiv
+from pytensor.graph.basic import Constant, clone_get_equiv
 from pytensor.graph.replace import clone_replace
 from pytensor.graph.rewriting.basic import GraphRewriter, copy_stack_trace, dfs_rewriter
 from pytensor.raise_op import CheckAndRaise
 from pytensor.scalar import ScalarType
 from pytensor.scan.op import Scan
 from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
+from pytensor.tensor.math import eq
 from pytensor.tensor.rewriting.shape import ShapeFeature
 from pytensor.tensor.sort import ArgSortOp
+from pytensor.tensor.subtensor import (
+    AdvancedIncSubtensor,
+    AdvancedSubtensor,
+    advanced_inc_subtensor1,
+    advanced_set_subtensor1,
+    advanced_subtensor1,
+)
 from pytensor.tensor.type import TensorType
 
 try:  # PyTensor 3.x; 2.x has it in slinalg only
@@ -138,6 +152,36 @@ def aot_scan_tensor_checks(fgraph, node):
     return new
 
 
+@node_rewriter([AdvancedSubtensor, AdvancedIncSubtensor])
+def aot_constant_masks(fgraph, node):
+    op = node.op
+    inc = isinstance(op, AdvancedIncSubtensor)
+    x, *rest = node.inputs
+    if len(rest) != 1 + inc or getattr(op, "idx_list", None) not in (None, (0,)):
+        return False
+    mask = rest[-1]
+    data = getattr(mask, "data", None)
+    if (not isinstance(mask, Constant) or not isinstance(data, np.ndarray)
+            or data.dtype != bool or data.ndim != 1 or x.type.ndim < 1
+            or x.type.shape[0] not in (None, data.shape[0])):
+        return False
+    idx = np.flatnonzero(data).astype("int64")
+    if x.type.shape[0] is None:  # NumPy's refusal of a mask of another length, kept
+        x = TensorCheck(IndexError, f"boolean index did not match indexed array along axis "
+                        f"0; size of corresponding boolean axis is {data.shape[0]}")(
+            x, eq(x.shape[0], data.shape[0]))
+    if not inc:
+        out = advanced_subtensor1(x, idx)
+    elif op.set_instead_of_inc:
+        out = advanced_set_subtensor1(x, rest[0], idx)
+    else:
+        out = advanced_inc_subtensor1(x, rest[0], idx)
+    if not node.outputs[0].type.is_super(out.type):
+        return False
+    copy_stack_trace(node.outputs, out)
+    return [out]
+
+
 @node_rewriter([ArgSortOp])
 def aot_argsort_permutation(fgraph, node):
     x, axis = node.inputs
@@ -161,6 +205,8 @@ optdb.register("aot_inline_ofg", dfs_rewriter(aot_inline_ofg), TAG, position=0.5
 optdb.register("aot_tensor_checks", dfs_rewriter(aot_tensor_checks), TAG, position=48.9)
 optdb.register("aot_scan_tensor_checks", dfs_rewriter(aot_scan_tensor_checks), TAG,
                position=48.95)  # after the scan pushouts, before add_destroy_handler
+optdb.register("aot_constant_masks", dfs_rewriter(aot_constant_masks), TAG,
+               position=48.8)  # late: PyTensor's rewrites saw the graph as written
 optdb.register("aot_argsort_permutation", dfs_rewriter(aot_argsort_permutation), TAG,
                position=60.5)  # after Blockwise wrappers are removed (60)
 optdb.register("aot_drop_shape_feature", DropShapeFeature(), TAG,
