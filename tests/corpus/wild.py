@@ -648,6 +648,8 @@ def discrete_families(rng):
     return m
 
 
+# -- session 15, second round: multivariate, spatial, nonparametric, SDEs ----------------------
+
 @model
 def mixture_of_mvnormals(rng):
     """A two-component ``pm.Mixture`` of MvNormals sharing an LKJ Cholesky factor."""
@@ -663,6 +665,7 @@ def mixture_of_mvnormals(rng):
         pm.Mixture("y", w=w, comp_dists=comps, observed=y)
     return m
 
+
 @model
 def mvnormal_precision(rng):
     """``pm.MvNormal`` given a precision matrix (``tau``) instead of a covariance."""
@@ -674,6 +677,7 @@ def mvnormal_precision(rng):
         tau = pt.diag(1 / s ** 2) + 0.1
         pm.MvNormal("y", mu=mu, tau=tau, observed=y)
     return m
+
 
 @model
 def kronecker_normal(rng):
@@ -689,6 +693,7 @@ def kronecker_normal(rng):
         pm.KroneckerNormal("y", mu=np.zeros(20), covs=[K1, K2], sigma=sigma, observed=y)
     return m
 
+
 @model
 def wishart_observed(rng):
     """An observed ``pm.Wishart`` scatter matrix with a diagonal scale (``PosDefMatrix``,
@@ -701,36 +706,32 @@ def wishart_observed(rng):
         pm.Wishart("W", nu=30, V=V, observed=S)
     return m
 
-@model
-def car_spatial(rng):
-    """A ``pm.CAR`` spatial effect on a chain graph under a Poisson likelihood."""
-    n = 6
+
+def _chain_adjacency(n: int) -> np.ndarray:
+    """The adjacency matrix of a path of ``n`` areas."""
     W = np.zeros((n, n))
     for i in range(n - 1):
         W[i, i + 1] = W[i + 1, i] = 1
-    y = rng.poisson(3, n)
+    return W
+
+
+@model
+def car_icar_spatial(rng):
+    """``pm.CAR`` and ``pm.ICAR`` spatial effects on a chain of areas, each under a Poisson
+    likelihood."""
+    n = 6
+    W = _chain_adjacency(n)
     with pm.Model() as m:
         tau = pm.Gamma("tau", 2, 1)
         alpha = pm.Beta("alpha", 2, 2)
-        phi = pm.CAR("phi", mu=np.zeros(n), W=W, alpha=alpha, tau=tau)
+        car = pm.CAR("car", mu=np.zeros(n), W=W, alpha=alpha, tau=tau)
+        sigma = pm.HalfNormal("sigma", 1)
+        icar = pm.ICAR("icar", W=W, sigma=sigma)
         b = pm.Normal("b", 1, 1)
-        pm.Poisson("y", pt.exp(b + phi), observed=y)
+        pm.Poisson("y", pt.exp(b + car), observed=rng.poisson(3, n))
+        pm.Poisson("z", pt.exp(b + icar), observed=rng.poisson(3, n))
     return m
 
-@model
-def icar_spatial(rng):
-    """A ``pm.ICAR`` spatial effect on a chain graph under a Poisson likelihood."""
-    n = 6
-    W = np.zeros((n, n))
-    for i in range(n - 1):
-        W[i, i + 1] = W[i + 1, i] = 1
-    y = rng.poisson(3, n)
-    with pm.Model() as m:
-        sigma = pm.HalfNormal("sigma", 1)
-        phi = pm.ICAR("phi", W=W, sigma=sigma)
-        b = pm.Normal("b", 1, 1)
-        pm.Poisson("y", pt.exp(b + phi), observed=y)
-    return m
 
 @model
 def stick_breaking_mixture(rng):
@@ -746,6 +747,7 @@ def stick_breaking_mixture(rng):
         pm.NormalMixture("y", w=w, mu=mu, sigma=sd, observed=y)
     return m
 
+
 @model
 def euler_maruyama_sde(rng):
     """``pm.EulerMaruyama``: an Ornstein-Uhlenbeck path observed with noise."""
@@ -758,6 +760,7 @@ def euler_maruyama_sde(rng):
                              init_dist=pm.Normal.dist(0, 1), shape=30)
         pm.Normal("y", x, 0.1, observed=y)
     return m
+
 
 @model
 def skew_student_t_models(rng):
@@ -775,6 +778,7 @@ def skew_student_t_models(rng):
         pm.Gumbel("g", mu=mu, beta=s, observed=rng.gumbel(0, 1, 50))
     return m
 
+
 @model
 def hsgp_periodic(rng):
     """``pm.gp.HSGPPeriodic``: a periodic latent function by its low-rank approximation."""
@@ -788,6 +792,7 @@ def hsgp_periodic(rng):
         s = pm.HalfNormal("s", 1)
         pm.Normal("y", f, s, observed=y)
     return m
+
 
 @model
 def interpolated_prior(rng):
