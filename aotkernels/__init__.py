@@ -7,7 +7,7 @@ The runtime needs only numpy and ctypes::
     ak.elemwise("exp", x, out=buf)      # destination passing: no allocation
     ak.cast(x, "int32")
     ak.reduce("sum", x, axis=(0, 2))    # PyTensor's CAReduce dtypes and identities
-    ak.softmax(x, axis=1); ak.argmax(x, axis=0); ak.cumsum(x, axis=1)
+    ak.softmax(x, axis=1); ak.argmax(x, axis=0); ak.cumsum(x, axis=1); ak.argsort(x)
     ak.dot(a, b)                        # BLAS through the library's trampolines
     ak.cholesky(a); ak.solve_triangular(L, b, lower=True)   # LAPACK (SciPy's) likewise
     ak.solve(a, b, assume_a="pos"); ak.cho_solve((L, True), b); ak.lu_factor(a)
@@ -23,6 +23,7 @@ from aotkernels.call import KernelError
 from aotkernels.families.axis import (
     argmax,
     argmin,
+    argsort,
     cumprod,
     cumsum,
     log_softmax,
@@ -61,6 +62,7 @@ __all__ = [
     "alloc",
     "argmax",
     "argmin",
+    "argsort",
     "cast",
     "cho_solve",
     "cholesky",

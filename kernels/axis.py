@@ -114,7 +114,7 @@ def _row_functions(dtype: str) -> dict:
 
     return {"argmax": argmax, "argmin": argmin, "logsumexp": logsumexp, "softmax": softmax,
             "log_softmax": log_softmax, "softmax_grad": softmax_grad, "cumsum": cumsum,
-            "cumprod": cumprod, "sort": _sort_row(dtype)}
+            "cumprod": cumprod, "sort": _sort_row(dtype), "argsort": _argsort_row(dtype)}
 
 
 def _sort_row(dtype: str):
@@ -174,6 +174,52 @@ def _sort_row(dtype: str):
                     nan += 1
 
     return sort
+
+
+def _argsort_row(dtype: str):
+    """``np.argsort(kind="stable")`` of a row into the int64 row ``o``: a heapsort of the
+    indices (in place, no allocation) under a total order, the values' (NaNs last) then the
+    indices', so equal values keep their input order: NumPy's stable result to the bit.
+    NumPy's quicksort may order equal values otherwise (its algorithm's choice)."""
+    floats = np.dtype(dtype).kind == "f"
+
+    @njit(inline="always")
+    def before(r, i, j):
+        a, b = r[i], r[j]
+        if floats:
+            if a != a:
+                return b != b and i < j
+            if b != b:
+                return True
+        return a < b or (a == b and i < j)
+
+    @njit(inline="always")
+    def sift(r, o, start, end):
+        root = start
+        while True:
+            child = 2 * root + 1
+            if child > end:
+                return
+            if child + 1 <= end and before(r, o[child], o[child + 1]):
+                child += 1
+            if before(r, o[root], o[child]):
+                o[root], o[child] = o[child], o[root]
+                root = child
+            else:
+                return
+
+    @njit
+    def argsort(r, o):
+        n = r.shape[0]
+        for j in range(n):
+            o[j] = j
+        for start in range((n - 2) // 2, -1, -1):
+            sift(r, o, start, n - 1)
+        for end in range(n - 1, 0, -1):
+            o[0], o[end] = o[end], o[0]
+            sift(r, o, 0, end - 1)
+
+    return argsort
 
 
 def _source(nin: int, ndim: int, reduces: bool, sizes: list[int]) -> list[str]:

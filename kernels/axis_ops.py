@@ -1,12 +1,13 @@
 """The along-an-axis table: ops that read a whole row along one axis at a time.
 
 argmax/argmin, logsumexp (a row gives one value), softmax, log_softmax, the softmax
-gradient, cumsum/cumprod and sort (a row gives a row). The runtime moves the op's axis (or
+gradient, cumsum/cumprod, sort and argsort (a row gives a row). The runtime moves the op's axis (or
 axes, merged) last and collapses the others, so one kernel per (op, dtype, rank) serves
 every axis, as for reductions. Semantics follow PyTensor: ``Argmax`` (first occurrence,
 first NaN wins, int64 result), the inner graphs of ``Softmax``/``LogSoftmax`` and their
 pullbacks (max-shifted, sums accumulated in float64 then cast), ``CumOp`` (result in the
-input dtype), ``SortOp`` (``np.sort``: NaNs last, equal values in their input order).
+input dtype), ``SortOp`` (``np.sort``: NaNs last, equal values in their input order) and
+``ArgSortOp`` (``np.argsort(kind="stable")``: int64 indices, NaNs last, ties by index).
 Numba-free, like ``scalar_ops``.
 """
 
@@ -45,4 +46,5 @@ AXIS_OPS: dict[str, AxisOp] = {op.name: op for op in [
     AxisOp("cumsum", 1, False, _NUMERIC),
     AxisOp("cumprod", 1, False, _NUMERIC),
     AxisOp("sort", 1, False, DTYPES),
+    AxisOp("argsort", 1, False, DTYPES, "int64"),
 ]}

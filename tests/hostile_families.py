@@ -257,6 +257,10 @@ def main(path: str) -> int:
                     tag = f"{shape} {dtype} v{i} axis={axis}"
                     check(log, f"argmax {tag}", lambda: ak.argmax(x, axis=axis),
                           lambda: np.argmax(np.asarray(x), axis=axis), counts)
+                    if isinstance(axis, int) or axis is None:
+                        check(log, f"argsort {tag}", lambda: ak.argsort(x, axis=axis),
+                              lambda: np.argsort(np.asarray(x), axis=axis, kind="stable"),
+                              counts)
                     if isinstance(axis, int):
                         check(log, f"cumsum {tag}", lambda: ak.cumsum(x, axis=axis),
                               lambda: np.cumsum(np.asarray(x), axis=axis,

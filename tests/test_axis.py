@@ -8,6 +8,7 @@ import itertools
 
 import numpy as np
 import pytest
+from reference import ran
 from test_elemwise import sample
 
 import aotkernels as ak
@@ -35,6 +36,8 @@ def reference(op: str, axes: tuple[int, ...], *xs: np.ndarray) -> np.ndarray:
             return getattr(np, op)(x, axis=axes[0], dtype=x.dtype)
         if op == "sort":
             return np.sort(x, axis=axes[0], kind="stable")
+        if op == "argsort":
+            return np.argsort(x, axis=axes[0], kind="stable")
         m = x.max(axis=axes, keepdims=True, initial=-np.inf)
         if op == "softmax":
             e = np.exp(x - m)
@@ -78,7 +81,7 @@ def inputs(op: str, dtype: str, shape, rng) -> list[np.ndarray]:
 
 
 def axis_sets(ndim: int, op: str):
-    if op in ("cumsum", "cumprod", "sort"):
+    if op in ("cumsum", "cumprod", "sort", "argsort"):
         return [(d,) for d in range(ndim)]
     sets = itertools.chain.from_iterable(
         itertools.combinations(range(ndim), k) for k in range(1, ndim + 1))
@@ -104,7 +107,7 @@ def test_negative_axis_none_and_rank_0(op, no_jit):
     rng = np.random.default_rng(1)
     xs = inputs(op, "float64", (3, 4), rng)
     check(along.along(op, *xs, axis=-1), reference(op, (1,), *xs))
-    if op in ("cumsum", "cumprod", "sort"):  # None flattens, as in NumPy
+    if op in ("cumsum", "cumprod", "sort", "argsort"):  # None flattens, as in NumPy
         check(along.along(op, *xs, axis=None), reference(op, (0,), *[x.ravel() for x in xs]))
     else:
         check(along.along(op, *xs, axis=None), reference(op, (0, 1), *xs))
@@ -151,6 +154,31 @@ def test_sort_is_numpys_stable_sort_to_the_bit(dtype, no_jit):
             assert got.tobytes() == want.tobytes(), (dtype, axis)
     big = sample(dtype, (5000,), rng, specials=True)
     assert ak.sort(big).tobytes() == np.sort(big, kind="stable").tobytes()
+
+
+@pytest.mark.parametrize("dtype", AXIS_OPS["argsort"].dtypes)
+def test_argsort_is_numpys_stable_argsort(dtype, no_jit):
+    """Indices of NumPy's stable argsort on every axis, strided and reversed rows,
+    ``axis=None``: ties (repeated values, zeros of either sign, NaNs of several payloads)
+    in their input order, NaNs last; long rows."""
+    rng = np.random.default_rng(11)
+    x = sample(dtype, (6, 33, 5), rng, specials=True)
+    if x.dtype.kind == "f":
+        flat = x.reshape(-1)
+        flat[::7] = 0.0
+        flat[3::11] = -0.0
+        flat[5::13] = np.nan
+        flat[6::17] = -np.array(np.nan, dtype)
+        flat[8::9] = 1.5  # ties
+    for v in (x, x[:, ::-2], x.transpose(2, 0, 1)):
+        for axis in (0, 1, 2, -1, None):
+            want = np.argsort(v, axis=axis, kind="stable")
+            got, where = ran(ak.argsort, v, axis=axis)
+            assert got.dtype == np.int64 and got.shape == want.shape and where == "aot"
+            np.testing.assert_array_equal(got, want, err_msg=f"{dtype} {axis}")
+    big = sample(dtype, (5000,), rng, specials=True)
+    np.testing.assert_array_equal(ak.argsort(big), np.argsort(big, kind="stable"))
+    assert ak.argsort(np.zeros((3, 0), dtype)).shape == (3, 0)
 
 
 def test_nan_wins_argmax_and_argmin_like_numpy(no_jit):

@@ -180,6 +180,21 @@ def test_constant_boolean_masks_become_indices(aot_lib):
             f(r.normal(size=7), r.normal(size=(5, 3)), r.normal(size=5))
 
 
+def test_argsort_runs_on_kernels(aot_lib):
+    """``ArgSortOp`` (``pt.argsort`` in a Deterministic: on ``perform`` it kept a Python
+    item in the expand function, and nutpie fell back to Python callbacks): every axis,
+    integers, the stable kind with ties; NumPy's indices, no Python item."""
+    x, m, k = pt.vector("x"), pt.matrix("m"), pt.lvector("k")
+    outs = [pt.argsort(x) + 1, pt.argsort(m, axis=0) * 1, pt.argsort(m, axis=None) + 0,
+            pt.argsort(k, kind="stable") + 0, pt.argsort(m, axis=1, kind="mergesort") * 2]
+    f, ref = modes([x, m, k], outs)
+    r = np.random.default_rng(4)
+    replays(f, ref, [r.normal(size=9), r.normal(size=(4, 3)), r.integers(0, 3, 10)])
+    rows = [src for row, src in am.coverage(f) if row.startswith("ArgSortOp")]
+    assert len(rows) == 5 and all(src in ("aot", "jit") for src in rows), am.coverage(f)
+    assert am.plan_summary(f)["python"] == 0
+
+
 def test_sort_runs_on_kernels(aot_lib):
     """``SortOp`` (a Deterministic's ``pt.sort``: on ``perform`` it kept a Python item in
     the expand function, and nutpie fell back to Python callbacks): every axis, the

@@ -1,4 +1,5 @@
-"""Ops along an axis on the ``axis`` kernels: argmax, softmax, cumsum, sort and friends.
+"""Ops along an axis on the ``axis`` kernels: argmax, softmax, cumsum, sort, argsort and
+friends.
 
 The op's axes are moved last (a transposed view, no copy) and, when there are several,
 merged into one (NumPy copies only if the view cannot be reshaped); the other axes are
@@ -32,7 +33,7 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
     """Apply the ``axis`` op ``op`` along ``axis`` (an int, a tuple, or None for all axes).
 
     Reducing ops (argmax, argmin, logsumexp) drop the axes; the others keep the shape,
-    except cumsum/cumprod/sort with ``axis=None``, which flatten first as NumPy does.
+    except cumsum/cumprod/sort/argsort with ``axis=None``, which flatten first as NumPy does.
     """
     spec = AXIS_OPS.get(op)
     if spec is None:
@@ -45,7 +46,7 @@ def along(op: str, *inputs, axis=-1) -> np.ndarray:
     out_dtype = spec.out_dtype(dtypes[0])
     shape = np.broadcast_shapes(*(a.shape for a in arrays))
     arrays = [np.broadcast_to(a, shape) for a in arrays] if spec.nin > 1 else list(arrays)
-    if op in ("cumsum", "cumprod", "sort") and axis is None:
+    if op in ("cumsum", "cumprod", "sort", "argsort") and axis is None:
         arrays, shape, axis = [arrays[0].reshape(-1)], (arrays[0].size,), 0
     axes = call.axes(axis, len(shape))
     kept = tuple(d for d in range(len(shape)) if d not in axes)
@@ -111,3 +112,9 @@ def sort(x, axis=-1) -> np.ndarray:
     """``np.sort(x, axis)`` (NaNs last; ``axis=None`` sorts the flattened array), with the
     order of equal values of ``kind="stable"`` (``kernels/axis.py``)."""
     return along("sort", x, axis=axis)
+
+
+def argsort(x, axis=-1) -> np.ndarray:
+    """``np.argsort(x, axis, kind="stable")`` (int64; NaNs last; ``axis=None`` for the
+    flattened array): equal values keep their input order."""
+    return along("argsort", x, axis=axis)

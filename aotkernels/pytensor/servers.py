@@ -25,7 +25,7 @@ from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp, FillDiagonal
 from pytensor.tensor.math import Argmax, Dot, MulWithoutZeros
-from pytensor.tensor.sort import SortOp
+from pytensor.tensor.sort import ArgSortOp, SortOp
 from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.subtensor import (
     AdvancedIncSubtensor,
@@ -410,6 +410,17 @@ def _sort(op, node, thunk):
     if dtype not in AXIS_OPS["sort"].dtypes or node.outputs[0].type.dtype != dtype:
         return thunk
     return _kernel(node, thunk, lambda x, axis: along("sort", x, axis=int(axis)), (1,))
+
+
+@serve.register(ArgSortOp)
+def _argsort(op, node, thunk):
+    """``np.argsort`` along the axis input's value: the stable order (``kind="stable"`` and
+    ``mergesort`` to the bit; NumPy's quicksort and heapsort may order equal values
+    otherwise, by their algorithm's choice, as for ``sort``)."""
+    dtype = node.inputs[0].type.dtype
+    if dtype not in AXIS_OPS["argsort"].dtypes or node.outputs[0].type.dtype != "int64":
+        return thunk
+    return _kernel(node, thunk, lambda x, axis: along("argsort", x, axis=int(axis)), (1,))
 
 
 @serve.register(Softmax)
