@@ -837,7 +837,7 @@ def _fill_diagonal(op, node, thunk):
         return thunk
 
     def run(a, val):
-        out = ak.elemwise("identity", a)
+        out = ak.elemwise("identity", a, out=np.empty(a.shape, dtype))  # C order
         s0, s1 = out.strides
         diag = np.ndarray((min(out.shape),), dtype, out, 0, (s0 + s1,))
         if diag.size:
