@@ -134,11 +134,9 @@ def test_empty_and_size_one_dimensions(op, no_jit):
         assert along.along(op, *xs, axis=1).shape == (2, 0)
 
 
-@pytest.mark.parametrize("dtype", AXIS_OPS["sort"].dtypes)
-def test_sort_is_numpys_stable_sort_to_the_bit(dtype, no_jit):
-    """NaNs last; zeros of either sign and NaNs of several payloads in their input order
-    (a stable sort's); every axis, strided and reversed rows, ``axis=None``; long rows."""
-    rng = np.random.default_rng(7)
+def sorting_sample(dtype: str, rng) -> np.ndarray:
+    """(6, 33, 5) values with, for floats, zeros of either sign and NaNs of two payloads
+    scattered among them: what a stable sort must keep in input order."""
     x = sample(dtype, (6, 33, 5), rng, specials=True)
     if x.dtype.kind == "f":
         flat = x.reshape(-1)
@@ -146,6 +144,15 @@ def test_sort_is_numpys_stable_sort_to_the_bit(dtype, no_jit):
         flat[3::11] = -0.0
         flat[5::13] = np.nan
         flat[6::17] = -np.array(np.nan, dtype)  # another NaN's bits
+    return x
+
+
+@pytest.mark.parametrize("dtype", AXIS_OPS["sort"].dtypes)
+def test_sort_is_numpys_stable_sort_to_the_bit(dtype, no_jit):
+    """NaNs last; zeros of either sign and NaNs of several payloads in their input order
+    (a stable sort's); every axis, strided and reversed rows, ``axis=None``; long rows."""
+    rng = np.random.default_rng(7)
+    x = sorting_sample(dtype, rng)
     for v in (x, x[:, ::-2], x.transpose(2, 0, 1)):
         for axis in (0, 1, 2, -1, None):
             want = np.sort(v, axis=axis, kind="stable")
@@ -162,14 +169,9 @@ def test_argsort_is_numpys_stable_argsort(dtype, no_jit):
     ``axis=None``: ties (repeated values, zeros of either sign, NaNs of several payloads)
     in their input order, NaNs last; long rows."""
     rng = np.random.default_rng(11)
-    x = sample(dtype, (6, 33, 5), rng, specials=True)
+    x = sorting_sample(dtype, rng)
     if x.dtype.kind == "f":
-        flat = x.reshape(-1)
-        flat[::7] = 0.0
-        flat[3::11] = -0.0
-        flat[5::13] = np.nan
-        flat[6::17] = -np.array(np.nan, dtype)
-        flat[8::9] = 1.5  # ties
+        x.reshape(-1)[8::9] = 1.5  # ties of ordinary values too
     for v in (x, x[:, ::-2], x.transpose(2, 0, 1)):
         for axis in (0, 1, 2, -1, None):
             want = np.argsort(v, axis=axis, kind="stable")
