@@ -137,7 +137,7 @@ def _sign_f(x):
         return 1.0
     if x < 0:
         return -1.0
-    return x  # 0.0, -0.0 or nan, like np.sign
+    return 0.0 if x == 0 else x  # +0.0 for either zero, nan for nan, like np.sign
 
 
 def _sign_i(x):
@@ -145,13 +145,14 @@ def _sign_i(x):
 
 
 def _maximum_f(x, y):
-    # nan propagates, like np.maximum; ``|`` (not ``or``) keeps it one select, no branch,
-    # so reductions and row loops vectorise
-    return x if (x >= y) | (x != x) else y
+    # np.maximum: nan propagates, and of two equal values (0.0 and -0.0) the second is the
+    # result; ``|`` (not ``or``) keeps it one select, no branch, so reductions and row
+    # loops vectorise
+    return x if (x > y) | (x != x) else y
 
 
 def _minimum_f(x, y):
-    return x if (x <= y) | (x != x) else y
+    return x if (x < y) | (x != x) else y
 
 
 class CastError(ValueError, OverflowError):

@@ -18,6 +18,7 @@ import pytest
 from aotkernels import jit, library
 from aotkernels.generator.catalog import catalog
 from aotkernels.generator.stage import generator_hash
+from aotkernels.kernels import template_hash
 from aotkernels.signature import Signature
 from aotkernels.targets import default_targets
 
@@ -68,7 +69,8 @@ def aot_lib() -> library.Library:
 
 
 def build_session_library() -> None:
-    """Build ``build/test-lib`` unless its manifest already lists these kernels."""
+    """Build ``build/test-lib`` unless its manifest already lists these kernels, made by this
+    generator from these templates (a template edited in a checkout rebuilds it)."""
     from aotkernels.build_tools.cli import build
 
     sigs = session_signatures()
@@ -78,7 +80,8 @@ def build_session_library() -> None:
     if manifest.exists():  # read the manifest only: dlopen-ing a file we may rebuild in
         try:                # place would pin the old code in this process
             m = library.read_manifest(TEST_LIB)
-            fresh = set(m["kernels"]) == want and m["generator"] == generator_hash()
+            fresh = (set(m["kernels"]) == want and m["generator"] == generator_hash()
+                     and all(h == template_hash(f) for f, h in m["families"].items()))
         except library.LibraryError:
             fresh = False
     if not fresh:

@@ -65,6 +65,8 @@ def assert_matches(got: np.ndarray, want: np.ndarray) -> None:
     if got.dtype.kind == "f":
         rtol = 2e-6 if got.dtype == np.float32 else 1e-12
         np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * 1e-3, equal_nan=True)
+        zero = want == 0  # NumPy's sign of a zero result is part of the result
+        assert np.array_equal(np.signbit(got[zero]), np.signbit(want[zero])), "signed zeros"
     else:
         np.testing.assert_array_equal(got, want)
 
@@ -87,6 +89,23 @@ def test_every_op_and_dtype(sig, no_jit):
                 copies = [np.copy(b) for b in arrays]
                 ak.elemwise(sig.op, *copies, out=copies[i])
                 assert_matches(copies[i], want)
+
+
+GRID = [s for s in FLAT if s.op not in ("cast", "check") and s.out_dtype.startswith("float")
+        and all(d.startswith("float") for d in s.in_dtypes) and len(s.in_dtypes) <= 2]
+
+
+@pytest.mark.parametrize("sig", GRID, ids=lambda s: s.key)
+def test_special_values_every_pair(sig, no_jit):
+    """Every special value against every other (signed zeros, infinities, NaN, tiny and huge):
+    the values NumPy gives, NaN where it gives NaN, and the sign of every zero. Random
+    operands seldom put 0.0 and -0.0 in the same place, where maximum's choice shows."""
+    sp = np.array(FLOAT_SPECIALS)
+    grid = np.meshgrid(*[sp] * len(sig.in_dtypes), indexing="ij")
+    arrays = [g.ravel().astype(d) for g, d in zip(grid, sig.in_dtypes)]
+    got = ak.elemwise(sig.op, *arrays)
+    want = reference(sig.op, *arrays)
+    assert_matches(got, want)
 
 
 def _nd_cases():

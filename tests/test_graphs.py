@@ -2,17 +2,22 @@
 
 Hypothesis draws the *structure* of a graph: 2-5 inputs with random static shapes (``None``,
 ``1`` or a size per dimension, ranks that broadcast together), random dtypes, a random tree
-of n-ary add/mul, binary maximum/sub/true_div/pow, unary exp/log1p/sigmoid/abs and
+of n-ary add/mul, binary ops (maximum, minimum, sub, true_div, pow, arctan2, mod), unary ops
+(exp, log1p, sigmoid, abs, sign, neg, sqrt, tanh, erf, softplus, floor, gammaln, expm1) and
 comparisons with switch, then optionally a tail on its result: a reduction (keepdims or
 not), basic or advanced indexing (an input index vector, one per dimension for points), a
-join with a second tree, an alloc; and the gradients of scalar-valued float graphs. Each graph
-is compiled in mode AOT and with the Python linker under the same rewrites, and called as a
-user would: three calls of one input geometry (recorded, then planned and replayed from C),
-bad inputs three times (an index out of range has the good geometry, so a plan replays it;
-another size for an input is a geometry of its own, refused unless it broadcasts), a good
-call again, a second geometry (other sizes where the types allow; strided, reversed and
-Fortran-order inputs), and a copy made by pickling. Every call must give what the Python
-linker gives: the same results, or the same exception class.
+join with a second tree, an alloc, a slice set or incremented, cumsum/cumprod/sort/argmax
+along an axis, softmax/log_softmax/logsumexp, a product with its own transpose, a
+transposed, flattened or reversed view; and the gradients of scalar-valued float graphs.
+Each graph is compiled in mode AOT and with the Python linker under the same rewrites, and
+called as a user would: three calls of one input geometry (recorded, then planned and
+replayed from C), bad inputs three times (an index out of range has the good geometry, so a
+plan replays it; another size for an input is a geometry of its own, refused unless it
+broadcasts), a good call again, a second geometry (other sizes where the types allow;
+strided, reversed and Fortran-order inputs), and a copy made by pickling. Every call must
+give what the Python linker gives: the same results (zeros with the same sign), or the same
+exception class.
+``AOT_GRAPH_EXAMPLES=N`` draws N graphs (and N/2 gradients) instead of CI's 80 and 40.
 
 Only public entry points: mode "AOT" registered by importing ``aotkernels.pytensor_mode``.
 ``tests/test_pytensor2.py`` runs this file again on PyTensor 2.38.
@@ -20,6 +25,7 @@ Only public entry points: mode "AOT" registered by importing ``aotkernels.pytens
 
 from __future__ import annotations
 
+import os
 import pickle
 from dataclasses import dataclass, field
 
@@ -45,6 +51,7 @@ REF = Mode(linker="py", optimizer=RewriteDatabaseQuery(include=["fast_run", "aot
 SETTINGS = dict(deadline=None, derandomize=True, database=None, print_blob=True,
                 suppress_health_check=list(HealthCheck))
 
+EXAMPLES = int(os.environ.get("AOT_GRAPH_EXAMPLES", "80"))
 FLOATS = ("float64", "float32")
 DTYPES = (*FLOATS, "int64", "int32", "bool")
 SIZES = (1, 2, 3, 5, 1, 2, 3, 5, 0)  # an empty dimension now and then
@@ -145,11 +152,17 @@ def _float(v):
 
 
 UNARY = {"exp": pt.exp, "log1p": pt.log1p, "sigmoid": pt.sigmoid,
-         "abs": lambda v: pt.abs(_arith(v))}
+         "abs": lambda v: pt.abs(_arith(v)), "sign": lambda v: pt.sign(_arith(v)),
+         "neg": lambda v: -_arith(v), "sqrt": lambda v: pt.sqrt(_float(v)),  # nan below 0
+         "tanh": lambda v: pt.tanh(_float(v)), "erf": lambda v: pt.erf(_float(v)),
+         "softplus": lambda v: pt.softplus(_float(v)), "floor": lambda v: pt.floor(_arith(v)),
+         "gammaln": lambda v: pt.gammaln(_float(v)), "expm1": lambda v: pt.expm1(_float(v))}
 BINARY = {"sub": lambda a, b: _arith(a) - _arith(b),
           "true_div": lambda a, b: pt.true_div(_arith(a), _arith(b)),
           "pow": lambda a, b: pt.abs(_arith(a)) ** _float(b),  # no int ** negative int
-          "maximum": pt.maximum}
+          "maximum": pt.maximum, "minimum": pt.minimum,
+          "arctan2": lambda a, b: pt.arctan2(_float(a), _float(b)),
+          "mod": lambda a, b: pt.mod(_float(a), _float(b))}  # integer x % 0 raises in C
 NARY = {"add": pt.add, "mul": pt.mul}
 COMPARE = {"gt": pt.gt, "le": pt.le, "eq": pt.eq, "neq": pt.neq}
 
@@ -212,7 +225,8 @@ def leaves(draw, floats_only: bool = False):
 def with_tail(draw, case: Case, y, text: str, tails=None):
     """``y`` (the tree's result) and a tail applied to it: (outputs, description)."""
     tail = draw(st.sampled_from(tails or ["none", "reduce", "slice", "take", "points", "join",
-                                          "alloc"]))
+                                          "alloc", "set", "scan_axis", "rows", "product",
+                                          "layout"]))
     r = case.rank
     event(f"tail: {tail if tail != 'points' or r >= 2 else 'none'}")
     if tail == "reduce":
@@ -245,6 +259,36 @@ def with_tail(draw, case: Case, y, text: str, tails=None):
         other, other_text = draw(tree([(leaf.var, leaf.var.name) for leaf in case.leaves]))
         axis = draw(st.integers(0, r - 1))
         return pt.concatenate([y, other], axis=axis), f"join({axis}, {text}, {other_text})"
+    if tail == "set":  # a slice of y set or incremented: an in-place candidate
+        axis = draw(st.integers(0, r - 1))
+        key = (slice(None),) * axis + (slice(1, None),)
+        how = draw(st.sampled_from(["set", "inc"]))
+        fn = pt.set_subtensor if how == "set" else pt.inc_subtensor
+        return fn(y[key], 2), f"{how}_subtensor({text}[{key}], 2)"
+    if tail == "scan_axis":  # the axis family: cumulative sums and products, sorts, argmax
+        axis = draw(st.integers(0, r - 1))
+        name = draw(st.sampled_from(["cumsum", "cumprod", "sort", "argmax"]))  # no argsort:
+        # its order of ties is NumPy's SIMD quicksort's there (README, "argsort")
+        return getattr(pt, name)(y, axis=axis), f"{name}({text}, axis={axis})"
+    if tail == "rows":  # row-wise float reductions through exp
+        axis = draw(st.integers(0, r - 1))
+        name = draw(st.sampled_from(["softmax", "log_softmax", "logsumexp"]))
+        fn = getattr(pt.special, name, None) or getattr(pt, name)
+        return fn(_float(y), axis=axis), f"{name}({text}, axis={axis})"
+    if tail == "product":  # BLAS: y with its own transpose
+        v = _float(y)
+        if r == 1:
+            return pt.dot(v, v), f"dot({text}, {text})"
+        if r == 2:
+            return pt.dot(v, v.T), f"dot({text}, {text}.T)"
+        return pt.matmul(v, v.transpose(0, 2, 1)), f"matmul({text}, {text}.mT)"
+    if tail == "layout":  # views the kernels read through
+        how = draw(st.sampled_from(["transpose", "flatten", "reverse_all"]))
+        if how == "transpose":
+            return y.T, f"{text}.T"
+        if how == "flatten":
+            return y.flatten(), f"flatten({text})"
+        return y[(slice(None, None, -1),) * r], f"{text}[::-1, ...]"
     if tail == "alloc":
         how = draw(st.sampled_from(["alloc", "broadcast_to", "zeros"]))
         if how == "alloc":
@@ -274,7 +318,8 @@ def gradients(draw):
     y, text = draw(tree([(leaf.var, leaf.var.name) for leaf in case.leaves]))
     y = _float(y)
     out, out_text = draw(with_tail(case, y, text,
-                                   ["none", "reduce", "slice", "take", "points", "join"]))
+                                   ["none", "reduce", "slice", "take", "points", "join",
+                                    "set", "rows", "product", "layout"]))
     cost = pt.sum(out * out) if draw(st.booleans()) else pt.sum(out)
     wrt = [leaf.var for leaf in case.leaves if leaf.dtype in FLOATS]
     case.outputs = [cost, *pytensor.grad(cost, wrt)]
@@ -284,9 +329,10 @@ def gradients(draw):
 
 # -- running them ---------------------------------------------------------------------------
 
-def _close(got, want, single: bool = False) -> None:
+def _close(got, want, single: bool = False, zeros: bool = True) -> None:
     """Exact for integers and bools; floats within their precision, float32's wherever a
-    float32 value took part (a float64 result of float32 sums carries their rounding)."""
+    float32 value took part (a float64 result of float32 sums carries their rounding), and
+    (``zeros``) the sign of every zero both give."""
     got, want = np.asarray(got), np.asarray(want)
     assert got.dtype == want.dtype, (got.dtype, want.dtype)
     assert got.shape == want.shape, (got.shape, want.shape)
@@ -299,6 +345,27 @@ def _close(got, want, single: bool = False) -> None:
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
     else:
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12 * scale)
+    if zeros:
+        both = (got == 0) & (want == 0)
+        np.testing.assert_array_equal(np.signbit(got[both]), np.signbit(want[both]),
+                                      err_msg="signs of zeros")
+
+
+def _zeros_defined(outputs) -> bool:
+    """Whether NumPy fixes the sign of every zero the graph can give: not where a max or
+    min reduction meets 0.0 and -0.0 (which one NumPy's SIMD loops keep depends on their
+    order), nor a sort (NumPy's quicksort orders equal 0.0 and -0.0 as it likes)."""
+    from pytensor.scalar import ScalarMaximum, ScalarMinimum
+    from pytensor.tensor.elemwise import CAReduce
+
+    for v in ancestors(outputs):
+        op = getattr(v.owner, "op", None)
+        if isinstance(op, CAReduce) and isinstance(op.scalar_op, (ScalarMaximum,
+                                                                  ScalarMinimum)):
+            return False
+        if type(op).__name__ == "SortOp":
+            return False
+    return True
 
 
 def _outcome(fn, vals):
@@ -331,8 +398,9 @@ def _same(fn, ref, vals, what: str):
             f"{what}: mode AOT {_show(got)}, Python linker {_show(want)}")
         return want[0]
     single = _single(fn.maker.fgraph.outputs)
+    zeros = _zeros_defined(fn.maker.fgraph.outputs)
     for g, w in zip(got[1], want[1]):
-        _close(g, w, single)
+        _close(g, w, single, zeros)
     return None
 
 
@@ -391,14 +459,14 @@ def check(case: Case, seed: int = 0) -> None:
 
 
 @pytest.mark.usefixtures("aot_lib")
-@settings(max_examples=80, **SETTINGS)
+@settings(max_examples=EXAMPLES, **SETTINGS)
 @given(graphs(), st.integers(0, 2**16))
 def test_generated_graphs(case, seed):
     check(case, seed)
 
 
 @pytest.mark.usefixtures("aot_lib")
-@settings(max_examples=40, **SETTINGS)
+@settings(max_examples=EXAMPLES // 2, **SETTINGS)
 @given(gradients(), st.integers(0, 2**16))
 def test_generated_gradients(case, seed):
     check(case, seed)
