@@ -7,7 +7,7 @@ what real models leave in a graph runs as kernel steps of a plan.
   Python call into an inner function. Inlined later (1.9, after ``merge1.2``), marginal
   GP's graph kept two copies of its Cholesky factor and triangular solves that no later
   pass merged (236 nodes against 164). Subclasses (softmax wrappers and the like) keep
-  their own handling.
+  their own handling, but for a softmax over axes of static length 1 (``unit_softmax``).
 - ``aot_tensor_checks``: ``CheckAndRaise`` reads its conditions as scalars, made by
   ``ScalarFromTensor`` nodes whose values are NumPy scalars, which a plan cannot hold;
   ``TensorCheck`` reads the 0-d bool tensors themselves (same exception, same message).
@@ -87,9 +87,24 @@ class TensorCheck(CheckAndRaise):
 
 @node_rewriter([OpFromGraph])
 def aot_inline_ofg(fgraph, node):
-    if type(node.op) is not OpFromGraph:
+    if type(node.op) is not OpFromGraph and not unit_softmax(node):
         return False
     return inline_inner_graph(node)
+
+
+def unit_softmax(node: Apply) -> bool:
+    """A softmax or log-softmax that is PyTensor's symbolic Op (3.x) over axes whose static
+    length is 1. Every PyTensor backend runs its inner graph rewritten, where ``x -
+    max(x)`` over such axes is 0 whatever ``x`` holds: ones and -0.0 even for NaN or
+    infinite inputs, where a softmax kernel gives NaN. Inlined, PyTensor's rewrites make
+    that same graph (PyTensor 2.x's softmax is an Op of its own, computed as written)."""
+    op = node.op
+    if type(op).__name__ not in ("Softmax", "LogSoftmax") or len(node.inputs) != 1:
+        return False
+    shape = node.inputs[0].type.shape
+    axes = range(len(shape)) if op.axis is None else op.axis
+    axes = (axes,) if isinstance(axes, int) else axes
+    return all(shape[a] == 1 for a in axes)
 
 
 def inline_inner_graph(node: Apply) -> list:
