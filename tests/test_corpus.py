@@ -7,7 +7,8 @@ minute with a warm JIT cache on 2 cores, two with a cold one (28 JIT compiles).
 
 The second registry (``tests/corpus/wild.py``, models outside the corpus's distributions
 and ops) is checked the same way on its representative subset ``wild.CI`` (about a minute
-more); ``python -m tests.corpus.check --registry wild`` checks all of it."""
+more); ``python -m tests.corpus.check --registry wild`` checks all of it. So is the third
+(``tests/corpus/generated.py``, models drawn from seeds) on ``generated.CI``."""
 
 from __future__ import annotations
 
@@ -185,6 +186,20 @@ def test_wild_models_match_python_implementation_in_mode_aot(aot_lib, pymc_pytho
                             "print(' '.join(CI))"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
     results, res = check(pymc_python, aot_lib, "--registry", "wild", *names)
+    assert [r["name"] for r in results] == names, res.stdout[-3000:] + res.stderr[-3000:]
+    bad = [r for r in results if not r["ok"]]
+    assert not bad, json.dumps(bad, indent=1)[-6000:]
+    for r in results:
+        assert r["coverage"]["aot"] > 0 and r["plan"] and r["python_items"] == 0, r
+
+
+def test_generated_models_match_python_implementation_in_mode_aot(aot_lib, pymc_python):
+    """``generated.CI``: regressions and hierarchies drawn from seeds (families, links,
+    censoring, group effects, ``pm.Data``), each matching and without a Python item."""
+    names = subprocess.run([pymc_python, "-c", "from tests.corpus.generated import CI; "
+                            "print(' '.join(CI))"], cwd=ROOT, capture_output=True,
+                           text=True, check=True).stdout.split()
+    results, res = check(pymc_python, aot_lib, "--registry", "generated", *names)
     assert [r["name"] for r in results] == names, res.stdout[-3000:] + res.stderr[-3000:]
     bad = [r for r in results if not r["ok"]]
     assert not bad, json.dumps(bad, indent=1)[-6000:]

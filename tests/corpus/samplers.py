@@ -48,8 +48,9 @@ LOGP = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_void_p, ctypes
 EXPAND = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_uint64, ctypes.c_uint64, ctypes.c_void_p,
                           ctypes.c_void_p, ctypes.c_void_p)
 THREADS, CALLS = 4, 2000
-#: every model by name: the corpus's and the second registry's (``tests/corpus/wild.py``)
-MODELS = {**registry("corpus")[0], **registry("wild")[0]}
+#: every model by name: the corpus's, the second registry's (``tests/corpus/wild.py``) and
+#: the generated ones (``tests/corpus/generated.py``)
+MODELS = {**registry("corpus")[0], **registry("wild")[0], **registry("generated")[0]}
 
 
 def rss_mib() -> float:
