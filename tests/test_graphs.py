@@ -693,3 +693,34 @@ def test_softmax_over_unit_axes_is_pytensors(aot_lib):
     vals = [np.array([[np.nan, np.inf, -np.inf, 1.0]]), np.array([[[np.nan]], [[2.0]]])]
     for k in range(3):
         _same(f, ref, vals, f"call {k}")
+
+
+def test_empty_advanced_index_results_still_check_their_indices(aot_lib):
+    """``y[i, j]`` (and its set/inc) where a dimension beside the indices is 0: no element
+    comes out, yet NumPy refuses an index out of range, on every call (a generated graph
+    found mode AOT returning an empty array: its flattened points were none)."""
+    y, i0, i1, v = pt.tensor3("y"), pt.lvector("i0"), pt.lvector("i1"), pt.dmatrix("v")
+    for ins, out in (([y, i0, i1], y[i0, i1]), ([y, i0, i1], pt.inc_subtensor(y[i0, i1], 1.0)),
+                     ([y, i0, v], pt.set_subtensor(y[:, i0], v[:, None, :]))):
+        f, ref = _modes(ins, [out])
+        for shape, i in (((1, 1, 0), -2), ((1, 1, 0), 0), ((2, 1, 0), 5)):
+            vals = [np.zeros(shape), np.array([i]),
+                    np.zeros((shape[0], 0)) if ins[-1] is v else np.array([0])]
+            for k in range(3):
+                _same(f, ref, vals, f"{out}: {shape}, index {i}, call {k}")
+
+
+def test_prod_without_zeros_keeps_the_last_zeros_sign(aot_lib):
+    """``ProdWithoutZeros`` (the gradient of ``prod``) folds ``mul_without_zeros``, which
+    keeps the other operand of a zero: an all-zero row gives its last zero, -0.0 included
+    (mode AOT gave 0.0, and ``prod``'s gradient then the wrong zero sign downstream)."""
+    from pytensor.tensor.math import ProdWithoutZeros
+
+    m = pt.dmatrix("m")
+    outs = [ProdWithoutZeros(axis=(1,))(m), ProdWithoutZeros(axis=(0,))(m),
+            ProdWithoutZeros(axis=None)(m)]
+    f, ref = _modes([m], outs)
+    grid = np.array([[0.0, -0.0, 2.0], [-0.0, 0.0, -0.0], [3.0, -0.0, 0.0]])
+    for k, vals in enumerate([grid, grid[::-1, ::-1], -grid, np.zeros((0, 3)), grid] * 2):
+        _same(f, ref, [vals], f"call {k}")
+    assert am.plan_summary(f) and "python" not in am.plan_summary(f), am.plan_summary(f)

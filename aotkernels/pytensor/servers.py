@@ -355,20 +355,27 @@ def _careduce(op, node, thunk):
 
 def _prod_without_zeros(op, node, thunk):
     """``ProdWithoutZeros`` (the gradient of ``prod``): the product of the nonzero elements,
-    0 where all are zero (or none: its identity is 0), from kernels: zeros become ones
-    (``switch``), ``prod``, then ``all`` zeros picks 0. ``perform`` multiplies in another
-    order: the same up to rounding."""
+    from kernels: zeros become ones (``switch``), ``prod``, then where ``all`` are zero,
+    the last of them (PyTensor folds ``mul_without_zeros``, which keeps the other operand of
+    a zero: 0.0 or -0.0, as the last element is), and 0 for none (its identity).
+    ``perform`` multiplies in another order: the same up to rounding."""
     ins, out = node.inputs[0].type.dtype, node.outputs[0].type.dtype
     if ins not in CODES or np.dtype(ins).kind != "f" or REDUCTIONS["prod"].dtypes(ins)[1] != out:
         return thunk
     axis = op.axis
 
     def run(x):
+        axes = range(x.ndim) if axis is None else [a % x.ndim for a in axis]
         zero, one = (record.literal(np.array(v, x.dtype)) for v in (0, 1))
         zeros = ak.elemwise("eq", x, zero, out=record.workspace(x.shape, "bool"))
         ones = ak.elemwise("switch", zeros, one, x, out=record.workspace(x.shape, x.dtype))
-        return ak.elemwise("switch", ak.reduce("all", zeros, axis=axis),
-                           record.literal(np.zeros((), out)),
+        if any(x.shape[a] == 0 for a in axes):
+            last = record.literal(np.zeros((), out))
+        else:  # a view (slices, not integers: x[-1, -1] would be a NumPy scalar, a copy)
+            last = x[tuple(slice(-1, None) if d in axes else slice(None)
+                           for d in range(x.ndim))].reshape([n for d, n in enumerate(x.shape)
+                                                             if d not in axes])
+        return ak.elemwise("switch", ak.reduce("all", zeros, axis=axis), last,
                            ak.reduce("prod", ones, axis=axis))
     return _kernel(node, thunk, run)
 
@@ -650,8 +657,21 @@ def _take_points(op, node, thunk):
 
     def run(x, *i):
         shape, flat = at(x.shape, i)
+        if 0 in shape and any(np.size(v) for v in i):
+            return _by_perform(op, node, (x, *i))
         return ak.take_points(x, flat).reshape(shape)
     return _kernel(node, thunk, run)
+
+
+def _by_perform(op, node, values):
+    """``perform``, as a Python step of the plan, for an advanced index whose result has no
+    elements (a dimension of 0 beside the indices) while its index arrays have some: NumPy
+    checks each index against its axis all the same, and the flattened points, none, would
+    not (an index out of range must raise ``IndexError`` on every call)."""
+    record.opaque("an empty advanced index's bounds checks")
+    out = [[None] for _ in node.outputs]
+    op.perform(node, list(values), out)
+    return out[0][0]
 
 
 @serve.register(AdvancedIncSubtensor)
@@ -668,6 +688,8 @@ def _inc_points(op, node, thunk):
 
     def run(x, y, *i):
         shape, flat = at(x.shape, i)
+        if 0 in shape and any(np.size(v) for v in i):
+            return _by_perform(op, node, (x, y, *i))
         return update(x, flat, points.flat(y, shape), inplace=inplace)
     return _kernel(node, thunk, run)
 

@@ -79,7 +79,8 @@ def _likelihood(family: str, eta, n: int, r: np.random.Generator, censor: str, d
         if censor == "truncated" and family in ("Normal", "StudentT", "Laplace", "Logistic"):
             lo = float(y.min()) - 0.5
             return pm.Truncated("y", dist, lower=lo, observed=y, dims=dims)
-        return pm.modelcontext(None).register_rv(dist, "y", observed=y, dims=dims)
+        return pm.modelcontext(None).register_rv(dist, "y", observed=y,
+                                                 dims=(dims,) if dims else None)
     if family in ("LogNormal", "Gamma", "Weibull", "Exponential", "InverseGamma"):
         y = r.gamma(2.0, 1.0, n) + 0.05
         if family == "LogNormal":
