@@ -8,7 +8,7 @@ JOBS   ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup cross-tools test demo bench bench-pymc bench-corpus bench-samplers bench-pycc \
-        check-wild clean
+        check-wild check-generated clean
 
 # The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
 # PyTensor and the test tools, with aotkernels installed editable from this checkout.
@@ -83,6 +83,18 @@ check-wild: setup
 	    --registry wild --jobs $(JOBS) --report
 	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.samplers plan \
 	    $$($(PYMC_VENV)/bin/python -c "from tests.corpus.wild import MODELS; print(*MODELS)")
+
+# The third registry (tests/corpus/generated.py: models drawn from seeds; CI checks
+# generated.CI), all of it, the same way, and every model under floatX=float32 too.
+check-generated: setup
+	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
+	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.check \
+	    --registry generated --jobs $(JOBS) --report
+	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.samplers plan \
+	    $$($(PYMC_VENV)/bin/python -c "from tests.corpus.generated import MODELS; print(*MODELS)")
+	for r in corpus wild generated; do AOT_LIBRARY_DIR=build/full-lib \
+	    $(PYMC_VENV)/bin/python -m tests.corpus.check --registry $$r --float32 \
+	    --jobs $(JOBS) --report || exit 1; done
 
 # nutpie on C plans against nutpie's numba backend, and pm.sample in modes AOT/NUMBA/C.
 bench-samplers: setup

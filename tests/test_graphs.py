@@ -332,10 +332,11 @@ def gradients(draw):
 
 # -- running them ---------------------------------------------------------------------------
 
-def _close(got, want, single: bool = False, zeros: bool = True) -> None:
+def _close(got, want, single: bool = False, zeros: bool = True, half: bool = False) -> None:
     """Exact for integers and bools; floats within their precision, float32's wherever a
-    float32 value took part (a float64 result of float32 sums carries their rounding), and
-    (``zeros``) the sign of every zero both give."""
+    float32 value took part (a float64 result of float32 sums carries their rounding),
+    float16's where the Python linker computed one in float16 (``_half``), and (``zeros``)
+    the sign of every zero both give."""
     got, want = np.asarray(got), np.asarray(want)
     assert got.dtype == want.dtype, (got.dtype, want.dtype)
     assert got.shape == want.shape, (got.shape, want.shape)
@@ -344,7 +345,9 @@ def _close(got, want, single: bool = False, zeros: bool = True) -> None:
         return
     finite = np.abs(want[np.isfinite(want)])
     scale = float(finite.max(initial=1.0))
-    if want.dtype == np.float32 or single:
+    if half:
+        np.testing.assert_allclose(got, want, rtol=2e-3, atol=1e-3 * scale)
+    elif want.dtype == np.float32 or single:
         np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * scale)
     else:
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12 * scale)
@@ -359,10 +362,12 @@ def _zeros_defined(outputs) -> bool:
     a max or min reduction meets 0.0 and -0.0 (which one NumPy's SIMD loops keep depends on
     their order), nor a sort (NumPy's quicksort orders equal 0.0 and -0.0 as it likes), nor
     an ``Alloc`` (its ``perform`` fills a new array of -0.0 with 0.0, PyTensor's C code
-    and a reused array with -0.0)."""
-    from pytensor.scalar import ScalarMaximum, ScalarMinimum
+    and a reused array with -0.0), nor an ``add`` of three or more inputs (its ``perform``
+    is Python's ``sum``, which starts from the integer 0: -0.0 + -0.0 + -0.0 is 0.0 there,
+    -0.0 in PyTensor's C and Numba code and here)."""
+    from pytensor.scalar import Add, ScalarMaximum, ScalarMinimum
     from pytensor.tensor.basic import Alloc
-    from pytensor.tensor.elemwise import CAReduce
+    from pytensor.tensor.elemwise import CAReduce, Elemwise
 
     for v in ancestors(outputs):
         op = getattr(v.owner, "op", None)
@@ -371,7 +376,26 @@ def _zeros_defined(outputs) -> bool:
             return False
         if isinstance(op, Alloc) or type(op).__name__ == "SortOp":
             return False
+        if (isinstance(op, Elemwise) and isinstance(op.scalar_op, Add)
+                and len(v.owner.inputs) > 2):
+            return False
     return True
+
+
+def _half(outputs) -> bool:
+    """A float32 result computed from bool or 8-bit inputs only: PyTensor's ``perform``
+    calls NumPy's ufunc on them, which picks its float16 loop (``softplus(True)`` is
+    1.3135 there), where PyTensor's C and Numba code, and mode AOT, compute in float32
+    (1.31326)."""
+    from pytensor.tensor.elemwise import Elemwise
+
+    for v in ancestors(outputs):
+        node = v.owner
+        if (node is not None and isinstance(node.op, Elemwise) and v.type.dtype == "float32"
+                and all(getattr(i.type, "dtype", "") in ("bool", "int8", "uint8")
+                        for i in node.inputs)):
+            return True
+    return False
 
 
 def _outcome(fn, vals):
@@ -405,13 +429,14 @@ def _same(fn, ref, vals, what: str):
         return want[0]
     single = _single(fn.maker.fgraph.outputs)
     zeros = _zeros_defined(fn.maker.fgraph.outputs)
+    half = _half(fn.maker.fgraph.outputs)
     for g, w, v in zip(got[1], want[1], fn.maker.fgraph.outputs):
         declared = v.type.dtype
         if w.dtype != declared and g.dtype == declared and w.dtype.kind == g.dtype.kind:
             # PyTensor's own result breaks its type: a cumsum of int32 is int64 in every
             # backend (np.cumsum's rule), the graph says int32, and mode AOT keeps the type
             w = w.astype(declared)
-        _close(g, w, single, zeros)
+        _close(g, w, single, zeros, half)
     return None
 
 
