@@ -17,6 +17,8 @@ import os
 import subprocess
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -174,32 +176,21 @@ def test_compile_pymc_model_builds_its_graphs_with_the_shortcuts(aot_lib, pymc_p
     assert out["limits"] == [0, 0] and out["limit_after"] == out["limit"] > 0, out
 
 
-def test_wild_models_match_python_implementation_in_mode_aot(aot_lib, pymc_python):
+@pytest.mark.parametrize("registry", ["wild", "generated"])
+def test_registry_subsets_match_python_implementation_in_mode_aot(registry, aot_lib,
+                                                                 pymc_python):
     """``wild.CI``: ZeroSumNormal (a Reshape that copies), pm.Data changed by set_data,
     GARCH11's Scan, CustomDist, softmax regression, an explicit MvNormal covariance, a
     change point, an HSGP, MvStudentT on an LKJCorr covariance (SLogDet, MatrixInverse,
     FillDiagonal, PyMC's PosDefMatrix), the Rice family (PyMC's I0e, I1e) and a CustomDist
-    written as a Scan with a check inside, an observed Wishart (``ProdWithoutZeros``);
-    every one matches and keeps no Python item in its
-    plan."""
-    names = subprocess.run([pymc_python, "-c", "from tests.corpus.wild import CI; "
+    written as a Scan with a check inside, an observed Wishart (``ProdWithoutZeros``).
+    ``generated.CI``: regressions and hierarchies drawn from seeds (families, links,
+    censoring, group effects, ``pm.Data``). Every one matches and keeps no Python item in
+    its plan."""
+    names = subprocess.run([pymc_python, "-c", f"from tests.corpus.{registry} import CI; "
                             "print(' '.join(CI))"], cwd=ROOT, capture_output=True,
                            text=True, check=True).stdout.split()
-    results, res = check(pymc_python, aot_lib, "--registry", "wild", *names)
-    assert [r["name"] for r in results] == names, res.stdout[-3000:] + res.stderr[-3000:]
-    bad = [r for r in results if not r["ok"]]
-    assert not bad, json.dumps(bad, indent=1)[-6000:]
-    for r in results:
-        assert r["coverage"]["aot"] > 0 and r["plan"] and r["python_items"] == 0, r
-
-
-def test_generated_models_match_python_implementation_in_mode_aot(aot_lib, pymc_python):
-    """``generated.CI``: regressions and hierarchies drawn from seeds (families, links,
-    censoring, group effects, ``pm.Data``), each matching and without a Python item."""
-    names = subprocess.run([pymc_python, "-c", "from tests.corpus.generated import CI; "
-                            "print(' '.join(CI))"], cwd=ROOT, capture_output=True,
-                           text=True, check=True).stdout.split()
-    results, res = check(pymc_python, aot_lib, "--registry", "generated", *names)
+    results, res = check(pymc_python, aot_lib, "--registry", registry, *names)
     assert [r["name"] for r in results] == names, res.stdout[-3000:] + res.stderr[-3000:]
     bad = [r for r in results if not r["ok"]]
     assert not bad, json.dumps(bad, indent=1)[-6000:]
