@@ -3,10 +3,10 @@
 combinations nobody wrote down.
 
 Per seed: observations, groups and predictors of random sizes, data as arrays or
-``pm.Data``; an intercept, maybe varying by group (centred or non-centred, with a scale
-from one of eight positive families), maybe slopes (dense or ``ZeroSumNormal`` group
-effects); a likelihood of one of seventeen families through its usual link (identity,
-exp, logit, softplus), sometimes censored or truncated, with observed data drawn inside
+``pm.Data``; an intercept, maybe varying by group (centred, non-centred or
+``ZeroSumNormal``, with a scale from one of eight positive families), maybe slopes (dense,
+or one varying by group); a likelihood of one of eighteen families through its usual link
+(identity, exp, logit), sometimes censored or truncated, with observed data drawn inside
 its support; sometimes a ``Deterministic`` and a ``Potential``. ``describe(seed)`` says
 what a seed drew.
 
@@ -63,15 +63,17 @@ def _likelihood(family: str, eta, n: int, r: np.random.Generator, censor: str, d
                   "Cauchy"):
         sigma = scale("sigma")
         y = r.normal(0.5, 1.5, n)
-        dist = {"Normal": lambda: pm.Normal.dist(eta, sigma),
-              "StudentT": lambda: pm.StudentT.dist(nu=pm.Gamma("nu", 2.0, 0.1), mu=eta,
-                                                   sigma=sigma),
-              "Laplace": lambda: pm.Laplace.dist(eta, sigma),
-              "Logistic": lambda: pm.Logistic.dist(eta, sigma),
-              "Gumbel": lambda: pm.Gumbel.dist(eta, sigma),
-              "SkewNormal": lambda: pm.SkewNormal.dist(mu=eta, sigma=sigma,
-                                                       alpha=pm.Normal("alpha", 0, 2)),
-              "Cauchy": lambda: pm.Cauchy.dist(eta, sigma)}[family]()
+        dist = {
+            "Normal": lambda: pm.Normal.dist(eta, sigma),
+            "StudentT": lambda: pm.StudentT.dist(nu=pm.Gamma("nu", 2.0, 0.1), mu=eta,
+                                                 sigma=sigma),
+            "Laplace": lambda: pm.Laplace.dist(eta, sigma),
+            "Logistic": lambda: pm.Logistic.dist(eta, sigma),
+            "Gumbel": lambda: pm.Gumbel.dist(eta, sigma),
+            "SkewNormal": lambda: pm.SkewNormal.dist(mu=eta, sigma=sigma,
+                                                     alpha=pm.Normal("alpha", 0, 2)),
+            "Cauchy": lambda: pm.Cauchy.dist(eta, sigma),
+        }[family]()
         if censor == "censored" and family != "SkewNormal":  # PyMC has no SkewNormal logcdf
             lo, hi = np.quantile(y, [0.1, 0.9])
             return pm.Censored("y", dist, lower=lo, upper=hi, observed=np.clip(y, lo, hi),
