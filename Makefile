@@ -8,7 +8,7 @@ JOBS   ?= $(shell nproc)
 STAMP  := $(VENV)/.installed
 
 .PHONY: setup cross-tools test demo bench bench-pymc bench-corpus bench-samplers bench-pycc \
-        check-wild check-generated clean
+        check-wild check-generated check-float32 clean
 
 # The development venv: pinned build stack (numba, llvmlite, scikit-build-core, cmake, ninja),
 # PyTensor and the test tools, with aotkernels installed editable from this checkout.
@@ -74,24 +74,20 @@ bench-corpus: setup
 	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
 	$(BIN)/python benchmarks/bench_corpus.py
 
-# The second model registry (tests/corpus/wild.py), all of it (CI checks wild.CI): mode AOT
-# against PyTensor's Python linker with a coverage report, then nutpie's C plans; on the
-# full library, so "jit" in the report is a kernel no wheel ships.
-check-wild: setup
+# The second and third model registries (tests/corpus/wild.py, tests/corpus/generated.py:
+# models drawn from seeds), all of each (CI checks their .CI subsets): mode AOT against
+# PyTensor's Python linker with a coverage report, then nutpie's C plans; on the full
+# library, so "jit" in the report is a kernel no wheel ships.
+check-wild check-generated: check-%: setup
 	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
 	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.check \
-	    --registry wild --jobs $(JOBS) --report
+	    --registry $* --jobs $(JOBS) --report
 	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.samplers plan \
-	    $$($(PYMC_VENV)/bin/python -c "from tests.corpus.wild import MODELS; print(*MODELS)")
+	    $$($(PYMC_VENV)/bin/python -c "from tests.corpus.$* import MODELS; print(*MODELS)")
 
-# The third registry (tests/corpus/generated.py: models drawn from seeds; CI checks
-# generated.CI), all of it, the same way, and every model under floatX=float32 too.
-check-generated: setup
+# Every registry under floatX=float32 (check.py --float32).
+check-float32: setup
 	$(BIN)/build-kernels --no-wheel --jobs $(JOBS) --out build/full-lib
-	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.check \
-	    --registry generated --jobs $(JOBS) --report
-	AOT_LIBRARY_DIR=build/full-lib $(PYMC_VENV)/bin/python -m tests.corpus.samplers plan \
-	    $$($(PYMC_VENV)/bin/python -c "from tests.corpus.generated import MODELS; print(*MODELS)")
 	for r in corpus wild generated; do AOT_LIBRARY_DIR=build/full-lib \
 	    $(PYMC_VENV)/bin/python -m tests.corpus.check --registry $$r --float32 \
 	    --jobs $(JOBS) --report || exit 1; done

@@ -56,6 +56,7 @@ from pytensor.tensor.basic import ScalarFromTensor, as_tensor_variable
 from pytensor.tensor.math import eq
 from pytensor.tensor.rewriting.shape import ShapeFeature
 from pytensor.tensor.sort import ArgSortOp
+from pytensor.tensor.special import LogSoftmax, Softmax
 from pytensor.tensor.subtensor import (
     AdvancedIncSubtensor,
     AdvancedSubtensor,
@@ -99,7 +100,7 @@ def unit_softmax(node: Apply) -> bool:
     infinite inputs, where a softmax kernel gives NaN. Inlined, PyTensor's rewrites make
     that same graph (PyTensor 2.x's softmax is an Op of its own, computed as written)."""
     op = node.op
-    if type(op).__name__ not in ("Softmax", "LogSoftmax") or len(node.inputs) != 1:
+    if not isinstance(op, (Softmax, LogSoftmax)) or len(node.inputs) != 1:
         return False
     shape = node.inputs[0].type.shape
     axes = range(len(shape)) if op.axis is None else op.axis
