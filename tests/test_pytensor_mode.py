@@ -543,6 +543,34 @@ def test_kernel_families_are_served(aot_lib):
     assert all(source == "aot" for source in served.values()), served
 
 
+def test_a_scalar_times_a_product_is_served(aot_lib):
+    """``a * (x @ y)`` becomes PyTensor's ``Dot22Scalar`` when rewritten (``2 * (X @ X.T)``
+    in a GP's kernel, a scaled design matrix product): until session 17 it ran its
+    ``perform``, a Python item in every plan. Record, plan and replays against FAST_COMPILE
+    (strided and transposed operands too); unaligned shapes raise perform's ValueError on
+    the first call and on a replayed plan."""
+    from pytensor_cases import plan_of
+
+    x, y, a = pt.matrix("x"), pt.matrix("y"), pt.scalar("a")
+    outs = [2.0 * (x @ y.T), a * (x[::2].T @ y[::2, ::-1])]
+    f, ref = modes([x, y, a], outs)
+    ops = {type(n.op).__name__ for n in f.maker.fgraph.apply_nodes}
+    assert "Dot22Scalar" in ops, ops
+    replays(f, ref, [M, P, np.array(-0.7)])
+    served = [t.source for t in f.maker.linker.thunks
+              if isinstance(t, KernelThunk) and type(t.node.op).__name__ == "Dot22Scalar"]
+    assert len(served) == 2 and set(served) <= {"aot", "jit"}, served  # kernels, not perform
+    assert not [node for kind, node, *_ in plan_of(f).finish if kind == "python"]
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            f(M, P[:, :4], np.array(1.0))
+    g = pytensor.function([x, y, a], a * (x @ y), mode="AOT")
+    for _ in range(4):  # record, plan, replays, then the error from the replayed plan
+        close(g(M, P.T, np.array(0.5)), 0.5 * (M @ P.T))
+    with pytest.raises(ValueError):
+        g(M, P, np.array(0.5))
+
+
 def test_softmax_grad_is_served_where_pytensor_has_it(aot_lib):
     """PyTensor 2.x has a SoftmaxGrad op (3.x spells the gradient out); run by
     tests/test_pytensor2.py on 2.38."""

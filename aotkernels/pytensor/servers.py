@@ -20,7 +20,7 @@ from pytensor.graph.basic import Constant
 from pytensor.raise_op import CheckAndRaise
 from pytensor.scalar.loop import ScalarLoop
 from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
-from pytensor.tensor.blas import BatchedDot, Dot22, Gemm, Gemv, Ger
+from pytensor.tensor.blas import BatchedDot, Dot22, Dot22Scalar, Gemm, Gemv, Ger
 from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
 from pytensor.tensor.extra_ops import CumOp, FillDiagonal
@@ -581,6 +581,20 @@ def _dot(op, node, thunk):
     if not _products(node, (1, 2)):
         return thunk
     return _kernel(node, thunk, ak.dot)
+
+
+@serve.register(Dot22Scalar)
+def _dot22_scalar(op, node, thunk):
+    """``a * np.dot(x, y)``, what PyTensor makes of a scalar times a matrix product
+    (``2 * (x @ y)``): its ``perform``'s two roundings, the product then one multiply in
+    place."""
+    if not _floats(node):
+        return thunk
+
+    def run(x, y, a):
+        out = ak.dot(x, y)
+        return ak.elemwise("mul", a, out, out=out)
+    return _kernel(node, thunk, run)
 
 
 @serve.register(Gemv)

@@ -806,6 +806,57 @@ def interpolated_prior(rng):
     return m
 
 
+@model
+def matrix_normal_regression(rng):
+    """``pm.MatrixNormal`` with a Cholesky row covariance from LKJ and a fixed column
+    covariance, as a multi-output regression's noise (session 17)."""
+    n, k = 12, 3
+    x = rng.normal(size=(n, 2))
+    y = x @ rng.normal(size=(2, k)) + rng.normal(size=(n, k))
+    with pm.Model() as m:
+        b = pm.Normal("b", 0, 1, shape=(2, k))
+        chol, _, _ = pm.LKJCholeskyCov("chol", n=k, eta=2.0, sd_dist=pm.Exponential.dist(1.0),
+                                       compute_corr=True)
+        pm.MatrixNormal("y", mu=pt.dot(x, b), rowcov=np.eye(n), colchol=chol, observed=y)
+    return m
+
+
+@model
+def bounded_and_discrete_families(rng):
+    """Families no other model uses: Triangular and ChiSquared priors, an observed
+    HyperGeometric, DiscreteUniform and Bernoulli-logit, a Beta with mean/sd
+    parametrisation, ``pm.math`` helpers (``invlogit``, ``logsumexp``, ``logdiffexp``)
+    (session 17)."""
+    with pm.Model() as m:
+        c = pm.Triangular("c", lower=0.0, c=1.0, upper=3.0)
+        q = pm.ChiSquared("q", nu=4)
+        mu = pm.Beta("mu", mu=0.3, sigma=0.1)
+        pm.HyperGeometric("h", N=40, k=12, n=10, observed=rng.integers(0, 8, 15))
+        pm.DiscreteUniform("d", lower=0, upper=9, observed=rng.integers(0, 10, 15))
+        x = rng.normal(size=30)
+        pm.Bernoulli("y", logit_p=c - 1.5 + mu * x, observed=rng.integers(0, 2, 30))
+        pm.Potential("mix", pm.math.logsumexp(pt.stack([pt.log(q), pm.math.invlogit(c)])))
+        pm.Potential("gap", pm.math.logdiffexp(pt.log(q + 2.0), pt.log(q + 1.0)))
+    return m
+
+
+@model
+def beta_binomial_ranef_with_cumsum(rng):
+    """A random walk built by hand with ``cumsum`` of non-centred steps, feeding a
+    BetaBinomial through an ``invlogit`` mean and a concentration (session 17)."""
+    t = 25
+    n = rng.integers(20, 40, t)
+    with pm.Model() as m:
+        s = pm.HalfNormal("s", 0.3)
+        z = pm.Normal("z", 0, 1, shape=t)
+        walk = pm.Deterministic("walk", pt.cumsum(z * s))
+        kappa = pm.Gamma("kappa", 4, 0.2)
+        p = pm.math.invlogit(walk - 0.5)
+        pm.BetaBinomial("y", alpha=p * kappa, beta=(1 - p) * kappa, n=n,
+                        observed=rng.binomial(n, 0.4))
+    return m
+
+
 #: the representative subset ``tests/test_corpus.py`` checks in CI (cheap to compile, and
 #: each guards a fix or a path the corpus lacks); the others:
 #: ``python -m tests.corpus.check --registry wild``
