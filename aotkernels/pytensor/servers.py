@@ -347,10 +347,25 @@ def _careduce(op, node, thunk):
     if len(node.outputs) != 1 or name is None or ins not in CODES:
         return thunk
     acc, res = REDUCTIONS[name].dtypes(ins)
-    if out != res or getattr(op, "acc_dtype", None) not in (None, acc):
-        return thunk
+    asked = getattr(op, "acc_dtype", None)
     axis = op.axis
-    return _kernel(node, thunk, lambda x: ak.reduce(name, x, axis=axis))
+    if out == res and asked in (None, acc):
+        return _kernel(node, thunk, lambda x: ak.reduce(name, x, axis=axis))
+    # ``Sum``/``Prod`` asked for a wider dtype than the table gives this input (a float32
+    # gradient summed into float64, int8 counts summed in int64 into float64): perform
+    # converts the input to its accumulator dtype, reduces in that and converts the result;
+    # so do the kernels
+    wide = asked or out
+    if wide not in CODES or not np.can_cast(ins, wide, "safe"):
+        return thunk
+    acc, res = REDUCTIONS[name].dtypes(wide)
+    if acc != wide or not np.can_cast(res, out, "safe"):
+        return thunk
+
+    def run(x):
+        r = ak.reduce(name, ak.cast(x, wide), axis=axis)
+        return r if res == out else ak.cast(r, out)
+    return _kernel(node, thunk, run)
 
 
 def _prod_without_zeros(op, node, thunk):
