@@ -778,7 +778,7 @@ def test_reductions_into_a_wider_dtype_are_served(aot_lib):
             pt.sum(x32, dtype="float64", acc_dtype="float64")]
     f, ref = _modes([x32, x64, i8], outs)
     rng = np.random.default_rng(3)
-    for k in range(3):
+    for _ in range(3):  # record, plan, replay
         vals = [rng.normal(size=(4, 3)).astype("float32"), rng.normal(size=3),
                 rng.integers(-9, 9, (4, 3)).astype("int8")]
         for got, want in zip(f(*vals), ref(*vals)):
