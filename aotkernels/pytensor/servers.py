@@ -80,7 +80,7 @@ from aotkernels.kernels.index_ops import INDEX_OPS
 from aotkernels.kernels.lapack_ops import LAPACK_DTYPES
 from aotkernels.kernels.loop import Loop
 from aotkernels.kernels.reductions import REDUCTIONS
-from aotkernels.kernels.scalar_ops import SCALAR_OPS
+from aotkernels.kernels.scalar_ops import SCALAR_OPS, kind
 from aotkernels.pytensor import points
 from aotkernels.pytensor.thunks import (
     CheckThunk,
@@ -351,15 +351,15 @@ def _careduce(op, node, thunk):
     axis = op.axis
     if out == res and asked in (None, acc):
         return _kernel(node, thunk, lambda x: ak.reduce(name, x, axis=axis))
-    # ``Sum``/``Prod`` asked for a wider dtype than the table gives this input (a float32
-    # gradient summed into float64, int8 counts summed in int64 into float64): perform
-    # converts the input to its accumulator dtype, reduces in that and converts the result;
-    # so do the kernels
+    # ``Sum``/``Prod`` asked for another accumulator than the table gives this input (a
+    # float32 gradient summed into float64, a bool mask in float64 into float32): perform
+    # converts the input to its accumulator dtype, reduces in that and converts the result
+    # (a float to a narrower float rounds alike everywhere); so do the kernels
     wide = asked or out
     if wide not in CODES or not np.can_cast(ins, wide, "safe"):
         return thunk
     acc, res = REDUCTIONS[name].dtypes(wide)
-    if acc != wide or not np.can_cast(res, out, "safe"):
+    if acc != wide or not (np.can_cast(res, out, "safe") or kind(res) == kind(out) == "f"):
         return thunk
 
     def run(x):
