@@ -793,3 +793,23 @@ def test_reductions_into_a_wider_dtype_are_served(aot_lib):
             assert got.dtype == want.dtype
             np.testing.assert_allclose(got, want, rtol=1e-13)
     assert not _on_perform(f), _on_perform(f)
+
+
+def test_sets_that_convert_like_numpy_are_served(aot_lib):
+    """``set_subtensor`` of a bool array with another dtype (a generated graph: ``(x0 +
+    x1)[1:] = 2`` of bools), and of a float32 array with float64 values, ran ``perform``
+    until session 17. NumPy's assignment converts (nonzero is True, NaN too; floats round)
+    and the kernels' cast agrees: same values, signs of zero and infinities."""
+    b0, b1 = pt.vector("b0", dtype="bool"), pt.vector("b1", dtype="bool")
+    f32, f64 = pt.fvector("f32"), pt.dvector("f64")
+    outs = [pt.set_subtensor((b0 + b1)[1:], 2), pt.set_subtensor(b0[1:], f64[:2]),
+            pt.set_subtensor(f32[:2], f64[1:3]), pt.set_subtensor(f32[1:], 1e300)]
+    f, ref = _modes([b0, b1, f32, f64], outs)
+    vals = [np.array([True, False, False]), np.array([False, False, True]),
+            np.array([1.5, -2, 3], "float32"), np.array([np.nan, -0.0, 1e-300])]
+    for _ in range(3):  # record, plan, replay
+        for got, want in zip(f(*vals), ref(*vals)):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+            assert np.array_equal(np.signbit(got), np.signbit(want))
+    assert not _on_perform(f), _on_perform(f)

@@ -537,10 +537,14 @@ def _inc_subtensor(op, node, thunk):
     """``x[idx] = y`` / ``x[idx] += y`` with basic indices: a copy of ``x`` (unless in
     place), then one kernel writing into the view ``x[idx]``."""
     x, y = node.inputs[:2]
-    if (not all(d in CODES for d in _dtypes(node))
-            or np.result_type(x.type.dtype, y.type.dtype) != x.type.dtype):
-        return thunk
     idx_list, inplace, set_ = op.idx_list, op.inplace, op.set_instead_of_inc
+    xd, yd = x.type.dtype, y.type.dtype
+    # a set converts y as NumPy's assignment does, where the kernels' cast agrees: into
+    # bool (nonzero), between floats (rounding); an increment adds in x's own dtype
+    converts = set_ and (xd == "bool" or kind(xd) == kind(yd) == "f")
+    if (not all(d in CODES for d in _dtypes(node))
+            or (np.result_type(xd, yd) != xd and not converts)):
+        return thunk
 
     def run(x, y, *i):
         out = x if inplace and x.flags.writeable else record.copy(x)
