@@ -490,9 +490,10 @@ def check(case: Case, seed: int = 0) -> None:
     note(case.describe())
     f = pytensor.function(case.inputs, case.outputs, mode="AOT")
     ref = pytensor.function(case.inputs, case.outputs, mode=REF)
-    for k in range(3):  # recorded, planned, replayed
-        _same(f, ref, case.values(case.sizes, seed + k), f"call {k}")
-    assert not _on_perform(f), _on_perform(f)
+    raised = [_same(f, ref, case.values(case.sizes, seed + k), f"call {k}")
+              for k in range(3)]  # recorded, planned, replayed
+    if not any(raised):  # a node whose perform refuses good inputs (bool += int8) keeps it
+        assert not _on_perform(f), _on_perform(f)
     for what, vals in _bad_inputs(case, seed):
         for k in range(3):  # a first call and replays must refuse alike
             exc = _same(f, ref, vals, f"{what}, call {k}")
