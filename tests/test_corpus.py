@@ -183,7 +183,8 @@ def test_registry_subsets_match_python_implementation_in_mode_aot(registry, aot_
     GARCH11's Scan, CustomDist, softmax regression, an explicit MvNormal covariance, a
     change point, an HSGP, MvStudentT on an LKJCorr covariance (SLogDet, MatrixInverse,
     FillDiagonal, PyMC's PosDefMatrix), the Rice family (PyMC's I0e, I1e) and a CustomDist
-    written as a Scan with a check inside, an observed Wishart (``ProdWithoutZeros``).
+    written as a Scan with a check inside, an observed Wishart (``ProdWithoutZeros``), a
+    MatrixNormal regression (``Dot22Scalar``).
     ``generated.CI``: regressions and hierarchies drawn from seeds (families, links,
     censoring, group effects, ``pm.Data``). Every one matches and keeps no Python item in
     its plan."""

@@ -6,7 +6,8 @@ non-centred effects, large counts, ``pm.Data`` changed by ``set_data``; since se
 AR, LKJCorr with MvStudentT, DirichletMultinomial, rarer continuous and discrete families,
 discrete truncation, Matern and periodic latent GPs, MvGaussianRandomWalk, a CustomDist
 written as a Scan, mixtures of MvNormals, precision matrices, KroneckerNormal, Wishart,
-CAR and ICAR, stick-breaking weights, Euler-Maruyama, HSGPPeriodic, Interpolated).
+CAR and ICAR, stick-breaking weights, Euler-Maruyama, HSGPPeriodic, Interpolated; since
+session 17 MatrixNormal, Triangular, ChiSquared, HyperGeometric, DiscreteUniform).
 
 ``MODELS`` maps a name to a builder (same contract as ``tests.corpus.MODELS``; names are
 distinct from the corpus's). ``CHANGES`` maps a model to what a user does to it after
@@ -863,4 +864,4 @@ def beta_binomial_ranef_with_cumsum(rng):
 CI = ["zerosum_crossed_effects", "deterministics_and_indexing", "garch11", "customdist_logp",
       "categorical_softmax_regression", "mvnormal_explicit_cov", "changepoint_switch",
       "hsgp_regression", "mv_student_t_lkj_corr", "exotic_families", "scan_customdist",
-      "wishart_observed"]
+      "wishart_observed", "matrix_normal_regression"]
