@@ -363,7 +363,7 @@ def _careduce(op, node, thunk):
         return thunk
 
     def run(x):
-        r = ak.reduce(name, ak.cast(x, wide), axis=axis)
+        r = ak.reduce(name, x if x.dtype == wide else ak.cast(x, wide), axis=axis)
         return r if res == out else ak.cast(r, out)
     return _kernel(node, thunk, run)
 
