@@ -571,6 +571,35 @@ def test_a_scalar_times_a_product_is_served(aot_lib):
         g(M, P, np.array(0.5))
 
 
+def test_an_identity_of_a_size_known_at_call_time_is_served(aot_lib):
+    """``pt.eye(X.shape[0])`` (a jitter beside a GP covariance of ``pm.Data``) is an ``Eye``
+    node whose size is a value: it ran ``perform`` until session 17. Zeros and a diagonal
+    written through a strided view, a value of shapes alone in plans (so once per geometry,
+    though Gemm then writes into it in place); any offset ``k``, empty results, NumPy's
+    error for a negative size."""
+    from pytensor_cases import plan_of
+
+    x, k, n = pt.dmatrix("x"), pt.lscalar("k"), pt.lscalar("n")
+    outs = [x @ x.T + pt.eye(x.shape[0]) * 2.0, pt.eye(x.shape[0], x.shape[1], k) + 0.0,
+            pt.eye(x.shape[1], dtype="int32") * 3]
+    f, ref = modes([x, k], outs)
+    rng = np.random.default_rng(0)
+    for shape, kk in [((3, 4), 0)] * 4 + [((3, 4), 2), ((3, 4), -1), ((3, 4), 7),
+                                          ((3, 4), -5), ((5, 2), -2), ((0, 3), 0)]:
+        v = rng.normal(size=shape)
+        for got, want in zip(f(v, np.int64(kk)), ref(v, np.int64(kk))):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_array_equal(got, want)
+    served = {t.source for t in f.maker.linker.thunks
+              if isinstance(t, KernelThunk) and type(t.node.op).__name__ == "Eye"}
+    assert served and served <= {"aot", "jit"}, served
+    assert plan_of(f).kinds()["static"] >= 2, plan_of(f).kinds()
+    g = pytensor.function([n], pt.eye(n), mode="AOT")
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            g(np.int64(-1))
+
+
 def test_softmax_grad_is_served_where_pytensor_has_it(aot_lib):
     """PyTensor 2.x has a SoftmaxGrad op (3.x spells the gradient out); run by
     tests/test_pytensor2.py on 2.38."""

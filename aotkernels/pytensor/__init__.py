@@ -14,7 +14,7 @@ plan), ``fusion`` (runs of elementwise steps as fused kernels, compiled in the b
 and swapped into plans), ``coverage`` (reports). Served on kernels:
 ``Elemwise`` (every op of the table, ``Cast``, ``Identity``, n-ary add/mul, inplace
 variants), ``CAReduce`` (Sum, Prod, Max, Min, All, Any over any axes), Argmax, CumOp,
-Softmax, LogSoftmax, SoftmaxGrad, Join, Alloc, Dot, Dot22, Dot22Scalar, Gemv, Gemm,
+Softmax, LogSoftmax, SoftmaxGrad, Join, Alloc, Eye, Dot, Dot22, Dot22Scalar, Gemv, Gemm,
 AdvancedSubtensor1, AdvancedIncSubtensor1, and AdvancedSubtensor / AdvancedIncSubtensor with
 one index vector per dimension; ``OpFromGraph`` inner graphs run in mode AOT. Views
 (DimShuffle, Reshape, Subtensor, ...) run PyTensor's ``perform``, a NumPy view; every other

@@ -19,7 +19,7 @@ from pytensor.compile.ops import DeepCopyOp
 from pytensor.graph.basic import Constant
 from pytensor.raise_op import CheckAndRaise
 from pytensor.scalar.loop import ScalarLoop
-from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Join, MakeVector
+from pytensor.tensor.basic import Alloc, AllocDiag, ExtractDiag, Eye, Join, MakeVector
 from pytensor.tensor.blas import BatchedDot, Dot22, Dot22Scalar, Gemm, Gemv, Ger
 from pytensor.tensor.blockwise import Blockwise
 from pytensor.tensor.elemwise import CAReduce, Elemwise
@@ -483,6 +483,29 @@ def _alloc(op, node, thunk):
         op._check_runtime_broadcast(node, np.asarray(value), shape)
         return ak.alloc(value, shape, dtype)
     return _kernel(node, thunk, run, tuple(range(1, len(node.inputs))))
+
+
+@serve.register(Eye)
+def _eye(op, node, thunk):
+    """``np.eye(n, m, k)`` of a size known only when called (``pt.eye(X.shape[0])`` beside a
+    covariance of ``pm.Data``; constant sizes fold away): zeros, then ones written through
+    the diagonal's view, as plan steps replayed while ``n``, ``m``, ``k`` stay the same."""
+    dtype = node.outputs[0].type.dtype
+    if dtype not in CODES:
+        return thunk
+
+    def run(n, m, k):
+        n, m, k = int(n), int(m), int(k)
+        if n < 0 or m < 0:
+            return np.eye(n, m, k, dtype=dtype)  # NumPy's ValueError
+        out = ak.alloc(record.literal(np.zeros((), dtype)), (n, m))
+        count = min(n, m - k) if k >= 0 else min(n + k, m)
+        if count > 0:
+            start = k if k >= 0 else -k * m
+            copy_into(record.literal(np.ones((), dtype)),
+                      out.reshape(-1)[start:start + (count - 1) * (m + 1) + 1:m + 1])
+        return out
+    return _kernel(node, thunk, run, (0, 1, 2))
 
 
 @serve.register(DeepCopyOp)
