@@ -573,10 +573,10 @@ def test_a_scalar_times_a_product_is_served(aot_lib):
 
 def test_an_identity_of_a_size_known_at_call_time_is_served(aot_lib):
     """``pt.eye(X.shape[0])`` (a jitter beside a GP covariance of ``pm.Data``) is an ``Eye``
-    node whose size is a value: it ran ``perform`` until session 17. Zeros and a diagonal
-    written through a strided view, a value of shapes alone in plans (so once per geometry,
-    though Gemm then writes into it in place); any offset ``k``, empty results, NumPy's
-    error for a negative size."""
+    node whose size is a value: it ran ``perform`` until session 17 (plans computed it once
+    per geometry all the same, a value of shapes alone). Zeros and a diagonal written
+    through a strided view, still static in plans (though Gemm then writes into it in
+    place); any offset ``k``, empty results, NumPy's error for a negative size."""
     from pytensor_cases import plan_of
 
     x, k, n = pt.dmatrix("x"), pt.lscalar("k"), pt.lscalar("n")
