@@ -809,8 +809,8 @@ def interpolated_prior(rng):
 
 @model
 def matrix_normal_regression(rng):
-    """``pm.MatrixNormal`` with a Cholesky row covariance from LKJ and a fixed column
-    covariance, as a multi-output regression's noise (session 17)."""
+    """``pm.MatrixNormal`` with a fixed row covariance and an LKJ Cholesky factor for the
+    columns, as a multi-output regression's noise (session 17)."""
     n, k = 12, 3
     x = rng.normal(size=(n, 2))
     y = x @ rng.normal(size=(2, k)) + rng.normal(size=(n, k))
