@@ -38,6 +38,9 @@ def main() -> None:
 
     lines: set[str] = set()
     for path in args.usage:
+        if not path.exists():  # a fresh checkout has no JIT cache yet
+            print(f"no usage at {path}; skipped", flush=True)
+            continue
         for f in (sorted(path.rglob("misses.txt")) if path.is_dir() else [path]):
             lines.update(line for line in f.read_text().splitlines()
                          if line.strip() and not line.startswith("fused/"))

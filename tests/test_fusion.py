@@ -67,8 +67,9 @@ def test_a_chain_is_one_fused_step_with_the_same_bits(fusion):
 
 
 def test_fusion_never_makes_a_caller_wait(fusion, monkeypatch, tmp_path):
-    """Calls made while the fused kernel compiles return at the unfused speed: the compile
-    runs in a child process driven by a background thread."""
+    """Calls made while the fused kernel compiles return at the unfused speed, through the
+    plan's fast path (a sampler's first seconds are all such calls): the compile runs in a
+    child process driven by a background thread. Once it is in, the next call runs it."""
     monkeypatch.setenv("AOT_CACHE_DIR", str(tmp_path))  # nothing cached: a real compile
     ins, outs = chain()
     outs = [outs[0] * 3.0]  # a program no other test of this process compiled
@@ -83,7 +84,12 @@ def test_fusion_never_makes_a_caller_wait(fusion, monkeypatch, tmp_path):
         f(*vals)
     assert time.perf_counter() - t < 2.0  # 200 calls, not a compile (seconds)
     assert any(t.name == "aotkernels-jit" for t in threading.enumerate())
+    assert plan.pending is not None and f.vm.fast_args is not None  # unfused, fast
+    want = f(*vals)[0]
     assert am.wait_for_fusion(f, WAIT) == 1
+    np.testing.assert_array_equal(f(*vals)[0], want)
+    assert _steps(f) == 1 and plan.fast[0] is plan.items  # the fused step, fast
+    assert f.vm.fast_args is plan.fast[2]
 
 
 def test_off_switch(monkeypatch, aot_lib):
@@ -358,7 +364,8 @@ def test_a_forked_child_gets_its_fused_kernels(fusion, monkeypatch, tmp_path):
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: report, never return into pytest
-        ok = am.wait_for_fusion(f, WAIT) == 1 and np.array_equal(f(*v)[0], want)
+        ok = np.array_equal(f(*v)[0], want) and am.wait_for_fusion(f, WAIT) == 1
+        ok = ok and np.array_equal(f(*v)[0], want) and _plan(f).fast[0] is _plan(f).items
         os.write(write, b"1" if ok else b"0")
         os._exit(0)
     os.close(write)

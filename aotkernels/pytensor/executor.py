@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import weakref
 from collections import Counter
 from typing import NamedTuple
 
@@ -57,6 +58,33 @@ def data_offset() -> int | None:
 
 
 _data_offset: int | None = -1
+
+
+
+class Wait:
+    """A plan's fused kernels to come: ``arrived`` once they are ready to swap in (or
+    failed, or were swapped), which fast paths made meanwhile check. In a forked child the
+    thread that would finish them is not there: every wait counts as arrived, and the
+    plan's ``fuse`` asks again."""
+
+    __slots__ = ("arrived", "__weakref__")
+    unfinished: weakref.WeakSet = weakref.WeakSet()
+
+    def __init__(self) -> None:
+        self.arrived = False
+        Wait.unfinished.add(self)
+
+    def arrive(self, _future=None) -> None:
+        self.arrived = True
+        Wait.unfinished.discard(self)
+
+
+def _forked() -> None:
+    for wait in list(Wait.unfinished):
+        wait.arrive()
+
+
+os.register_at_fork(after_in_child=_forked)
 
 
 def pointer(a: np.ndarray) -> int:
@@ -184,6 +212,9 @@ class Plan:
         self.runs, self.pending = runs, (runs, ready, future, os.getpid())
         if future is None:
             self.fuse()
+            return
+        self.wait, self.fast = Wait(), None  # fast paths made from now on check it
+        future.add_done_callback(self.wait.arrive)
 
     def fuse(self, timeout: float | None = 0) -> int:
         """Swap in the fused kernels that are ready (waiting up to ``timeout`` seconds for
@@ -211,7 +242,8 @@ class Plan:
 
                 log.info("aotkernels: no fused kernels for this plan (%s: %s)",
                          type(exc).__name__, exc)
-                self.pending, self.fused = None, 0
+                self.pending, self.fused, self.fast = None, 0, None  # fast: made anew
+                self.wait.arrive()
                 return 0
             ready = [a if a is not None else ctypes.cast(next(fns), ctypes.c_void_p).value
                      for a in ready]
@@ -219,9 +251,12 @@ class Plan:
         self.items = [item.fused(by_first, self.keep) if item.__class__ is Segment else item
                       for item in self.items]
         self.pending, self.fused = None, len(runs)
+        if self.wait is not None:
+            self.wait.arrive()
         return self.fused
 
     fused = 0  # runs swapped in
+    wait = None  # the Wait of the fusion asked for last
     runs: list = []  # fusion.Run: the fused runs asked for
 
     def fast_path(self, vm, key: tuple, runner=None) -> tuple | None:
@@ -233,10 +268,10 @@ class Plan:
         inputs still have the geometry ``key`` (else return None: the caller takes the
         general path), run the plan and return the outputs, as ``PlannedLoop`` would.
         Unrolled, with every constant bound as a name, they cost a fraction of the general
-        loop; they wait for nothing, and stand aside while fused kernels are pending
-        (``run`` swaps them). ``runner``: the library's ``aotk_run_call``, which reads the
-        arrays' data pointers in C and runs the first segment in one ctypes call (without
-        it, Python sets every root)."""
+        loop; they wait for nothing: while fused kernels are pending they run the unfused
+        steps, and stand aside once those arrive (``run`` swaps them in). ``runner``: the
+        library's ``aotk_run_call``, which reads the arrays' data pointers in C and runs
+        the first segment in one ctypes call (without it, Python sets every root)."""
         if vm.time_thunks or any(item.__class__ is not Segment for item in self.items):
             return None
         offset = data_offset() if runner is not None and self.items else None
@@ -244,7 +279,7 @@ class Plan:
                "addressof": _addressof, "from_buffer": _from_buffer, "plan": self,
                "roots": self.roots, "seen": self.seen, "roots_p": self.roots_p,
                "run_steps": self.run_steps, "raise_failed": self._raise_failed, "vm": vm,
-               "run_call": runner}
+               "run_call": runner, "W": self.wait}
         arrays: list = []  # the roots ``runner`` sets, in the order of its table
 
         def set_root(index: int, array: str, expr: str) -> str:
@@ -261,9 +296,12 @@ class Plan:
                     "        return None"]
 
         arg_cells = getattr(vm, "arg_cells", None)  # vm.input_storage index per argument
-        head = ["def fast():", "    if plan.pending is not None:", "        return None"]
-        args_head = ["def fast_args(args):", "    if plan.pending is not None:",
-                     "        return None"]
+        # made while fused kernels are pending, they run the unfused steps until those
+        # arrive, then stand aside for ``run`` to swap them in (the items change, and the
+        # caller makes them again)
+        wait = ["    if W.arrived:", "        return None"] if self.pending else []
+        head = ["def fast():", *wait]
+        args_head = ["def fast_args(args):", *wait]
         if arg_cells:
             args_head.append(f"    {', '.join(f'v{k}' for k in arg_cells)}, = args")
         for k, (cell, (shape, strides, dtype)) in enumerate(zip(vm.input_storage, key)):

@@ -131,11 +131,11 @@ class PlannedLoop(Loop):
             if not plan.run(self):
                 del self._plans[key]  # a value left the plan's geometry
                 self._fast = self.fast_args = None
-            elif plan.pending is None:
-                if plan.fast is None or plan.fast[0] is not plan.items:
-                    fast = plan.fast_path(self, key, call_runner()) or (None, None)
-                    plan.fast = (plan.items, *fast)
-                self._fast, self.fast_args = plan.fast[1:]
+                return self.perform_updates()
+            if plan.fast is None or plan.fast[0] is not plan.items:  # new, or fused since
+                fast = plan.fast_path(self, key, call_runner()) or (None, None)
+                plan.fast = (plan.items, *fast)
+            self._fast, self.fast_args = plan.fast[1:]
             return self.perform_updates()
         return self._record(key)
 
