@@ -600,6 +600,32 @@ def test_an_identity_of_a_size_known_at_call_time_is_served(aot_lib):
             g(np.int64(-1))
 
 
+def test_a_block_diagonal_is_served(aot_lib):
+    """``pt.linalg.block_diag`` (a state-space transition, a multi-output covariance) ran
+    ``perform`` (scipy's ``block_diag``) until session 18: zeros and each block copied in,
+    converting to the upcast dtype; empty blocks, and its gradient (views of the output's
+    gradient), in a plan with no Python item."""
+    from pytensor_cases import plan_of
+
+    a, b, c = pt.dmatrix("a"), pt.fmatrix("b"), pt.imatrix("c")
+    d = pt.linalg.block_diag(a, b, c)
+    outs = [d, pt.linalg.block_diag(b, b) * 2.0,
+            pytensor.grad(pt.sum(pt.exp(pt.linalg.block_diag(a, a.T)) * 0.5), a)]
+    f, ref = modes([a, b, c], outs)
+    rng = np.random.default_rng(0)
+    for shapes in [((2, 3), (1, 1), (2, 2))] * 4 + [((0, 2), (3, 0), (1, 1)),
+                                                   ((2, 2), (2, 2), (0, 0))]:
+        vals = [rng.normal(size=shapes[0]), rng.normal(size=shapes[1]).astype("float32"),
+                rng.integers(-5, 5, size=shapes[2]).astype("int32")]
+        for got, want in zip(f(*vals), ref(*vals)):
+            assert got.dtype == want.dtype and got.shape == want.shape
+            np.testing.assert_allclose(got, want, rtol=1e-6)
+    served = {t.source for t in f.maker.linker.thunks
+              if isinstance(t, KernelThunk) and type(t.node.op).__name__ == "BlockDiagonal"}
+    assert served and served <= {"aot", "jit"}, served
+    assert "python" not in plan_of(f).kinds(), plan_of(f).kinds()
+
+
 def test_softmax_grad_is_served_where_pytensor_has_it(aot_lib):
     """PyTensor 2.x has a SoftmaxGrad op (3.x spells the gradient out); run by
     tests/test_pytensor2.py on 2.38."""

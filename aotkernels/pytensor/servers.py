@@ -40,6 +40,7 @@ from pytensor.tensor.utils import _parse_gufunc_signature
 
 try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
     from pytensor.tensor.linalg import (
+        BlockDiagonal,
         Cholesky,
         CholeskySolve,
         LUFactor,
@@ -49,6 +50,7 @@ try:  # PyTensor 3.x; 2.x has them in slinalg only (3.x warns there)
     )
 except ImportError:
     from pytensor.tensor.slinalg import (
+        BlockDiagonal,
         Cholesky,
         CholeskySolve,
         LUFactor,
@@ -506,6 +508,27 @@ def _eye(op, node, thunk):
                       out.reshape(-1)[start:start + (count - 1) * (m + 1) + 1:m + 1])
         return out
     return _kernel(node, thunk, run, (0, 1, 2))
+
+
+@serve.register(BlockDiagonal)
+def _block_diagonal(op, node, thunk):
+    """``pt.linalg.block_diag`` (state-space and multi-output GP covariances): zeros, then
+    each block copied into its place, converting to the output dtype as ``perform``'s
+    ``astype`` does (the output dtype is the blocks' upcast: no block narrows)."""
+    dtype = node.outputs[0].type.dtype
+    if any(d not in CODES for d in _dtypes(node)):
+        return thunk
+
+    def run(*blocks):
+        rows, cols = sum(b.shape[0] for b in blocks), sum(b.shape[1] for b in blocks)
+        out = ak.alloc(record.literal(np.zeros((), dtype)), (rows, cols))
+        r = c = 0
+        for b in blocks:
+            if b.size:
+                copy_into(b, out[r:r + b.shape[0], c:c + b.shape[1]])
+            r, c = r + b.shape[0], c + b.shape[1]
+        return out
+    return _kernel(node, thunk, run)
 
 
 @serve.register(DeepCopyOp)
