@@ -6,8 +6,8 @@ of n-ary add/mul, binary ops (maximum, minimum, sub, true_div, pow, arctan2, mod
 (exp, log1p, sigmoid, abs, sign, neg, sqrt, tanh, erf, softplus, floor, gammaln, expm1) and
 comparisons with switch, then optionally a tail on its result: a reduction (keepdims or
 not), basic or advanced indexing (an input index vector, one per dimension for points), a
-join with a second tree, an alloc, a slice set or incremented, cumsum/cumprod/sort/argmax
-along an axis, softmax/log_softmax/logsumexp, a product with its own transpose, a
+join or a block diagonal with a second tree, an alloc, a slice set or incremented,
+cumsum/cumprod/sort/argmax along an axis, softmax/log_softmax/logsumexp, a product with its own transpose, a
 transposed, flattened or reversed view; and the gradients of scalar-valued float graphs.
 Each graph is compiled in mode AOT and with the Python linker under the same rewrites, and
 called as a user would: three calls of one input geometry (recorded, then planned and
@@ -229,9 +229,9 @@ def with_tail(draw, case: Case, y, text: str, tails=None):
     """``y`` (the tree's result) and a tail applied to it: (outputs, description)."""
     tail = draw(st.sampled_from(tails or ["none", "reduce", "slice", "take", "points", "join",
                                           "alloc", "set", "scan_axis", "rows", "product",
-                                          "layout"]))
+                                          "layout", "block"]))
     r = case.rank
-    event(f"tail: {tail if tail != 'points' or r >= 2 else 'none'}")
+    event(f"tail: {tail if tail not in ('points', 'block') or r >= 2 else 'none'}")
     if tail == "reduce":
         name = draw(st.sampled_from(["sum", "max", "prod"]))
         axes = draw(st.none() | st.lists(st.integers(0, r - 1), min_size=1, max_size=r,
@@ -258,6 +258,9 @@ def with_tail(draw, case: Case, y, text: str, tails=None):
                for a in range(2)]
         case.indices += ixs
         return y[ixs[0].var, ixs[1].var], f"{text}[i0, i1]"
+    if tail == "block" and r == 2:  # block_diag of y and another tree's transpose
+        other, other_text = draw(tree([(leaf.var, leaf.var.name) for leaf in case.leaves]))
+        return pt.linalg.block_diag(y, other.T), f"block_diag({text}, {other_text}.T)"
     if tail == "join":
         other, other_text = draw(tree([(leaf.var, leaf.var.name) for leaf in case.leaves]))
         axis = draw(st.integers(0, r - 1))
@@ -325,7 +328,7 @@ def gradients(draw):
     y = _float(y)
     out, out_text = draw(with_tail(case, y, text,
                                    ["none", "reduce", "slice", "take", "points", "join",
-                                    "set", "rows", "product", "layout"]))
+                                    "set", "rows", "product", "layout", "block"]))
     cost = pt.sum(out * out) if draw(st.booleans()) else pt.sum(out)
     wrt = [leaf.var for leaf in case.leaves if leaf.dtype in FLOATS]
     case.outputs = [cost, *pytensor.grad(cost, wrt)]
