@@ -274,6 +274,25 @@ def test_a_hit_in_process_behaves_as_a_fresh_compile(graphs, monkeypatch):
     assert str(hit.value).splitlines()[0] == str(fresh.value).splitlines()[0]
 
 
+def test_a_rewriter_profile_prints_on_a_miss_and_a_hit(graphs, monkeypatch):
+    """``config.profile_optimizer`` with ``profile=True``: the profile's summary prints the
+    real rewriter's report on a miss and says so on a hit (it raised
+    ``NotImplementedError`` from the cached rewriter before session 18)."""
+    import io
+
+    monkeypatch.setattr(pytensor.config, "profile", True)
+    monkeypatch.setattr(pytensor.config, "profile_optimizer", True)
+    texts = []
+    for _ in range(2):
+        f = compile_logistic()
+        f(*LOGISTIC_ARGS)
+        out = io.StringIO()
+        f.profile.summary(file=out)
+        texts.append(out.getvalue())
+    assert graph_cache.stats["misses"] == graph_cache.stats["hits"] == 1
+    assert "canonicalize" in texts[0] and "graph cache: a hit" in texts[1]
+
+
 def test_the_switch_turns_it_off(graphs, monkeypatch):
     monkeypatch.setenv("AOT_GRAPH_CACHE", "0")
     compile_logistic()

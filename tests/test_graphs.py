@@ -7,16 +7,16 @@ of n-ary add/mul, binary ops (maximum, minimum, sub, true_div, pow, arctan2, mod
 comparisons with switch, then optionally a tail on its result: a reduction (keepdims or
 not), basic or advanced indexing (an input index vector, one per dimension for points), a
 join or a block diagonal with a second tree, an alloc, a slice set or incremented,
-cumsum/cumprod/sort/argmax along an axis, softmax/log_softmax/logsumexp, a product with its own transpose, a
-transposed, flattened or reversed view; and the gradients of scalar-valued float graphs.
-Each graph is compiled in mode AOT and with the Python linker under the same rewrites, and
-called as a user would: three calls of one input geometry (recorded, then planned and
-replayed from C), bad inputs three times (an index out of range has the good geometry, so a
-plan replays it; another size for an input is a geometry of its own, refused unless it
-broadcasts), a good call again, a second geometry (other sizes where the types allow;
-strided, reversed and Fortran-order inputs), and a copy made by pickling. Every call must
-give what the Python linker gives: the same results (zeros with the same sign), or the same
-exception class.
+cumsum/cumprod/sort/argmax along an axis, softmax/log_softmax/logsumexp, a product with its
+own transpose, a transposed, flattened or reversed view; and the gradients of scalar-valued
+float graphs. Each graph is compiled in mode AOT and with the Python linker under the same
+rewrites, and called as a user would: three calls of one input geometry (recorded, then
+planned and replayed from C), bad inputs three times (an index out of range has the good
+geometry, so a plan replays it; another size for an input is a geometry of its own, refused
+unless it broadcasts), a good call again, a second geometry (other sizes where the types
+allow; strided, reversed and Fortran-order inputs), and a copy made by pickling. Every call
+must give what the Python linker gives: the same results (zeros with the same sign), or the
+same exception class.
 ``AOT_GRAPH_EXAMPLES=N`` draws N graphs (and N/2 gradients) instead of CI's 80 and 40.
 
 Only public entry points: mode "AOT" registered by importing ``aotkernels.pytensor_mode``.
