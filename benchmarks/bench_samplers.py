@@ -16,8 +16,10 @@ the first draw (all chains), gradient evaluations per second, and the process's 
   model cache the "aot+nutpie" row filled, everything else still empty), then a run of
   one chain with 1 tuning step and 1 draw (first draw = compile + that run; nutpie 0.16.8
   panics with tune=0), then the full run, timed alone (whole run = compile + full run).
-- ``pm.sample``: one call with ``compile_kwargs={"mode": ...}``, NUTS; first draw is the
-  first ``callback``.
+- ``pm.sample``: one call with ``compile_kwargs={"mode": ...}`` and that mode the default
+  (``aotkernels.pytensor.use_as_default()``, ``config.mode``), NUTS: PyMC compiles its
+  trace's point function with the default mode, not ``compile_kwargs`` (before session 18
+  that was the C backend in every row); first draw is the first ``callback``.
 - Gradient evaluations per second (per core): ``sum(n_steps)`` over tuning and draws,
   divided by the sampling seconds (after the first draw) and by the chains sampling at once.
 
@@ -58,6 +60,7 @@ warnings.filterwarnings("ignore")
 t_import = time.perf_counter()
 import numpy as np
 import pymc as pm
+import pytensor
 import nutpie
 import aotkernels.nutpie, aotkernels.pytensor
 from tests.corpus import MODELS
@@ -100,6 +103,12 @@ if "nutpie" in sampler:
         out.update(steps_end=compiled.plans.logp.steps, swaps=compiled.plans.swaps)
 else:
     mode = {"pm AOT": "AOT", "pm NUMBA": "NUMBA", "pm C": "CVM"}[sampler]
+    # the default mode too: pm.sample compiles its trace's point function without
+    # compile_kwargs (in the default C backend, seconds of C compiles in a fresh compiledir)
+    if mode == "AOT":
+        aotkernels.pytensor.use_as_default()
+    else:
+        pytensor.config.mode = mode
     firsts = []
     def callback(trace, draw):
         if not firsts:
