@@ -60,7 +60,6 @@ def data_offset() -> int | None:
 _data_offset: int | None = -1
 
 
-
 class Wait:
     """A plan's fused kernels to come: ``arrived`` once they are ready to swap in (or
     failed, or were swapped), which fast paths made meanwhile check. In a forked child the
@@ -243,7 +242,7 @@ class Plan:
                 log.info("aotkernels: no fused kernels for this plan (%s: %s)",
                          type(exc).__name__, exc)
                 self.pending, self.fused, self.fast = None, 0, None  # fast: made anew
-                self.wait.arrive()
+                self.wait.arrive()  # the Wait of this future's request
                 return 0
             ready = [a if a is not None else ctypes.cast(next(fns), ctypes.c_void_p).value
                      for a in ready]
