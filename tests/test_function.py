@@ -116,6 +116,40 @@ def test_functions_the_fast_call_cannot_serve_use_function_call(aot_lib):
     np.testing.assert_array_equal(s.get_value(), 4 * a)
 
 
+def test_trusted_inputs_that_may_alias_take_the_fast_call(aot_lib, monkeypatch):
+    """Borrowed inputs of one type may alias, so ``Function.__call__`` checks them for
+    shared memory, unless the function ``trust_input`` (PyMC's trace point function, once
+    per draw): then neither PyTensor nor the fast call checks, and the fast call serves it."""
+    from pytensor.compile import Function
+
+    x, y = pt.vector("x"), pt.vector("y")
+    f = pytensor.function([pytensor.In(x, borrow=True), pytensor.In(y, borrow=True)],
+                          [x * 2.0, y + 1.0], mode="AOT")
+    assert f._potential_aliased_input_groups and f.n_args == -1
+    f.trust_input = True
+    assert f.n_args == 2
+    calls, plain = [0], Function.__call__
+
+    def counting(self, *args, **kwargs):
+        calls[0] += 1
+        return plain(self, *args, **kwargs)
+
+    monkeypatch.setattr(Function, "__call__", counting)
+    a = np.arange(4.0)
+    for _ in range(3):  # run, record and plan
+        f(a, a)
+    calls[0] = 0
+    for k in range(4):
+        got = f(a + k, a)
+        np.testing.assert_array_equal(got[0], (a + k) * 2.0)
+        np.testing.assert_array_equal(got[1], a + 1.0)
+    assert calls[0] == 0  # every call on the fast path
+    f.trust_input = False
+    assert f.n_args == -1
+    np.testing.assert_array_equal(f(a, a)[0], a * 2.0)
+    assert calls[0] == 1
+
+
 def test_copies_and_pickles_keep_the_fast_call(aot_lib):
     """A copy or an unpickled function (of one that has a plan) is made again from the graph
     as PyTensor makes a ``Function``, and plans its own calls."""

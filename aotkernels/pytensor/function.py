@@ -8,8 +8,9 @@ the arguments have exactly the geometry of the last planned call (``Plan.fast_pa
 checks of an ndarray of the right dtype), the call goes straight to the plan; every other
 call (keyword arguments, another geometry, lists, a dtype to convert, a bad input) is
 ``Function.__call__``, so conversions and errors stay PyTensor's own. Functions with
-updates, defaults, possibly aliased inputs or dict outputs always take
-``Function.__call__``.
+updates, defaults or dict outputs always take ``Function.__call__``, and so do functions
+whose borrowed inputs may alias (``Function.__call__`` copies aliased ones) unless they
+``trust_input``, which skips that check in PyTensor too (PyMC's trace point function).
 
 Modes reach it through ``Mode.function_maker`` (a property of ``Mode`` itself, for modes
 whose linker is mode AOT's: PyMC builds its own ``Mode`` around that linker).
@@ -30,8 +31,7 @@ def argument_cells(fn: Function) -> list | None:
     """Per positional argument of ``fn``, the index of its cell in the VM's
     ``input_storage``; None when ``fn`` cannot skip ``Function.__call__``."""
     vm = fn.vm
-    if (not isinstance(vm, PlannedLoop) or fn._potential_aliased_input_groups
-            or getattr(fn, "output_keys", None) is not None
+    if (not isinstance(vm, PlannedLoop) or getattr(fn, "output_keys", None) is not None
             or any(inp.update is not None for inp in fn.maker.expanded_inputs)):
         return None
     containers = fn.input_storage
@@ -47,15 +47,35 @@ def argument_cells(fn: Function) -> list | None:
 class AOTFunction(Function):
     """``Function`` whose calls go straight to the plan when the arguments allow it."""
 
+    n_args = -1  # positional arguments of a call the fast path may take (-1: none)
+    _arg_cells: list | None = None
+    _aliased = True
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         index = argument_cells(self)
         self.vm.arg_cells = index  # PlannedLoop makes fast_args only when it is set
-        self.n_args = -1 if index is None else len(index)
+        self._arg_cells, self._aliased = index, bool(self._potential_aliased_input_groups)
+        self._count_args()
         self.clear_args = [c.storage for c in self.input_storage if c.required]
         self.clear_outputs = [c.storage for c, v in zip(self.output_storage,
                                                         self.maker.fgraph.outputs)
                               if v.owner is not None]
+
+    @property
+    def trust_input(self) -> bool:
+        """PyTensor's flag (set after compiling: ``fn.trust_input = True``)."""
+        return self.__dict__.get("_trust_input", False)
+
+    @trust_input.setter
+    def trust_input(self, value: bool) -> None:
+        self.__dict__["_trust_input"] = value
+        self._count_args()
+
+    def _count_args(self) -> None:
+        index = self._arg_cells
+        fast = index is not None and (not self._aliased or self.trust_input)
+        self.n_args = len(index) if fast else -1
 
     def __call__(self, *args, **kwargs):
         vm = self.vm
