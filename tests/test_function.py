@@ -150,6 +150,41 @@ def test_trusted_inputs_that_may_alias_take_the_fast_call(aot_lib, monkeypatch):
     assert calls[0] == 1
 
 
+def test_results_that_are_views_of_inputs_take_the_fast_call(aot_lib, monkeypatch):
+    """A result that is an input (PyMC's trace function returns its value variables through
+    ``ViewOp``) or a view of one runs its view's thunk inside the fast call, with the
+    pointer of a view a later kernel reads set again (session 18; before, any such view
+    kept the plan off the fast call)."""
+    from pytensor.compile import Function
+
+    x, y = pt.matrix("x"), pt.vector("y")
+    outs = [pytensor.Out(x, borrow=True), pytensor.Out(y[::-1], borrow=True),
+            pt.exp(x.T) * y]
+    f, ref = modes([pytensor.In(x, borrow=True), pytensor.In(y, borrow=True)], outs)
+    assert "ViewOp" in str(f.maker.fgraph.toposort())
+    calls, plain = [0], Function.__call__
+
+    def counting(self, *args, **kwargs):
+        calls[0] += 1
+        return plain(self, *args, **kwargs)
+
+    monkeypatch.setattr(Function, "__call__", counting)
+    a, b = rng.normal(size=(3, 4)), rng.normal(size=3)
+    for _ in range(3):  # run, record and plan
+        f(a, b)
+    assert f.vm.fast_args is not None
+    wants = [ref(a + k, b - k) for k in range(4)]
+    calls[0] = 0
+    for k, want in enumerate(wants):
+        for got, w in zip(f(a + k, b - k), want):
+            close(got, w)
+    assert calls[0] == 0  # every call on the fast path
+    with pytest.raises(ValueError) as want:  # another geometry that does not broadcast
+        ref(np.ones((4, 3)), b)
+    with pytest.raises(want.type):
+        f(np.ones((4, 3)), b)
+
+
 def test_copies_and_pickles_keep_the_fast_call(aot_lib):
     """A copy or an unpickled function (of one that has a plan) is made again from the graph
     as PyTensor makes a ``Function``, and plans its own calls."""

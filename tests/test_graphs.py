@@ -749,6 +749,21 @@ def test_softmax_over_unit_axes_is_pytensors(aot_lib):
         _same(f, ref, vals, f"call {k}")
 
 
+def test_softmax_over_an_empty_axis_is_pytensors(aot_lib):
+    """Softmax and log-softmax over an axis of length 0: PyTensor 2.38's ``perform`` (SciPy's)
+    raises ``ValueError``, mode AOT's kernels returned an empty array (a generated graph on
+    2.38 found it, ``softmax(x0 + x1)`` of size 0); an empty result along another axis is
+    empty in both."""
+    x = pt.dmatrix("x")
+    outs = [pt.special.softmax(x, axis=0), pt.special.log_softmax(x, axis=-1),
+            pt.special.softmax(x, axis=None)]
+    for out in outs:
+        f, ref = _modes([x], [out])
+        for shape in ((0, 3), (3, 0), (0, 0), (2, 3)):
+            for k in range(3):
+                _same(f, ref, [np.ones(shape)], f"{out}: {shape}, call {k}")
+
+
 def test_empty_advanced_index_results_still_check_their_indices(aot_lib):
     """``y[i, j]`` (and its set/inc) where a dimension beside the indices is 0: no element
     comes out, yet NumPy refuses an index out of range, on every call (a generated graph

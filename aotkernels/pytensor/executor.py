@@ -17,6 +17,7 @@ from collections import Counter
 from typing import NamedTuple
 
 import numpy as np
+from pytensor.graph.basic import Constant
 
 # how a node runs in a plan
 KERNEL, VIEW, VIEW_RUN, STATIC, PYTHON = "kernel", "view", "view (run)", "static", "python"
@@ -271,7 +272,9 @@ class Plan:
         steps, and stand aside once those arrive (``run`` swaps them in). ``runner``: the
         library's ``aotk_run_call``, which reads the arrays' data pointers in C and runs
         the first segment in one ctypes call (without it, Python sets every root)."""
-        if vm.time_thunks or any(item.__class__ is not Segment for item in self.items):
+        views = [item for item in self.items if item.__class__ is not Segment]
+        if vm.time_thunks or views and (self.items[0].__class__ is not Segment or not all(
+                self.input_view(item, vm) for item in views)):
             return None
         offset = data_offset() if runner is not None and self.items else None
         env = {"ndarray": np.ndarray, "empty": np.empty, "pointer": pointer,
@@ -323,7 +326,7 @@ class Plan:
         set_later = ({id(cell) for _, cell, _ in self.fresh}
                      | {id(view[0]) for view in self.fresh_views}
                      | {id(cell) for cell, _, _ in self.cells}
-                     | {id(dst) for seg in self.items for dst, _ in seg.fixups})
+                     | {id(dst) for seg in self.items for dst, _ in getattr(seg, "fixups", ())})
         for k, cell in enumerate(vm.pre_call_clear):
             if id(cell) not in set_later:  # this call gives the others their values
                 env[f"p{k}"] = cell
@@ -347,6 +350,15 @@ class Plan:
             env.update({f"c{k}": cell, f"cv{k}": value})
             lines.append(f"    c{k}[0] = cv{k}.copy()" if copy else f"    c{k}[0] = cv{k}")
         for k, seg in enumerate(self.items):
+            if seg.__class__ is not Segment:  # a view of inputs: its thunk, as ``run`` does
+                env.update({f"th{k}": seg.thunk, f"N{k}": seg.node, "raise_in_node": raise_in_node})
+                lines += ["    try:", f"        th{k}()", "    except Exception:",
+                          f"        raise_in_node(vm, N{k}, th{k})"]
+                for m, (cell, _, index) in enumerate(seg.checks):
+                    if index is not None:  # a later step reads it
+                        env[f"q{k}_{m}"] = cell
+                        lines.append(f"    roots[{index}] = pointer(q{k}_{m}[0])")
+                continue
             env.update({f"n{k}": seg.n, f"t{k}": seg.table_p, f"s{k}": seg.status_p,
                         f"g{k}": seg})
             if k == 0 and offset is not None:
@@ -368,6 +380,21 @@ class Plan:
         source = [*head, *lines, *(args_head + lines if arg_cells is not None else ())]
         exec(compile("\n".join(source), "<aotkernels plan>", "exec"), env)
         return env["fast"], env.get("fast_args")
+
+    def input_view(self, item, vm) -> bool:
+        """Whether ``item`` is a view run by its thunk (``VIEW_RUN``: a result that is an
+        input, as ``ViewOp`` in PyMC's trace function, or a view of one) of the function's
+        inputs and constants alone, through views only: its geometry follows from theirs,
+        which the fast path checks, so the fast path may run it without ``run``'s geometry
+        checks."""
+        if self.finish[item.pos][0] != VIEW_RUN:
+            return False
+        viewed = set(vm.fgraph.inputs)
+        for kind, node, *_ in self.finish[:item.pos]:
+            if kind in (VIEW, VIEW_RUN) and all(isinstance(v, Constant) or v in viewed
+                                                for v in node.inputs):
+                viewed.update(node.outputs)
+        return all(isinstance(v, Constant) or v in viewed for v in item.node.inputs)
 
     def _call(self, seg: Segment, array_roots: list, offset: int):
         """The ``aotk_call`` of ``seg`` whose arrays set ``array_roots``: (its address, the

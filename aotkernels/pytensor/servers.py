@@ -449,12 +449,28 @@ def _argsort(op, node, thunk):
 
 @serve.register(Softmax)
 def _softmax(op, node, thunk):
-    return _axis_op("softmax", node, thunk, op.axis)
+    return _softmax_like("softmax", op, node, thunk)
 
 
 @serve.register(LogSoftmax)
 def _log_softmax(op, node, thunk):
-    return _axis_op("log_softmax", node, thunk, op.axis)
+    return _softmax_like("log_softmax", op, node, thunk)
+
+
+def _softmax_like(name: str, op, node, thunk):
+    """Softmax and log-softmax along ``op.axis`` (None: all axes); over an axis of length
+    0, ``perform``: PyTensor 2.x's (SciPy's, whose ``max`` has no identity) raises
+    ``ValueError`` where the kernels would return the empty result."""
+    if _axis_op(name, node, thunk, op.axis) is thunk:
+        return thunk
+
+    axes = op.axis if op.axis is None or isinstance(op.axis, tuple) else (op.axis,)  # 3.x: tuple
+
+    def run(x):
+        if 0 in (x.shape if axes is None else [x.shape[a] for a in axes]):
+            return _by_perform(op, node, (x,))
+        return along(name, x, axis=op.axis)
+    return _kernel(node, thunk, run)
 
 
 if SoftmaxGrad is not None:
@@ -743,10 +759,11 @@ def _take_points(op, node, thunk):
 
 
 def _by_perform(op, node, values):
-    """``perform``, as a Python step of the plan, for an advanced index whose result has no
-    elements (a dimension of 0 beside the indices) while its index arrays have some: NumPy
-    checks each index against its axis all the same, and the flattened points, none, would
-    not (an index out of range must raise ``IndexError`` on every call)."""
+    """``perform``, as a Python step of the plan, where the kernels would not do what it
+    does on empty operands: an advanced index whose result has no elements (a dimension of
+    0 beside the indices) while its index arrays have some (NumPy checks each index against
+    its axis all the same, and the flattened points, none, would not: an index out of range
+    must raise ``IndexError`` on every call); a softmax over an axis of length 0."""
     record.opaque("an empty advanced index's bounds checks")
     out = [[None] for _ in node.outputs]
     op.perform(node, list(values), out)
