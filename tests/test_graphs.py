@@ -764,6 +764,24 @@ def test_softmax_over_an_empty_axis_is_pytensors(aot_lib):
                 _same(f, ref, [np.ones(shape)], f"{out}: {shape}, call {k}")
 
 
+def test_fill_left_in_a_gradient_is_served(aot_lib):
+    """PyTensor 2.38 leaves ``Second`` (``fill``) in this gradient (a generated case of a
+    1,500-graph run on 2.38): it ran ``perform`` as a Python item of the plan; now ``y``
+    broadcast by the ``alloc`` kernels, after the runtime-broadcast check."""
+    x0 = pt.tensor("x0", dtype="float64", shape=(1, None))
+    x1 = pt.vector("x1")
+    x2 = pt.tensor("x2", dtype="float64", shape=(None, 1))
+    cost = pt.sum(pt.switch(pt.neq(x0, x1), x1, x2))
+    f, ref = _modes([x0, x1, x2], [cost, *pytensor.grad(cost, [x0, x1, x2])])
+    rng = np.random.default_rng(0)
+    for shapes in [((1, 3), (3,), (2, 1))] * 3 + [((1, 1), (1,), (1, 1)),
+                                                 ((1, 4), (4,), (3, 1)), ((1, 3), (2,), (2, 1))]:
+        vals = [rng.integers(0, 2, size=s).astype("float64") for s in shapes]
+        for k in range(2):
+            _same(f, ref, vals, f"{shapes}, call {k}")
+    assert not _on_perform(f), _on_perform(f)
+
+
 def test_empty_advanced_index_results_still_check_their_indices(aot_lib):
     """``y[i, j]`` (and its set/inc) where a dimension beside the indices is 0: no element
     comes out, yet NumPy refuses an index out of range, on every call (a generated graph

@@ -178,6 +178,8 @@ def _elemwise(op, node, thunk):
         return _composite(op, node, thunk)
     if isinstance(op.scalar_op, ScalarLoop):
         return _scalar_loop(op, node, thunk)
+    if isinstance(op.scalar_op, ps.Second):
+        return _second(op, node, thunk)
     name = scalar_op_name(op.scalar_op)
     dtypes = _dtypes(node)
     if len(node.outputs) != 1 or name is None or any(d not in CODES for d in dtypes):
@@ -189,6 +191,24 @@ def _elemwise(op, node, thunk):
     except TypeError:
         return thunk
     return ElemwiseThunk(node, name, pairwise, thunk.inputs, thunk.outputs)
+
+
+def _second(op, node, thunk):
+    """``fill(x, y)``: ``y`` broadcast to the shape both broadcast to (PyTensor 2.38 leaves
+    some in gradients), after PyTensor's check of runtime broadcasting, as the ``alloc``
+    kernels write it. An in-place one stays ``perform``'s."""
+    dtypes = _dtypes(node)
+    if len(node.inputs) != 2 or op.inplace_pattern or any(d not in CODES for d in dtypes):
+        return thunk
+    dtype, checked = dtypes[-1], [None]
+
+    def run(x, y):
+        shapes = [np.shape(x), np.shape(y)]
+        if shapes != checked[0]:  # PyTensor refuses undeclared runtime broadcasting
+            Elemwise._check_runtime_broadcast(node, [np.asarray(x), np.asarray(y)])
+            checked[0] = shapes
+        return ak.alloc(y, np.broadcast_shapes(*shapes), dtype)
+    return _kernel(node, thunk, run)
 
 
 def _composite(op, node, thunk):
