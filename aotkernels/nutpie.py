@@ -21,8 +21,6 @@ compile time: after ``pm.set_data``, compile again.
 from __future__ import annotations
 
 import dataclasses
-import gc
-import os
 import threading
 import warnings
 from contextlib import contextmanager
@@ -34,6 +32,7 @@ from nutpie import compile_pymc
 from nutpie.compiled_pyfunc import from_pyfunc
 
 from aotkernels import model_cache
+from aotkernels.process import freeze_once
 from aotkernels.pytensor import AOT, graph_cache, lean_rewriting
 from aotkernels.pytensor.cplan import Model, NotExportable, entry_points, export
 from aotkernels.pytensor.graph_cache import CachedMode
@@ -76,24 +75,6 @@ def compile_pymc_model(model, *, var_names=None, initial_points=None, jitter_rvs
     with aot_default(), lean_rewriting.rewriting():
         return compile_model(model, var_names, initial_points, jitter_rvs,
                              default_initialization_strategy)
-
-
-#: whether ``freeze_once`` froze this process's objects already
-_frozen: list[bool] = []
-
-
-def freeze_once() -> None:
-    """Once per process, move every object alive now (mostly what importing PyMC, PyTensor,
-    arviz and nutpie made: ~300,000 objects) out of the garbage collector's full collections
-    (``gc.freeze``). In a fresh process the first full collection came during the compile
-    and scanned them all: 0.2-0.4 s, half of a warm time to the first draw; later full
-    collections scan only what is newer. The price: a reference cycle already garbage now
-    is never freed. ``AOT_GC_FREEZE=0`` leaves the collector alone."""
-    if _frozen:
-        return
-    _frozen.append(True)
-    if os.environ.get("AOT_GC_FREEZE", "1").strip().lower() not in ("0", "false", "no", "off"):
-        gc.freeze()
 
 
 #: ``aot_default`` changes process-wide settings: one compile at a time

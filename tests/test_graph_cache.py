@@ -301,6 +301,41 @@ def test_the_switch_turns_it_off(graphs, monkeypatch):
     assert not graphs.exists()
 
 
+#: a child process: the freeze count before, after one and after two mode-AOT compiles
+FREEZE_CHILD = r"""
+import gc, json
+import pytensor, pytensor.tensor as pt
+import aotkernels.pytensor as am
+counts = [gc.get_freeze_count()]
+for k in (1, 2):
+    x = pt.vector("x")
+    pytensor.function([x], pt.exp(x) * k, mode=am.AOT)
+    garbage = [[] for _ in range(1000)]  # new objects a second freeze would take
+    counts.append(gc.get_freeze_count())
+print(json.dumps(counts))
+"""
+
+
+@pytest.mark.parametrize("switch", [None, "0"])
+def test_the_first_compile_freezes_the_imports_once(graphs, switch):
+    """The first full garbage collection of a fresh process scanned everything the imports
+    made, inside the first compile's rewriting; the first compile freezes those objects
+    instead (once), unless ``AOT_GC_FREEZE=0``."""
+    env = dict(os.environ, AOT_GRAPH_CACHE_DIR=str(graphs))
+    env.pop("AOT_GC_FREEZE", None)
+    if switch is not None:
+        env["AOT_GC_FREEZE"] = switch
+    res = subprocess.run([sys.executable, "-c", FREEZE_CHILD], env=env, capture_output=True,
+                         text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-4000:]
+    before, first, second = json.loads(res.stdout.strip().splitlines()[-1])
+    assert before == 0
+    if switch is None:
+        assert first > 10_000 and second <= first  # frozen objects freed by refcount leave
+    else:
+        assert first == second == 0
+
+
 def test_edited_rewriting_code_uses_other_entries(monkeypatch):
     """Entries made by other sources of aotkernels' rewriting are never read: an edited
     checkout (or a reinstall under the same version) gets a directory of its own. Before

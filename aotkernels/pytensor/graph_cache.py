@@ -61,7 +61,7 @@ from pytensor.tensor.type import TensorType
 
 from aotkernels import __version__ as AOTKERNELS_VERSION
 from aotkernels import jit, trust
-from aotkernels.process import atomic_write
+from aotkernels.process import atomic_write, freeze_once
 from aotkernels.pytensor import lean_rewriting
 from aotkernels.signature import ABI_VERSION
 
@@ -589,6 +589,7 @@ class CachedRewriter(GraphRewriter):
             self.real.print_profile(stream, prof, level)
 
     def apply(self, fgraph):
+        freeze_once()
         key = None
         if enabled():
             try:
