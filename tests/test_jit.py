@@ -138,3 +138,24 @@ def test_without_a_c_compiler_jit_objects_load_with_llvmlite(aot_lib, tmp_path):
         report = run(env, tmp_path)
         assert report["ok"] and report["stats"] == stats and report["llvmlite_imported"]
     assert len(list(cache.glob("*/aotk_*.o"))) == 2 and not list(cache.glob("*/*.so"))
+
+
+def test_background_compiles_yield_the_cpu(aot_lib, jit_cache):
+    """Nobody waits for a background compile (fused kernels), so its thread, and through it
+    the compiler process, runs at the lowest priority: at equal priority it took a third of
+    two cores from two sampling chains. The caller's own priority is left alone."""
+    import os
+    import threading
+
+    from aotkernels.signature import Signature
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("per-thread nice values are Linux's")
+    mine = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    sig = Signature("elemwise", "exp", ("float32",), "float32", "nd", 3)  # not in the library
+    (fn,) = jit.functions_later([sig]).result(timeout=600)
+    x = np.linspace(-2, 2, 24, dtype=np.float32).reshape(2, 3, 4)[:, ::-1, ::2]
+    np.testing.assert_allclose(ak.elemwise("exp", x), np.exp(x), rtol=1e-6)
+    (worker,) = [t for t in threading.enumerate() if t.name == "aotkernels-jit"]
+    assert os.getpriority(os.PRIO_PROCESS, worker.native_id) == 19  # the most a nice goes
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == mine
