@@ -510,10 +510,12 @@ def _background(work) -> None:
 def _yield_the_cpu() -> None:
     """Make the calling (background) thread, and every compiler and linker process it
     starts, the lowest priority (Linux: a thread's nice value is its own, and a child
-    inherits its thread's). Nobody waits for these compiles, while the process's other
-    work, or its siblings' (``pm.sample``'s chains), runs at full speed on the same cores:
-    at equal priority a compile took a third of the CPU from two sampling chains on two
-    cores. An idle core still runs it at full speed."""
+    inherits its thread's). Plans run unfused until these compiles end, while the process's
+    other work, or its siblings' (``pm.sample``'s chains), should run at full speed on the
+    same cores: at equal priority a compile took a third of the CPU from two sampling
+    chains on two cores. An idle core still runs it at full speed (so does the core of a
+    caller that waits for it, ``Plan.fuse(timeout)``); only busier work of the same user
+    at normal priority slows it."""
     import sys
     import threading
 
