@@ -62,6 +62,11 @@ def _float(ins):  # upgrade_to_float; integers are computed in float64 like PyTe
     return out, (comp,) * len(ins)
 
 
+def _float_as_out(ins):  # upgrade_to_float, computed in that float (deg2rad's perform)
+    out, _ = _float(ins)
+    return out, (out,) * len(ins)
+
+
 def _true_div(ins):  # all-integer division gives floatX (float64), else the float upcast
     out = upcast(*ins)
     if kind(out) != "f":
@@ -238,7 +243,8 @@ class VecBody:
 class ScalarOp:
     """One elementwise op: its arity, type rule, and a body per compute kind ('f', 'i', 'b').
 
-    ``impls['*']`` serves every kind without its own entry. ``raises`` is the exception
+    ``impls['*']`` serves every kind without its own entry; an entry named by a compute
+    dtype (``float32``) comes before its kind's. ``raises`` is the exception
     (class, message) a non-zero kernel status stands for: a body can fail no other way.
     ``scipy``: the op is that ``scipy.special`` function, called through the library's slot
     table (``kernels/special.py``); it ships for float operands only (integers are cast).
@@ -284,7 +290,7 @@ class ScalarOp:
 
             return body(SCIPY_FUNCTIONS.index(self.scipy), self.nin)
         k = kind(compute_dtype) if compute_dtype else "*"
-        fn = self.impls.get(k, self.impls.get("*"))
+        fn = self.impls.get(compute_dtype) or self.impls.get(k, self.impls.get("*"))
         if fn is None:
             raise TypeError(f"{self.name} has no body for {compute_dtype}")
         return fn.resolve(marked, compute_dtype) if isinstance(fn, VecBody) else fn
@@ -353,6 +359,16 @@ def _xlogy0(x, y):
     return x * math.log(y)
 
 
+def _round_half_away(x):  # PyTensor's impl: not C's round(), which gives 0.0 at 0.49999999999999994
+    if x > 0:
+        return np.floor(x + 0.5)
+    return np.ceil(x - 0.5)
+
+
+#: NumPy's float32 deg2rad and rad2deg multiply by constants made in float32
+_DEG2RAD_F32 = np.float32(np.pi) / np.float32(180)
+_RAD2DEG_F32 = np.float32(180) / np.float32(np.pi)
+
 SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     # arithmetic
     _op("add", 2, _same, lambda x, y: x + y),
@@ -416,6 +432,13 @@ SCALAR_OPS: dict[str, ScalarOp] = {op.name: op for op in [
     _op("floor", 1, _float, lambda x: np.floor(x)),
     _op("ceil", 1, _float, lambda x: np.ceil(x)),
     _op("round_half_to_even", 1, _float_only, lambda x: np.rint(x)),
+    _op("round_half_away_from_zero", 1, _float_only, _round_half_away),
+    _op("trunc", 1, _float, lambda x: np.trunc(x)),
+    # angles
+    _op("deg2rad", 1, _float_as_out, f=lambda x: x * (math.pi / 180.0),
+        float32=lambda x: x * _DEG2RAD_F32),
+    _op("rad2deg", 1, _float_as_out, f=lambda x: x * (180.0 / math.pi),
+        float32=lambda x: x * _RAD2DEG_F32),
     # comparison and logic
     _op("lt", 2, _compare, lambda x, y: x < y),
     _op("le", 2, _compare, lambda x, y: x <= y),

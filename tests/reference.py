@@ -34,7 +34,10 @@ NUMPY = {
     # erfinv, betainc, ... differ by their error, up to ~1e-5 relative; README "Semantics")
     **{name: (lambda f: lambda *xs: f(*[x.astype(np.float64) for x in xs]))(getattr(sp, name))
        for name in SCIPY_FUNCTIONS},
-    "floor": np.floor, "ceil": np.ceil, "round_half_to_even": np.round,
+    "floor": np.floor, "ceil": np.ceil, "round_half_to_even": np.round, "trunc": np.trunc,
+    "round_half_away_from_zero": lambda x: np.where(x > 0, np.floor(x + np.asarray(0.5, x.dtype)),
+                                                    np.ceil(x - np.asarray(0.5, x.dtype))),
+    "deg2rad": np.deg2rad, "rad2deg": np.rad2deg,
     "lt": np.less, "le": np.less_equal, "gt": np.greater, "ge": np.greater_equal,
     "eq": np.equal, "neq": np.not_equal, "and": np.bitwise_and, "or": np.bitwise_or,
     "xor": np.bitwise_xor, "invert": np.invert, "isnan": np.isnan, "isinf": np.isinf,

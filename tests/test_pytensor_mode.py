@@ -110,6 +110,32 @@ def test_products_without_zeros_run_on_kernels(aot_lib):
     assert am.plan_summary(f)["python"] == 0
 
 
+def test_truncation_rounding_and_angles_run_on_kernels(aot_lib):
+    """``trunc``, ``round(mode="half_away_from_zero")``, ``deg2rad`` and ``rad2deg`` ran
+    ``perform`` in a Python item of the plan. On kernels now, with ``perform``'s numbers bit
+    for bit: the rounding is PyTensor's ``floor(x + 0.5)`` (C's ``round`` differs at
+    0.49999999999999994), float32 angles multiply by a float32 constant as NumPy's loops
+    do, and small integers convert to float32 before the product, as ``perform`` does."""
+    x, y, i = pt.vector("x"), pt.fvector("y"), pt.vector("i", dtype="int8")
+    outs = [pt.trunc(x) * 2, pt.round(x, mode="half_away_from_zero"), pt.deg2rad(x) + 1,
+            pt.rad2deg(y), pt.trunc(y) - pt.round(y, mode="half_away_from_zero"),
+            pt.deg2rad(i) * 2, pt.rad2deg(i) + y, pt.trunc(i)]
+    f = pytensor.function([x, y, i], outs, mode="AOT")
+    ref = pytensor.function([x, y, i], outs, mode=pytensor.compile.mode.Mode("py", None))
+    X = np.concatenate([np.linspace(-400, 400, 997), [0.49999999999999994, -0.5, 2.5, -0.0,
+                                                      np.inf, -np.inf, np.nan]])
+    Y = np.concatenate([np.linspace(-7, 7, 999).astype("float32"),
+                        np.float32([0.49999997, -2.5, 1e30, -0.0, np.nan])])
+    small = np.resize(np.arange(-128, 128).astype("int8"), X.size)
+    for _ in range(3):
+        for got, want in zip(f(X, Y, small), ref(X, Y, small)):
+            assert got.dtype == want.dtype
+            np.testing.assert_array_equal(got, want)
+            assert np.array_equal(np.signbit(got), np.signbit(want))
+    assert am.plan_summary(f)["python"] == 0, am.coverage(f)
+    assert not [row for row, source in am.coverage(f) if source == "pytensor"]
+
+
 def test_mixed_dtype_products_and_solves_run_on_kernels(aot_lib):
     """Under ``floatX=float32`` a model's float64 data meets float32 parameters: ``Dot`` of
     a float64 design matrix and a float32 vector, a triangular solve of a float64 factor and
@@ -270,17 +296,22 @@ def test_served_nodes_skip_pytensors_thunk_preparation(aot_lib, monkeypatch):
     import pytensor.scalar as ps
     from pytensor.tensor.elemwise import Elemwise
 
+    class Halve(ps.UnaryScalarOp):  # a scalar op aotkernels does not know
+        def impl(self, x):
+            return x / 2
+
     monkeypatch.setenv("AOT_GRAPH_CACHE", "0")  # the graph's own Ops, not a stored copy's
     x = pt.vector("x")
-    f = pytensor.function([x], [Elemwise(ps.sigmoid)(x), Elemwise(ps.trunc)(x)], mode="AOT")
+    halve = Halve(ps.upgrade_to_float, name="halve")
+    f = pytensor.function([x], [Elemwise(ps.sigmoid)(x), Elemwise(halve)(x)], mode="AOT")
     X = np.linspace(-0.9, 0.9, 7)
     got_served, got_kept = f(X)
     close(got_served, 1 / (1 + np.exp(-X)))
-    close(got_kept, np.trunc(X))
+    close(got_kept, X / 2)
     linker = f.maker.linker
     by_op = {type(node.op.scalar_op).__name__: (node.op, thunk)
              for node, thunk in zip(linker.nodes, linker.thunks) if isinstance(node.op, Elemwise)}
-    (served, served_thunk), (kept, kept_thunk) = by_op["Sigmoid"], by_op["Trunc"]
+    (served, served_thunk), (kept, kept_thunk) = by_op["Sigmoid"], by_op["Halve"]
     assert isinstance(served_thunk, ElemwiseThunk)
     assert not isinstance(kept_thunk, KernelThunk)
     assert served.nfunc is None and served.ufunc is None  # never prepared
