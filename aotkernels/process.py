@@ -71,8 +71,10 @@ def _renew_all() -> None:
 os.register_at_fork(after_in_child=_renew_all)
 
 
-#: whether ``freeze_once`` froze this process's objects already
+#: whether ``freeze_once`` froze this process's objects already (two compiling threads
+#: freeze once between them)
 _frozen: list[bool] = []
+_freezing = ForkSafeLock()
 
 
 def freeze_once() -> None:
@@ -87,6 +89,10 @@ def freeze_once() -> None:
     ``AOT_GC_FREEZE=0`` leaves the collector alone."""
     if _frozen:
         return
-    _frozen.append(True)
-    if os.environ.get("AOT_GC_FREEZE", "1").strip().lower() not in ("0", "false", "no", "off"):
-        gc.freeze()
+    with _freezing:
+        if _frozen:
+            return
+        _frozen.append(True)
+        if os.environ.get("AOT_GC_FREEZE", "1").strip().lower() not in ("0", "false", "no",
+                                                                         "off"):
+            gc.freeze()
