@@ -166,15 +166,25 @@ def aot_function(aot_lib):
     return lambda: pytensor.function([m, v], outs, mode="AOT")
 
 
-def test_eight_threads_share_the_resolver_and_mode_aot(aot_function, jit_cache):
+def test_eight_threads_share_the_resolver_and_mode_aot(aot_function, jit_cache, monkeypatch):
     """8 threads at once: elementwise, reductions and casts through the call path, a mode-AOT
-    function each, and the same JIT-only signature requested by all (compiled once)."""
+    function each, and the same JIT-only signature requested by all (compiled once:
+    counted by key, since other kernels may compile meanwhile, the functions' own and the
+    fused kernels an earlier test asked for in the background)."""
+    compiled: list[str] = []
+    plain = jit._compile_objects
+
+    def counted(todo, dir_fd):
+        compiled.extend(sig.key for sig, _ in todo)
+        return plain(todo, dir_fd)
+
+    monkeypatch.setattr(jit, "_compile_objects", counted)
     fns = [aot_function() for _ in range(8)]
     start = threading.Barrier(8)
     errors: list[str] = []
-    before = dict(jit.stats)
     x = np.linspace(0, 1, 30).reshape(5, 6)[:, ::2]
-    fresh = "elemwise/log1p/f8->f8/nd2" not in jit._fns
+    log1p = "elemwise/log1p/f8->f8/"  # a strided layout the test library lacks
+    fresh = not any(key.startswith(log1p) for key in jit._fns)
 
     def work(i: int) -> None:
         try:
@@ -203,5 +213,5 @@ def test_eight_threads_share_the_resolver_and_mode_aot(aot_function, jit_cache):
         t.join(timeout=120)
     assert not any(t.is_alive() for t in threads), "a thread deadlocked"
     assert not errors, errors
-    if fresh:  # log1p nd2: compiled once for the 8 threads that wanted it at once
-        assert jit.stats["compiled"] - before["compiled"] == 1
+    if fresh:  # log1p: compiled once for the 8 threads that wanted it at once
+        assert sum(key.startswith(log1p) for key in compiled) == 1, compiled
