@@ -160,7 +160,7 @@ UNARY = {"exp": pt.exp, "log1p": pt.log1p, "sigmoid": pt.sigmoid,
          # Python perform (SciPy's): kept off -inf (README, "Semantics")
          "gammaln": lambda v: pt.gammaln(pt.abs(_float(v)) + 0.5),
          "expm1": lambda v: pt.expm1(_float(v)), "trunc": lambda v: pt.trunc(_arith(v)),
-         "deg2rad": lambda v: pt.deg2rad(_arith(v)),
+         "deg2rad": lambda v: pt.deg2rad(_arith(v)), "rad2deg": lambda v: pt.rad2deg(_arith(v)),
          "round_away": lambda v: pt.round(_float(v), mode="half_away_from_zero")}
 BINARY = {"sub": lambda a, b: _arith(a) - _arith(b),
           "true_div": lambda a, b: pt.true_div(_arith(a), _arith(b)),

@@ -490,7 +490,7 @@ def _softmax_like(name: str, op, node, thunk):
 
     def run(x):
         if 0 in (x.shape if axes is None else [x.shape[a] for a in axes]):
-            return _by_perform(op, node, (x,))
+            return _by_perform(op, node, (x,), "a softmax over an empty axis")
         return along(name, x, axis=op.axis)
     return _kernel(node, thunk, run)
 
@@ -775,18 +775,18 @@ def _take_points(op, node, thunk):
     def run(x, *i):
         shape, flat = at(x.shape, i)
         if 0 in shape and any(np.size(v) for v in i):
-            return _by_perform(op, node, (x, *i))
+            return _by_perform(op, node, (x, *i), "an empty advanced index's bounds checks")
         return ak.take_points(x, flat).reshape(shape)
     return _kernel(node, thunk, run)
 
 
-def _by_perform(op, node, values):
+def _by_perform(op, node, values, why: str):
     """``perform``, as a Python step of the plan, where the kernels would not do what it
     does on empty operands: an advanced index whose result has no elements (a dimension of
     0 beside the indices) while its index arrays have some (NumPy checks each index against
     its axis all the same, and the flattened points, none, would not: an index out of range
     must raise ``IndexError`` on every call); a softmax over an axis of length 0."""
-    record.opaque("an empty advanced index's bounds checks")
+    record.opaque(why)
     out = [[None] for _ in node.outputs]
     op.perform(node, list(values), out)
     return out[0][0]
@@ -807,7 +807,7 @@ def _inc_points(op, node, thunk):
     def run(x, y, *i):
         shape, flat = at(x.shape, i)
         if 0 in shape and any(np.size(v) for v in i):
-            return _by_perform(op, node, (x, y, *i))
+            return _by_perform(op, node, (x, y, *i), "an empty advanced index's bounds checks")
         return update(x, flat, points.flat(y, shape), inplace=inplace)
     return _kernel(node, thunk, run)
 
